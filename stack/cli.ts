@@ -1,0 +1,113 @@
+// The local stack's command line: `up`, `down`, `status`, `logs <service>`, and `start` (the stack plus
+// the app). Installs what is missing into the cache, starts each service detached, waits for health.
+import { existsSync, readFileSync } from 'node:fs';
+import type { StackService } from './service.js';
+import { kafka } from './services/kafka.js';
+import { postgres } from './services/postgres.js';
+import { redis } from './services/redis.js';
+import { s3 } from './services/s3.js';
+import { temporal } from './services/temporal.js';
+import { logFile, rssMiB, runningPid, stopDetached, waitUntil } from './runtime.js';
+
+export const services: StackService[] = [postgres, redis, s3, kafka, temporal];
+
+async function probe(service: StackService): Promise<boolean> {
+  return service.healthy().catch(() => false);
+}
+
+async function bringUp(service: StackService, started: Map<string, Promise<void>>): Promise<void> {
+  for (const dep of service.dependsOn ?? []) await started.get(dep);
+  const pid = runningPid(service.name);
+  if (pid === undefined) {
+    if (await probe(service)) {
+      throw new Error(
+        `${service.name}: something else already answers on ${service.address}; stop it or change its address in the environment`,
+      );
+    }
+    await service.start();
+  }
+  await waitUntil(service.name, () => probe(service), service.startupTimeoutMs, logFile(service.name));
+  if (runningPid(service.name) === undefined)
+    throw new Error(`${service.name} exited during start; see ${logFile(service.name)}`);
+  await service.prepare?.();
+}
+
+export async function up(quiet = false): Promise<void> {
+  const t0 = Date.now();
+  await Promise.all(services.map((s) => s.install()));
+  const started = new Map<string, Promise<void>>();
+  for (const s of services) started.set(s.name, bringUp(s, started));
+  const results = await Promise.allSettled(started.values());
+  const failures = results.flatMap((r) =>
+    r.status === 'rejected' ? [String((r.reason as Error).message ?? r.reason)] : [],
+  );
+  if (!quiet || failures.length > 0) await status();
+  if (failures.length > 0) throw new Error(`stack did not come up:\n  ${failures.join('\n  ')}`);
+  console.log(`[stack] up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+export async function down(): Promise<void> {
+  // Reverse order: dependants first.
+  for (const s of [...services].reverse()) {
+    if (await stopDetached(s.name)) console.log(`[stack] stopped ${s.name}`);
+  }
+}
+
+export async function status(): Promise<boolean> {
+  const rows = await Promise.all(
+    services.map(async (s) => {
+      const pid = runningPid(s.name);
+      const healthy = pid !== undefined && (await probe(s));
+      return {
+        service: s.name,
+        address: s.address,
+        state: pid === undefined ? 'stopped' : healthy ? 'healthy' : 'unhealthy',
+        pid: pid ?? '-',
+        rss: pid === undefined ? '-' : `${rssMiB(pid)} MiB`,
+        log: logFile(s.name),
+      };
+    }),
+  );
+  console.table(rows);
+  return rows.every((r) => r.state === 'healthy');
+}
+
+function logs(name: string | undefined, lines = 60): void {
+  const s = services.find((x) => x.name === name);
+  if (!s) throw new Error(`usage: npm run stack:logs -- <${services.map((x) => x.name).join('|')}>`);
+  const file = logFile(s.name);
+  if (!existsSync(file)) throw new Error(`no log yet at ${file}`);
+  console.log(readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n'));
+  console.log(`(last ${lines} lines of ${file}; follow it with: tail -f ${file})`);
+}
+
+async function main(): Promise<void> {
+  const [command = 'status', ...args] = process.argv.slice(2);
+  const quiet = args.includes('--quiet');
+  if (quiet) process.env.ADCLICK_STACK_QUIET = '1';
+  switch (command) {
+    case 'up':
+      return up(quiet);
+    case 'down':
+      return down();
+    case 'status':
+      if (!(await status())) process.exitCode = 1;
+      return;
+    case 'logs':
+      return logs(args[0]);
+    case 'start': {
+      const { startApp } = await import('./app.js');
+      await up();
+      return startApp();
+    }
+    default:
+      throw new Error(`unknown command ${command}; use up | down | status | logs <service> | start`);
+  }
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  main().catch((e: unknown) => {
+    console.error(`[stack] ${(e as Error).message}`);
+    process.exit(1);
+  });
+}

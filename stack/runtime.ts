@@ -1,0 +1,245 @@
+// What every local service needs: where its files go, how to install a tool once into the cache,
+// how to start a process detached with its PID recorded, and how to stop exactly that process.
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { config } from '../common/config.js';
+
+export const cacheDir = config.ADCLICK_CACHE_DIR;
+export const stackDir = config.ADCLICK_STACK_DIR;
+export const binDir = join(cacheDir, 'bin');
+export const logDir = join(stackDir, 'logs');
+const runDir = join(stackDir, 'run');
+
+export function dataDir(service: string): string {
+  const dir = join(stackDir, 'data', service);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+export const logFile = (service: string): string => join(logDir, `${service}.log`);
+const pidFile = (service: string): string => join(runDir, `${service}.pid`);
+
+export const isRoot = (): boolean => process.getuid?.() === 0;
+
+export function log(message: string): void {
+  if (!process.env.ADCLICK_STACK_QUIET) console.log(`[stack] ${message}`);
+}
+
+/** Runs a command to completion (installs, formatting); its output goes to `logName`'s install log. */
+export function runStep(
+  logName: string,
+  command: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<void> {
+  mkdirSync(logDir, { recursive: true });
+  const logPath = join(logDir, `${logName}.install.log`);
+  const out = openSync(logPath, 'a');
+  return new Promise<void>((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', out, out],
+    });
+    child.once('error', (e) => reject(new Error(`${command} could not run: ${e.message}`)));
+    child.once('exit', (code) => {
+      if (code === 0) resolve();
+      else reject(new Error(`${command} ${args.join(' ')} failed (exit ${code}); see ${logPath}`));
+    });
+  }).finally(() => closeSync(out));
+}
+
+export function which(command: string): string | undefined {
+  const res = spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' });
+  return res.status === 0 ? res.stdout.trim() : undefined;
+}
+
+let aptQueue: Promise<void> = Promise.resolve();
+let aptUpdated = false;
+/** Installs Debian packages when a required binary is missing (root only; otherwise explains). */
+export function ensureDebianPackages(binaries: string[], packages: string[]): Promise<void> {
+  if (binaries.every((b) => which(b) || existsSync(b))) return Promise.resolve();
+  if (!isRoot() || !which('apt-get')) {
+    throw new Error(
+      `missing ${binaries.join(', ')}: install the packages ${packages.join(' ')} (e.g. sudo apt-get install ${packages.join(' ')})`,
+    );
+  }
+  // apt holds a lock: one install at a time.
+  aptQueue = aptQueue.then(async () => {
+    log(`installing ${packages.join(' ')} from Debian ...`);
+    const env = { DEBIAN_FRONTEND: 'noninteractive' };
+    if (!aptUpdated) await runStep('apt', 'apt-get', ['update', '-qq'], { env });
+    aptUpdated = true;
+    await runStep('apt', 'apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
+      env,
+    });
+  });
+  return aptQueue;
+}
+
+/** Builds a Go command into the cache with `go install` unless it is already there. */
+export async function ensureGoBinary(name: string, modulePath: string): Promise<string> {
+  const target = join(binDir, name);
+  if (existsSync(target)) return target;
+  if (!which('go')) throw new Error(`${name} needs Go to build (${modulePath}); install Go 1.22+`);
+  log(`building ${name} with go install ${modulePath} (first time only, a few minutes) ...`);
+  mkdirSync(binDir, { recursive: true });
+  await runStep(name, 'go', ['install', modulePath], { env: { GOBIN: binDir, CGO_ENABLED: '0' } });
+  return target;
+}
+
+/** Copies a Maven project's runtime dependencies into the cache unless already done. */
+export async function ensureMavenJars(name: string, pomDir: string, libDir: string): Promise<void> {
+  const done = join(libDir, '.complete');
+  if (existsSync(done) && statSync(done).mtimeMs >= statSync(join(pomDir, 'pom.xml')).mtimeMs) return;
+  if (!which('mvn')) throw new Error(`${name} needs Maven to fetch its jars; install maven`);
+  log(`fetching ${name} jars from Maven Central (first time only) ...`);
+  rmSync(libDir, { recursive: true, force: true });
+  await runStep(
+    name,
+    'mvn',
+    ['-q', '-B', 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${libDir}`],
+    { cwd: pomDir },
+  );
+  writeFileSync(done, new Date().toISOString());
+}
+
+export function readPid(service: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(pidFile(service), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function runningPid(service: string): number | undefined {
+  const pid = readPid(service);
+  return pid !== undefined && isAlive(pid) ? pid : undefined;
+}
+
+/** Starts a long-running process in its own process group, output appended to its log. */
+export function startDetached(
+  service: string,
+  command: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): number {
+  mkdirSync(logDir, { recursive: true });
+  mkdirSync(runDir, { recursive: true });
+  const out = openSync(logFile(service), 'a');
+  const child = spawn(command, args, {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    detached: true,
+    stdio: ['ignore', out, out],
+  });
+  closeSync(out);
+  if (child.pid === undefined) throw new Error(`${service}: could not start ${command}`);
+  child.unref();
+  writeFileSync(pidFile(service), String(child.pid));
+  return child.pid;
+}
+
+/** Stops the process group this stack started for `service` (by recorded PID, never by name). */
+export async function stopDetached(service: string, graceMs = 20_000): Promise<boolean> {
+  const pid = readPid(service);
+  if (pid === undefined) return false;
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+  if (isAlive(pid)) {
+    signal('SIGTERM');
+    const deadline = Date.now() + graceMs;
+    while (isAlive(pid) && Date.now() < deadline) await sleep(200);
+    if (isAlive(pid)) signal('SIGKILL');
+    while (isAlive(pid)) await sleep(100);
+  }
+  rmSync(pidFile(service), { force: true });
+  return true;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function waitUntil(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  logHint: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await probe().catch(() => false)) return;
+    await sleep(500);
+  }
+  throw new Error(`${what} did not become healthy within ${Math.round(timeoutMs / 1000)} s; see ${logHint}`);
+}
+
+export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+export async function httpOk(url: string, timeoutMs = 2000): Promise<boolean> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  await res.arrayBuffer();
+  return res.ok;
+}
+
+/** Resident memory of a process and its descendants, in MiB (Linux /proc). */
+export function rssMiB(pid: number): number {
+  const res = spawnSync('ps', ['-e', '-o', 'pid=,ppid=,rss='], { encoding: 'utf8' });
+  const rows = res.stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).map(Number) as [number, number, number]);
+  const children = new Map<number, number[]>();
+  const rss = new Map<number, number>();
+  for (const [p, pp, r] of rows) {
+    rss.set(p, r);
+    children.set(pp, [...(children.get(pp) ?? []), p]);
+  }
+  let total = 0;
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop()!;
+    total += rss.get(p) ?? 0;
+    stack.push(...(children.get(p) ?? []));
+  }
+  return Math.round(total / 1024);
+}

@@ -1,0 +1,98 @@
+// Kafka 4 (KRaft, one node acting as broker and controller) from Maven Central jars on Java 17.
+// Single-node settings: replication factor 1 for the offsets and transaction-state topics, without
+// which consumer groups and transactions hang silently.
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { hostPort, kafkaBrokers } from '../../common/config.js';
+import { appTopics, createKafka, ensureTopics } from '../../common/kafka.js';
+import type { StackService } from '../service.js';
+import { cacheDir, dataDir, ensureMavenJars, runStep, startDetached } from '../runtime.js';
+
+const { host, port } = hostPort(kafkaBrokers()[0]!);
+const controllerPort = port + 1;
+const libDir = join(cacheDir, 'kafka', 'lib');
+const classpath = `${libDir}/*`;
+const log4j = resolve('stack/kafka/log4j2.yaml');
+
+function writeServerProperties(dir: string): string {
+  const file = join(dir, 'server.properties');
+  const props = {
+    'process.roles': 'broker,controller',
+    'node.id': '1',
+    'controller.quorum.voters': `1@${host}:${controllerPort}`,
+    listeners: `PLAINTEXT://${host}:${port},CONTROLLER://${host}:${controllerPort}`,
+    'advertised.listeners': `PLAINTEXT://${host}:${port}`,
+    'controller.listener.names': 'CONTROLLER',
+    'listener.security.protocol.map': 'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+    'log.dirs': join(dir, 'logs'),
+    'num.partitions': '4',
+    'auto.create.topics.enable': 'false',
+    'offsets.topic.replication.factor': '1',
+    'transaction.state.log.replication.factor': '1',
+    'transaction.state.log.min.isr': '1',
+    'group.initial.rebalance.delay.ms': '0',
+    'log.retention.hours': '168',
+  };
+  writeFileSync(
+    file,
+    Object.entries(props)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n') + '\n',
+  );
+  return file;
+}
+
+const jvmArgs = [
+  '-Xms256m',
+  '-Xmx768m',
+  '-XX:+UseG1GC',
+  `-Dlog4j2.configurationFile=${log4j}`,
+  '-cp',
+  classpath,
+];
+
+export const kafka: StackService = {
+  name: 'kafka',
+  address: `${host}:${port}`,
+  startupTimeoutMs: 90_000,
+  install() {
+    return ensureMavenJars('kafka', resolve('stack/maven/kafka'), libDir);
+  },
+  async start() {
+    const dir = dataDir('kafka');
+    const properties = writeServerProperties(dir);
+    if (!existsSync(join(dir, 'logs', 'meta.properties'))) {
+      const clusterId = randomBytes(16).toString('base64url');
+      await runStep('kafka', 'java', [
+        ...jvmArgs,
+        'kafka.tools.StorageTool',
+        'format',
+        '-t',
+        clusterId,
+        '-c',
+        properties,
+      ]);
+    }
+    startDetached('kafka', 'java', [...jvmArgs, 'kafka.Kafka', properties]);
+  },
+  async healthy() {
+    const admin = createKafka('adclick-stack-probe', { quiet: true }).admin({ retry: { retries: 0 } });
+    try {
+      await admin.connect();
+      await admin.describeCluster();
+      return true;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  },
+  async prepare() {
+    const admin = createKafka('adclick-stack').admin();
+    await admin.connect();
+    try {
+      await ensureTopics(admin, appTopics());
+    } finally {
+      await admin.disconnect();
+    }
+  },
+};

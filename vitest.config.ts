@@ -1,0 +1,28 @@
+// Two projects: `unit` (pure logic, no I/O, milliseconds) and `integration` (real services from
+// `npm run stack:up`). Integration files run one at a time: they share one Kafka, one Pinot, one
+// Temporal, and a 2-core machine.
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: [
+            '{common,ingest,speed-layer,batch-layer,serving-layer,workflows,activities,stack}/**/*.test.ts',
+          ],
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
+  },
+});
