@@ -1,0 +1,69 @@
+// `npm run bench`: runs each benchmark section as its own process (stack up first), collects the
+// figures they report, prints one table — figure, value, target, baseline measured in the same run,
+// ratio — and writes them as JSON under bench/results/ so runs can be compared.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { FIGURE_PREFIX, meetsTarget, type Figure } from './report.js';
+
+const sections = [
+  { name: 'clicks', entry: 'bench/clicks.ts' },
+  { name: 'freshness', entry: 'bench/freshness.ts' },
+  { name: 'queries', entry: 'bench/queries.ts' },
+  { name: 'batch', entry: 'bench/batch.ts' },
+];
+
+function runSection(entry: string, figures: Figure[]): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line.startsWith(FIGURE_PREFIX))
+        figures.push(JSON.parse(line.slice(FIGURE_PREFIX.length)) as Figure);
+      else console.log(line);
+    });
+    child.once('exit', (code) => resolve(code ?? 1));
+  });
+}
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const figures: Figure[] = [];
+  const failed: string[] = [];
+  for (const s of sections) {
+    if (only.length > 0 && !only.includes(s.name)) continue;
+    if (!existsSync(s.entry)) {
+      console.log(`[bench] section ${s.name}: ${s.entry} not written yet, skipped`);
+      continue;
+    }
+    console.log(`[bench] section ${s.name} ...`);
+    if ((await runSection(s.entry, figures)) !== 0) failed.push(s.name);
+  }
+  const fmt = (n: number | undefined): string =>
+    n === undefined || Number.isNaN(n) ? '-' : Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(2);
+  console.table(
+    figures.map((f) => ({
+      section: f.section,
+      figure: f.figure,
+      value: `${fmt(f.value)} ${f.unit}`,
+      target: f.target ?? '-',
+      met: meetsTarget(f.value, f.target) === undefined ? '-' : meetsTarget(f.value, f.target) ? 'yes' : 'NO',
+      baseline:
+        f.baseline === undefined ? '-' : `${fmt(f.baseline)} ${f.unit} (${f.baselineName ?? 'baseline'})`,
+      ratio: f.baseline ? `${(f.value / f.baseline).toFixed(2)}×` : '-',
+    })),
+  );
+  mkdirSync('bench/results', { recursive: true });
+  const file = `bench/results/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+  writeFileSync(
+    file,
+    JSON.stringify({ at: new Date().toISOString(), figures, failedSections: failed }, null, 2),
+  );
+  console.log(
+    `[bench] figures written to ${file}${failed.length ? `; sections that failed: ${failed.join(', ')}` : ''}`,
+  );
+  if (failed.length > 0) process.exitCode = 1;
+}
+
+void main();
