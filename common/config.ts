@@ -1,7 +1,7 @@
 // The one place that reads the environment. Every address, port, key and tuning knob of the app
 // and of the local stack is validated here once and handed out typed; the defaults make a local
 // run work with no setup, and each can be overridden to point at a remote cluster instead.
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -46,6 +46,55 @@ const schema = z.object({
   // PIDs live in the checkout's .stack/ folder.
   ADCLICK_CACHE_DIR: z.string().default(join(homedir(), '.cache', 'adclick')),
   ADCLICK_STACK_DIR: z.string().default(resolve('.stack')),
+  // --- Batch layer (archiver, compaction worker, schedules) ---
+  // Key prefix inside S3_BUCKET for raw files and indexes ('' in production; tests use a unique one).
+  BATCH_S3_PREFIX: z.string().default(''),
+  ARCHIVER_GROUP_ID: z.string().default('adclick-archiver'),
+  // A partition's buffer is written to S3 once it holds this many events or is this old (ms).
+  ARCHIVER_FLUSH_EVENTS: positiveInt.default(100_000),
+  ARCHIVER_FLUSH_MS: positiveInt.default(30_000),
+  // How late (ms) an event may reach Kafka after its ts and still be in its hour's first compaction.
+  ARCHIVER_WATERMARK_GRACE_MS: positiveInt.default(60_000),
+  // Local scratch space for downloaded Parquet files (reused when an activity resumes).
+  BATCH_WORK_DIR: z.string().default(join(tmpdir(), 'adclick-batch')),
+  // Schedule ids are `<prefix>-compact-hourly` and `<prefix>-compact-daily`.
+  BATCH_SCHEDULE_PREFIX: z.string().default('adclick'),
+  BATCH_CREATE_SCHEDULES: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
+  // Failure drills only: the compaction activity pauses this long (ms) after its downloads, so a drill
+  // (or the worker-kill test) can kill the worker in the middle of an activity. 0 in production.
+  BATCH_FAULT_PAUSE_MS: z.coerce.number().int().min(0).default(0),
+  // --- end batch layer ---
+  // --- Click path (ingest/) ---
+  // Key salts per ad on the clicks topic (rule 7: hot ads spread over up to this many partitions).
+  ADCLICK_KEY_SALTS: positiveInt.default(8),
+  // Click service worker processes (node:cluster); 0 = one per CPU core.
+  ADCLICK_CLICK_WORKERS: z.coerce.number().int().min(0).default(0),
+  // Spool folder: clicks Kafka did not ack in time, replayed in order when it is back.
+  ADCLICK_SPOOL_DIR: z.string().default(resolve('.spool')),
+  // How long a click waits for Kafka's ack before it is spooled instead (ms).
+  ADCLICK_PRODUCE_DEADLINE_MS: positiveInt.default(300),
+  // Producer batching: a batch leaves after this many ms or events, whichever comes first.
+  ADCLICK_PRODUCE_LINGER_MS: z.coerce.number().int().min(0).default(2),
+  ADCLICK_PRODUCE_BATCH_MAX: positiveInt.default(500),
+  // Redis dedup answer deadline (ms); past it the click fails open (counted as valid).
+  ADCLICK_REDIS_DEADLINE_MS: positiveInt.default(50),
+  // In-process ad cache of each click worker (entries) and how long an unknown id stays unknown (ms).
+  ADCLICK_AD_CACHE_SIZE: positiveInt.default(200_000),
+  ADCLICK_AD_NEGATIVE_TTL_MS: positiveInt.default(30_000),
+  // --- Speed layer (speed-layer/) ---
+  SPEED_CONSUMER_GROUP: z.string().default('adclick-speed-layer'),
+  // Minutes behind the newest minute of a partition that stay open (their impression ids dedup).
+  SPEED_OPEN_WINDOW_MINUTES: positiveInt.default(5),
+  // Each partition's changed counts are committed at least this often (ms).
+  SPEED_FLUSH_INTERVAL_MS: positiveInt.default(250),
+  SPEED_LAYER_METRICS_PORT: port.default(9464),
+  // Pinot table (REALTIME) over KAFKA_MINUTE_COUNTS_TOPIC, and how long it keeps minutes (days).
+  SPEED_PINOT_TABLE: z.string().default('minute_counts'),
+  SPEED_PINOT_RETENTION_DAYS: positiveInt.default(7),
+  // --- end speed layer ---
 });
 
 export type Config = z.infer<typeof schema>;

@@ -1,0 +1,212 @@
+// A speed-layer consumer: one member of a Kafka consumer group on `clicks`. It keeps a MinuteWindow
+// per owned partition and, at least every flush interval, commits each partition's changed counts
+// and its checkpoint atomically through a PartitionSink (PostgreSQL transaction or Kafka
+// transaction). On every (re)assignment it claims each partition from the sink (fencing the
+// previous owner), and seeks to the checkpoint's replayFrom to rebuild the open window's impression
+// ids before counting again from nextOffset — so crashes and rebalances neither lose nor
+// double-count (see minute-window.ts for why the rebuild is exact).
+import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import { decodeClickEvent, type ClickEvent } from '../common/click-event.js';
+import {
+  consumerLag,
+  duplicatesDropped,
+  eventsCounted,
+  eventsSkipped,
+  flushDuration,
+  flushFailures,
+  lateEvents,
+} from './metrics.js';
+import { MinuteWindow, type Checkpoint } from './minute-window.js';
+import { FencedError, type PartitionSink } from './sink.js';
+
+export interface SpeedConsumerOptions {
+  kafka: Kafka;
+  topic: string;
+  groupId: string;
+  sink: PartitionSink;
+  /** Label for metrics: 'postgres' | 'pinot'. */
+  storeName: string;
+  openMinutes: number;
+  flushIntervalMs: number;
+  /** Kafka group session timeout: how soon a dead member's partitions move (ms). */
+  sessionTimeoutMs?: number;
+  log?: (message: string) => void;
+}
+
+interface PartitionState {
+  window: MinuteWindow;
+  generation: number;
+  committed: Checkpoint;
+  lastFlushAt: number;
+}
+
+const AD_ID = /^[1-9][0-9]{0,17}$/;
+
+export class SpeedConsumer {
+  private readonly consumer: Consumer;
+  private readonly admin: Admin;
+  private readonly states = new Map<number, PartitionState>();
+  private generation = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly log: (message: string) => void;
+
+  constructor(private readonly opts: SpeedConsumerOptions) {
+    this.log = opts.log ?? (() => undefined);
+    this.consumer = opts.kafka.consumer({
+      groupId: opts.groupId,
+      readUncommitted: false,
+      sessionTimeout: opts.sessionTimeoutMs ?? 10_000,
+      heartbeatInterval: Math.min(3000, Math.floor((opts.sessionTimeoutMs ?? 10_000) / 4)),
+    });
+    this.admin = opts.kafka.admin();
+  }
+
+  async start(): Promise<void> {
+    const { topic } = this.opts;
+    await this.admin.connect();
+    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+      // Eager rebalancing: every join revokes everything, so every owned partition is claimed anew.
+      this.generation += 1;
+      const owned = payload.memberAssignment[topic] ?? [];
+      this.log(
+        `joined ${this.opts.groupId} (generation ${this.generation}), partitions [${owned.join(', ')}]`,
+      );
+    });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic, fromBeginning: true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.serial(() => this.onBatch(payload)),
+    });
+    this.timer = setInterval(
+      () => void this.serial(() => this.flushDue(false)).catch((e: Error) => this.log(`flush: ${e.message}`)),
+      Math.max(20, Math.floor(this.opts.flushIntervalMs / 4)),
+    );
+  }
+
+  /** Commits what is pending, then leaves the group. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.serial(() => this.flushDue(true)).catch((e: Error) => this.log(`final flush: ${e.message}`));
+    await this.consumer.disconnect();
+    await this.admin.disconnect();
+  }
+
+  /** Partitions this member currently holds state for (for tests and logs). */
+  ownedPartitions(): number[] {
+    return [...this.states.keys()].sort((a, b) => a - b);
+  }
+
+  // Batches, flushes and claims run one at a time: a flush never sees half a batch.
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async onBatch({ batch, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const { partition } = batch;
+    if (this.stopped) return;
+    let state = this.states.get(partition);
+    if (!state || state.generation !== this.generation) {
+      // First batch of a new assignment: claim, then re-read from the checkpoint's replay start.
+      state = await this.claim(partition);
+      this.consumer.seek({ topic: batch.topic, partition, offset: String(state.window.nextToRead) });
+      return;
+    }
+    const { window } = state;
+    for (const message of batch.messages) {
+      if (!isRunning() || isStale()) break;
+      const offset = Number(message.offset);
+      let event: ClickEvent;
+      try {
+        event = decodeClickEvent(message.value ?? Buffer.alloc(0));
+        if (!AD_ID.test(event.adId)) throw new Error(`malformed ad id ${event.adId}`);
+      } catch {
+        window.pass(offset);
+        eventsSkipped.inc({ reason: 'malformed' });
+        continue;
+      }
+      const outcome = window.add(event, offset);
+      if (outcome === 'counted') eventsCounted.inc();
+      else if (outcome === 'late') {
+        eventsCounted.inc();
+        lateEvents.inc();
+      } else if (outcome === 'duplicate') duplicatesDropped.inc();
+      else if (outcome === 'ignored') eventsSkipped.inc({ reason: event.status });
+      else if (outcome === 'replayed') eventsSkipped.inc({ reason: 'rebuild' });
+    }
+    const lag = Number(batch.highWatermark) - window.nextToRead;
+    consumerLag.set({ topic: batch.topic, partition: String(partition) }, Math.max(0, lag));
+    // A busy partition flushes from here, on time, without waiting for the timer's turn.
+    if (Date.now() - state.lastFlushAt >= this.opts.flushIntervalMs)
+      await this.flushPartition(partition, state);
+    await heartbeat();
+  }
+
+  private async claim(partition: number): Promise<PartitionState> {
+    const { topic } = this.opts;
+    let checkpoint = await this.opts.sink.claim(partition);
+    if (!checkpoint) {
+      const offsets = await this.admin.fetchTopicOffsets(topic);
+      const low = Number(offsets.find((o) => o.partition === partition)?.low ?? 0);
+      checkpoint = { nextOffset: low, replayFrom: low, watermark: null };
+    }
+    const window = new MinuteWindow(checkpoint, { openMinutes: this.opts.openMinutes });
+    const state = { window, generation: this.generation, committed: checkpoint, lastFlushAt: Date.now() };
+    this.states.set(partition, state);
+    this.log(
+      `claimed ${topic}[${partition}]: next ${checkpoint.nextOffset}, rebuilding from ${checkpoint.replayFrom}`,
+    );
+    return state;
+  }
+
+  private async flushDue(all: boolean): Promise<void> {
+    for (const [partition, state] of this.states) {
+      if (state.generation !== this.generation) {
+        this.states.delete(partition); // revoked: its uncommitted work is the next owner's
+        continue;
+      }
+      if (all || Date.now() - state.lastFlushAt >= this.opts.flushIntervalMs) {
+        await this.flushPartition(partition, state);
+      }
+    }
+  }
+
+  private async flushPartition(partition: number, state: PartitionState): Promise<void> {
+    const { window } = state;
+    state.lastFlushAt = Date.now();
+    if (window.replaying) return;
+    if (window.pendingChanges === 0 && window.nextToRead <= state.committed.nextOffset) return;
+    const flush = window.flush();
+    const stopTimer = flushDuration.startTimer({ store: this.opts.storeName });
+    try {
+      await this.opts.sink.commit(partition, flush, state.committed);
+      state.committed = flush.checkpoint;
+      stopTimer();
+    } catch (e) {
+      // The window already handed out this flush: it cannot be retried, only rebuilt.
+      this.states.delete(partition);
+      const fenced = e instanceof FencedError;
+      flushFailures.inc({ store: this.opts.storeName, reason: fenced ? 'fenced' : 'error' });
+      this.log(`flush of ${this.opts.topic}[${partition}] failed: ${(e as Error).message}`);
+      if (!fenced && !this.stopped) {
+        // Still ours: re-read from the last commit so the lost flush is redone.
+        try {
+          this.consumer.seek({
+            topic: this.opts.topic,
+            partition,
+            offset: String(state.committed.nextOffset),
+          });
+        } catch {
+          // not running any more
+        }
+      }
+    }
+  }
+}

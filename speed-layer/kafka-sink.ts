@@ -1,0 +1,153 @@
+// SPEED_STORE=pinot: each partition flush is one Kafka transaction that writes the flush's count
+// parts to the compacted `minute_counts` topic and commits the consumed `clicks` offset (with the
+// checkpoint's replayFrom and watermark as offset metadata) via sendOffsets. Pinot reads the topic
+// read_committed with a FULL upsert on (adId, salt, minute, part), so an aborted flush is never seen
+// and a re-emitted part only replaces itself.
+//
+// Fencing: one transactional producer per clicks partition, transactional.id
+// `<group>-<topic>-<partition>` (the pre-KIP-447 pattern; KafkaJS sends no group metadata). A new
+// owner's initProducerId bumps the epoch, aborts the old owner's open transaction and makes every
+// later commit of the old owner fail. A count part is written to the same-numbered partition of
+// `minute_counts` as its clicks partition, so all records of one primary key share a partition, as
+// Pinot's upsert requires.
+import type { Admin, Kafka, Producer } from 'kafkajs';
+import type { Checkpoint, Flush } from './minute-window.js';
+import { FencedError, type PartitionSink } from './sink.js';
+
+/** One row of the minute_counts topic and of the Pinot table. */
+export interface MinuteCountRecord {
+  adId: string;
+  salt: number;
+  /** Minute start, epoch ms. */
+  minute: number;
+  /** Which part of the minute's count this is (see minute-window.ts). */
+  part: string;
+  clicks: number;
+  updatedAt: number;
+}
+
+interface OffsetMetadata {
+  replayFrom: number;
+  watermark: number | null;
+}
+
+const FENCED = new Set([
+  'INVALID_PRODUCER_EPOCH',
+  'PRODUCER_FENCED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+]);
+
+export class KafkaTransactionSink implements PartitionSink {
+  private readonly producers = new Map<number, Producer>();
+  private readonly admin: Admin;
+  private adminConnected = false;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly opts: { groupId: string; clicksTopic: string; countsTopic: string },
+  ) {
+    this.admin = kafka.admin();
+  }
+
+  async claim(partition: number): Promise<Checkpoint | null> {
+    const old = this.producers.get(partition);
+    this.producers.delete(partition);
+    if (old) await old.disconnect().catch(() => undefined);
+    const producer = this.kafka.producer({
+      transactionalId: `${this.opts.groupId}-${this.opts.clicksTopic}-${partition}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: 30_000,
+    });
+    await producer.connect();
+    // The first transaction inits the producer id: that fences the previous owner and waits until its
+    // open transaction is aborted, so the committed offset read below is final.
+    const fence = await producer.transaction();
+    await fence.abort();
+    this.producers.set(partition, producer);
+
+    if (!this.adminConnected) {
+      await this.admin.connect();
+      this.adminConnected = true;
+    }
+    const [topicOffsets] = await this.admin.fetchOffsets({
+      groupId: this.opts.groupId,
+      topics: [this.opts.clicksTopic],
+    });
+    const committed = topicOffsets?.partitions.find((p) => p.partition === partition);
+    if (!committed || Number(committed.offset) < 0) return null;
+    const nextOffset = Number(committed.offset);
+    const meta = parseMetadata(committed.metadata);
+    return {
+      nextOffset,
+      replayFrom: meta ? Math.min(meta.replayFrom, nextOffset) : nextOffset,
+      watermark: meta ? meta.watermark : null,
+    };
+  }
+
+  async commit(partition: number, flush: Flush, _previous: Checkpoint): Promise<void> {
+    const producer = this.producers.get(partition);
+    if (!producer) throw new FencedError(`${this.opts.clicksTopic}[${partition}] is not claimed here`);
+    const now = Date.now();
+    const tx = await producer.transaction();
+    try {
+      if (flush.changes.length > 0) {
+        await tx.send({
+          topic: this.opts.countsTopic,
+          acks: -1,
+          messages: flush.changes.map((c) => {
+            const record: MinuteCountRecord = {
+              adId: c.adId,
+              salt: c.salt,
+              minute: c.minute,
+              part: c.part,
+              clicks: c.clicks,
+              updatedAt: now,
+            };
+            return {
+              key: `${c.adId}:${c.salt}:${c.minute}:${c.part}`,
+              value: JSON.stringify(record),
+              partition,
+            };
+          }),
+        });
+      }
+      const { nextOffset, replayFrom, watermark } = flush.checkpoint;
+      const metadata: OffsetMetadata = { replayFrom, watermark };
+      // The offset commit carries the checkpoint's rebuild point as its metadata string (KafkaJS
+      // passes it through to TxnOffsetCommit; its types just do not declare it).
+      const partitions = [{ partition, offset: String(nextOffset), metadata: JSON.stringify(metadata) }];
+      await tx.sendOffsets({
+        consumerGroupId: this.opts.groupId,
+        topics: [{ topic: this.opts.clicksTopic, partitions }],
+      });
+      await tx.commit();
+    } catch (e) {
+      await tx.abort().catch(() => undefined);
+      const type = (e as { type?: string }).type ?? '';
+      if (FENCED.has(type) || /fenced|epoch/i.test((e as Error).message)) {
+        this.producers.delete(partition);
+        await producer.disconnect().catch(() => undefined);
+        throw new FencedError(`${this.opts.clicksTopic}[${partition}]: ${(e as Error).message}`);
+      }
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const producer of this.producers.values()) await producer.disconnect().catch(() => undefined);
+    this.producers.clear();
+    if (this.adminConnected) await this.admin.disconnect();
+  }
+}
+
+function parseMetadata(text: string | null): OffsetMetadata | null {
+  if (!text) return null;
+  try {
+    const m = JSON.parse(text) as Partial<OffsetMetadata>;
+    if (typeof m.replayFrom !== 'number') return null;
+    return { replayFrom: m.replayFrom, watermark: typeof m.watermark === 'number' ? m.watermark : null };
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,90 @@
+// The speed-layer consumer process (`npm run speed-layer`): joins the consumer group on `clicks`,
+// counts valid clicks per minute into the store chosen by SPEED_STORE (Pinot through the
+// minute_counts topic, or PostgreSQL), serves /metrics, and leaves the group cleanly on SIGTERM.
+import { config } from '../common/config.js';
+import { createPool, migrate } from '../common/db.js';
+import { createKafka, ensureTopics } from '../common/kafka.js';
+import { serveMetrics } from '../common/metrics.js';
+import { SpeedConsumer } from './consumer.js';
+import { KafkaTransactionSink } from './kafka-sink.js';
+import { ensurePinotTables } from './pinot-tables.js';
+import { PostgresSink } from './postgres-sink.js';
+import type { PartitionSink } from './sink.js';
+
+const log = (message: string): void => console.log(`[speed-layer ${process.pid}] ${message}`);
+
+async function main(): Promise<void> {
+  const kafka = createKafka(`speed-layer-${process.pid}`);
+  const clicksTopic = config.KAFKA_CLICKS_TOPIC;
+  const countsTopic = config.KAFKA_MINUTE_COUNTS_TOPIC;
+  const groupId = config.SPEED_CONSUMER_GROUP;
+
+  const admin = kafka.admin();
+  await admin.connect();
+  await ensureTopics(admin, [
+    { topic: clicksTopic, numPartitions: config.KAFKA_CLICKS_PARTITIONS, replicationFactor: 1 },
+  ]);
+  const closers: Array<() => Promise<void>> = [];
+  let sink: PartitionSink;
+  if (config.SPEED_STORE === 'pinot') {
+    // Parts are written to the clicks partition's number: minute_counts needs as many partitions.
+    const [meta] = (await admin.fetchTopicMetadata({ topics: [clicksTopic] })).topics;
+    const partitions = meta?.partitions.length ?? config.KAFKA_CLICKS_PARTITIONS;
+    await ensureTopics(admin, [
+      {
+        topic: countsTopic,
+        numPartitions: partitions,
+        replicationFactor: 1,
+        configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
+      },
+    ]);
+    await ensurePinotTables({ table: config.SPEED_PINOT_TABLE, topic: countsTopic });
+    sink = new KafkaTransactionSink(kafka, { groupId, clicksTopic, countsTopic });
+  } else {
+    const pool = createPool(4);
+    await migrate(pool);
+    sink = new PostgresSink(pool, groupId, clicksTopic);
+    closers.push(() => pool.end());
+  }
+  await admin.disconnect();
+
+  const consumer = new SpeedConsumer({
+    kafka,
+    topic: clicksTopic,
+    groupId,
+    sink,
+    storeName: config.SPEED_STORE,
+    openMinutes: config.SPEED_OPEN_WINDOW_MINUTES,
+    flushIntervalMs: config.SPEED_FLUSH_INTERVAL_MS,
+    log,
+  });
+  const metrics = serveMetrics(config.SPEED_LAYER_METRICS_PORT, config.HOST);
+  await consumer.start();
+  log(
+    `consuming ${clicksTopic} as ${groupId} into ${config.SPEED_STORE}; /metrics on :${config.SPEED_LAYER_METRICS_PORT}`,
+  );
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: committing and leaving the group`);
+    void (async () => {
+      await consumer.stop();
+      await sink.close();
+      for (const close of closers) await close();
+      metrics.close();
+      process.exit(0);
+    })().catch((e: Error) => {
+      console.error(e);
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((e: Error) => {
+  console.error(`[speed-layer] failed to start: ${e.stack ?? e.message}`);
+  process.exit(1);
+});

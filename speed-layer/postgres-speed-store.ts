@@ -1,0 +1,32 @@
+// SpeedStore over speed_counts_minute (SPEED_STORE=postgres): sums the salts of each (ad, minute).
+import type pg from 'pg';
+import type { MinuteCount, SpeedStore } from '../common/speed-store.js';
+
+export class PostgresSpeedStore implements SpeedStore {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly ownsPool = false,
+  ) {}
+
+  async minuteCounts(adIds: readonly string[], from: number, to: number): Promise<MinuteCount[]> {
+    if (adIds.length === 0 || to <= from) return [];
+    const { rows } = await this.pool.query<{ ad_id: string; minute_ms: string; clicks: string }>(
+      `select ad_id, (extract(epoch from minute) * 1000)::bigint as minute_ms, sum(clicks) as clicks
+         from speed_counts_minute
+        where ad_id = any($1::bigint[]) and minute >= to_timestamp($2 / 1000.0) and minute < to_timestamp($3 / 1000.0)
+        group by ad_id, minute
+       having sum(clicks) > 0
+        order by ad_id, minute`,
+      [adIds, from, to],
+    );
+    return rows.map((r) => ({ adId: r.ad_id, minute: Number(r.minute_ms), clicks: Number(r.clicks) }));
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('select 1 from speed_counts_minute limit 1');
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsPool) await this.pool.end();
+  }
+}

@@ -1,0 +1,71 @@
+// The SpeedStore read contract (common/speed-store.ts), one suite for every implementation: counts
+// are written through the real pipeline (clicks topic → speed-layer consumer → store) and read back.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { config } from '../../common/config.js';
+import { MINUTE_MS, minuteOf } from '../../common/time.js';
+import { PinotSpeedStore } from '../../speed-layer/pinot-speed-store.js';
+import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
+import { createSpeedStore } from '../../speed-layer/speed-store.js';
+import { click, expectedCounts, SpeedRig, uniqueAdIds, type StoreKind } from './speed-fixture.js';
+
+const pinotUp = await fetch(`${config.PINOT_CONTROLLER_URL}/health`, { signal: AbortSignal.timeout(2000) })
+  .then((r) => r.ok)
+  .catch(() => false);
+const stores: StoreKind[] = pinotUp ? ['postgres', 'pinot'] : ['postgres'];
+
+describe.each(stores)('SpeedStore contract: %s', (kind) => {
+  const rig = new SpeedRig(kind);
+  const T = minuteOf(Date.now()) - 30 * MINUTE_MS;
+  const [adA, adB, adC, silent] = uniqueAdIds(4) as [string, string, string, string];
+  const events = [
+    click(adA, T + 10, 0),
+    click(adA, T + 20, 5),
+    click(adA, T + 30, 7),
+    click(adA, T + 2 * MINUTE_MS + 1, 1),
+    click(adB, T + MINUTE_MS - 1, 3),
+    click(adC, T + 5 * MINUTE_MS, 0),
+  ];
+
+  beforeAll(async () => {
+    await rig.setUp();
+    await rig.produce(events);
+    const consumer = await rig.startConsumer();
+    const all = expectedCounts(events);
+    const got = await rig.waitForCounts([adA, adB, adC], T, T + 10 * MINUTE_MS, all, 60_000, 0);
+    expect(got).toEqual(all);
+    await rig.stopConsumer(consumer);
+  });
+  afterAll(() => rig.tearDown());
+
+  it('sums the salts of each (ad, minute) and orders rows by ad then minute', async () => {
+    const rows = await rig.store.minuteCounts([adB, adA], T, T + 10 * MINUTE_MS);
+    const ab = rows.filter((r) => r.adId === adA || r.adId === adB);
+    expect(ab).toEqual(
+      [
+        { adId: adA, minute: T, clicks: 3 },
+        { adId: adA, minute: T + 2 * MINUTE_MS, clicks: 1 },
+        { adId: adB, minute: T, clicks: 1 },
+      ].sort((x, y) => (x.adId === y.adId ? x.minute - y.minute : x.adId < y.adId ? -1 : 1)),
+    );
+  });
+
+  it('returns only the asked ads, minutes in [from, to), and no rows for minutes without clicks', async () => {
+    expect(await rig.store.minuteCounts([adA], T + MINUTE_MS, T + 2 * MINUTE_MS)).toEqual([]);
+    expect(await rig.store.minuteCounts([adA], T + 2 * MINUTE_MS, T + 3 * MINUTE_MS)).toEqual([
+      { adId: adA, minute: T + 2 * MINUTE_MS, clicks: 1 },
+    ]);
+    expect(await rig.store.minuteCounts([adC], T, T + 5 * MINUTE_MS)).toEqual([]);
+    expect(await rig.store.minuteCounts([silent], T, T + 10 * MINUTE_MS)).toEqual([]);
+    expect(await rig.store.minuteCounts([], T, T + 10 * MINUTE_MS)).toEqual([]);
+  });
+
+  it('answers ping', async () => {
+    await expect(rig.store.ping()).resolves.toBeUndefined();
+  });
+
+  it('createSpeedStore picks the implementation by SPEED_STORE', async () => {
+    const store = createSpeedStore(kind);
+    expect(store).toBeInstanceOf(kind === 'postgres' ? PostgresSpeedStore : PinotSpeedStore);
+    await store.close();
+  });
+});
