@@ -65,8 +65,14 @@ class Supervised {
   }
 }
 
-export async function startApp(): Promise<void> {
-  const present = appProcesses.filter((p) => existsSync(p.entry));
+/** `demo`: also run the traffic simulator at a gentle rate, so the dashboard moves within a minute. */
+export async function startApp(opts: { demo?: boolean } = {}): Promise<void> {
+  const demo: AppProcess = {
+    name: 'demo-traffic',
+    entry: 'tools/simulate.ts',
+    args: ['--rate', '20', '--duration', '86400', '--ads', '6', '--out', '.stack/demo-ground-truth.json'],
+  };
+  const present = [...appProcesses, ...(opts.demo ? [demo] : [])].filter((p) => existsSync(p.entry));
   if (present.length === 0) {
     console.log(`The infrastructure is up; the Temporal Web UI is at ${temporalUiUrl}.`);
     return;

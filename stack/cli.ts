@@ -3,13 +3,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { StackService } from './service.js';
 import { kafka } from './services/kafka.js';
+import { pinot } from './services/pinot.js';
 import { postgres } from './services/postgres.js';
 import { redis } from './services/redis.js';
 import { s3 } from './services/s3.js';
 import { temporal } from './services/temporal.js';
 import { logFile, rssMiB, runningPid, stopDetached, waitUntil } from './runtime.js';
 
-export const services: StackService[] = [postgres, redis, s3, kafka, temporal];
+export const services: StackService[] = [postgres, redis, s3, kafka, temporal, pinot];
 
 async function probe(service: StackService): Promise<boolean> {
   return service.healthy().catch(() => false);
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
     case 'start': {
       const { startApp } = await import('./app.js');
       await up();
-      return startApp();
+      return startApp({ demo: args.includes('--demo') });
     }
     default:
       throw new Error(`unknown command ${command}; use up | down | status | logs <service> | start`);

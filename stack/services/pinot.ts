@@ -1,0 +1,182 @@
+// Apache Pinot 0.11.0 from Maven Central jars on Java 17: one JVM (stack/pinot/PinotLauncher.java) runs
+// an embedded ZooKeeper plus controller, broker and server. 0.11.0 is the newest release whose server and
+// Kafka consumer plugin the registry serves (see stack/maven/pinot/pom.xml). Every host is pinned to
+// localhost (Pinot otherwise finds its address by a UDP "connect" to a public IP), HTTP listeners bind
+// to loopback, and ZooKeeper, deep store and segments live in .stack/data/pinot, so tables survive a
+// restart (only `QuickStart` would wipe them, which is why it is not used).
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { config, urlPort } from '../../common/config.js';
+import type { StackService } from '../service.js';
+import {
+  cacheDir,
+  dataDir,
+  ensureDebianPackages,
+  ensureMavenJars,
+  httpOk,
+  runStep,
+  startDetached,
+} from '../runtime.js';
+
+const controllerUrl = new URL(config.PINOT_CONTROLLER_URL);
+const brokerUrl = new URL(config.PINOT_BROKER_URL);
+const controllerPort = urlPort(config.PINOT_CONTROLLER_URL);
+const brokerPort = urlPort(config.PINOT_BROKER_URL);
+const zkPort = config.PINOT_ZK_PORT;
+const zkAddress = `127.0.0.1:${zkPort}`;
+// The server's query (netty) and admin ports are internal to Pinot; only the controller and broker
+// are client-facing, so these two are fixed here rather than configurable.
+const serverNettyPort = 8098;
+const serverAdminPort = 8097;
+const serverInstance = `Server_localhost_${serverNettyPort}`;
+const cluster = 'adclick';
+
+const libDir = join(cacheDir, 'pinot', 'lib');
+const launcherDir = join(cacheDir, 'pinot', 'launcher');
+const launcherSource = resolve('stack/pinot/PinotLauncher.java');
+const log4j = resolve('stack/pinot/log4j2.xml');
+const julConfig = resolve('stack/pinot/jul.properties');
+
+// Pinot 0.11 targets Java 11; on Java 17 its reflection into the JDK (memory-mapped buffers, netty,
+// Helix) needs these packages opened.
+const openPackages = [
+  'java.base/java.lang',
+  'java.base/java.lang.reflect',
+  'java.base/java.io',
+  'java.base/java.nio',
+  'java.base/java.util',
+  'java.base/java.util.concurrent',
+  'java.base/sun.nio.ch',
+  'java.base/jdk.internal.misc',
+  'java.base/jdk.internal.ref',
+];
+
+function writeProperties(file: string, props: Record<string, string | number | boolean>): string {
+  const text = Object.entries(props)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join('\n');
+  writeFileSync(
+    file,
+    `# written by stack/services/pinot.ts on every start; edit that file instead\n${text}\n`,
+  );
+  return file;
+}
+
+/** zoo.cfg and one properties file per role, all regenerated on each start. */
+function writeConfigs(dir: string): string[] {
+  const conf = join(dir, 'conf');
+  mkdirSync(conf, { recursive: true });
+  const zooCfg = writeProperties(join(conf, 'zoo.cfg'), {
+    dataDir: join(dir, 'zookeeper'),
+    clientPort: zkPort,
+    clientPortAddress: '127.0.0.1',
+    tickTime: 2000,
+    maxClientCnxns: 0,
+    'admin.enableServer': false,
+  });
+  const controller = writeProperties(join(conf, 'controller.properties'), {
+    'pinot.service.role': 'CONTROLLER',
+    'controller.helix.cluster.name': cluster,
+    'controller.zk.str': zkAddress,
+    'controller.host': 'localhost',
+    'controller.access.protocols': 'http',
+    'controller.access.protocols.http.host': controllerUrl.hostname,
+    'controller.access.protocols.http.port': controllerPort,
+    'controller.vip.host': 'localhost',
+    'controller.vip.port': controllerPort,
+    // Deep store: completed realtime segments are uploaded here and downloaded back on restart.
+    'controller.data.dir': join(dir, 'controller', 'deepstore'),
+    'controller.local.temp.dir': join(dir, 'controller', 'tmp'),
+  });
+  const broker = writeProperties(join(conf, 'broker.properties'), {
+    'pinot.service.role': 'BROKER',
+    'pinot.cluster.name': cluster,
+    'pinot.zk.server': zkAddress,
+    'pinot.broker.hostname': 'localhost',
+    'pinot.broker.client.access.protocols': 'http',
+    'pinot.broker.client.access.protocols.http.host': brokerUrl.hostname,
+    'pinot.broker.client.access.protocols.http.port': brokerPort,
+    // A local stack stops at once: no 10 s grace for queries in flight (the stack's stop allows 20 s).
+    'pinot.broker.delayShutdownTimeMs': 0,
+  });
+  const server = writeProperties(join(conf, 'server.properties'), {
+    'pinot.service.role': 'SERVER',
+    'pinot.cluster.name': cluster,
+    'pinot.zk.server': zkAddress,
+    'pinot.server.netty.host': 'localhost',
+    'pinot.server.netty.port': serverNettyPort,
+    'pinot.server.adminapi.access.protocols': 'http',
+    'pinot.server.adminapi.access.protocols.http.host': '127.0.0.1',
+    'pinot.server.adminapi.access.protocols.http.port': serverAdminPort,
+    'pinot.server.grpc.enable': false,
+    'pinot.server.instance.dataDir': join(dir, 'server', 'index'),
+    'pinot.server.instance.segmentTarDir': join(dir, 'server', 'segmentTar'),
+    'pinot.server.instance.consumerDir': join(dir, 'server', 'consumer'),
+    // Consuming segments in memory-mapped files under consumerDir rather than on the heap.
+    'pinot.server.instance.realtime.alloc.offheap': true,
+    // After a restart the server stays hidden from the broker until its segments are loaded; check
+    // every second rather than every 10 s. On stop, do not wait 15 s for queries to drain.
+    'pinot.server.startup.serviceStatusCheckIntervalMs': 1000,
+    'pinot.server.startup.timeoutMs': 120_000,
+    'pinot.server.shutdown.enableQueryCheck': false,
+  });
+  return [zooCfg, zkAddress, cluster, controller, broker, server];
+}
+
+/** Compiles the launcher into the cache unless its class is newer than the source. */
+async function ensureLauncher(): Promise<void> {
+  const compiled = join(launcherDir, 'PinotLauncher.class');
+  if (existsSync(compiled) && statSync(compiled).mtimeMs >= statSync(launcherSource).mtimeMs) return;
+  await ensureDebianPackages(['javac'], ['openjdk-17-jdk-headless']);
+  mkdirSync(launcherDir, { recursive: true });
+  await runStep('pinot', 'javac', ['-nowarn', '-cp', `${libDir}/*`, '-d', launcherDir, launcherSource]);
+}
+
+async function json(url: string): Promise<unknown> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+  if (!res.ok) throw new Error(`${url}: ${res.status}`);
+  return res.json();
+}
+
+export const pinot: StackService = {
+  name: 'pinot',
+  address: `${controllerUrl.host} (broker ${brokerUrl.host}, zk :${zkPort})`,
+  startupTimeoutMs: 240_000,
+  dependsOn: ['kafka'],
+  async install() {
+    await ensureMavenJars('pinot', resolve('stack/maven/pinot'), libDir);
+    await ensureLauncher();
+  },
+  async start() {
+    const dir = dataDir('pinot');
+    const tmp = join(dir, 'tmp');
+    mkdirSync(tmp, { recursive: true });
+    const args = writeConfigs(dir);
+    startDetached('pinot', 'java', [
+      '-Xms256m',
+      '-Xmx1g',
+      '-XX:MaxDirectMemorySize=256m',
+      '-XX:+UseG1GC',
+      '-XX:+ExitOnOutOfMemoryError',
+      ...openPackages.map((p) => `--add-opens=${p}=ALL-UNNAMED`),
+      `-Djava.io.tmpdir=${tmp}`,
+      `-Dlog4j2.configurationFile=${log4j}`,
+      `-Djava.util.logging.config.file=${julConfig}`,
+      '-Dzookeeper.admin.enableServer=false',
+      '-cp',
+      `${launcherDir}:${libDir}/*`,
+      'PinotLauncher',
+      ...args,
+    ]);
+  },
+  async healthy() {
+    if (!(await httpOk(`${controllerUrl.origin}/health`))) return false;
+    if (!(await httpOk(`${brokerUrl.origin}/health`))) return false;
+    // The server answers /health only once it has joined the cluster and loaded its segments.
+    if (!(await httpOk(`http://127.0.0.1:${serverAdminPort}/health`))) return false;
+    const server = (await json(`${controllerUrl.origin}/instances/${serverInstance}`)) as {
+      enabled?: unknown;
+    };
+    return server.enabled === true;
+  },
+};
