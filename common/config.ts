@@ -80,7 +80,7 @@ const schema = z.object({
   ADCLICK_PRODUCE_LINGER_MS: z.coerce.number().int().min(0).default(2),
   ADCLICK_PRODUCE_BATCH_MAX: positiveInt.default(500),
   // Idempotent producers per click worker sending batches in parallel (kafkajs: one request each).
-  ADCLICK_PRODUCE_LANES: positiveInt.default(4),
+  ADCLICK_PRODUCE_LANES: positiveInt.default(2),
   // Redis dedup answer deadline (ms); past it the click fails open (counted as valid).
   ADCLICK_REDIS_DEADLINE_MS: positiveInt.default(50),
   // In-process ad cache of each click worker (entries) and how long an unknown id stays unknown (ms).

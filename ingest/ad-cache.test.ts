@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { AdCache, type CachedAd } from './ad-cache.js';
+
+const ad = (n: number): CachedAd => ({ advertiserId: '1', redirectUrl: `https://example.com/${n}` });
+
+function counting(known: Set<string>) {
+  const calls: string[] = [];
+  const load = async (id: string) => {
+    calls.push(id);
+    return known.has(id) ? ad(Number(id)) : undefined;
+  };
+  return { calls, load };
+}
+
+describe('AdCache', () => {
+  it('a hot ad costs one load, then none', async () => {
+    const { calls, load } = counting(new Set(['1']));
+    const cache = new AdCache(load, { maxEntries: 10, negativeTtlMs: 1000 });
+    for (let i = 0; i < 100; i++) expect(await cache.get('1')).toEqual(ad(1));
+    expect(calls).toEqual(['1']);
+    expect(cache.peek('1')).toEqual(ad(1));
+  });
+
+  it('concurrent misses on one id share one load', async () => {
+    const { calls, load } = counting(new Set(['5']));
+    const cache = new AdCache(load, { maxEntries: 10, negativeTtlMs: 1000 });
+    const got = await Promise.all([cache.get('5'), cache.get('5'), cache.get('5')]);
+    expect(got).toEqual([ad(5), ad(5), ad(5)]);
+    expect(calls).toEqual(['5']);
+  });
+
+  it('unknown ids are remembered until the negative TTL runs out', async () => {
+    let now = 0;
+    const { calls, load } = counting(new Set());
+    const cache = new AdCache(load, { maxEntries: 10, negativeTtlMs: 1000, now: () => now });
+    expect(await cache.get('9')).toBeUndefined();
+    expect(await cache.get('9')).toBeUndefined();
+    expect(cache.peek('9')).toBeNull();
+    now = 1000;
+    expect(cache.peek('9')).toBeUndefined();
+    expect(await cache.get('9')).toBeUndefined();
+    expect(calls).toEqual(['9', '9']);
+  });
+
+  it('evicts the least recently used ad beyond maxEntries', async () => {
+    const { calls, load } = counting(new Set(['1', '2', '3']));
+    const cache = new AdCache(load, { maxEntries: 2, negativeTtlMs: 1000 });
+    await cache.get('1');
+    await cache.get('2');
+    await cache.get('1'); // 2 is now the least recent
+    await cache.get('3');
+    expect(cache.size).toBe(2);
+    expect(cache.peek('2')).toBeUndefined();
+    expect(cache.peek('1')).toEqual(ad(1));
+    expect(calls).toEqual(['1', '2', '3']);
+  });
+
+  it('a failed load is not cached', async () => {
+    let fail = true;
+    const cache = new AdCache(
+      async () => {
+        if (fail) throw new Error('db down');
+        return ad(1);
+      },
+      { maxEntries: 2, negativeTtlMs: 1000 },
+    );
+    await expect(cache.get('1')).rejects.toThrow('db down');
+    fail = false;
+    expect(await cache.get('1')).toEqual(ad(1));
+  });
+});

@@ -1,0 +1,191 @@
+// The catalogue and impressions API (API.md: Catalogue, Impressions) as an Express router:
+// advertisers and their keys, ads, and signed impressions. Bodies are validated with zod and every
+// error has the API's shape `{"error": {"code", "message"}}`.
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import type pg from 'pg';
+import { z } from 'zod';
+import {
+  authenticate,
+  callerOf,
+  canSeeAd,
+  generateApiKey,
+  hashApiKey,
+  requireAdmin,
+  sendApiError,
+} from '../common/auth.js';
+import { clickPath, newImpression } from './impression.js';
+
+export interface CatalogueOptions {
+  pool: pg.Pool;
+  signingSecret: string;
+  impressionTtlSeconds: number;
+  now?: () => number;
+}
+
+const ID = /^[1-9][0-9]{0,17}$/;
+const id = z.string().regex(ID, 'must be a positive decimal integer (as a string)');
+
+const httpUrl = z
+  .string()
+  .max(2048)
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  }, 'must be an absolute http(s) URL');
+
+const newAdvertiser = z.strictObject({ name: z.string().trim().min(1).max(200) });
+const newAd = z.strictObject({
+  redirectUrl: httpUrl,
+  name: z.string().max(200).optional(),
+  advertiserId: id.optional(),
+});
+const newImpressionBody = z.strictObject({ adId: id });
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: id.optional(),
+  advertiserId: id.optional(),
+});
+
+interface AdRow {
+  ad_id: string;
+  advertiser_id: string;
+  redirect_url: string;
+  name: string | null;
+}
+const adJson = (r: AdRow) => ({
+  adId: r.ad_id,
+  advertiserId: r.advertiser_id,
+  redirectUrl: r.redirect_url,
+  name: r.name,
+});
+
+class BadRequest extends Error {}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  throw new BadRequest(r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+}
+
+export function catalogueRouter(opts: CatalogueOptions): Router {
+  const { pool } = opts;
+  const now = opts.now ?? Date.now;
+  const router = express.Router();
+  router.use('/v1', express.json({ limit: '16kb' }));
+  const auth = authenticate(pool);
+
+  router.post('/v1/advertisers', auth, requireAdmin, async (req, res) => {
+    const body = parse(newAdvertiser, req.body);
+    const apiKey = generateApiKey();
+    const r = await pool.query<{ advertiser_id: string }>(
+      'insert into advertisers (name, api_key_hash) values ($1, $2) returning advertiser_id',
+      [body.name, hashApiKey(apiKey)],
+    );
+    res.status(201).json({ advertiserId: r.rows[0]!.advertiser_id, name: body.name, apiKey });
+  });
+
+  router.post('/v1/ads', auth, async (req, res) => {
+    const body = parse(newAd, req.body);
+    const caller = callerOf(res);
+    let advertiserId: string;
+    if (caller.kind === 'advertiser') {
+      if (body.advertiserId && body.advertiserId !== caller.advertiserId)
+        throw new BadRequest('advertiserId: an advertiser key creates ads for its own advertiser only');
+      advertiserId = caller.advertiserId;
+    } else {
+      if (!body.advertiserId) throw new BadRequest('advertiserId: required with the admin key');
+      advertiserId = body.advertiserId;
+    }
+    // The ads table has no foreign key (bulk loads); the one-row insert checks the advertiser.
+    const r = await pool.query<AdRow>(
+      `insert into ads (advertiser_id, redirect_url, name)
+       select advertiser_id, $2, $3 from advertisers where advertiser_id = $1
+       returning ad_id, advertiser_id, redirect_url, name`,
+      [advertiserId, new URL(body.redirectUrl).href, body.name ?? null],
+    );
+    if (!r.rows[0]) {
+      sendApiError(res, 404, 'not_found', `no advertiser ${advertiserId}`);
+      return;
+    }
+    res.status(201).json(adJson(r.rows[0]));
+  });
+
+  router.get('/v1/ads/:adId', auth, async (req, res) => {
+    const adId = parse(id, req.params.adId);
+    const ad = await findAd(pool, adId);
+    if (!ad || !canSeeAd(callerOf(res), ad.advertiser_id)) {
+      sendApiError(res, 404, 'not_found', `no ad ${adId}`);
+      return;
+    }
+    res.json(adJson(ad));
+  });
+
+  router.get('/v1/ads', auth, async (req, res) => {
+    const q = parse(listQuery, req.query);
+    const caller = callerOf(res);
+    const advertiserId = caller.kind === 'advertiser' ? caller.advertiserId : q.advertiserId;
+    if (!advertiserId) throw new BadRequest('advertiserId: required with the admin key');
+    if (caller.kind === 'advertiser' && q.advertiserId && q.advertiserId !== advertiserId)
+      throw new BadRequest('advertiserId: an advertiser key lists its own ads only');
+    const r = await pool.query<AdRow>(
+      `select ad_id, advertiser_id, redirect_url, name from ads
+       where advertiser_id = $1 and ad_id > $2 order by ad_id limit $3`,
+      [advertiserId, q.cursor ?? '0', q.limit + 1],
+    );
+    const page = r.rows.slice(0, q.limit);
+    const nextCursor = r.rows.length > q.limit ? page[page.length - 1]!.ad_id : null;
+    res.json({ ads: page.map(adJson), nextCursor });
+  });
+
+  router.post('/v1/impressions', auth, async (req, res) => {
+    const body = parse(newImpressionBody, req.body);
+    const ad = await findAd(pool, body.adId);
+    if (!ad || !canSeeAd(callerOf(res), ad.advertiser_id)) {
+      sendApiError(res, 404, 'not_found', `no ad ${body.adId}`);
+      return;
+    }
+    const i = newImpression(opts.signingSecret, body.adId, opts.impressionTtlSeconds, now());
+    res.status(201).json({
+      impressionId: i.impressionId,
+      adId: i.adId,
+      expiresAt: new Date(i.expiresAt).toISOString(),
+      clickUrl: clickPath(i),
+    });
+  });
+
+  // Errors of the routes above (and of express.json) in the API's shape.
+  router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    if (err instanceof BadRequest) {
+      sendApiError(res, 400, 'bad_request', err.message);
+      return;
+    }
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e.type === 'entity.parse.failed') {
+      sendApiError(res, 400, 'bad_json', 'the request body is not valid JSON');
+      return;
+    }
+    if (e.type === 'entity.too.large') {
+      sendApiError(res, 413, 'too_large', 'the request body is too large');
+      return;
+    }
+    console.error('[catalogue]', err);
+    sendApiError(res, 500, 'internal', 'internal error');
+  });
+  return router;
+}
+
+async function findAd(pool: pg.Pool, adId: string): Promise<AdRow | undefined> {
+  const r = await pool.query<AdRow>(
+    'select ad_id, advertiser_id, redirect_url, name from ads where ad_id = $1',
+    [adId],
+  );
+  return r.rows[0];
+}

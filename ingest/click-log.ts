@@ -1,0 +1,355 @@
+// The click log: hands each click event to Kafka (idempotent producer, acks=all) in batches, and
+// falls back to the local spool when Kafka does not ack within the deadline. A click's promise
+// resolves once its event is acked by Kafka or fsynced to the spool; only then does the 302 go out.
+//
+// State machine (one per spool file):
+//   direct   ── a batch not acked by its deadline, or a send error ──►  spooling
+//   spooling ── replayer has sent every spooled record and the file is emptied ──► direct
+// In `spooling` every new event is appended to the spool too, so events reach Kafka in the order
+// they were spooled. Batches form while earlier sends or the fsync run (group commit). kafkajs lets
+// an idempotent producer have one request in flight per broker, so `lanes` producers (each with
+// its own producer id) carry batches in parallel; clicks in flight at the same time have no order
+// among them, a click answered before another was sent is logged before it.
+//
+// A send that missed its deadline may still be acked later (the producer retries). Its events are
+// in the spool by then, so the late ack records their spool offsets as delivered and the replayer
+// skips them; the replayer starts only once every such send has settled. No event is sent twice,
+// except in the corner documented in spool.ts (crash between an ack and the progress write).
+import type { Kafka, Message, Producer } from 'kafkajs';
+import { clickKey, decodeClickEvent, encodeClickEvent, type ClickEvent } from '../common/click-event.js';
+import { spoolSources, type ClickMetrics } from './metrics.js';
+import { Spool } from './spool.js';
+
+export type Destination = 'kafka' | 'spool';
+export type LogMode = 'direct' | 'spooling';
+
+export interface ClickLogOptions {
+  kafka: Kafka;
+  topic: string;
+  spoolPath: string;
+  /** How long a click may wait for Kafka before its event is spooled instead. */
+  deadlineMs: number;
+  /** How long an idle log waits for more events before sending a batch. */
+  lingerMs: number;
+  batchMax: number;
+  /** Producers sending batches in parallel (default 1). */
+  lanes?: number;
+  metrics?: ClickMetrics;
+  log?: (message: string) => void;
+}
+
+interface Waiting {
+  event: ClickEvent;
+  value: Buffer;
+  since: number;
+  resolve: (d: Destination) => void;
+  reject: (e: Error) => void;
+}
+
+interface Lane {
+  producer: Producer;
+  connecting: Promise<void>;
+  busy: boolean;
+}
+
+const REPLAY_BATCH = 500;
+const RETRY_MS = 500;
+
+export class ClickLog {
+  private mode: LogMode = 'direct';
+  private buffer: Waiting[] = [];
+  /** Batches being sent or spooled right now. */
+  private flushing = 0;
+  /** Set by the replayer while it empties the spool file. */
+  private holdFlush = false;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  private readonly lanes: Lane[];
+  /** Late sends whose outcome is still unknown; the replayer waits for them. */
+  private unsettled = new Set<Promise<unknown>>();
+  private replaying: Promise<void> | undefined;
+  private closing = false;
+  private wake: (() => void) | undefined;
+  private drainedWaiters: Array<() => void> = [];
+  private readonly log: (message: string) => void;
+  private readonly depthSource = (): { depth: number; bytes: number } => ({
+    depth: this.spool.depth,
+    bytes: this.spool.size - this.spool.committed,
+  });
+
+  private constructor(
+    private readonly opts: ClickLogOptions,
+    private readonly spool: Spool,
+  ) {
+    this.log = opts.log ?? ((m) => console.error(`[click-log] ${m}`));
+    this.lanes = Array.from({ length: Math.max(1, opts.lanes ?? 1) }, () => this.newLane());
+    spoolSources.add(this.depthSource);
+    if (spool.pending) this.enterSpooling('records left in the spool by an earlier run');
+  }
+
+  /** Opens the spool (replaying what an earlier run left in it) and connects the producer. */
+  static async open(opts: ClickLogOptions): Promise<ClickLog> {
+    const spool = await Spool.open(opts.spoolPath, (dropped) =>
+      (opts.log ?? console.error)(`spool ${opts.spoolPath}: cut off a torn tail of ${dropped} bytes`),
+    );
+    return new ClickLog(opts, spool);
+  }
+
+  get state(): LogMode {
+    return this.mode;
+  }
+  get spoolDepth(): number {
+    return this.spool.depth;
+  }
+
+  /** Logs one click event; resolves with where it is durably kept once it is. */
+  append(event: ClickEvent): Promise<Destination> {
+    if (this.closing) return Promise.reject(new Error('click log is closed'));
+    return new Promise<Destination>((resolve, reject) => {
+      this.buffer.push({ event, value: encodeClickEvent(event), since: performance.now(), resolve, reject });
+      if (this.buffer.length >= this.opts.batchMax) this.flushSoon(0);
+      else this.flushSoon(this.opts.lingerMs);
+    });
+  }
+
+  /** Resolves when nothing is spooled and the log sends directly to Kafka again (for tests, shutdown). */
+  whenDrained(): Promise<void> {
+    if (this.mode === 'direct' && !this.spool.pending) return Promise.resolve();
+    return new Promise((resolve) => this.drainedWaiters.push(resolve));
+  }
+
+  /**
+   * Stops taking events, logs the buffered ones (Kafka or spool), waits up to `graceMs` for the
+   * replayer and late sends, then disconnects. What is still spooled is replayed by the next run.
+   */
+  async close(graceMs = 2000): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearTimeout(this.lingerTimer);
+    while (this.buffer.length > 0 || this.flushing > 0) {
+      if (this.flushing === 0 && !this.holdFlush) await this.flush();
+      else await sleep(1);
+    }
+    this.wake?.();
+    const settle = Promise.all([...this.unsettled, this.replaying ?? Promise.resolve()]);
+    await Promise.race([settle, sleep(graceMs)]);
+    await Promise.race([
+      Promise.all(this.lanes.map((l) => l.producer.disconnect().catch(() => undefined))),
+      sleep(graceMs),
+    ]);
+    spoolSources.delete(this.depthSource);
+    await this.spool.close();
+  }
+
+  private newLane(): Lane {
+    const producer = this.opts.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      // The idempotent producer retries until it knows the outcome, so a late ack is certain to be
+      // seen (and recorded as delivered) instead of leaving the event's fate unknown.
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1000 },
+    });
+    const lane: Lane = { producer, connecting: Promise.resolve(), busy: false };
+    this.connectLane(lane);
+    return lane;
+  }
+
+  private connectLane(lane: Lane): void {
+    lane.connecting = lane.producer.connect().catch((e: Error) => {
+      this.log(`Kafka producer cannot connect (${e.message}); clicks go to the spool until it can`);
+      throw e;
+    });
+    lane.connecting.catch(() => undefined); // handled where it is awaited
+  }
+
+  /** May another batch start now? Direct: one per idle lane. Spooling: one append at a time. */
+  private canFlush(): boolean {
+    if (this.holdFlush || this.buffer.length === 0) return false;
+    return this.mode === 'direct' ? this.lanes.some((l) => !l.busy) : this.flushing === 0;
+  }
+
+  private flushSoon(delayMs: number): void {
+    if (!this.canFlush()) return; // a running flush starts the next batch when it ends
+    if (delayMs === 0 || this.flushing > 0) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = undefined;
+      void this.flush();
+    } else if (!this.lingerTimer) {
+      this.lingerTimer = setTimeout(() => {
+        this.lingerTimer = undefined;
+        void this.flush();
+      }, delayMs);
+    }
+  }
+
+  private async flush(): Promise<void> {
+    if (!this.canFlush()) return;
+    this.flushing++;
+    const batch = this.buffer.splice(0, this.opts.batchMax);
+    try {
+      if (this.mode === 'direct') await this.sendDirect(batch);
+      else await this.toSpool(batch, undefined);
+    } catch (e) {
+      // The spool itself failed (disk full, I/O error): these clicks are not durably logged.
+      for (const w of batch) w.reject(e as Error);
+      this.log(`cannot write the spool: ${(e as Error).message}`);
+    } finally {
+      this.flushing--;
+      // Events that arrived during this batch's send or fsync leave at once (group commit).
+      if (this.buffer.length > 0) this.flushSoon(0);
+    }
+  }
+
+  /** Sends a batch to Kafka; if it is not acked in time (or fails), spools it instead. */
+  private async sendDirect(batch: Waiting[]): Promise<void> {
+    const deadline = this.opts.deadlineMs - (performance.now() - batch[0]!.since);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>(
+      (r) => (timer = setTimeout(() => r('timeout'), Math.max(deadline, 1))),
+    );
+    const lane = this.lanes.find((l) => !l.busy)!;
+    lane.busy = true;
+    const send = lane.connecting.then(() =>
+      lane.producer.send({ topic: this.opts.topic, acks: -1, messages: batch.map(toMessage) }),
+    );
+    // The lane is free again once this send settles, even if that is after its deadline.
+    void send.then(
+      () => (lane.busy = false),
+      () => (lane.busy = false),
+    );
+    const outcome = await Promise.race([
+      send.then(
+        () => 'acked' as const,
+        (e: Error) => e,
+      ),
+      timedOut,
+    ]);
+    clearTimeout(timer);
+    if (outcome === 'acked') this.settle(batch, 'kafka');
+    else if (outcome === 'timeout') {
+      this.enterSpooling(`Kafka did not ack within ${this.opts.deadlineMs} ms`);
+      await this.toSpool(batch, send);
+    } else {
+      this.enterSpooling(`Kafka send failed: ${outcome.message}`);
+      await this.toSpool(batch, undefined);
+    }
+  }
+
+  /** Spools a batch; `lateSend` is a send of the same events that may still be acked. */
+  private async toSpool(batch: Waiting[], lateSend: Promise<unknown> | undefined): Promise<void> {
+    if (this.mode === 'direct') this.enterSpooling('spooling');
+    const appended = this.spool.append(batch.map((w) => w.value));
+    if (lateSend) {
+      // Registered before the append can complete, so the replayer (which checks `unsettled`
+      // right before each read) never reads these records while their late ack may still come.
+      const tracked = Promise.all([lateSend, appended]).then(
+        ([, offsets]) => this.spool.markDelivered(offsets),
+        () => undefined,
+      );
+      this.unsettled.add(tracked);
+      void tracked.finally(() => this.unsettled.delete(tracked));
+    }
+    await appended;
+    this.settle(batch, 'spool');
+    this.wake?.();
+  }
+
+  private settle(batch: Waiting[], destination: Destination): void {
+    const now = performance.now();
+    const histogram = this.opts.metrics?.produceSeconds.labels(destination);
+    for (const w of batch) {
+      histogram?.observe((now - w.since) / 1000);
+      w.resolve(destination);
+    }
+  }
+
+  private enterSpooling(reason: string): void {
+    if (this.mode === 'spooling') return;
+    this.mode = 'spooling';
+    this.log(`spooling click events: ${reason}`);
+    this.replaying ??= this.replay().finally(() => (this.replaying = undefined));
+  }
+
+  /** Sends the spool into Kafka in order, then switches back to direct sends. */
+  private async replay(): Promise<void> {
+    while (!this.closing) {
+      if (this.unsettled.size > 0) {
+        await Promise.all([...this.unsettled]);
+        continue;
+      }
+      if (!(await this.ensureConnected())) {
+        await this.pause(RETRY_MS);
+        continue;
+      }
+      if (this.unsettled.size > 0) continue; // a late send appeared while connecting
+      if (!this.spool.pending) {
+        // Caught up: hold new batches (they wait in the buffer) while the file is emptied, so no
+        // event can slip into a spool that nobody replays; then send directly again.
+        this.holdFlush = true;
+        while (this.flushing > 0) await sleep(1);
+        const emptied = !this.spool.pending && (await this.spool.resetIfDrained());
+        this.holdFlush = false;
+        if (emptied) {
+          this.mode = 'direct';
+          this.log('spool replayed; sending click events directly to Kafka again');
+          for (const w of this.drainedWaiters.splice(0)) w();
+        }
+        this.flushSoon(0);
+        if (emptied) return;
+        continue;
+      }
+      const { records, frames, next } = await this.spool.read(REPLAY_BATCH);
+      try {
+        if (records.length > 0) {
+          const messages = records.map((r) =>
+            toMessage({ event: decodeClickEvent(r.payload), value: r.payload }),
+          );
+          await this.lanes[0]!.producer.send({ topic: this.opts.topic, acks: -1, messages });
+        }
+        await this.spool.commit(next, frames);
+      } catch (e) {
+        this.log(`spool replay failed, retrying: ${(e as Error).message}`);
+        await this.resetProducer();
+        await this.pause(RETRY_MS);
+      }
+    }
+  }
+
+  /** Waits for every lane's connection; lanes that failed start connecting again. */
+  private async ensureConnected(): Promise<boolean> {
+    let all = true;
+    for (const lane of this.lanes) {
+      try {
+        await lane.connecting;
+      } catch {
+        this.connectLane(lane);
+        all = false;
+      }
+    }
+    return all;
+  }
+
+  /** A producer whose send failed for good may hold stale sequence numbers: start a fresh one. */
+  private async resetProducer(): Promise<void> {
+    const old = this.lanes[0]!.producer;
+    this.lanes[0] = this.newLane();
+    await Promise.race([old.disconnect().catch(() => undefined), sleep(2000)]);
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
+
+function toMessage(w: Pick<Waiting, 'event' | 'value'>): Message {
+  return { key: clickKey(w.event.adId, w.event.salt), value: w.value, timestamp: String(w.event.ts) };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

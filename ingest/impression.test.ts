@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { saltOf } from '../common/click-event.js';
+import { checkImpression, clickPath, newImpression, signImpression } from './impression.js';
+
+const secret = 'test-secret-0123456789';
+const now = Date.UTC(2026, 10, 27, 10, 0, 0);
+
+describe('impression signing', () => {
+  it('a fresh impression checks ok and its click path carries imp, exp and sig', () => {
+    const i = newImpression(secret, '42', 3600, now);
+    expect(i.expiresAt).toBe(now + 3_600_000);
+    expect(checkImpression(secret, '42', i.impressionId, String(i.expiresAt), i.sig, now)).toBe('ok');
+    expect(clickPath(i)).toBe(`/c/42?imp=${i.impressionId}&exp=${i.expiresAt}&sig=${i.sig}`);
+  });
+
+  it('the signature binds the ad, the impression and the expiry', () => {
+    const i = newImpression(secret, '42', 3600, now);
+    const exp = String(i.expiresAt);
+    expect(checkImpression(secret, '43', i.impressionId, exp, i.sig, now)).toBe('bad_signature');
+    const other = newImpression(secret, '42', 3600, now);
+    expect(checkImpression(secret, '42', other.impressionId, exp, i.sig, now)).toBe('bad_signature');
+    expect(checkImpression(secret, '42', i.impressionId, String(i.expiresAt + 1), i.sig, now)).toBe(
+      'bad_signature',
+    );
+    expect(checkImpression('another-secret-0123456', '42', i.impressionId, exp, i.sig, now)).toBe(
+      'bad_signature',
+    );
+  });
+
+  it('missing, malformed or truncated parameters are bad signatures, not errors', () => {
+    const i = newImpression(secret, '42', 3600, now);
+    const exp = String(i.expiresAt);
+    expect(checkImpression(secret, '42', null, exp, i.sig, now)).toBe('bad_signature');
+    expect(checkImpression(secret, '42', i.impressionId, null, i.sig, now)).toBe('bad_signature');
+    expect(checkImpression(secret, '42', i.impressionId, exp, null, now)).toBe('bad_signature');
+    expect(checkImpression(secret, '42', i.impressionId, exp, i.sig.slice(1), now)).toBe('bad_signature');
+    expect(checkImpression(secret, '42', i.impressionId, '1e20', i.sig, now)).toBe('bad_signature');
+    expect(checkImpression(secret, '42', 'not-a-uuid', exp, i.sig, now)).toBe('bad_signature');
+  });
+
+  it('a well-signed impression past its expiry is expired, exactly at the boundary too', () => {
+    const i = newImpression(secret, '42', 60, now);
+    const exp = String(i.expiresAt);
+    expect(checkImpression(secret, '42', i.impressionId, exp, i.sig, i.expiresAt - 1)).toBe('ok');
+    expect(checkImpression(secret, '42', i.impressionId, exp, i.sig, i.expiresAt)).toBe('expired');
+    expect(checkImpression(secret, '42', i.impressionId, exp, i.sig, i.expiresAt + 86_400_000)).toBe(
+      'expired',
+    );
+  });
+
+  it('signatures are deterministic base64url', () => {
+    const a = signImpression(secret, '1', '00000000-0000-4000-8000-000000000000', 1);
+    expect(a).toBe(signImpression(secret, '1', '00000000-0000-4000-8000-000000000000', 1));
+    expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+describe('salting', () => {
+  it('every click of one impression gets the same salt, and impressions spread over all salts', () => {
+    const counts = new Array<number>(8).fill(0);
+    for (let n = 0; n < 4000; n++) {
+      const imp = newImpression(secret, '7', 60, now).impressionId;
+      const s = saltOf(imp, 8);
+      expect(saltOf(imp, 8)).toBe(s);
+      counts[s]! += 1;
+    }
+    for (const c of counts) expect(c).toBeGreaterThan(350);
+    expect(saltOf('anything', 1)).toBe(0);
+  });
+});

@@ -1,0 +1,98 @@
+// The click path's Prometheus metrics, registered on the process registry (common/metrics.ts).
+// Under node:cluster each worker keeps its own values; /metrics sums them across workers.
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { registry } from '../common/metrics.js';
+
+export type ClickOutcome = 'valid' | 'duplicate' | 'bad_signature' | 'expired' | 'unknown_ad' | 'malformed';
+
+export interface ClickMetrics {
+  clicks: Counter<'outcome'>;
+  /** Time from a click event's hand-off to the log until it is in Kafka or in the spool. */
+  produceSeconds: Histogram<'destination'>;
+  spoolDepth: Gauge;
+  spoolBytes: Gauge;
+  redisFailOpen: Counter;
+  adCache: Counter<'result'>;
+}
+
+/** Spools of this process report their backlog here; the spool gauges sum them when scraped. */
+export const spoolSources = new Set<() => { depth: number; bytes: number }>();
+const sumSpools = (k: 'depth' | 'bytes'): number => {
+  let total = 0;
+  for (const s of spoolSources) total += s()[k];
+  return total;
+};
+
+function getOrCreate<T>(name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+/** The metrics, created once per process (safe to call again, e.g. from several tests). */
+export function clickMetrics(): ClickMetrics {
+  return {
+    clicks: getOrCreate(
+      'adclick_clicks_total',
+      () =>
+        new Counter({
+          name: 'adclick_clicks_total',
+          help: 'Click requests by outcome (valid/duplicate/bad_signature/expired are logged; unknown_ad/malformed are not)',
+          labelNames: ['outcome'],
+          registers: [registry],
+        }),
+    ),
+    produceSeconds: getOrCreate(
+      'adclick_click_produce_seconds',
+      () =>
+        new Histogram({
+          name: 'adclick_click_produce_seconds',
+          help: 'Time until a click event is acked by Kafka or fsynced to the spool',
+          labelNames: ['destination'],
+          buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+          registers: [registry],
+        }),
+    ),
+    spoolDepth: getOrCreate(
+      'adclick_spool_depth',
+      () =>
+        new Gauge({
+          name: 'adclick_spool_depth',
+          help: 'Click events in the spool waiting to be replayed into Kafka',
+          registers: [registry],
+          collect() {
+            this.set(sumSpools('depth'));
+          },
+        }),
+    ),
+    spoolBytes: getOrCreate(
+      'adclick_spool_bytes',
+      () =>
+        new Gauge({
+          name: 'adclick_spool_bytes',
+          help: 'Bytes of the spool not yet replayed into Kafka',
+          registers: [registry],
+          collect() {
+            this.set(sumSpools('bytes'));
+          },
+        }),
+    ),
+    redisFailOpen: getOrCreate(
+      'adclick_redis_fail_open_total',
+      () =>
+        new Counter({
+          name: 'adclick_redis_fail_open_total',
+          help: 'Clicks let through as valid because Redis did not answer the dedup check in time (the batch layer dedups them)',
+          registers: [registry],
+        }),
+    ),
+    adCache: getOrCreate(
+      'adclick_ad_cache_total',
+      () =>
+        new Counter({
+          name: 'adclick_ad_cache_total',
+          help: 'Ad lookups of the click path by result (hit, negative_hit, miss)',
+          labelNames: ['result'],
+          registers: [registry],
+        }),
+    ),
+  };
+}

@@ -1,0 +1,132 @@
+// Wires one click service instance: PostgreSQL pool, Redis dedup, Kafka click log with its spool,
+// ad cache, the lean click handler and the Express app (catalogue API, health, metrics, and any
+// extra routers), all on one HTTP server. main.ts runs one per core; tests start their own with
+// unique topics, spool folders and injected clients.
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import express, { type Router } from 'express';
+import type { Kafka } from 'kafkajs';
+import type pg from 'pg';
+import { config } from '../common/config.js';
+import { createPool } from '../common/db.js';
+import { createKafka } from '../common/kafka.js';
+import { AdCache, pgAdLoader } from './ad-cache.js';
+import { catalogueRouter } from './catalogue-router.js';
+import { createClickHandler } from './click-handler.js';
+import { ClickLog } from './click-log.js';
+import { createClickRedis, redisDedup } from './dedup.js';
+import { healthRouter } from './health.js';
+import { createHttpServer } from './http-server.js';
+import { clickMetrics } from './metrics.js';
+
+export interface ClickServiceOptions {
+  port?: number;
+  host?: string;
+  topic?: string;
+  spoolPath: string;
+  kafka?: Kafka;
+  redisUrl?: string;
+  pool?: pg.Pool;
+  signingSecret?: string;
+  impressionTtlSeconds?: number;
+  salts?: number;
+  deadlineMs?: number;
+  lingerMs?: number;
+  batchMax?: number;
+  lanes?: number;
+  redisDeadlineMs?: number;
+  /** Routers mounted after the catalogue API (the serving layer's metrics API, the dashboard). */
+  extraRouters?: (pool: pg.Pool) => Router[];
+  /** Where /metrics gets its text (main.ts: summed over the cluster's workers). */
+  metricsText?: () => Promise<string>;
+  log?: (message: string) => void;
+}
+
+export interface ClickService {
+  server: Server;
+  /** Base URL, e.g. http://127.0.0.1:8080 */
+  url: string;
+  clickLog: ClickLog;
+  /** Stops accepting, answers the requests in flight, flushes the click log, closes clients. */
+  close(): Promise<void>;
+}
+
+export async function startClickService(opts: ClickServiceOptions): Promise<ClickService> {
+  const ownPool = !opts.pool;
+  const pool = opts.pool ?? createPool(10);
+  const kafka = opts.kafka ?? createKafka('adclick-ingest');
+  const redis = createClickRedis(opts.redisUrl ?? config.REDIS_URL);
+  const metrics = clickMetrics();
+  const signingSecret = opts.signingSecret ?? config.ADCLICK_SIGNING_SECRET;
+
+  const clickLog = await ClickLog.open({
+    kafka,
+    topic: opts.topic ?? config.KAFKA_CLICKS_TOPIC,
+    spoolPath: opts.spoolPath,
+    deadlineMs: opts.deadlineMs ?? config.ADCLICK_PRODUCE_DEADLINE_MS,
+    lingerMs: opts.lingerMs ?? config.ADCLICK_PRODUCE_LINGER_MS,
+    batchMax: opts.batchMax ?? config.ADCLICK_PRODUCE_BATCH_MAX,
+    lanes: opts.lanes ?? config.ADCLICK_PRODUCE_LANES,
+    metrics,
+    log: opts.log,
+  });
+  const cacheCounters = {
+    hit: metrics.adCache.labels('hit'),
+    negative_hit: metrics.adCache.labels('negative_hit'),
+    miss: metrics.adCache.labels('miss'),
+  };
+  const ads = new AdCache(pgAdLoader(pool), {
+    maxEntries: config.ADCLICK_AD_CACHE_SIZE,
+    negativeTtlMs: config.ADCLICK_AD_NEGATIVE_TTL_MS,
+    onLookup: (result) => cacheCounters[result].inc(),
+  });
+  const click = createClickHandler({
+    ads,
+    dedup: redisDedup(redis, opts.redisDeadlineMs ?? config.ADCLICK_REDIS_DEADLINE_MS),
+    clickLog,
+    signingSecret,
+    salts: opts.salts ?? config.ADCLICK_KEY_SALTS,
+    metrics,
+  });
+
+  const kafkaAdmin = kafka.admin();
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(healthRouter({ pool, redis, kafkaAdmin, metrics: opts.metricsText }));
+  app.use(
+    catalogueRouter({
+      pool,
+      signingSecret,
+      impressionTtlSeconds: opts.impressionTtlSeconds ?? config.ADCLICK_IMPRESSION_TTL_S,
+    }),
+  );
+  for (const r of opts.extraRouters?.(pool) ?? []) app.use(r);
+  app.use((_req, res) => {
+    res.status(404).json({ error: { code: 'not_found', message: 'no such route' } });
+  });
+
+  const server = createHttpServer(click, app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? config.PORT, opts.host ?? config.HOST, () => resolve());
+  });
+  const { address, port } = server.address() as AddressInfo;
+
+  let closed: Promise<void> | undefined;
+  return {
+    server,
+    url: `http://${address.includes(':') ? `[${address}]` : address}:${port}`,
+    clickLog,
+    close: () =>
+      (closed ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        await Promise.race([stopped, new Promise((r) => setTimeout(r, 5000))]);
+        server.closeAllConnections();
+        await clickLog.close();
+        await kafkaAdmin.disconnect().catch(() => undefined);
+        redis.disconnect();
+        if (ownPool) await pool.end();
+      })()),
+  };
+}

@@ -1,0 +1,166 @@
+// Every outcome of GET /c/:adId end to end against the real Kafka, PostgreSQL and Redis: the HTTP
+// answer, and exactly what reached the (test's own) clicks topic.
+import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clickKey, saltOf } from '../../common/click-event.js';
+import { config } from '../../common/config.js';
+import { createPool, migrate } from '../../common/db.js';
+import { createKafka } from '../../common/kafka.js';
+import { clickPath, newImpression, signImpression } from '../../ingest/impression.js';
+import { startClickService, type ClickService } from '../../ingest/service.js';
+import { clickTopic, createAdvertiserWithAds, type CatalogueFixture } from '../../ingest/test-support.js';
+
+const secret = config.ADCLICK_SIGNING_SECRET;
+const get = (url: string, init: RequestInit = {}) => fetch(url, { redirect: 'manual', ...init });
+
+describe('click outcomes', () => {
+  const pool = createPool(2);
+  const kafka = createKafka('click-outcomes-test');
+  const topic = `clicks-test-${randomUUID()}`;
+  let service: ClickService;
+  let topicIo: Awaited<ReturnType<typeof clickTopic>>;
+  let cat: CatalogueFixture;
+
+  beforeAll(async () => {
+    await migrate(pool);
+    topicIo = await clickTopic(kafka, topic);
+    cat = await createAdvertiserWithAds(pool, 2);
+    service = await startClickService({
+      port: 0,
+      topic,
+      spoolPath: join(tmpdir(), `adclick-test-${randomUUID()}`, 'spool-0.log'),
+      kafka,
+      pool,
+    });
+  });
+  afterAll(async () => {
+    await service?.close();
+    await topicIo?.drop();
+    await pool.end();
+  });
+
+  it('valid, duplicate, expired, bad signature: all 302 to the registered URL, each logged once with its status', async () => {
+    const ad = cat.ads[0]!;
+    const now = Date.now();
+    const valid = newImpression(secret, ad.adId, 3600, now);
+    const r1 = await get(service.url + clickPath(valid), {
+      headers: { 'user-agent': 'vitest-agent', referer: 'https://pub.example/' },
+    });
+    expect(r1.status).toBe(302);
+    expect(r1.headers.get('location')).toBe(ad.redirectUrl);
+
+    const r2 = await get(service.url + clickPath(valid));
+    expect(r2.status).toBe(302);
+    expect(r2.headers.get('location')).toBe(ad.redirectUrl);
+
+    const expired = newImpression(secret, ad.adId, 1, now - 10_000);
+    const r3 = await get(service.url + clickPath(expired));
+    expect(r3.status).toBe(302);
+    expect(r3.headers.get('location')).toBe(ad.redirectUrl);
+
+    const forged = newImpression('not-the-server-secret!', ad.adId, 3600, now);
+    const r4 = await get(service.url + clickPath(forged));
+    expect(r4.status).toBe(302);
+    expect(r4.headers.get('location')).toBe(ad.redirectUrl);
+
+    const r5 = await get(`${service.url}/c/${ad.adId}`); // no impression at all
+    expect(r5.status).toBe(302);
+    expect(r5.headers.get('location')).toBe(ad.redirectUrl);
+
+    const logged = await topicIo.readAll(5);
+    expect(logged).toHaveLength(5);
+    const byStatus = (s: string) => logged.filter((l) => l.event.status === s);
+    expect(byStatus('valid')).toHaveLength(1);
+    expect(byStatus('duplicate')).toHaveLength(1);
+    expect(byStatus('expired')).toHaveLength(1);
+    expect(byStatus('bad_signature')).toHaveLength(2);
+
+    const v = byStatus('valid')[0]!;
+    expect(v.event).toMatchObject({
+      v: 1,
+      eventId: valid.impressionId,
+      adId: ad.adId,
+      advertiserId: cat.advertiserId,
+      userAgent: 'vitest-agent',
+      referrer: 'https://pub.example/',
+      salt: saltOf(valid.impressionId, config.ADCLICK_KEY_SALTS),
+    });
+    expect(v.event.ipHash).toMatch(/^[A-Za-z0-9_-]{16}$/);
+    expect(v.event.ts).toBeGreaterThanOrEqual(now);
+    expect(v.key).toBe(clickKey(ad.adId, v.event.salt));
+    // Both clicks of one impression share its key, hence its partition.
+    const d = byStatus('duplicate')[0]!;
+    expect(d.event.eventId).toBe(valid.impressionId);
+    expect(d.partition).toBe(v.partition);
+    expect(byStatus('expired')[0]!.event.eventId).toBe(expired.impressionId);
+  });
+
+  it('unknown ad: 404 and nothing logged; malformed id: 400 and nothing logged', async () => {
+    const unknownId = '999999999999999999';
+    const imp = newImpression(secret, unknownId, 3600, Date.now());
+    const r = await get(service.url + clickPath(imp));
+    expect(r.status).toBe(404);
+    expect(r.headers.get('location')).toBeNull();
+    expect(await r.json()).toMatchObject({ error: { code: 'not_found' } });
+    for (const path of ['/c/abc', '/c/0', '/c/-1', '/c/1.5', '/c/12345678901234567890', '/c/', '/c/1/']) {
+      const m = await get(service.url + path);
+      expect(m.status, path).toBe(400);
+      expect(m.headers.get('location'), path).toBeNull();
+    }
+    const logged = await topicIo.readAll(0, { settleMs: 1500 });
+    expect(logged.filter((l) => l.event.adId === unknownId)).toEqual([]);
+    expect(logged).toHaveLength(5); // only the five clicks of the first test
+  });
+
+  it('redirect injection (extra parameters, encoded URLs, //host paths) never changes Location', async () => {
+    const ad = cat.ads[1]!;
+    const imp = newImpression(secret, ad.adId, 3600, Date.now());
+    const base = `${service.url}/c/${ad.adId}`;
+    const attempts = [
+      `${clickPath(imp)}&url=https://evil.example/`,
+      `${clickPath(imp)}&redirect=%2F%2Fevil.example&location=https://evil.example`,
+      `/c/${ad.adId}?next=https%3A%2F%2Fevil.example%2F&imp=${imp.impressionId}&exp=${imp.expiresAt}&sig=${imp.sig}`,
+      `/c/${ad.adId}?imp=${imp.impressionId}&exp=${imp.expiresAt}&sig=${imp.sig}%0d%0aLocation:%20https://evil.example`,
+    ];
+    for (const a of attempts) {
+      const r = await get(service.url + a);
+      expect(r.status, a).toBe(302);
+      expect(r.headers.get('location'), a).toBe(ad.redirectUrl);
+    }
+    // Paths that try to smuggle a host are not ad ids at all.
+    for (const p of [
+      '//evil.example',
+      '/%2F%2Fevil.example',
+      '/https://evil.example',
+      '/%2F..%2F..%2F',
+      '/1%0d%0aLocation:x',
+    ]) {
+      const r = await get(base.replace(`/c/${ad.adId}`, `/c${p}`));
+      expect(r.status, p).toBe(400);
+      expect(r.headers.get('location'), p).toBeNull();
+    }
+    const logged = (await topicIo.readAll(9)).filter((l) => l.event.adId === ad.adId);
+    expect(logged.map((l) => l.event.status).sort()).toEqual([
+      'bad_signature',
+      'duplicate',
+      'duplicate',
+      'valid',
+    ]);
+    expect(signImpression(secret, ad.adId, imp.impressionId, imp.expiresAt)).toBe(imp.sig);
+  });
+
+  it('/healthz, /readyz and /metrics answer on the same port', async () => {
+    expect((await get(`${service.url}/healthz`)).status).toBe(200);
+    const ready = await get(`${service.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ checks: { kafka: 'ok', postgres: 'ok', redis: 'ok' } });
+    const metrics = await (await get(`${service.url}/metrics`)).text();
+    expect(metrics).toMatch(/adclick_clicks_total\{outcome="valid"\} [1-9]/);
+    expect(metrics).toMatch(/adclick_clicks_total\{outcome="unknown_ad"\} [1-9]/);
+    expect(metrics).toContain('adclick_click_produce_seconds_bucket');
+    expect(metrics).toContain('adclick_spool_depth 0');
+    expect(metrics).toContain('adclick_redis_fail_open_total');
+  });
+});

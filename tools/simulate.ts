@@ -1,0 +1,210 @@
+// Traffic simulator (`npm run simulate -- ...`): creates advertisers and ads through the API, requests
+// impressions and clicks them over HTTP at a given rate, with chosen shares of duplicate, expired,
+// badly signed and unknown-ad clicks and one hot ad; writes the ground truth (valid first clicks per
+// ad and minute) for `npm run verify`.
+//
+// Expired impressions are forged with the signing secret from the environment (the same one the
+// click service uses): the API cannot issue an impression that is already expired.
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { config } from '../common/config.js';
+import { signImpression } from '../ingest/impression.js';
+import { nearMinuteBoundary, recordValidClick, totalOf, type GroundTruth } from './ground-truth.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    base: { type: 'string', default: `http://127.0.0.1:${config.PORT}` },
+    rate: { type: 'string', default: '50' },
+    duration: { type: 'string', default: '60' },
+    advertisers: { type: 'string', default: '2' },
+    ads: { type: 'string', default: '10' },
+    duplicate: { type: 'string', default: '0.1' },
+    expired: { type: 'string', default: '0.03' },
+    'bad-signature': { type: 'string', default: '0.03' },
+    unknown: { type: 'string', default: '0.02' },
+    hot: { type: 'string', default: '0.3' },
+    out: { type: 'string', default: 'ground-truth.json' },
+    quiet: { type: 'boolean', default: false },
+  },
+});
+
+function num(name: keyof typeof opts, min: number, max: number): number {
+  const v = Number(opts[name]);
+  if (!Number.isFinite(v) || v < min || v > max)
+    throw new Error(`--${name} must be a number in [${min}, ${max}]`);
+  return v;
+}
+
+const base = String(opts.base).replace(/\/$/, '');
+const rate = num('rate', 1, 5000);
+const durationS = num('duration', 1, 86_400);
+const shares = {
+  duplicate: num('duplicate', 0, 1),
+  expired: num('expired', 0, 1),
+  bad_signature: num('bad-signature', 0, 1),
+  unknown: num('unknown', 0, 1),
+};
+if (Object.values(shares).reduce((a, b) => a + b, 0) >= 1)
+  throw new Error('the invalid shares must add up to < 1');
+const hotShare = num('hot', 0, 1);
+const adminAuth = { authorization: `Bearer ${config.ADCLICK_ADMIN_KEY}`, 'content-type': 'application/json' };
+
+async function api<T>(method: string, path: string, body: unknown): Promise<T> {
+  const res = await fetch(`${base}${path}`, { method, headers: adminAuth, body: JSON.stringify(body) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path} → ${res.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
+interface ImpressionReply {
+  impressionId: string;
+  adId: string;
+  expiresAt: string | number;
+  clickUrl: string;
+}
+
+type Outcome = 'valid' | keyof typeof shares;
+
+function pickOutcome(): Outcome {
+  let r = Math.random();
+  for (const [outcome, share] of Object.entries(shares) as [Outcome, number][]) {
+    if (r < share) return outcome;
+    r -= share;
+  }
+  return 'valid';
+}
+
+async function click(path: string): Promise<{ status: number; location: string | null }> {
+  const res = await fetch(`${base}${path}`, { redirect: 'manual' });
+  await res.arrayBuffer();
+  return { status: res.status, location: res.headers.get('location') };
+}
+
+/** Waits until the API answers /readyz (the simulator may start together with the app). */
+async function waitForApi(timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${base}/readyz did not answer 200 within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+async function main(): Promise<void> {
+  await waitForApi(120_000);
+  const truth: GroundTruth = {
+    baseUrl: base,
+    startedAt: Date.now(),
+    endedAt: 0,
+    advertisers: [],
+    ads: [],
+    counts: {},
+    sent: {},
+    unexpected: 0,
+  };
+  const redirectOf = new Map<string, string>();
+  for (let i = 0; i < num('advertisers', 1, 1000); i++) {
+    const a = await api<{ advertiserId: string; apiKey: string }>('POST', '/v1/advertisers', {
+      name: `sim-${Date.now()}-${i}`,
+    });
+    truth.advertisers.push({ advertiserId: a.advertiserId, apiKey: a.apiKey });
+  }
+  for (let i = 0; i < num('ads', 1, 100_000); i++) {
+    const owner = truth.advertisers[i % truth.advertisers.length]!;
+    const redirectUrl = `https://advertiser-${owner.advertiserId}.example/landing/${i}`;
+    const ad = await api<{ adId: string }>('POST', '/v1/ads', {
+      advertiserId: owner.advertiserId,
+      redirectUrl,
+      name: `ad ${i}`,
+    });
+    truth.ads.push({ adId: ad.adId, advertiserId: owner.advertiserId });
+    redirectOf.set(ad.adId, redirectUrl);
+  }
+  if (!opts.quiet) {
+    for (const a of truth.advertisers) console.log(`[simulate] advertiser ${a.advertiserId}: dashboard key ${a.apiKey}`);
+  }
+  const clicked: string[] = []; // click paths of valid impressions, for duplicates
+  const maxAdId = truth.ads.reduce((m, a) => (BigInt(a.adId) > m ? BigInt(a.adId) : m), 0n);
+
+  const pickAd = (): string =>
+    Math.random() < hotShare
+      ? truth.ads[0]!.adId
+      : truth.ads[Math.floor(Math.random() * truth.ads.length)]!.adId;
+
+  async function one(): Promise<void> {
+    let outcome = pickOutcome();
+    if (outcome === 'duplicate' && clicked.length === 0) outcome = 'valid';
+    truth.sent[outcome] = (truth.sent[outcome] ?? 0) + 1;
+    if (outcome === 'unknown') {
+      const { status } = await click(
+        `/c/${maxAdId + 1_000_000n}?imp=00000000-0000-4000-8000-000000000000&exp=1&sig=x`,
+      );
+      if (status !== 404) truth.unexpected++;
+      return;
+    }
+    let adId: string;
+    let path: string;
+    if (outcome === 'duplicate') {
+      path = clicked[Math.floor(Math.random() * clicked.length)]!;
+      adId = path.slice(3, path.indexOf('?'));
+    } else {
+      adId = pickAd();
+      const imp = await api<ImpressionReply>('POST', '/v1/impressions', { adId });
+      path = imp.clickUrl.startsWith('http')
+        ? new URL(imp.clickUrl).pathname + new URL(imp.clickUrl).search
+        : imp.clickUrl;
+      if (outcome === 'bad_signature')
+        path = path.replace(/sig=([^&]+)/, (_m, s: string) => `sig=${s.slice(0, -2)}AA`);
+      if (outcome === 'expired') {
+        const exp = Date.now() - 60_000;
+        path = `/c/${adId}?imp=${imp.impressionId}&exp=${exp}&sig=${signImpression(config.ADCLICK_SIGNING_SECRET, adId, imp.impressionId, exp)}`;
+      }
+    }
+    // Stay clear of minute boundaries so the server's minute is the one we record.
+    while (nearMinuteBoundary(Date.now(), 250)) await new Promise((r) => setTimeout(r, 50));
+    const sentAt = Date.now();
+    const { status, location } = await click(path);
+    if (status !== 302 || location !== redirectOf.get(adId)) {
+      truth.unexpected++;
+      return;
+    }
+    if (outcome === 'valid') {
+      recordValidClick(truth.counts, adId, sentAt);
+      clicked.push(path);
+    }
+  }
+
+  const total = Math.round(rate * durationS);
+  const inFlight = new Set<Promise<void>>();
+  const t0 = Date.now();
+  let errors = 0;
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const p = one().catch((e: Error) => {
+      errors++;
+      if (errors <= 5) console.error(`[simulate] ${e.message}`);
+    });
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+    if (!opts.quiet && i % Math.max(1, Math.round(rate * 5)) === 0 && i > 0) {
+      console.error(`[simulate] ${i}/${total} clicks sent, ${totalOf(truth.counts)} valid so far`);
+    }
+  }
+  await Promise.all(inFlight);
+  truth.endedAt = Date.now();
+  truth.unexpected += errors;
+  writeFileSync(String(opts.out), JSON.stringify(truth, null, 2));
+  console.log(
+    `[simulate] sent ${total} clicks in ${((truth.endedAt - t0) / 1000).toFixed(1)} s: ${JSON.stringify(truth.sent)}; ` +
+      `${totalOf(truth.counts)} valid first clicks; ${truth.unexpected} unexpected answers; ground truth in ${opts.out}`,
+  );
+  if (truth.unexpected > 0) process.exitCode = 1;
+}
+
+main().catch((e: Error) => {
+  console.error(`[simulate] ${e.message}`);
+  process.exit(1);
+});
