@@ -25,6 +25,11 @@ create table advertiser_counts_hour (
   clicks bigint not null check (clicks > 0),
   primary key (advertiser_id, hour)
 );
+-- Compaction replaces one hour at a time: these let "delete the hour's rows" find them without a scan.
+create index click_counts_minute_minute on click_counts_minute (minute);
+create index click_counts_hour_hour on click_counts_hour (hour);
+create index advertiser_counts_minute_minute on advertiser_counts_minute (minute);
+create index advertiser_counts_hour_hour on advertiser_counts_hour (hour);
 -- An hour is final once a compaction run has replaced its rows; the run and workflow are recorded.
 create table finalized_hours (
   hour timestamptz primary key,

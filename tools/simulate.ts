@@ -84,9 +84,13 @@ async function click(path: string): Promise<{ status: number; location: string |
 async function waitForApi(timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${base}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`${base}/readyz did not answer 200 within ${timeoutMs / 1000} s`);
+    if (Date.now() > deadline)
+      throw new Error(`${base}/readyz did not answer 200 within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 1000));
   }
 }
@@ -122,7 +126,8 @@ async function main(): Promise<void> {
     redirectOf.set(ad.adId, redirectUrl);
   }
   if (!opts.quiet) {
-    for (const a of truth.advertisers) console.log(`[simulate] advertiser ${a.advertiserId}: dashboard key ${a.apiKey}`);
+    for (const a of truth.advertisers)
+      console.log(`[simulate] advertiser ${a.advertiserId}: dashboard key ${a.apiKey}`);
   }
   const clicked: string[] = []; // click paths of valid impressions, for duplicates
   const maxAdId = truth.ads.reduce((m, a) => (BigInt(a.adId) > m ? BigInt(a.adId) : m), 0n);

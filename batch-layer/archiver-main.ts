@@ -1,0 +1,66 @@
+// `npm run archiver [-- --topic clicks]`: runs one archiver consumer (run several for more partitions).
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { config } from '../common/config.js';
+import { createPool, migrate } from '../common/db.js';
+import { createKafka, ensureTopics, appTopics } from '../common/kafka.js';
+import { serveMetrics } from '../common/metrics.js';
+import { createS3, ensureBucket } from '../common/s3.js';
+import { Archiver } from './archiver.js';
+
+const { values } = parseArgs({
+  options: {
+    topic: { type: 'string', default: config.KAFKA_CLICKS_TOPIC },
+    group: { type: 'string', default: config.ARCHIVER_GROUP_ID },
+    prefix: { type: 'string', default: config.BATCH_S3_PREFIX },
+    'metrics-port': { type: 'string' },
+  },
+});
+
+const pool = createPool(2);
+await migrate(pool);
+const s3 = createS3();
+await ensureBucket(s3, config.S3_BUCKET);
+const kafka = createKafka(`archiver-${process.pid}`);
+const admin = kafka.admin();
+await admin.connect();
+await ensureTopics(
+  admin,
+  values.topic === config.KAFKA_CLICKS_TOPIC
+    ? appTopics()
+    : [{ topic: values.topic, numPartitions: config.KAFKA_CLICKS_PARTITIONS, replicationFactor: 1 }],
+);
+await admin.disconnect();
+
+const archiver = new Archiver({
+  kafka,
+  s3,
+  pool,
+  bucket: config.S3_BUCKET,
+  prefix: values.prefix,
+  topic: values.topic,
+  groupId: values.group,
+  flushEvents: config.ARCHIVER_FLUSH_EVENTS,
+  flushMs: config.ARCHIVER_FLUSH_MS,
+  graceMs: config.ARCHIVER_WATERMARK_GRACE_MS,
+  workDir: join(config.BATCH_WORK_DIR, 'archiver'),
+  log: (m) => console.error(`[archiver] ${m}`),
+});
+await archiver.start();
+const metrics = values['metrics-port'] ? serveMetrics(Number(values['metrics-port'])) : undefined;
+console.log(
+  `[archiver] consuming ${values.topic} as ${values.group} → s3://${config.S3_BUCKET}/${values.prefix}raw/clicks/`,
+);
+
+let stopping = false;
+async function shutdown(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await archiver.stop();
+  metrics?.close();
+  await pool.end();
+  s3.destroy();
+  process.exit(0);
+}
+process.on('SIGINT', () => void shutdown());
+process.on('SIGTERM', () => void shutdown());

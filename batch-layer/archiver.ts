@@ -1,0 +1,260 @@
+// The archiver: a Kafka consumer group on `clicks` that writes every event (all statuses) to Parquet
+// in S3, one object per (event hour, partition, offset range), and commits offsets only after the
+// upload. A crash between upload and commit re-reads the range; the next flush may cut it at other
+// offsets, so files may overlap — harmless, because compaction counts distinct impression ids and
+// distinct (partition, offset) messages, never rows. Per-partition watermarks go to PostgreSQL.
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type pg from 'pg';
+import { Counter, Histogram } from 'prom-client';
+import { decodeClickEvent } from '../common/click-event.js';
+import { registry } from '../common/metrics.js';
+import { hourOf } from '../common/time.js';
+import { rawFileKey } from './layout.js';
+import { writeRawParquet, type RawClickRow } from './parquet.js';
+import { uploadFile } from './storage.js';
+import { partitionWatermark } from './watermark.js';
+
+export interface ArchiverOptions {
+  kafka: Kafka;
+  s3: S3Client;
+  pool: pg.Pool;
+  bucket: string;
+  prefix: string;
+  topic: string;
+  groupId: string;
+  flushEvents: number;
+  flushMs: number;
+  graceMs: number;
+  workDir: string;
+  fromBeginning?: boolean;
+  log?: (msg: string) => void;
+}
+
+interface PartitionBuffer {
+  rows: RawClickRow[];
+  minTs?: number;
+  openedAt: number;
+  lastMessageTime?: number;
+  /** Last consumed offset (also of skipped messages) and last committed one. */
+  lastOffset?: string;
+  committedOffset?: string;
+  /** Serializes flushes of this partition (from eachBatch and from the timer). */
+  lock: Promise<void>;
+}
+
+const ID = /^[1-9][0-9]{0,17}$/;
+
+const eventsArchived = new Counter({
+  name: 'archiver_events_total',
+  help: 'Click events written to raw Parquet in S3',
+  registers: [registry],
+});
+const eventsRejected = new Counter({
+  name: 'archiver_rejected_total',
+  help: 'Messages on the clicks topic that are not valid v1 click events (skipped)',
+  registers: [registry],
+});
+const flushSeconds = new Histogram({
+  name: 'archiver_flush_seconds',
+  help: 'Time to write, upload and commit one partition buffer',
+  registers: [registry],
+});
+
+let fileSeq = 0;
+
+export class Archiver {
+  private consumer: Consumer;
+  private admin: Admin;
+  private buffers = new Map<number, PartitionBuffer>();
+  private assigned = new Set<number>();
+  private timer?: NodeJS.Timeout;
+  private ticking = false;
+  readonly stats = { events: 0, files: 0, commits: 0 };
+
+  constructor(private readonly opts: ArchiverOptions) {
+    this.consumer = opts.kafka.consumer({ groupId: opts.groupId, sessionTimeout: 30_000 });
+    this.admin = opts.kafka.admin();
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.opts.workDir, { recursive: true });
+    await this.admin.connect();
+    await this.consumer.connect();
+    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+      const mine = new Set(payload.memberAssignment[this.opts.topic] ?? []);
+      // Buffers of partitions moved elsewhere are dropped uncommitted: the new owner re-reads them.
+      for (const p of this.buffers.keys()) if (!mine.has(p)) this.buffers.delete(p);
+      this.assigned = mine;
+    });
+    await this.consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.fromBeginning ?? true });
+    await this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: true,
+      eachBatch: (payload) => this.onBatch(payload),
+    });
+    const every = Math.min(this.opts.flushMs, 5000);
+    this.timer = setInterval(() => void this.tick(), every);
+  }
+
+  /** Flushes what is buffered, then leaves the group. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.consumer.stop();
+    for (const p of [...this.buffers.keys()]) await this.flush(p);
+    await this.consumer.disconnect();
+    await this.admin.disconnect();
+  }
+
+  private buffer(partition: number): PartitionBuffer {
+    let b = this.buffers.get(partition);
+    if (!b) {
+      b = { rows: [], openedAt: Date.now(), lock: Promise.resolve() };
+      this.buffers.set(partition, b);
+    }
+    return b;
+  }
+
+  private async onBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
+    const b = this.buffer(batch.partition);
+    for (const m of batch.messages) {
+      b.lastMessageTime = Number(m.timestamp);
+      b.lastOffset = m.offset;
+      try {
+        const event = decodeClickEvent(m.value ?? Buffer.alloc(0));
+        if (!ID.test(event.adId) || !ID.test(event.advertiserId)) throw new Error('malformed id');
+        if (b.rows.length === 0) b.openedAt = Date.now();
+        b.rows.push({ event, partition: batch.partition, offset: m.offset });
+        b.minTs = b.minTs === undefined ? event.ts : Math.min(b.minTs, event.ts);
+      } catch (e) {
+        eventsRejected.inc();
+        this.opts.log?.(`skipping offset ${batch.partition}/${m.offset}: ${(e as Error).message}`);
+      }
+      if (b.rows.length >= this.opts.flushEvents) {
+        await this.flush(batch.partition);
+        await heartbeat();
+      }
+    }
+  }
+
+  /** Writes the partition's buffer (one file per event hour), uploads, then commits the offsets. */
+  async flush(partition: number): Promise<void> {
+    const b = this.buffers.get(partition);
+    if (!b) return;
+    const run = b.lock.then(async () => {
+      // Taken synchronously: messages consumed while this flush uploads belong to the next one.
+      const rows = b.rows;
+      const last = b.lastOffset;
+      b.rows = [];
+      b.minTs = undefined;
+      if (last === undefined || last === b.committedOffset) return;
+      if (rows.length === 0) {
+        await this.commit(partition, last); // only skipped (undecodable) messages since the last commit
+        b.committedOffset = last;
+        return;
+      }
+      const end = flushSeconds.startTimer();
+      const first = rows[0]!.offset;
+      try {
+        await this.upload(partition, rows, first, last);
+      } catch (e) {
+        // The consumer has moved past these offsets: keep them buffered so the next flush retries.
+        b.rows = rows.concat(b.rows);
+        for (const r of rows) b.minTs = b.minTs === undefined ? r.event.ts : Math.min(b.minTs, r.event.ts);
+        throw e;
+      }
+      b.committedOffset = last;
+      this.stats.events += rows.length;
+      eventsArchived.inc(rows.length);
+      end();
+    });
+    b.lock = run.catch(() => undefined);
+    await run;
+  }
+
+  private async upload(partition: number, rows: RawClickRow[], first: string, last: string): Promise<void> {
+    const byHour = new Map<number, RawClickRow[]>();
+    for (const r of rows) {
+      const h = hourOf(r.event.ts);
+      let list = byHour.get(h);
+      if (!list) byHour.set(h, (list = []));
+      list.push(r);
+    }
+    for (const [hour, hourRows] of byHour) {
+      const path = join(this.opts.workDir, `${process.pid}-${++fileSeq}.parquet`);
+      try {
+        await writeRawParquet(hourRows, path);
+        await uploadFile(
+          this.opts.s3,
+          this.opts.bucket,
+          rawFileKey(this.opts.prefix, hour, partition, first, last),
+          path,
+        );
+      } finally {
+        await rm(path, { force: true });
+      }
+      this.stats.files++;
+    }
+    await this.commit(partition, last);
+  }
+
+  private async commit(partition: number, lastOffset: string): Promise<void> {
+    await this.consumer.commitOffsets([
+      { topic: this.opts.topic, partition, offset: (BigInt(lastOffset) + 1n).toString() },
+    ]);
+    this.stats.commits++;
+  }
+
+  /** Time-based flushes and watermark updates, also for partitions that receive nothing. */
+  async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      const now = Date.now();
+      for (const [p, b] of this.buffers) {
+        const pending =
+          b.rows.length > 0 || (b.lastOffset !== undefined && b.lastOffset !== b.committedOffset);
+        if (pending && now - b.openedAt >= this.opts.flushMs) await this.flush(p);
+      }
+      await this.recordWatermarks();
+    } catch (e) {
+      this.opts.log?.(`archiver tick failed (retried next tick): ${(e as Error).message}`);
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async recordWatermarks(): Promise<void> {
+    if (this.assigned.size === 0) return;
+    const [ends, committed] = await Promise.all([
+      this.admin.fetchTopicOffsets(this.opts.topic),
+      this.admin.fetchOffsets({ groupId: this.opts.groupId, topics: [this.opts.topic] }),
+    ]);
+    const endOf = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
+    const committedOf = new Map(
+      (committed[0]?.partitions ?? []).map((c) => [
+        c.partition,
+        BigInt(c.offset) < 0n ? 0n : BigInt(c.offset),
+      ]),
+    );
+    const now = Date.now();
+    for (const p of this.assigned) {
+      const b = this.buffers.get(p);
+      const buffered = b !== undefined && b.rows.length > 0;
+      const caughtUp = !buffered && (committedOf.get(p) ?? 0n) >= (endOf.get(p) ?? 0n);
+      const wm = partitionWatermark(
+        { bufferedMinTs: buffered ? b.minTs : undefined, lastMessageTime: b?.lastMessageTime, caughtUp },
+        now,
+        this.opts.graceMs,
+      );
+      if (wm === undefined) continue;
+      await this.opts.pool.query(
+        `insert into archive_watermarks (topic, partition, watermark, updated_at) values ($1, $2, $3, now())
+         on conflict (topic, partition) do update set watermark = excluded.watermark, updated_at = now()`,
+        [this.opts.topic, p, new Date(wm)],
+      );
+    }
+  }
+}

@@ -1,0 +1,350 @@
+// Hourly compaction: raw click Parquet of one hour (plus the seen-ids indexes of the hours before it,
+// within the impression lifetime) → authoritative counts per (ad, minute), written to PostgreSQL in
+// one transaction that replaces the hour. Deterministic: the same raw files give the same rows.
+//
+// Dedup rule (DESIGN rule 1): an impression counts once, in the minute of its first valid click.
+// Inside the hour: group valid events by impression id and keep min(ts). Across hours: an impression
+// with a valid click in any of the `lookbackHours` before this one is not counted here. Each hour's
+// "seen" index (its distinct valid impression ids) depends only on that hour's raw files, so hours
+// can be compacted in any order or in parallel and still agree; the index is named after the raw
+// files it covers, so a late file makes it stale and it is rebuilt.
+import { mkdir, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { basename, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createHash } from 'node:crypto';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { HOUR_MS } from '../common/time.js';
+import { hourIso } from '../workflows/windows.js';
+import { rawHourPrefix, seenIndexHourPrefix, seenIndexKey } from './layout.js';
+import { duckConnect, sqlFileList, sqlString } from './parquet.js';
+import { deleteObjects, downloadObject, listObjects, uploadFile, type S3Object } from './storage.js';
+
+export interface CompactionDeps {
+  pool: pg.Pool;
+  s3: S3Client;
+  bucket: string;
+  /** Key prefix inside the bucket ('' in production). */
+  prefix: string;
+  workDir: string;
+  /** Hours before this one whose impressions may still be clicked (impression lifetime). */
+  lookbackHours: number;
+  /** Failure drills: pause after downloading (config BATCH_FAULT_PAUSE_MS). */
+  faultPauseMs?: number;
+}
+
+/** Who finalized the hour: recorded in finalized_hours. */
+export interface CompactionRun {
+  workflowId: string;
+  runId: string;
+}
+
+export interface CompactionProgress {
+  phase: 'listing' | 'downloading' | 'indexing' | 'counting' | 'publishing-index' | 'writing' | 'done';
+  filesDone: number;
+  filesTotal: number;
+}
+
+export interface CompactHourResult {
+  hour: string;
+  files: number;
+  /** Distinct Kafka messages of the hour, all statuses. */
+  events: number;
+  validClicks: number;
+  adMinutes: number;
+  /** Impressions with a valid click in this hour that were already seen in an earlier hour. */
+  seenEarlier: number;
+}
+
+type Progress = (p: CompactionProgress) => void;
+
+/** Scratch folder of one hour under one bucket/prefix; stable, so a retried activity reuses downloads. */
+function hourDir(deps: CompactionDeps, hourStart: number): string {
+  const ns = createHash('sha1').update(`${deps.bucket}/${deps.prefix}`).digest('hex').slice(0, 12);
+  return join(deps.workDir, ns, hourIso(hourStart).replaceAll(':', ''));
+}
+
+async function downloadAll(
+  deps: CompactionDeps,
+  objects: readonly S3Object[],
+  dir: string,
+  onFile?: () => void,
+): Promise<string[]> {
+  const paths: string[] = [];
+  for (const o of objects) {
+    const path = join(dir, basename(o.key));
+    await downloadObject(deps.s3, deps.bucket, o, path);
+    paths.push(path);
+    onFile?.();
+  }
+  return paths;
+}
+
+const validInHour = (files: readonly string[], hourStart: number): string =>
+  `select event_id, ts, ad_id, advertiser_id from read_parquet(${sqlFileList(files)})
+   where status = 'valid' and ts >= ${hourStart} and ts < ${hourStart + HOUR_MS}`;
+
+/** Writes the distinct valid impression ids of an hour's raw files to a Parquet index. */
+async function writeSeenIndex(files: readonly string[], hourStart: number, path: string): Promise<void> {
+  const conn = await duckConnect();
+  try {
+    await conn.run(
+      `copy (select distinct event_id from (${validInHour(files, hourStart)}))
+       to ${sqlString(path)} (format parquet, compression zstd)`,
+    );
+  } finally {
+    conn.closeSync();
+  }
+}
+
+/**
+ * The local path of an up-to-date seen index of an earlier hour, building (and uploading) it from
+ * that hour's raw files when missing or stale; undefined for an hour with no raw files.
+ */
+async function seenIndexOf(
+  deps: CompactionDeps,
+  hourStart: number,
+  dir: string,
+): Promise<string | undefined> {
+  const raw = await listObjects(deps.s3, deps.bucket, rawHourPrefix(deps.prefix, hourStart));
+  if (raw.length === 0) return undefined;
+  const key = seenIndexKey(
+    deps.prefix,
+    hourStart,
+    raw.map((o) => o.key),
+  );
+  const path = join(dir, 'lookback', `${hourIso(hourStart).replaceAll(':', '')}-${basename(key)}`);
+  const existing = await listObjects(deps.s3, deps.bucket, seenIndexHourPrefix(deps.prefix, hourStart));
+  const current = existing.find((o) => o.key === key);
+  if (current) {
+    await downloadObject(deps.s3, deps.bucket, current, path);
+    return path;
+  }
+  const rawDir = join(dir, 'lookback-raw', hourIso(hourStart).replaceAll(':', ''));
+  const files = await downloadAll(deps, raw, rawDir);
+  await mkdir(join(dir, 'lookback'), { recursive: true });
+  await writeSeenIndex(files, hourStart, path);
+  await uploadFile(deps.s3, deps.bucket, key, path);
+  await deleteObjects(
+    deps.s3,
+    deps.bucket,
+    existing.map((o) => o.key),
+  );
+  await rm(rawDir, { recursive: true, force: true });
+  return path;
+}
+
+/** The hour's rows, one CSV per table, ready for PostgreSQL COPY. */
+interface CountFiles {
+  adMinute: string;
+  adHour: string;
+  advertiserMinute: string;
+  advertiserHour: string;
+}
+
+interface HourCounts {
+  csv: CountFiles;
+  events: number;
+  validClicks: number;
+  adMinutes: number;
+  seenEarlier: number;
+}
+
+/**
+ * Counts one hour with DuckDB: first valid click per impression, minus impressions seen earlier,
+ * per (ad, advertiser, minute) into a CSV for PostgreSQL COPY. Exposed for the benchmark.
+ */
+export async function countHour(
+  files: readonly string[],
+  earlierIndexes: readonly string[],
+  hourStart: number,
+  outDir: string,
+  seenIndexPath?: string,
+): Promise<HourCounts> {
+  const csv: CountFiles = {
+    adMinute: join(outDir, 'ad-minute.csv'),
+    adHour: join(outDir, 'ad-hour.csv'),
+    advertiserMinute: join(outDir, 'advertiser-minute.csv'),
+    advertiserHour: join(outDir, 'advertiser-hour.csv'),
+  };
+  if (files.length === 0) return { csv, events: 0, validClicks: 0, adMinutes: 0, seenEarlier: 0 };
+  const conn = await duckConnect();
+  const t = `first_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e9)}`;
+  try {
+    await conn.run(
+      `create temp table ${t} as
+       select event_id, min(ts) as ts, arg_min(ad_id, ts) as ad_id, arg_min(advertiser_id, ts) as advertiser_id
+       from (${validInHour(files, hourStart)}) group by event_id`,
+    );
+    // This hour's own seen index (for the hours after it) comes from the same table, before the
+    // impressions seen earlier are removed: it must not depend on the order hours are compacted in.
+    if (seenIndexPath) {
+      await conn.run(
+        `copy (select event_id from ${t}) to ${sqlString(seenIndexPath)} (format parquet, compression zstd)`,
+      );
+    }
+    let seenEarlier = 0;
+    if (earlierIndexes.length > 0) {
+      const del = await conn.runAndReadAll(
+        `delete from ${t} where event_id in (select event_id from read_parquet(${sqlFileList(earlierIndexes)}))`,
+      );
+      seenEarlier = del.rowsChanged;
+    }
+    // Timestamps leave as zone-less UTC text ('1980-01-01 00:48:00', DuckDB's own rendering, far
+    // cheaper than strftime); the PostgreSQL transaction sets its time zone to UTC before COPY.
+    const ts = (ms: string): string => `make_timestamp((${ms}) * 1000)`;
+    const copyCsv = async (select: string, path: string): Promise<number> =>
+      (await conn.runAndReadAll(`copy (${select}) to ${sqlString(path)} (format csv, header false)`))
+        .rowsChanged;
+    // Sorted by primary key: PostgreSQL's index inserts stay local.
+    const adMinutes = await copyCsv(
+      `select ad_id, ${ts('(ts // 60000) * 60000')} as minute, count(*) from ${t}
+       group by ad_id, minute order by ad_id, minute`,
+      csv.adMinute,
+    );
+    await copyCsv(
+      `select ad_id, ${ts(String(hourStart))}, count(*) from ${t} group by ad_id order by ad_id`,
+      csv.adHour,
+    );
+    await copyCsv(
+      `select advertiser_id, ${ts('(ts // 60000) * 60000')} as minute, count(*) from ${t}
+       group by advertiser_id, minute order by advertiser_id, minute`,
+      csv.advertiserMinute,
+    );
+    await copyCsv(
+      `select advertiser_id, ${ts(String(hourStart))}, count(*) from ${t} group by advertiser_id order by advertiser_id`,
+      csv.advertiserHour,
+    );
+    const totals = await conn.runAndReadAll(
+      `select (select count(*) from ${t}) as valid,
+              (select count(*) from (select distinct kafka_partition, kafka_offset
+                                     from read_parquet(${sqlFileList(files)}))) as events`,
+    );
+    const row = totals.getRowObjectsJS()[0]!;
+    return {
+      csv,
+      events: Number(row.events),
+      validClicks: Number(row.valid),
+      adMinutes,
+      seenEarlier,
+    };
+  } finally {
+    await conn.run(`drop table if exists temp.${t}`).catch(() => undefined);
+    conn.closeSync();
+  }
+}
+
+/** Replaces the hour's rows (minutes, hour rollups, advertiser rollups) and marks it finalized, atomically. */
+export async function writeHourCounts(
+  pool: pg.Pool,
+  hourStart: number,
+  counts: HourCounts,
+  run: CompactionRun,
+): Promise<void> {
+  const client = await pool.connect();
+  const from = new Date(hourStart);
+  const to = new Date(hourStart + HOUR_MS);
+  try {
+    await client.query('begin');
+    await client.query("set local time zone 'UTC'"); // the CSVs carry zone-less UTC timestamps
+    // Two runs of the same hour (schedule, backfill, daily) may overlap: let them take turns.
+    await client.query('select pg_advisory_xact_lock($1, $2)', [7_262_005, hourStart / HOUR_MS]);
+    for (const table of ['click_counts_minute', 'advertiser_counts_minute']) {
+      await client.query(`delete from ${table} where minute >= $1 and minute < $2`, [from, to]);
+    }
+    for (const table of ['click_counts_hour', 'advertiser_counts_hour']) {
+      await client.query(`delete from ${table} where hour = $1`, [from]);
+    }
+    if (counts.validClicks > 0) {
+      const targets: Array<[string, string]> = [
+        ['click_counts_minute (ad_id, minute, clicks)', counts.csv.adMinute],
+        ['click_counts_hour (ad_id, hour, clicks)', counts.csv.adHour],
+        ['advertiser_counts_minute (advertiser_id, minute, clicks)', counts.csv.advertiserMinute],
+        ['advertiser_counts_hour (advertiser_id, hour, clicks)', counts.csv.advertiserHour],
+      ];
+      for (const [target, path] of targets) {
+        await pipeline(
+          createReadStream(path),
+          client.query(copyFrom(`copy ${target} from stdin with (format csv)`)),
+        );
+      }
+    }
+    await client.query(
+      `insert into finalized_hours (hour, run_id, workflow_id, finalized_at, valid_clicks, events)
+       values ($1, $2, $3, now(), $4, $5)
+       on conflict (hour) do update set run_id = excluded.run_id, workflow_id = excluded.workflow_id,
+         finalized_at = excluded.finalized_at, valid_clicks = excluded.valid_clicks, events = excluded.events`,
+      [from, run.runId, run.workflowId, counts.validClicks, counts.events],
+    );
+    await client.query('commit');
+  } catch (e) {
+    await client.query('rollback').catch(() => undefined);
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
+/** The whole hourly compaction: list, download, index, count, write. Safe to run again. */
+export async function compactHourFromS3(
+  deps: CompactionDeps,
+  hourStart: number,
+  run: CompactionRun,
+  onProgress: Progress = () => undefined,
+): Promise<CompactHourResult> {
+  const dir = hourDir(deps, hourStart);
+  await mkdir(dir, { recursive: true });
+  onProgress({ phase: 'listing', filesDone: 0, filesTotal: 0 });
+  const raw = await listObjects(deps.s3, deps.bucket, rawHourPrefix(deps.prefix, hourStart));
+  let done = 0;
+  const files = await downloadAll(deps, raw, join(dir, 'raw'), () =>
+    onProgress({ phase: 'downloading', filesDone: ++done, filesTotal: raw.length }),
+  );
+  if (deps.faultPauseMs) await new Promise((r) => setTimeout(r, deps.faultPauseMs));
+  onProgress({ phase: 'indexing', filesDone: done, filesTotal: raw.length });
+  const earlier: string[] = [];
+  for (let i = 1; i <= deps.lookbackHours; i++) {
+    const path = await seenIndexOf(deps, hourStart - i * HOUR_MS, dir);
+    if (path) earlier.push(path);
+  }
+  onProgress({ phase: 'counting', filesDone: done, filesTotal: raw.length });
+  const indexPath = join(dir, 'seen-index.parquet');
+  const counts = await countHour(files, earlier, hourStart, dir, indexPath);
+  onProgress({ phase: 'publishing-index', filesDone: done, filesTotal: raw.length });
+  if (files.length > 0) {
+    const key = seenIndexKey(
+      deps.prefix,
+      hourStart,
+      raw.map((o) => o.key),
+    );
+    const stale = (await listObjects(deps.s3, deps.bucket, seenIndexHourPrefix(deps.prefix, hourStart)))
+      .map((o) => o.key)
+      .filter((k) => k !== key);
+    await uploadFile(deps.s3, deps.bucket, key, indexPath);
+    await deleteObjects(deps.s3, deps.bucket, stale);
+  }
+  onProgress({ phase: 'writing', filesDone: done, filesTotal: raw.length });
+  await writeHourCounts(deps.pool, hourStart, counts, run);
+  onProgress({ phase: 'done', filesDone: done, filesTotal: raw.length });
+  await rm(dir, { recursive: true, force: true });
+  return {
+    hour: hourIso(hourStart),
+    files: raw.length,
+    events: counts.events,
+    validClicks: counts.validClicks,
+    adMinutes: counts.adMinutes,
+    seenEarlier: counts.seenEarlier,
+  };
+}
+
+/** Every partition of `topic` has archived all events before `hourEnd` (rows exist for the topic). */
+export async function watermarkPassed(pool: pg.Pool, topic: string, hourEnd: number): Promise<boolean> {
+  const res = await pool.query<{ n: string; low: Date | null }>(
+    'select count(*) as n, min(watermark) as low from archive_watermarks where topic = $1',
+    [topic],
+  );
+  const row = res.rows[0];
+  return !!row && Number(row.n) > 0 && row.low !== null && row.low.getTime() >= hourEnd;
+}

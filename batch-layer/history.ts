@@ -1,0 +1,96 @@
+// Synthetic click history with a known answer: impressions with a first valid click in a past range,
+// plus repeats of the same impression (marked `valid` as if Redis dedup had been down, or
+// `duplicate`) that may fall in later minutes and hours, plus invalid clicks. Pure (seeded).
+import { saltOf, type ClickEvent, type ClickStatus } from '../common/click-event.js';
+import { HOUR_MS, MINUTE_MS, minuteOf } from '../common/time.js';
+
+export interface HistoryOptions {
+  /** Hour-aligned start (epoch ms) of the range the first clicks fall in. */
+  from: number;
+  hours: number;
+  /** Impressions clicked (each counted exactly once). */
+  impressions: number;
+  /** Ad ids are adBase .. adBase + ads − 1 (pick a unique base per run). */
+  adBase: bigint;
+  ads: number;
+  /** Share of impressions clicked again later (default 0.3). */
+  repeatRate?: number;
+  /** Share of extra invalid clicks (bad signature, expired) per impression (default 0.05). */
+  invalidRate?: number;
+  salts?: number;
+  seed?: number;
+}
+
+export interface History {
+  events: ClickEvent[];
+  /** Ground truth: valid first clicks per `${adId}|${minute}`. */
+  truth: Map<string, number>;
+  counted: number;
+}
+
+/** mulberry32: a small deterministic PRNG, so a history can be regenerated from its seed. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const hex = (r: () => number, n: number): string =>
+  Array.from({ length: n }, () => Math.floor(r() * 16).toString(16)).join('');
+
+export const advertiserOf = (adId: bigint): string => (adId / 10n + 1n).toString();
+
+export const truthKey = (adId: string, minute: number): string => `${adId}|${minute}`;
+
+export function generateHistory(o: HistoryOptions): History {
+  const r = rng(o.seed ?? 1);
+  const salts = o.salts ?? 8;
+  const repeatRate = o.repeatRate ?? 0.3;
+  const invalidRate = o.invalidRate ?? 0.05;
+  const span = o.hours * HOUR_MS;
+  const events: ClickEvent[] = [];
+  const truth = new Map<string, number>();
+  const runTag = hex(r, 8);
+  for (let i = 0; i < o.impressions; i++) {
+    const ad = o.adBase + BigInt(Math.floor(r() * o.ads));
+    const adId = ad.toString();
+    const advertiserId = advertiserOf(ad);
+    const eventId = `${runTag}-${hex(r, 8)}-${i.toString(16)}`;
+    const salt = saltOf(eventId, salts);
+    const ts = o.from + Math.floor(r() * span);
+    const base = { v: 1 as const, eventId, adId, advertiserId, salt };
+    events.push({ ...base, ts, status: 'valid' });
+    truth.set(truthKey(adId, minuteOf(ts)), (truth.get(truthKey(adId, minuteOf(ts))) ?? 0) + 1);
+    if (r() < repeatRate) {
+      // A later click of the same impression: up to 3 hours later, so it often lands in another hour.
+      const later = ts + 1 + Math.floor(r() * 3 * HOUR_MS);
+      const status: ClickStatus = r() < 0.5 ? 'valid' : 'duplicate';
+      events.push({ ...base, ts: later, status });
+      if (r() < 0.3) events.push({ ...base, ts: later + MINUTE_MS, status: 'valid' });
+    }
+    if (r() < invalidRate) {
+      events.push({ ...base, ts: ts - 1, status: r() < 0.5 ? 'bad_signature' : 'expired' });
+    }
+  }
+  // Replayed history arrives out of order.
+  for (let i = events.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [events[i], events[j]] = [events[j]!, events[i]!];
+  }
+  return { events, truth, counted: o.impressions };
+}
+
+/** Ground truth restricted to minutes in [from, to). */
+export function truthIn(truth: ReadonlyMap<string, number>, from: number, to: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of truth) {
+    const minute = Number(k.slice(k.indexOf('|') + 1));
+    if (minute >= from && minute < to) out.set(k, v);
+  }
+  return out;
+}

@@ -1,0 +1,140 @@
+// Operator actions on the batch layer, shared by the worker, the CLI and the HTTP API: start a
+// backfill, list hours' states, create the schedules.
+import {
+  ScheduleAlreadyRunning,
+  ScheduleOverlapPolicy,
+  WorkflowExecutionAlreadyStartedError,
+  type Client,
+  type ScheduleOptions,
+} from '@temporalio/client';
+import type pg from 'pg';
+import { config } from '../common/config.js';
+import { backfillHours, backfillId, parseHour, hoursIn, hourIso } from '../workflows/windows.js';
+
+export interface BackfillRequest {
+  from: string;
+  to: string;
+  parallelism?: number;
+  taskQueue?: string;
+}
+
+/**
+ * Starts the backfill workflow of [from, to). Idempotent: while a backfill of the same window is
+ * running, the running one is returned instead of starting a second; once it has closed, a new
+ * request re-runs the window (re-compaction is itself idempotent).
+ */
+export async function startBackfill(
+  client: Client,
+  req: BackfillRequest,
+): Promise<{ workflowId: string; runId?: string }> {
+  const hours = backfillHours(req.from, req.to); // throws a clear message on a bad range
+  const workflowId = backfillId(hours[0]!, parseHour(req.to));
+  try {
+    const handle = await client.workflow.start('backfill', {
+      taskQueue: req.taskQueue ?? config.TEMPORAL_TASK_QUEUE,
+      workflowId,
+      args: [{ from: hourIso(hours[0]!), to: hourIso(parseHour(req.to)), parallelism: req.parallelism }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+    return { workflowId, runId: handle.firstExecutionRunId };
+  } catch (e) {
+    if (e instanceof WorkflowExecutionAlreadyStartedError) return { workflowId };
+    throw e;
+  }
+}
+
+export interface HourState {
+  hour: string;
+  state: 'open' | 'finalized';
+  runId?: string;
+  workflowId?: string;
+  finalizedAt?: string;
+  validClicks?: number;
+  events?: number;
+}
+
+/** Each hour in [from, to) with its finalization state, in time order. */
+export async function listHours(pool: pg.Pool, from: number, to: number): Promise<HourState[]> {
+  const { rows } = await pool.query<{
+    hour: Date;
+    run_id: string;
+    workflow_id: string;
+    finalized_at: Date;
+    valid_clicks: string;
+    events: string;
+  }>(
+    `select hour, run_id, workflow_id, finalized_at, valid_clicks, events
+       from finalized_hours where hour >= $1 and hour < $2`,
+    [new Date(from), new Date(to)],
+  );
+  const byHour = new Map(rows.map((r) => [r.hour.getTime(), r]));
+  return hoursIn(from, to).map((h) => {
+    const r = byHour.get(h);
+    if (!r) return { hour: hourIso(h), state: 'open' };
+    return {
+      hour: hourIso(h),
+      state: 'finalized',
+      runId: r.run_id,
+      workflowId: r.workflow_id,
+      finalizedAt: r.finalized_at.toISOString(),
+      validClicks: Number(r.valid_clicks),
+      events: Number(r.events),
+    };
+  });
+}
+
+export const hourlyScheduleId = (prefix: string): string => `${prefix}-compact-hourly`;
+export const dailyScheduleId = (prefix: string): string => `${prefix}-compact-daily`;
+
+/**
+ * Creates (or updates to the current definition) the hourly and daily compaction schedules.
+ * Schedule arguments are fixed at creation, so the workflows get no window in their input and take
+ * it from the run's nominal time (TemporalScheduledStartTime); the started workflow ids get that
+ * nominal time appended by Temporal, so each window has one id. BUFFER_ALL: a window that comes
+ * while the previous run is still going is queued, never skipped.
+ */
+export async function ensureSchedules(
+  client: Client,
+  opts: { taskQueue: string; prefix: string },
+): Promise<string[]> {
+  const defs: ScheduleOptions[] = [
+    {
+      scheduleId: hourlyScheduleId(opts.prefix),
+      spec: { intervals: [{ every: '1h', offset: '5m' }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'compactHour',
+        workflowId: `${opts.prefix}-scheduled-compact-hour`,
+        taskQueue: opts.taskQueue,
+        args: [{}],
+      },
+      policies: { overlap: ScheduleOverlapPolicy.BUFFER_ALL, catchupWindow: '1 day' },
+    },
+    {
+      scheduleId: dailyScheduleId(opts.prefix),
+      spec: { intervals: [{ every: '1d', offset: '30m' }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'compactDay',
+        workflowId: `${opts.prefix}-scheduled-compact-day`,
+        taskQueue: opts.taskQueue,
+        args: [{}],
+      },
+      policies: { overlap: ScheduleOverlapPolicy.BUFFER_ALL, catchupWindow: '1 day' },
+    },
+  ];
+  for (const def of defs) {
+    try {
+      await client.schedule.create(def);
+    } catch (e) {
+      if (!(e instanceof ScheduleAlreadyRunning)) throw e;
+      await client.schedule.getHandle(def.scheduleId).update((prev) => ({
+        ...prev,
+        spec: def.spec,
+        action: def.action,
+        policies: { ...prev.policies, ...def.policies },
+      }));
+    }
+  }
+  return defs.map((d) => d.scheduleId);
+}

@@ -1,0 +1,91 @@
+// `npm run worker`: the Temporal worker of the batch task queue (workflows/ + activities/), and the
+// hourly/daily schedules, created idempotently at start. Everything comes from common/config.ts, so a
+// test can run an isolated worker with its own task queue, topic, S3 prefix and schedule ids.
+import { resolve } from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type pg from 'pg';
+import { config } from '../common/config.js';
+import { createPool, migrate } from '../common/db.js';
+import { createS3, ensureBucket } from '../common/s3.js';
+import type { SpeedStore } from '../common/speed-store.js';
+import { createTemporalClient } from '../common/temporal.js';
+import { createActivities } from '../activities/index.js';
+import { createSpeedStore } from '../speed-layer/speed-store.js';
+import { ensureSchedules } from './operations.js';
+
+export interface BatchWorkerOptions {
+  taskQueue: string;
+  pool: pg.Pool;
+  s3: S3Client;
+  prefix: string;
+  topic: string;
+  speedStore?: SpeedStore;
+  lookbackHours?: number;
+}
+
+export async function createBatchWorker(
+  opts: BatchWorkerOptions,
+): Promise<{ worker: Worker; connection: NativeConnection }> {
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: opts.taskQueue,
+    workflowsPath: resolve(import.meta.dirname, '..', 'workflows', 'index.ts'),
+    activities: createActivities({
+      pool: opts.pool,
+      s3: opts.s3,
+      bucket: config.S3_BUCKET,
+      prefix: opts.prefix,
+      workDir: config.BATCH_WORK_DIR,
+      topic: opts.topic,
+      lookbackHours: opts.lookbackHours ?? Math.ceil(config.ADCLICK_IMPRESSION_TTL_S / 3600),
+      speedStore: opts.speedStore,
+      faultPauseMs: config.BATCH_FAULT_PAUSE_MS,
+    }),
+    // Compaction is CPU- and memory-heavy (DuckDB): a few at a time per worker process.
+    maxConcurrentActivityTaskExecutions: 4,
+  });
+  return { worker, connection };
+}
+
+async function main(): Promise<void> {
+  const pool = createPool(5);
+  await migrate(pool);
+  const s3 = createS3();
+  await ensureBucket(s3, config.S3_BUCKET);
+  const speedStore = createSpeedStore();
+  const { worker, connection } = await createBatchWorker({
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    pool,
+    s3,
+    prefix: config.BATCH_S3_PREFIX,
+    topic: config.KAFKA_CLICKS_TOPIC,
+    speedStore,
+  });
+  if (config.BATCH_CREATE_SCHEDULES) {
+    const client = await createTemporalClient();
+    const ids = await ensureSchedules(client, {
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      prefix: config.BATCH_SCHEDULE_PREFIX,
+    });
+    await client.connection.close();
+    console.log(`[worker] schedules ready: ${ids.join(', ')}`);
+  }
+  console.log(`[worker] polling task queue ${config.TEMPORAL_TASK_QUEUE}`);
+  process.on('SIGINT', () => worker.shutdown());
+  process.on('SIGTERM', () => worker.shutdown());
+  await worker.run();
+  await connection.close();
+  await speedStore.close();
+  await pool.end();
+  s3.destroy();
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

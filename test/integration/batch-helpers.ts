@@ -1,0 +1,109 @@
+// Shared setup of the batch integration tests: an isolated topic, S3 prefix and far-past hours per
+// run, history produced to Kafka and archived by a real Archiver, and readers of the result tables.
+import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Kafka } from 'kafkajs';
+import type pg from 'pg';
+import { config } from '../../common/config.js';
+import { HOUR_MS } from '../../common/time.js';
+import { Archiver } from '../../batch-layer/archiver.js';
+import { watermarkPassed } from '../../batch-layer/compaction.js';
+import { produceHistory } from '../../batch-layer/history-simulator.js';
+import type { History } from '../../batch-layer/history.js';
+import { ensureTopics } from '../../common/kafka.js';
+
+export function isolation() {
+  const run = randomUUID().slice(0, 8);
+  // A random hour between 1990 and 2019: finalized_hours and workflow ids stay unique per run.
+  const hour0 = Date.UTC(1990, 0, 1) + Math.floor(Math.random() * 30 * 365 * 24) * HOUR_MS;
+  return {
+    run,
+    topic: `batch-test-${run}`,
+    prefix: `test-${run}/`,
+    groupId: `archiver-test-${run}`,
+    taskQueue: `batch-test-${run}`,
+    hour0,
+    // Unique ad ids per run (18 digits max).
+    adBase: BigInt(Date.now()) * 1000n + BigInt(Math.floor(Math.random() * 1000)),
+  };
+}
+
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Produces the history to a fresh topic and archives it; resolves once every event is in S3. */
+export async function archiveHistory(opts: {
+  kafka: Kafka;
+  s3: S3Client;
+  pool: pg.Pool;
+  topic: string;
+  prefix: string;
+  groupId: string;
+  history: History;
+  lastHourEnd: number;
+  flushEvents?: number;
+}): Promise<Archiver> {
+  const admin = opts.kafka.admin();
+  await admin.connect();
+  await ensureTopics(admin, [{ topic: opts.topic, numPartitions: 4, replicationFactor: 1 }]);
+  await admin.disconnect();
+  const producer = opts.kafka.producer({ idempotent: true });
+  await producer.connect();
+  await produceHistory(producer, opts.topic, opts.history.events);
+  await producer.disconnect();
+  const archiver = new Archiver({
+    kafka: opts.kafka,
+    s3: opts.s3,
+    pool: opts.pool,
+    bucket: config.S3_BUCKET,
+    prefix: opts.prefix,
+    topic: opts.topic,
+    groupId: opts.groupId,
+    flushEvents: opts.flushEvents ?? 400,
+    flushMs: 1000,
+    graceMs: 1000,
+    workDir: join(tmpdir(), `archiver-${opts.groupId}`),
+  });
+  await archiver.start();
+  await waitFor(
+    'all events archived',
+    async () => archiver.stats.events >= opts.history.events.length,
+    90_000,
+  );
+  await waitFor(
+    'watermark past the last hour',
+    () => watermarkPassed(opts.pool, opts.topic, opts.lastHourEnd),
+    30_000,
+  );
+  return archiver;
+}
+
+/** click_counts_minute rows of these ads in [from, to) as `${adId}|${minute ms}` → clicks. */
+export async function minuteRows(
+  pool: pg.Pool,
+  adIds: readonly string[],
+  from: number,
+  to: number,
+): Promise<Map<string, number>> {
+  const { rows } = await pool.query<{ ad_id: string; ms: string; clicks: number }>(
+    `select ad_id, (extract(epoch from minute) * 1000)::bigint as ms, clicks from click_counts_minute
+      where ad_id = any($1::bigint[]) and minute >= $2 and minute < $3`,
+    [adIds, new Date(from), new Date(to)],
+  );
+  return new Map(rows.map((r) => [`${r.ad_id}|${r.ms}`, r.clicks]));
+}
+
+export const adIdsOf = (h: History): string[] => [...new Set(h.events.map((e) => e.adId))];

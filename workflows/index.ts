@@ -1,0 +1,240 @@
+// Batch workflows: deterministic orchestration only (no S3, Kafka or SQL here — see activities/).
+//   compactHour({hour})          wait for the archive watermark, then compact the hour
+//   compactDay({date})           re-compact the 24 hours of a day, then reconcile with the speed layer
+//   backfill({from, to, parallelism?})  compactHour for every hour in [from, to) as child workflows
+// Started by a schedule with no input, compactHour/compactDay take their window from the schedule's
+// nominal time (TemporalScheduledStartTime): schedule arguments are fixed when the schedule is made.
+import {
+  ApplicationFailure,
+  ParentClosePolicy,
+  defineQuery,
+  executeChild,
+  log,
+  proxyActivities,
+  setHandler,
+  sleep,
+  upsertMemo,
+  workflowInfo,
+} from '@temporalio/workflow';
+import {
+  SearchAttributeType,
+  WorkflowExecutionAlreadyStartedError,
+  defineSearchAttributeKey,
+} from '@temporalio/common';
+import type { BatchActivities, CompactHourResult, ReconciliationReport } from '../activities/index.js';
+import {
+  backfillHours,
+  compactHourId,
+  dateOf,
+  dayBeforeNominal,
+  hourBeforeNominal,
+  hourIso,
+  hoursOfDay,
+  parseDate,
+  parseHour,
+} from './windows.js';
+
+const { hourArchived } = proxyActivities<BatchActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+
+const { compactHourCounts } = proxyActivities<BatchActivities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 20,
+  },
+});
+
+const { reconcileDay } = proxyActivities<BatchActivities>({
+  startToCloseTimeout: '10 minutes',
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '2 minutes',
+    maximumAttempts: 10,
+  },
+});
+
+const scheduledStartKey = defineSearchAttributeKey(
+  'TemporalScheduledStartTime',
+  SearchAttributeType.DATETIME,
+);
+
+/** The schedule's nominal start time of this run; fails clearly when started by hand without a window. */
+function nominalStart(what: string): number {
+  const at = workflowInfo().typedSearchAttributes.get(scheduledStartKey);
+  if (!at) {
+    throw ApplicationFailure.nonRetryable(
+      `${what} needs its window in the input when not started by a schedule`,
+    );
+  }
+  return at.getTime();
+}
+
+export interface CompactHourInput {
+  /** ISO, hour-aligned, e.g. "2026-11-27T10:00:00Z". Omitted when started by the hourly schedule. */
+  hour?: string;
+  /** How long to wait for the archive watermark before giving up (default 180 min). */
+  maxWatermarkWaitMinutes?: number;
+  /** Between two watermark checks (default 60 s). */
+  watermarkPollSeconds?: number;
+}
+
+/** Waits until every partition archived past the end of `hourStart`, bounded. */
+async function awaitArchived(hourStart: number, maxWaitMinutes: number, pollSeconds: number): Promise<void> {
+  const deadline = Date.now() + maxWaitMinutes * 60_000; // workflow time: deterministic
+  while (!(await hourArchived(hourIso(hourStart)))) {
+    if (Date.now() >= deadline) {
+      throw ApplicationFailure.nonRetryable(
+        `archive watermark has not passed the end of ${hourIso(hourStart)} after ${maxWaitMinutes} min: ` +
+          'check that the archiver is running and keeping up (archive_watermarks table)',
+      );
+    }
+    await sleep(pollSeconds * 1000);
+  }
+}
+
+export async function compactHour(input: CompactHourInput = {}): Promise<CompactHourResult> {
+  const hourStart = input.hour ? parseHour(input.hour) : hourBeforeNominal(nominalStart('compactHour'));
+  await awaitArchived(hourStart, input.maxWatermarkWaitMinutes ?? 180, input.watermarkPollSeconds ?? 60);
+  const result = await compactHourCounts(hourIso(hourStart));
+  log.info('hour finalized', { ...result });
+  return result;
+}
+
+export interface CompactDayInput {
+  /** YYYY-MM-DD (UTC). Omitted when started by the daily schedule. */
+  date?: string;
+  /** Hours compacted at once (default 2). */
+  parallelism?: number;
+}
+
+export interface CompactDayResult {
+  date: string;
+  hours: CompactHourResult[];
+  reconciliation: ReconciliationReport;
+}
+
+/** Runs `work` over `items` with at most `parallelism` in flight, keeping results in input order. */
+async function boundedMap<T, R>(
+  items: readonly T[],
+  parallelism: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(parallelism, items.length)) }, lane));
+  return results;
+}
+
+export async function compactDay(input: CompactDayInput = {}): Promise<CompactDayResult> {
+  const dayStart = input.date ? parseDate(input.date) : dayBeforeNominal(nominalStart('compactDay'));
+  const date = dateOf(dayStart);
+  const hours = hoursOfDay(dayStart);
+  await awaitArchived(hours[hours.length - 1]!, 180, 60);
+  // Every hour is recounted against the seen-ids of the hours before it, so late files that landed
+  // after an hour's first compaction are now counted exactly once across the day.
+  const results = await boundedMap(hours, input.parallelism ?? 2, (h) => compactHourCounts(hourIso(h)));
+  const reconciliation = await reconcileDay(date);
+  log.info('day compacted and reconciled', {
+    date,
+    batchTotal: reconciliation.batchTotal,
+    speedTotal: reconciliation.speedTotal,
+    differingAds: reconciliation.differingAds,
+  });
+  return { date, hours: results, reconciliation };
+}
+
+export interface BackfillInput {
+  /** ISO hour-aligned, inclusive. */
+  from: string;
+  /** ISO hour-aligned, exclusive. */
+  to: string;
+  /** Hours compacted at once (default 2: the worker machine has few cores). */
+  parallelism?: number;
+}
+
+export interface BackfillProgress {
+  total: number;
+  done: number;
+  running: number;
+  failed: number;
+  validClicks: number;
+  failedHours: string[];
+}
+
+export const backfillProgressQuery = defineQuery<BackfillProgress>('progress');
+
+export async function backfill(input: BackfillInput): Promise<BackfillProgress> {
+  let hours: number[];
+  try {
+    hours = backfillHours(input.from, input.to);
+  } catch (e) {
+    throw ApplicationFailure.nonRetryable((e as Error).message);
+  }
+  const progress: BackfillProgress = {
+    total: hours.length,
+    done: 0,
+    running: 0,
+    failed: 0,
+    validClicks: 0,
+    failedHours: [],
+  };
+  setHandler(backfillProgressQuery, () => progress);
+  // The memo shows in the Temporal UI's workflow view without running a query.
+  const publish = (): void =>
+    upsertMemo({ progress: `${progress.done + progress.failed}/${progress.total} hours`, ...progress });
+  publish();
+
+  const runHour = async (hourStart: number): Promise<void> => {
+    progress.running++;
+    publish();
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const r = await executeChild(compactHour, {
+            workflowId: compactHourId(hourStart),
+            // History is replayed, not awaited: an hour not archived yet fails at once, visibly.
+            args: [{ hour: hourIso(hourStart), maxWatermarkWaitMinutes: 0 }],
+            parentClosePolicy: ParentClosePolicy.TERMINATE,
+          });
+          progress.validClicks += r.validClicks;
+          progress.done++;
+          return;
+        } catch (e) {
+          // Another run of this very hour is in flight (a schedule or an earlier backfill): wait for it.
+          if (e instanceof WorkflowExecutionAlreadyStartedError && attempt < 60) {
+            await sleep('30 seconds');
+            continue;
+          }
+          throw e;
+        }
+      }
+    } catch (e) {
+      progress.failed++;
+      progress.failedHours.push(hourIso(hourStart));
+      log.warn('hour failed in backfill', { hour: hourIso(hourStart), error: (e as Error).message });
+    } finally {
+      progress.running--;
+      publish();
+    }
+  };
+  await boundedMap(hours, input.parallelism ?? 2, runHour);
+  if (progress.failed > 0) {
+    throw ApplicationFailure.nonRetryable(
+      `backfill ${input.from}..${input.to}: ${progress.failed} of ${progress.total} hours failed: ${progress.failedHours.join(', ')}`,
+    );
+  }
+  return progress;
+}
