@@ -102,7 +102,9 @@ export class Archiver {
   /** Flushes what is buffered, then leaves the group. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await this.consumer.stop();
+    // Offsets can only be committed while the consumer runs: pause fetching, flush and commit what
+    // is buffered, then leave the group.
+    this.consumer.pause([{ topic: this.opts.topic }]);
     for (const p of [...this.buffers.keys()]) await this.flush(p);
     await this.consumer.disconnect();
     await this.admin.disconnect();

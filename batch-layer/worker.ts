@@ -74,8 +74,7 @@ async function main(): Promise<void> {
     console.log(`[worker] schedules ready: ${ids.join(', ')}`);
   }
   console.log(`[worker] polling task queue ${config.TEMPORAL_TASK_QUEUE}`);
-  process.on('SIGINT', () => worker.shutdown());
-  process.on('SIGTERM', () => worker.shutdown());
+  // The Temporal runtime already shuts the worker down on SIGINT/SIGTERM (its default shutdownSignals).
   await worker.run();
   await connection.close();
   await speedStore.close();

@@ -7,7 +7,8 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { readdir } from 'node:fs/promises';
-import type { Router } from 'express';
+import express, { type Router } from 'express';
+import { authenticate } from '../common/auth.js';
 import type pg from 'pg';
 import { AggregatorRegistry } from 'prom-client';
 import { config } from '../common/config.js';
@@ -17,6 +18,8 @@ import { metricsText, registry } from '../common/metrics.js';
 import { ClickLog } from './click-log.js';
 import { clickMetrics } from './metrics.js';
 import { startClickService } from './service.js';
+import { createServingRouter, dashboardStatic } from '../serving-layer/router.js';
+import { createSpeedStore } from '../speed-layer/speed-store.js';
 
 const METRICS_REQ = 'adclick:metrics-req';
 const METRICS_RES = 'adclick:metrics-res';
@@ -29,11 +32,16 @@ interface MetricsMessage {
 const spoolFile = (n: number): string => join(config.ADCLICK_SPOOL_DIR, `spool-${n}.log`);
 
 /**
- * Routers mounted after the catalogue API in every worker.
- * >>> Mount the serving layer's router (metrics API, dashboard) here. <<<
+ * Routers mounted after the catalogue API in every worker: the serving layer's dashboard (no key) and
+ * its metrics and operations API (behind the same key check as the catalogue). This entry point is
+ * the API process's composition root, the one place where the click path and the serving layer meet.
  */
-function extraRouters(_pool: pg.Pool): Router[] {
-  return [];
+function extraRouters(pool: pg.Pool): Router[] {
+  const serving = express.Router();
+  serving.use(dashboardStatic());
+  serving.use('/v1', express.json({ limit: '16kb' }), authenticate(pool));
+  serving.use(createServingRouter({ pool, speedStore: createSpeedStore() }));
+  return [serving];
 }
 
 async function primary(): Promise<void> {

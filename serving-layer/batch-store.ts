@@ -1,0 +1,218 @@
+// Reads of the batch layer's authoritative counts in PostgreSQL (migrations/003_batch.sql) and of the
+// catalogue rows the serving layer needs (who owns an ad, an advertiser's ad ids). Every query walks
+// a primary key: per-ad series by (ad_id, minute|hour), per-advertiser series from the rollup tables
+// by (advertiser_id, minute|hour), so "1,000 ads over 7 days" is 168 rows, not 168,000.
+import type pg from 'pg';
+import { DAY_MS, HOUR_MS, hourOf } from '../common/time.js';
+import type { Count } from './merge.js';
+
+export interface FinalizedHour {
+  hour: number;
+  runId: string;
+  workflowId: string;
+  finalizedAt: number;
+  validClicks: number;
+  events: number;
+}
+
+export interface ReconciliationReport {
+  day: string;
+  createdAt: number;
+  speedTotal: number;
+  batchTotal: number;
+  report: unknown;
+}
+
+const ts = (ms: number): Date => new Date(ms);
+const toCounts = (rows: Array<{ start: number; clicks: string | number }>): Count[] =>
+  rows.map((r) => ({ start: r.start, clicks: Number(r.clicks) }));
+/** Epoch ms of a timestamptz column, computed by PostgreSQL (cheaper than parsing a Date per row). */
+const epochMs = (column: string): string => `(extract(epoch from ${column}) * 1000)::float8`;
+
+export class BatchStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /** Finalized hours touching [from, to), with their run, as recorded by hourly compaction. */
+  async finalizedHours(from: number, to: number): Promise<FinalizedHour[]> {
+    const r = await this.pool.query<{
+      hour: Date;
+      run_id: string;
+      workflow_id: string;
+      finalized_at: Date;
+      valid_clicks: string;
+      events: string;
+    }>(
+      `select hour, run_id, workflow_id, finalized_at, valid_clicks, events
+         from finalized_hours where hour >= $1 and hour < $2 order by hour`,
+      [ts(hourOf(from)), ts(to)],
+    );
+    return r.rows.map((row) => ({
+      hour: row.hour.getTime(),
+      runId: row.run_id,
+      workflowId: row.workflow_id,
+      finalizedAt: row.finalized_at.getTime(),
+      validClicks: Number(row.valid_clicks),
+      events: Number(row.events),
+    }));
+  }
+
+  /** Just the hour starts of `finalizedHours`, as the merge wants them. */
+  async finalizedHourSet(from: number, to: number): Promise<Set<number>> {
+    const r = await this.pool.query<{ hour: Date }>(
+      'select hour from finalized_hours where hour >= $1 and hour < $2',
+      [ts(hourOf(from)), ts(to)],
+    );
+    return new Set(r.rows.map((row) => row.hour.getTime()));
+  }
+
+  /** One ad's authoritative minute rows in [from, to). */
+  async adMinutes(adId: string, from: number, to: number): Promise<Count[]> {
+    const r = await this.pool.query<{ start: number; clicks: number }>(
+      `select ${epochMs('minute')} as start, clicks from click_counts_minute
+        where ad_id = $1 and minute >= $2 and minute < $3`,
+      [adId, ts(from), ts(to)],
+    );
+    return toCounts(r.rows);
+  }
+
+  /** One ad's authoritative hour rollups in [from, to) (hour-aligned bounds). */
+  async adHours(adId: string, from: number, to: number): Promise<Count[]> {
+    const r = await this.pool.query<{ start: number; clicks: number }>(
+      `select ${epochMs('hour')} as start, clicks from click_counts_hour
+        where ad_id = $1 and hour >= $2 and hour < $3`,
+      [adId, ts(from), ts(to)],
+    );
+    return toCounts(r.rows);
+  }
+
+  /** One advertiser's authoritative minute rollups (all its ads summed) in [from, to). */
+  async advertiserMinutes(advertiserId: string, from: number, to: number): Promise<Count[]> {
+    const r = await this.pool.query<{ start: number; clicks: number }>(
+      `select ${epochMs('minute')} as start, clicks from advertiser_counts_minute
+        where advertiser_id = $1 and minute >= $2 and minute < $3`,
+      [advertiserId, ts(from), ts(to)],
+    );
+    return toCounts(r.rows);
+  }
+
+  /** One advertiser's authoritative hour rollups in [from, to) (hour-aligned bounds). */
+  async advertiserHours(advertiserId: string, from: number, to: number): Promise<Count[]> {
+    const r = await this.pool.query<{ start: number; clicks: string }>(
+      `select ${epochMs('hour')} as start, clicks from advertiser_counts_hour
+        where advertiser_id = $1 and hour >= $2 and hour < $3`,
+      [advertiserId, ts(from), ts(to)],
+    );
+    return toCounts(r.rows);
+  }
+
+  /**
+   * Clicks per ad of `adIds` over the finalized hours of [from, to): hour rollups for whole hours,
+   * minute rows for the partial hours at the ends of a minute-aligned range.
+   */
+  async adTotalsOverFinalized(
+    adIds: readonly string[],
+    from: number,
+    to: number,
+    finalized: ReadonlySet<number>,
+  ): Promise<Array<{ adId: string; clicks: number }>> {
+    if (adIds.length === 0) return [];
+    const wholeFrom = Math.ceil(from / HOUR_MS) * HOUR_MS;
+    const wholeTo = Math.max(wholeFrom, hourOf(to));
+    const wholeHours = [...finalized].filter((h) => h >= wholeFrom && h < wholeTo).map(ts);
+    // The partial hours at both ends, only where that hour is finalized (at most two spans).
+    const edges: Array<[number, number]> = [];
+    if (from < wholeFrom && finalized.has(hourOf(from))) edges.push([from, Math.min(wholeFrom, to)]);
+    if (to > wholeTo && finalized.has(wholeTo)) edges.push([wholeTo, to]);
+    const edge = (i: number): [Date | null, Date | null] => {
+      const e = edges[i];
+      return e ? [ts(e[0]), ts(e[1])] : [null, null];
+    };
+    const [e1from, e1to] = edge(0);
+    const [e2from, e2to] = edge(1);
+    const r = await this.pool.query<{ ad_id: string; clicks: string }>(
+      `select ad_id, sum(clicks)::bigint as clicks from (
+         select ad_id, clicks from click_counts_hour
+          where ad_id = any($1::bigint[]) and hour = any($2::timestamptz[])
+         union all
+         select ad_id, clicks from click_counts_minute
+          where ad_id = any($1::bigint[])
+            and ((minute >= $3 and minute < $4) or (minute >= $5 and minute < $6))
+       ) c group by ad_id`,
+      [adIds, wholeHours, e1from, e1to, e2from, e2to],
+    );
+    return r.rows.map((row) => ({ adId: row.ad_id, clicks: Number(row.clicks) }));
+  }
+
+  /** Per-ad clicks of each of `days` (day starts, every hour finalized) from the hour rollups. */
+  async adDayTotals(
+    adIds: readonly string[],
+    days: readonly number[],
+  ): Promise<Map<number, Map<string, number>>> {
+    const out = new Map<number, Map<string, number>>();
+    if (adIds.length === 0 || days.length === 0) return out;
+    const r = await this.pool.query<{ ad_id: string; day: number; clicks: string }>(
+      `select ad_id, ${epochMs("date_bin('1 day', hour, timestamptz '1970-01-01')")} as day,
+              sum(clicks)::bigint as clicks
+         from click_counts_hour
+        where ad_id = any($1::bigint[]) and hour >= $2 and hour < $3
+          and date_bin('1 day', hour, timestamptz '1970-01-01') = any($4::timestamptz[])
+        group by 1, 2`,
+      [adIds, ts(Math.min(...days)), ts(Math.max(...days) + DAY_MS), days.map(ts)],
+    );
+    for (const d of days) out.set(d, new Map());
+    for (const row of r.rows) out.get(row.day)?.set(row.ad_id, Number(row.clicks));
+    return out;
+  }
+
+  /** The advertiser owning `adId`, or undefined if there is no such ad. */
+  async adOwner(adId: string): Promise<string | undefined> {
+    const r = await this.pool.query<{ advertiser_id: string }>(
+      'select advertiser_id from ads where ad_id = $1',
+      [adId],
+    );
+    return r.rows[0]?.advertiser_id;
+  }
+
+  /** Names of these ads (null where none was given), for labelling top-ads lists. */
+  async adNames(adIds: readonly string[]): Promise<Map<string, string | null>> {
+    if (adIds.length === 0) return new Map();
+    const r = await this.pool.query<{ ad_id: string; name: string | null }>(
+      'select ad_id, name from ads where ad_id = any($1::bigint[])',
+      [adIds],
+    );
+    return new Map(r.rows.map((row) => [row.ad_id, row.name]));
+  }
+
+  /** Every ad id of an advertiser (the speed layer is read per ad). */
+  async advertiserAdIds(advertiserId: string): Promise<string[]> {
+    const r = await this.pool.query<{ ad_id: string }>(
+      'select ad_id from ads where advertiser_id = $1 order by ad_id',
+      [advertiserId],
+    );
+    return r.rows.map((row) => row.ad_id);
+  }
+
+  /** The daily reconciliation report of `day` (YYYY-MM-DD), or undefined if none was written. */
+  async reconciliation(day: string): Promise<ReconciliationReport | undefined> {
+    const r = await this.pool.query<{
+      day: string;
+      created_at: Date;
+      speed_total: string;
+      batch_total: string;
+      report: unknown;
+    }>(
+      `select to_char(day, 'YYYY-MM-DD') as day, created_at, speed_total, batch_total, report
+         from reconciliation_reports where day = $1::date`,
+      [day],
+    );
+    const row = r.rows[0];
+    if (!row) return undefined;
+    return {
+      day: row.day,
+      createdAt: row.created_at.getTime(),
+      speedTotal: Number(row.speed_total),
+      batchTotal: Number(row.batch_total),
+      report: row.report,
+    };
+  }
+}

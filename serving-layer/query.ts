@@ -1,0 +1,116 @@
+// Parsing and validation of the metrics API's query parameters (API.md, Metrics): ids, times,
+// granularity, alignment, range limits and their defaults. Pure; errors carry the 400 body to send.
+import { DAY_MS, GRANULARITY_MS, HOUR_MS, bucketOf, isAligned, type Granularity } from '../common/time.js';
+
+export class BadRequest extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const ID = /^[1-9][0-9]{0,17}$/;
+
+export function parseId(value: unknown, what: string): string {
+  if (typeof value !== 'string' || !ID.test(value))
+    throw new BadRequest(`invalid_${what}`, `${what} must be a decimal id (1 to 18 digits, no leading zero)`);
+  return value;
+}
+
+/** An ISO-8601 string (with a zone; `Z` recommended) or epoch milliseconds. */
+export function parseTime(value: unknown, name: string): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string') throw new BadRequest('invalid_time', `${name} must appear once`);
+  const ms = /^\d{1,15}$/.test(value)
+    ? Number(value)
+    : /^\d{4}-\d{2}-\d{2}T.*(Z|[+-]\d{2}:?\d{2})$/.test(value)
+      ? Date.parse(value)
+      : NaN;
+  if (!Number.isFinite(ms))
+    throw new BadRequest(
+      'invalid_time',
+      `${name} must be an ISO-8601 UTC time like 2026-11-27T10:00:00Z, or epoch milliseconds`,
+    );
+  return ms;
+}
+
+export function parseGranularity(value: unknown): Granularity {
+  if (value === undefined || value === '') return 'minute';
+  if (value === 'minute' || value === 'hour' || value === 'day') return value;
+  throw new BadRequest('invalid_granularity', 'granularity must be one of minute, hour, day');
+}
+
+/** How far back `from` goes when omitted, and the longest range allowed, per granularity. */
+export const DEFAULT_SPAN: Record<Granularity, number> = { minute: HOUR_MS, hour: DAY_MS, day: 30 * DAY_MS };
+export const MAX_SPAN: Record<Granularity, number> = {
+  minute: 7 * DAY_MS,
+  hour: 92 * DAY_MS,
+  day: (3 * 365 + 1) * DAY_MS,
+};
+const MAX_SPAN_TEXT: Record<Granularity, string> = { minute: '7 days', hour: '92 days', day: '3 years' };
+
+export interface TimeRange {
+  from: number;
+  to: number;
+  granularity: Granularity;
+}
+
+/**
+ * from/to/granularity of a metrics request. `to` defaults to the end of the bucket holding `now`
+ * (so the running bucket is included), `from` to `to` minus the granularity's default span.
+ */
+export function parseRange(q: Record<string, unknown>, now: number): TimeRange {
+  const granularity = parseGranularity(q.granularity);
+  return checkRange(
+    parseTime(q.from, 'from'),
+    parseTime(q.to, 'to'),
+    granularity,
+    now,
+    MAX_SPAN[granularity],
+  );
+}
+
+export function checkRange(
+  fromIn: number | undefined,
+  toIn: number | undefined,
+  granularity: Granularity,
+  now: number,
+  maxSpan: number,
+  maxSpanText = MAX_SPAN_TEXT[granularity],
+): TimeRange {
+  const step = GRANULARITY_MS[granularity];
+  const to = toIn ?? bucketOf(now, granularity) + step;
+  const from = fromIn ?? to - DEFAULT_SPAN[granularity];
+  for (const [name, t] of [
+    ['from', from],
+    ['to', to],
+  ] as const)
+    if (!isAligned(t, granularity))
+      throw new BadRequest('unaligned_time', `${name} must be aligned to the ${granularity} (UTC)`);
+  if (from >= to) throw new BadRequest('invalid_range', 'from must be before to');
+  if (to - from > maxSpan)
+    throw new BadRequest(
+      'range_too_long',
+      `at ${granularity} granularity a range spans at most ${maxSpanText}`,
+    );
+  return { from, to, granularity };
+}
+
+export function parseTop(value: unknown): number {
+  if (value === undefined || value === '') return 10;
+  if (typeof value !== 'string' || !/^\d{1,4}$/.test(value) || Number(value) < 1 || Number(value) > 1000)
+    throw new BadRequest('invalid_top', 'top must be an integer from 1 to 1000');
+  return Number(value);
+}
+
+/** A calendar date `YYYY-MM-DD` that exists. */
+export function parseDate(value: unknown): string {
+  if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(value))
+    throw new BadRequest('invalid_date', 'date must be given as YYYY-MM-DD');
+  const d = new Date(`${value}T00:00:00Z`);
+  if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== value)
+    throw new BadRequest('invalid_date', `${value} is not a calendar date`);
+  return value;
+}
