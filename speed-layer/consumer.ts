@@ -109,7 +109,13 @@ export class SpeedConsumer {
     return run;
   }
 
-  private async onBatch({ batch, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private async onBatch({
+    batch,
+    heartbeat,
+    isRunning,
+    isStale,
+    resolveOffset,
+  }: EachBatchPayload): Promise<void> {
     const { partition } = batch;
     if (this.stopped) return;
     let state = this.states.get(partition);
@@ -120,8 +126,10 @@ export class SpeedConsumer {
       return;
     }
     const { window } = state;
+    let lastFed: string | undefined;
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) break;
+      lastFed = message.offset;
       const offset = Number(message.offset);
       let event: ClickEvent;
       try {
@@ -141,6 +149,10 @@ export class SpeedConsumer {
       else if (outcome === 'ignored') eventsSkipped.inc({ reason: event.status });
       else if (outcome === 'replayed') eventsSkipped.inc({ reason: 'rebuild' });
     }
+    // Moves KafkaJS's fetch position past what was fed (autoCommit is off: nothing is committed
+    // here). Without it every fetch starts again at the last seek, and once more than one fetch's
+    // worth of messages (maxBytesPerPartition) lies behind that point the partition stops advancing.
+    if (lastFed !== undefined) resolveOffset(lastFed);
     const lag = Number(batch.highWatermark) - window.nextToRead;
     consumerLag.set({ topic: batch.topic, partition: String(partition) }, Math.max(0, lag));
     // A busy partition flushes from here, on time, without waiting for the timer's turn.

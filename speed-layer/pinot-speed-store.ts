@@ -2,14 +2,10 @@
 // default). Each row is one part of an (ad, salt, minute) count (see minute-window.ts); the upsert
 // keeps the latest committed value of each part, and this query sums parts and salts.
 import { config } from '../common/config.js';
+import { query } from '../common/pinot.js';
 import type { MinuteCount, SpeedStore } from '../common/speed-store.js';
 
 const AD_ID = /^[1-9][0-9]{0,17}$/;
-
-interface BrokerResponse {
-  resultTable?: { rows: Array<Array<string | number>> };
-  exceptions?: Array<{ errorCode: number; message: string }>;
-}
 
 export class PinotSpeedStore implements SpeedStore {
   constructor(
@@ -27,7 +23,7 @@ export class PinotSpeedStore implements SpeedStore {
       `select adId, "minute", sum(clicks) from ${this.table} ` +
       `where adId in (${ids}) and "minute" >= ${Math.floor(from)} and "minute" < ${Math.floor(to)} ` +
       `group by adId, "minute" order by adId, "minute" limit ${maxRows}`;
-    const rows = await this.query(sql);
+    const { rows } = await query(sql, { brokerUrl: this.brokerUrl, queryOptions: { timeoutMs: 5000 } });
     return rows
       .map(([adId, minute, clicks]) => ({
         adId: String(adId),
@@ -38,30 +34,8 @@ export class PinotSpeedStore implements SpeedStore {
   }
 
   async ping(): Promise<void> {
-    await this.query(`select count(*) from ${this.table} limit 1`);
+    await query(`select count(*) from ${this.table} limit 1`, { brokerUrl: this.brokerUrl, timeoutMs: 3000 });
   }
 
   async close(): Promise<void> {}
-
-  private async query(sql: string): Promise<Array<Array<string | number>>> {
-    const res = await fetch(`${this.brokerUrl}/query/sql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'Pinot-Use-Http-Status-For-Errors': 'true' },
-      body: JSON.stringify({ sql, queryOptions: 'timeoutMs=5000' }),
-      signal: AbortSignal.timeout(10_000),
-    });
-    const text = await res.text();
-    if (!res.ok)
-      throw new Error(`Pinot broker answered ${res.status} to a speed-layer query: ${text.slice(0, 300)}`);
-    const body = JSON.parse(text) as BrokerResponse;
-    if (body.exceptions && body.exceptions.length > 0) {
-      throw new Error(
-        `Pinot query failed: ${body.exceptions
-          .map((e) => e.message)
-          .join('; ')
-          .slice(0, 300)}`,
-      );
-    }
-    return body.resultTable?.rows ?? [];
-  }
 }

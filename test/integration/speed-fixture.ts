@@ -15,6 +15,7 @@ import { PinotSpeedStore } from '../../speed-layer/pinot-speed-store.js';
 import { dropPinotTable, ensurePinotTables } from '../../speed-layer/pinot-tables.js';
 import { PostgresSink } from '../../speed-layer/postgres-sink.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
+import type { PartitionSink } from '../../speed-layer/sink.js';
 
 export type StoreKind = 'postgres' | 'pinot';
 export const PARTITIONS = 4;
@@ -47,6 +48,7 @@ export class SpeedRig {
   pool!: pg.Pool;
   store!: SpeedStore;
   private readonly consumers: SpeedConsumer[] = [];
+  private readonly claims = new Map<SpeedConsumer, number[]>();
   private readonly children: ChildProcess[] = [];
 
   constructor(readonly kind: StoreKind) {}
@@ -102,7 +104,7 @@ export class SpeedRig {
 
   /** A consumer in this process (several can share the group). */
   async startConsumer(): Promise<SpeedConsumer> {
-    const sink =
+    const inner: PartitionSink =
       this.kind === 'pinot'
         ? new KafkaTransactionSink(this.kafka, {
             groupId: this.groupId,
@@ -110,6 +112,16 @@ export class SpeedRig {
             countsTopic: this.countsTopic,
           })
         : new PostgresSink(this.pool, this.groupId, this.clicksTopic);
+    // Records which partitions this consumer claimed, so a test can see a rebalance really moved some.
+    const claimed: number[] = [];
+    const sink: PartitionSink = {
+      claim: (partition) => {
+        claimed.push(partition);
+        return inner.claim(partition);
+      },
+      commit: (partition, flush, previous) => inner.commit(partition, flush, previous),
+      close: () => inner.close(),
+    };
     const consumer = new SpeedConsumer({
       kafka: this.kafka,
       topic: this.clicksTopic,
@@ -122,7 +134,13 @@ export class SpeedRig {
     });
     await consumer.start();
     this.consumers.push(consumer);
+    this.claims.set(consumer, claimed);
     return consumer;
+  }
+
+  /** Partitions a consumer started by `startConsumer` has claimed so far, in claim order. */
+  claimsOf(consumer: SpeedConsumer): number[] {
+    return [...(this.claims.get(consumer) ?? [])];
   }
 
   async stopConsumer(consumer: SpeedConsumer): Promise<void> {

@@ -2,6 +2,7 @@
 // stack runs it): exact per-minute counts, duplicates once, kill -9 and restart, and a rebalance
 // between two consumers — each checked through the store's read interface.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ClickEvent } from '../../common/click-event.js';
 import { config } from '../../common/config.js';
 import { MINUTE_MS, minuteOf } from '../../common/time.js';
 import {
@@ -60,6 +61,23 @@ describe.each(stores)('speed layer into %s', (kind) => {
     await rig.stopConsumer(consumer);
   });
 
+  it('a backlog larger than one fetch per partition is counted to the end', async () => {
+    // ~1.5 MB per partition: more than KafkaJS fetches at once (maxBytesPerPartition, 1 MB), so the
+    // consumer must move its fetch position itself (it does not auto-resolve offsets).
+    const ads = uniqueAdIds(8);
+    const userAgent = 'x'.repeat(400);
+    const events = Array.from({ length: 12_000 }, (_, i) => ({
+      ...click(ads[i % ads.length]!, T + (i % 180) * 1000, i % 8),
+      userAgent,
+    }));
+    await rig.produce(events);
+    const consumer = await rig.startConsumer();
+    const expected = expectedCounts(events);
+    const got = await rig.waitForCounts(ads, T, T + 10 * MINUTE_MS, expected, 90_000);
+    expect(got).toEqual(expected);
+    await rig.stopConsumer(consumer);
+  });
+
   it('kill -9 of the consumer process mid-stream, then a restart: counts stay exact', async () => {
     const ads = uniqueAdIds(20);
     const events = [];
@@ -96,26 +114,47 @@ describe.each(stores)('speed layer into %s', (kind) => {
 
   it('two consumers and a rebalance (one leaves mid-stream, one joins): counts stay exact', async () => {
     const ads = uniqueAdIds(16);
-    const events = [];
-    for (let i = 0; i < 4000; i++) events.push(click(ads[i % ads.length]!, T + (i % 200) * 1000, i % 8));
+    const events: ClickEvent[] = [];
+    const more = (n: number): ClickEvent[] => {
+      const batch = Array.from({ length: n }, (_, j) => {
+        const i = events.length + j;
+        return click(ads[i % ads.length]!, T + (i % 200) * 1000, i % 8);
+      });
+      events.push(...batch);
+      return batch;
+    };
+    // Keeps the stream going (200 clicks per ~100 ms) until `done` holds.
+    const streamUntil = async (done: () => Promise<boolean> | boolean, what: string): Promise<void> => {
+      const deadline = Date.now() + 90_000;
+      while (!(await done())) {
+        if (Date.now() > deadline) throw new Error(`timed out streaming until ${what}`);
+        await rig.produce(more(200));
+        await sleep(100);
+      }
+    };
     const c1 = await rig.startConsumer();
     const c2 = await rig.startConsumer();
     const before = await rig.committedOffsets();
-    const producing = (async () => {
-      for (let i = 0; i < events.length; i += 200) {
-        await rig.produce(events.slice(i, i + 200));
-        await sleep(100);
-      }
-    })();
-    await waitFor(async () => (await rig.committedOffsets()) > before + 800, 60_000, 'the first commits');
-    await rig.stopConsumer(c1); // its partitions move to c2
-    await sleep(1000);
-    const c3 = await rig.startConsumer(); // and some move again
-    await producing;
+    await streamUntil(async () => (await rig.committedOffsets()) > before + 800, 'the first commits');
+    const c2Before = new Set(rig.claimsOf(c2));
+
+    // c1 leaves while clicks keep coming: its partitions move to c2.
+    let c1Gone = false;
+    const leaving = rig.stopConsumer(c1).then(() => (c1Gone = true));
+    await streamUntil(
+      () => c1Gone && rig.claimsOf(c2).some((p) => !c2Before.has(p)),
+      'c2 takes over partitions of c1',
+    );
+    await leaving;
+    // c3 joins while clicks keep coming: some partitions move again.
+    const c3 = await rig.startConsumer();
+    await streamUntil(() => rig.claimsOf(c3).length > 0, 'c3 claims a partition');
+    await rig.produce(more(1000));
+
     const expected = expectedCounts(events);
     const got = await rig.waitForCounts(ads, T, T + 10 * MINUTE_MS, expected, 90_000);
     expect(got).toEqual(expected);
-    expect(c2.ownedPartitions().length + c3.ownedPartitions().length).toBeGreaterThan(0);
+    expect(events.length).toBeGreaterThan(2000);
     await rig.stopConsumer(c2);
     await rig.stopConsumer(c3);
   });
