@@ -16,7 +16,6 @@ import { createPool, migrate } from '../common/db.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS, isoSeconds } from '../common/time.js';
 import { BatchStore } from '../serving-layer/batch-store.js';
 import { createServingRouter } from '../serving-layer/router.js';
-import type { SpeedSums, SpeedTotals } from '../serving-layer/speed-sums.js';
 import type { SpeedStore } from '../common/speed-store.js';
 import { PostgresSpeedStore } from '../speed-layer/postgres-speed-store.js';
 import { percentile, reportFigure } from './report.js';
@@ -151,42 +150,6 @@ async function unseed(pool: pg.Pool, advertiserId: string): Promise<void> {
   await pool.query('delete from advertisers where advertiser_id = $1', [advertiserId]);
 }
 
-/**
- * The PostgreSQL speed store plus the optional `SpeedSums` capability (serving-layer/speed-sums.ts):
- * group-bys in the database instead of one row per (ad, minute) to the serving layer. Measured here
- * as a separate figure to show what a store gains by implementing it.
- */
-class SummingPostgresSpeedStore extends PostgresSpeedStore implements SpeedSums {
-  constructor(private readonly db: pg.Pool) {
-    super(db);
-  }
-
-  async clickSums(
-    adIds: readonly string[],
-    from: number,
-    to: number,
-    bucketMs: number,
-  ): Promise<SpeedTotals> {
-    // One scan, two groupings: per bucket (ad_id null) and per ad (start null).
-    const r = await this.db.query<{ ad_id: string | null; start: number | null; clicks: string }>(
-      `select ad_id,
-              (extract(epoch from date_bin($4 * interval '1 millisecond', minute, timestamptz '1970-01-01')) * 1000)::float8
-                as start,
-              sum(clicks) as clicks
-         from speed_counts_minute
-        where ad_id = any($1::bigint[]) and minute >= $2 and minute < $3
-        group by grouping sets ((1), (2))`,
-      [adIds, new Date(from), new Date(to), bucketMs],
-    );
-    const totals: SpeedTotals = { buckets: [], ads: [] };
-    for (const row of r.rows) {
-      if (row.ad_id !== null) totals.ads.push({ adId: row.ad_id, clicks: Number(row.clicks) });
-      else if (row.start !== null) totals.buckets.push({ start: row.start, clicks: Number(row.clicks) });
-    }
-    return totals;
-  }
-}
-
 async function serve(pool: pg.Pool, speedStore: SpeedStore): Promise<{ base: string; server: Server }> {
   const app = express();
   app.use(express.json());
@@ -223,7 +186,6 @@ async function main(): Promise<void> {
 
   const speedStore = new PostgresSpeedStore(pool);
   const { base, server } = await serve(pool, speedStore);
-  const summing = await serve(pool, new SummingPostgresSpeedStore(pool));
   const headers = { authorization: `Bearer ${key}` };
   const adAt = (i: number): string => adIds[(i * 7919) % adIds.length]!;
 
@@ -248,10 +210,6 @@ async function main(): Promise<void> {
       `${checkAdv.points.filter((p) => !p.final).length} provisional, total ${checkAdv.total.toLocaleString('en-US')}`,
   );
 
-  const viaSums = await (await fetch(advertiserUrl.replace(base, summing.base), { headers })).text();
-  if (viaSums !== JSON.stringify(checkAdv))
-    throw new Error('SpeedSums and minuteCounts disagree on the advertiser answer');
-
   const get = async (url: string): Promise<void> => {
     const res = await fetch(url, { headers });
     if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}`);
@@ -259,9 +217,6 @@ async function main(): Promise<void> {
   };
   const oneAdApi = await measure(ONE_AD_RUNS, 30, (i) => get(oneAdUrl(adAt(i))));
   const advertiserApi = await measure(ADVERTISER_RUNS, 10, () => get(advertiserUrl));
-  const advertiserApiSumming = await measure(ADVERTISER_RUNS, 10, () =>
-    get(advertiserUrl.replace(base, summing.base)),
-  );
 
   // Baseline: the same store calls the router makes, straight on the pool (no HTTP, merge or JSON).
   const batch = new BatchStore(pool);
@@ -281,7 +236,7 @@ async function main(): Promise<void> {
     await Promise.all([
       batch.advertiserHours(advertiserId, WEEK_START, WEEK_END),
       batch.adTotalsOverFinalized(ids, WEEK_START, WEEK_END, finalized),
-      speedStore.minuteCounts(ids, FINAL_END, WEEK_END),
+      speedStore.clickSums(ids, FINAL_END, WEEK_END, HOUR_MS),
     ]);
   });
 
@@ -304,22 +259,7 @@ async function main(): Promise<void> {
         `SQL p50 ${percentile(sql, 50).toFixed(1)} ms, p99 ${percentile(sql, 99).toFixed(1)} ms (${api.length} runs)`,
     );
   }
-  for (const p of [50, 99] as const)
-    reportFigure({
-      section: 'queries',
-      figure: `advertiser with ${ADS} ads, 7 days by hour, speed store summing in SQL (SpeedSums), p${p}`,
-      value: percentile(advertiserApiSumming, p),
-      unit: 'ms',
-      target: p === 99 ? '≤ 200' : undefined,
-      baseline: percentile(advertiserApi, p),
-      baselineName: 'API with minuteCounts only',
-    });
-  log(
-    `advertiser, speed store with SpeedSums: API p50 ${percentile(advertiserApiSumming, 50).toFixed(1)} ms, ` +
-      `p99 ${percentile(advertiserApiSumming, 99).toFixed(1)} ms`,
-  );
   server.close();
-  summing.server.close();
   await pool.end();
 }
 

@@ -1,6 +1,6 @@
 // SpeedStore over speed_counts_minute (SPEED_STORE=postgres): sums the salts of each (ad, minute).
 import type pg from 'pg';
-import type { MinuteCount, SpeedStore } from '../common/speed-store.js';
+import type { MinuteCount, SpeedStore, SpeedTotals } from '../common/speed-store.js';
 
 export class PostgresSpeedStore implements SpeedStore {
   constructor(
@@ -20,6 +20,33 @@ export class PostgresSpeedStore implements SpeedStore {
       [adIds, from, to],
     );
     return rows.map((r) => ({ adId: r.ad_id, minute: Number(r.minute_ms), clicks: Number(r.clicks) }));
+  }
+
+  async clickSums(
+    adIds: readonly string[],
+    from: number,
+    to: number,
+    bucketMs: number,
+  ): Promise<SpeedTotals> {
+    const totals: SpeedTotals = { buckets: [], ads: [] };
+    if (adIds.length === 0 || to <= from) return totals;
+    // One scan, two groupings: per bucket (ad_id null) and per ad (start null).
+    const { rows } = await this.pool.query<{ ad_id: string | null; start: number | null; clicks: string }>(
+      `select ad_id,
+              (extract(epoch from date_bin($4 * interval '1 millisecond', minute, timestamptz '1970-01-01')) * 1000)::float8
+                as start,
+              sum(clicks) as clicks
+         from speed_counts_minute
+        where ad_id = any($1::bigint[]) and minute >= to_timestamp($2 / 1000.0) and minute < to_timestamp($3 / 1000.0)
+        group by grouping sets ((1), (2))
+       having sum(clicks) > 0`,
+      [adIds, from, to, bucketMs],
+    );
+    for (const r of rows) {
+      if (r.ad_id !== null) totals.ads.push({ adId: r.ad_id, clicks: Number(r.clicks) });
+      else if (r.start !== null) totals.buckets.push({ start: Number(r.start), clicks: Number(r.clicks) });
+    }
+    return totals;
   }
 
   async ping(): Promise<void> {

@@ -2,7 +2,7 @@
 // are written through the real pipeline (clicks topic → speed-layer consumer → store) and read back.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { config } from '../../common/config.js';
-import { MINUTE_MS, minuteOf } from '../../common/time.js';
+import { HOUR_MS, MINUTE_MS, floorTo, minuteOf } from '../../common/time.js';
 import { PinotSpeedStore } from '../../speed-layer/pinot-speed-store.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 import { createSpeedStore } from '../../speed-layer/speed-store.js';
@@ -57,6 +57,39 @@ describe.each(stores)('SpeedStore contract: %s', (kind) => {
     expect(await rig.store.minuteCounts([adC], T, T + 5 * MINUTE_MS)).toEqual([]);
     expect(await rig.store.minuteCounts([silent], T, T + 10 * MINUTE_MS)).toEqual([]);
     expect(await rig.store.minuteCounts([], T, T + 10 * MINUTE_MS)).toEqual([]);
+  });
+
+  it('clickSums totals per bucket and per ad, for many ads at once', async () => {
+    const byStart = <T extends { start: number }>(xs: T[]) => [...xs].sort((a, b) => a.start - b.start);
+    const byAd = <T extends { adId: string }>(xs: T[]) => [...xs].sort((a, b) => (a.adId < b.adId ? -1 : 1));
+    const perMinute = await rig.store.clickSums([adA, adB, adC, silent], T, T + 10 * MINUTE_MS, MINUTE_MS);
+    expect(byStart(perMinute.buckets)).toEqual([
+      { start: T, clicks: 4 },
+      { start: T + 2 * MINUTE_MS, clicks: 1 },
+      { start: T + 5 * MINUTE_MS, clicks: 1 },
+    ]);
+    expect(byAd(perMinute.ads)).toEqual(
+      byAd([
+        { adId: adA, clicks: 4 },
+        { adId: adB, clicks: 1 },
+        { adId: adC, clicks: 1 },
+      ]),
+    );
+    // Hour buckets: the six clicks fall in the hour(s) of their minutes.
+    const hourly = await rig.store.clickSums([adA, adB, adC], T, T + 10 * MINUTE_MS, HOUR_MS);
+    const expected = new Map<number, number>();
+    for (const [minute, n] of [
+      [T, 4],
+      [T + 2 * MINUTE_MS, 1],
+      [T + 5 * MINUTE_MS, 1],
+    ] as const)
+      expected.set(floorTo(minute, HOUR_MS), (expected.get(floorTo(minute, HOUR_MS)) ?? 0) + n);
+    expect(byStart(hourly.buckets)).toEqual(
+      byStart([...expected].map(([start, clicks]) => ({ start, clicks }))),
+    );
+    // [from, to) is respected and empty inputs give empty sums.
+    expect((await rig.store.clickSums([adA], T + MINUTE_MS, T + 2 * MINUTE_MS, MINUTE_MS)).ads).toEqual([]);
+    expect(await rig.store.clickSums([], T, T + 10 * MINUTE_MS, MINUTE_MS)).toEqual({ buckets: [], ads: [] });
   });
 
   it('answers ping', async () => {
