@@ -41,6 +41,9 @@ const schema = z.object({
   PINOT_CONTROLLER_URL: z.string().url().default('http://127.0.0.1:9002'),
   PINOT_BROKER_URL: z.string().url().default('http://127.0.0.1:8099'),
   PINOT_ZK_PORT: port.default(2191),
+  // The Pinot server's query and admin ports (local stack only; the app talks to the broker).
+  PINOT_SERVER_PORT: port.default(8098),
+  PINOT_SERVER_ADMIN_PORT: port.default(8097),
   SPEED_STORE: z.enum(['pinot', 'postgres']).default('pinot'),
   // Local stack: downloads and builds are cached outside the repository; runtime data, logs and
   // PIDs live in the checkout's .stack/ folder.
@@ -97,6 +100,13 @@ const schema = z.object({
   SPEED_PINOT_TABLE: z.string().default('minute_counts'),
   SPEED_PINOT_RETENTION_DAYS: positiveInt.default(7),
   // --- end speed layer ---
+  // --- Failure drills: click clock offset ---
+  // Added to Date.now() where the click service stamps a click and checks its expiry, and where the
+  // simulator records ground truth minutes (tools/simulate.ts --clock-offset-ms defaults to it). A
+  // negative offset (e.g. -2 h) lands drill traffic in past hours that can be finalized at once.
+  // 0 in production: never set it there.
+  ADCLICK_CLOCK_OFFSET_MS: z.coerce.number().int().default(0),
+  // --- end failure drills ---
 });
 
 export type Config = z.infer<typeof schema>;

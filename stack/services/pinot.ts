@@ -26,8 +26,8 @@ const zkPort = config.PINOT_ZK_PORT;
 const zkAddress = `127.0.0.1:${zkPort}`;
 // The server's query (netty) and admin ports are internal to Pinot; only the controller and broker
 // are client-facing, so these two are fixed here rather than configurable.
-const serverNettyPort = 8098;
-const serverAdminPort = 8097;
+const serverNettyPort = config.PINOT_SERVER_PORT;
+const serverAdminPort = config.PINOT_SERVER_ADMIN_PORT;
 const serverInstance = `Server_localhost_${serverNettyPort}`;
 const cluster = 'adclick';
 
