@@ -1,8 +1,9 @@
 // Click section of `npm run bench` (alone: `npm run bench:clicks`). Starts the click service
-// (ingest/main.ts, one worker per core, its own clicks topic), drives it with wrk from a separate
-// process (64 connections, closed loop, 60 s, a distinct signed impression per request), then
-// measures a bare node:http 302 server the same way in the same run, and checks that the events in
-// Kafka match the clicks the service logged and the 302s wrk received.
+// (ingest/main.ts, one worker per core, its own clicks topic) and drives it with wrk from a separate
+// process, a distinct signed impression per request: first paced at the target rate (10,000/s for
+// 60 s: the figures of record, latency at that load), then closed-loop (capacity). A bare node:http
+// 302 server is measured the same two ways in the same run. Finally the events in Kafka are checked
+// against the clicks the service logged and the 302s wrk received.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,10 +14,15 @@ import { createKafka } from '../common/kafka.js';
 import { clickPath, newImpression } from '../ingest/impression.js';
 import { createAdvertiserWithAds } from '../ingest/test-support.js';
 import { reportFigure } from './report.js';
+import { parseWrkSummary, wrkScript, type WrkResult } from './wrk-script.js';
 
 const DURATION_S = Number(process.env.BENCH_CLICKS_SECONDS ?? 60);
+const RATE = Number(process.env.BENCH_CLICKS_RATE ?? 10_000);
+const CAPACITY_S = 20;
 const BASELINE_S = Number(process.env.BENCH_BASELINE_SECONDS ?? 20);
 const CONNECTIONS = 64;
+// Paced runs need spare connections: one waiting on a slow answer must not hold back the rate.
+const PACED_CONNECTIONS = 128;
 const THREADS = 2;
 const PORT = 18_080;
 const BARE_PORT = 18_081;
@@ -25,66 +31,16 @@ const run = Date.now().toString(36);
 const topic = `clicks-bench-${run}`;
 const dir = mkdtempSync(join(tmpdir(), 'adclick-bench-'));
 
-// wrk script: each thread walks its own stride of the path list (no impression sent twice), counts
-// 302s, and the summary is printed as one JSON line.
-const LUA = `
-local counter = 0
-local threads = {}
-function setup(thread)
-  thread:set("tid", counter)
-  counter = counter + 1
-  table.insert(threads, thread)
-end
-function init(args)
-  paths = {}
-  for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
-  i = tid + 1
-  step = ${THREADS}
-  c302 = 0
-  other = 0
-end
-function request()
-  local p = paths[i]
-  i = i + step
-  if i > #paths then i = tid + 1 end
-  return wrk.format("GET", p)
-end
-function response(status, headers, body)
-  if status == 302 then c302 = c302 + 1 else other = other + 1 end
-end
-function done(summary, latency, requests)
-  local s302, sother = 0, 0
-  for _, t in ipairs(threads) do s302 = s302 + t:get("c302"); sother = sother + t:get("other") end
-  local e = summary.errors
-  io.write(string.format('WRK_JSON {"requests":%d,"seconds":%f,"p50_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%f,"errors":%d,"c302":%d,"other":%d}\\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99), latency.max, latency.mean,
-    e.connect + e.read + e.write + e.timeout, s302, sother))
-end
-`;
-
-interface WrkResult {
-  requests: number;
-  seconds: number;
-  p50_us: number;
-  p99_us: number;
-  max_us: number;
-  mean_us: number;
-  errors: number;
-  c302: number;
-  other: number;
-}
-
-function wrk(url: string, seconds: number, paths: string): WrkResult {
-  const script = join(dir, 'clicks.lua');
-  writeFileSync(script, LUA);
+function wrk(url: string, seconds: number, paths: string, rate?: number): WrkResult {
+  const script = join(dir, `clicks-${rate ?? 'closed'}.lua`);
+  writeFileSync(script, wrkScript({ threads: THREADS, rate }));
+  const connections = rate === undefined ? CONNECTIONS : PACED_CONNECTIONS;
   const r = spawnSync(
     'wrk',
-    [`-t${THREADS}`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '-s', script, url],
+    [`-t${THREADS}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '5s', '-s', script, url],
     { env: { ...process.env, BENCH_PATHS: paths }, encoding: 'utf8', maxBuffer: 1 << 24 },
   );
-  const line = r.stdout.split('\n').find((l) => l.startsWith('WRK_JSON '));
-  if (!line) throw new Error(`wrk gave no summary: ${r.stderr || r.stdout}`);
-  return JSON.parse(line.slice(9)) as WrkResult;
+  return parseWrkSummary(r.stdout || r.stderr);
 }
 
 async function waitReady(url: string, ms: number): Promise<void> {
@@ -143,7 +99,7 @@ async function main(): Promise<void> {
     return file;
   };
   const warmPaths = makePaths(100_000, join(dir, 'warm.txt'));
-  const runPaths = makePaths(DURATION_S * 25_000, join(dir, 'run.txt'));
+  const runPaths = makePaths(DURATION_S * RATE + CAPACITY_S * 25_000, join(dir, 'run.txt'));
 
   const service = spawn(process.execPath, ['--import', 'tsx', 'ingest/main.ts'], {
     env: {
@@ -179,8 +135,10 @@ async function main(): Promise<void> {
       'expired',
     ]);
 
-    console.log(`clicks: wrk ${CONNECTIONS} connections, ${DURATION_S} s`);
-    const r = wrk(base, DURATION_S, runPaths);
+    console.log(`clicks: wrk paced at ${RATE}/s, ${PACED_CONNECTIONS} connections, ${DURATION_S} s`);
+    const r = wrk(base, DURATION_S, runPaths, RATE);
+    console.log(`capacity: wrk closed loop, ${CONNECTIONS} connections, ${CAPACITY_S} s`);
+    const cap = wrk(base, CAPACITY_S, runPaths);
     // Let the service answer what was in flight and drain any spool before counting.
     for (let i = 0; i < 60 && (await metricSum(`${base}/metrics`, 'adclick_spool_depth')) > 0; i++)
       await new Promise((res) => setTimeout(res, 1000));
@@ -196,9 +154,12 @@ async function main(): Promise<void> {
     const spooled = await metricSum(`${base}/metrics`, 'adclick_click_produce_seconds_count', ['spool']);
     const inKafka = (await countTopic(admin)) - kafkaBefore;
 
-    console.log(`bare node:http 302 server: wrk ${CONNECTIONS} connections, ${BASELINE_S} s`);
+    console.log(
+      `bare node:http 302 server: wrk paced at ${RATE}/s ${BASELINE_S} s, then closed loop ${CAPACITY_S} s`,
+    );
     await waitReady(`http://127.0.0.1:${BARE_PORT}/`, 10_000).catch(() => undefined);
-    const b = wrk(`http://127.0.0.1:${BARE_PORT}`, BASELINE_S, warmPaths);
+    const b = wrk(`http://127.0.0.1:${BARE_PORT}`, BASELINE_S, warmPaths, RATE);
+    const bCap = wrk(`http://127.0.0.1:${BARE_PORT}`, CAPACITY_S, warmPaths);
 
     const rate = r.requests / r.seconds;
     const bareRate = b.requests / b.seconds;
@@ -209,21 +170,34 @@ async function main(): Promise<void> {
       `p50 / p99 / max (ms)  ${`${fmtMs(r.p50_us)} / ${fmtMs(r.p99_us)} / ${fmtMs(r.max_us)}`.padEnd(20)} ${fmtMs(b.p50_us)} / ${fmtMs(b.p99_us)} / ${fmtMs(b.max_us)}`,
     );
     console.log(`errors / non-302      ${`${r.errors} / ${r.other}`.padEnd(20)} ${b.errors} / ${b.other}`);
+    const capRate = cap.requests / cap.seconds;
+    const bareCapRate = bCap.requests / bCap.seconds;
     console.log(
-      `302s received by wrk: ${r.c302}; clicks logged by the service: ${logged} (valid so far ${valid}, via spool ${spooled}); events in Kafka: ${inKafka}`,
+      `closed-loop capacity  ${`${capRate.toFixed(0)} req/s, p99 ${fmtMs(cap.p99_us)} ms`.padEnd(20)} ${bareCapRate.toFixed(0)} req/s, p99 ${fmtMs(bCap.p99_us)} ms`,
     );
     console.log(
-      `Kafka events − logged clicks = ${inKafka - logged}; logged − 302s received = ${logged - r.c302} (requests in flight when wrk stopped)`,
+      `302s received by wrk: ${r.c302 + cap.c302}; clicks logged by the service: ${logged} (valid so far ${valid}, via spool ${spooled}); events in Kafka: ${inKafka}`,
+    );
+    console.log(
+      `Kafka events − logged clicks = ${inKafka - logged}; logged − 302s received = ${logged - r.c302 - cap.c302} (requests in flight when wrk stopped)`,
     );
 
     const section = 'clicks';
     reportFigure({
       section,
-      figure: 'click redirects',
+      figure: `click redirects, paced at ${RATE}/s`,
       value: Math.round(rate),
       unit: 'req/s',
       target: '≥ 10000',
       baseline: Math.round(bareRate),
+      baselineName: 'bare node:http 302',
+    });
+    reportFigure({
+      section,
+      figure: 'click capacity, closed loop',
+      value: Math.round(capRate),
+      unit: 'req/s',
+      baseline: Math.round(bareCapRate),
       baselineName: 'bare node:http 302',
     });
     reportFigure({
@@ -254,7 +228,7 @@ async function main(): Promise<void> {
     reportFigure({
       section,
       figure: 'click errors',
-      value: r.errors + r.other,
+      value: r.errors + r.other + cap.errors + cap.other,
       unit: 'requests',
       target: '≤ 0',
     });

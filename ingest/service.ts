@@ -35,6 +35,11 @@ export interface ClickServiceOptions {
   batchMax?: number;
   lanes?: number;
   redisDeadlineMs?: number;
+  /**
+   * Failure drills only (config ADCLICK_CLOCK_OFFSET_MS, 0 in production): added to Date.now() where
+   * a click is stamped and its expiry checked, so drill traffic lands in hours that can be finalized.
+   */
+  clockOffsetMs?: number;
   /** Routers mounted after the catalogue API (the serving layer's metrics API, the dashboard). */
   extraRouters?: (pool: pg.Pool) => Router[];
   /** Where /metrics gets its text (main.ts: summed over the cluster's workers). */
@@ -87,6 +92,7 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
     signingSecret,
     salts: opts.salts ?? config.ADCLICK_KEY_SALTS,
     metrics,
+    now: clickClock(opts.clockOffsetMs ?? config.ADCLICK_CLOCK_OFFSET_MS),
   });
 
   const kafkaAdmin = kafka.admin();
@@ -129,4 +135,9 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
         if (ownPool) await pool.end();
       })()),
   };
+}
+
+/** The click path's clock: the real one unless a failure drill shifts it (ADCLICK_CLOCK_OFFSET_MS). */
+function clickClock(offsetMs: number): () => number {
+  return offsetMs === 0 ? Date.now : () => Date.now() + offsetMs;
 }

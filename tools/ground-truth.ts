@@ -13,6 +13,21 @@ export interface GroundTruth {
   /** Requests sent by intended outcome, and HTTP answers that were not what that outcome expects. */
   sent: Record<string, number>;
   unexpected: number;
+  /**
+   * Failure drills (all optional, absent in older files): the clock offset the run used (startedAt,
+   * endedAt and the minutes above are on that clock); requests that got no answer at all; and the
+   * valid first clicks whose connection broke after the request was sent — the click service may
+   * have logged them without its 302 arriving, so the verifier looks them up in the clicks topic.
+   */
+  clockOffsetMs?: number;
+  failed?: number;
+  ambiguous?: AmbiguousClick[];
+}
+
+/** A valid first click whose outcome is unknown: sent, then the connection broke before an answer. */
+export interface AmbiguousClick {
+  adId: string;
+  impressionId: string;
 }
 
 export function recordValidClick(counts: GroundTruth['counts'], adId: string, ts: number): void {

@@ -5,11 +5,22 @@
 //
 // Expired impressions are forged with the signing secret from the environment (the same one the
 // click service uses): the API cannot issue an impression that is already expired.
+//
+// Failure drills: `--clock-offset-ms` (default ADCLICK_CLOCK_OFFSET_MS, the click service's drill
+// clock) puts the recorded minutes and forged expiries on the click service's shifted clock. A
+// request that gets no answer (the click service was killed) is counted in `failed`, not as
+// unexpected; a valid click whose connection broke after it was sent is listed in `ambiguous`.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { config } from '../common/config.js';
 import { signImpression } from '../ingest/impression.js';
-import { nearMinuteBoundary, recordValidClick, totalOf, type GroundTruth } from './ground-truth.js';
+import {
+  nearMinuteBoundary,
+  recordValidClick,
+  totalOf,
+  type AmbiguousClick,
+  type GroundTruth,
+} from './ground-truth.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -24,6 +35,9 @@ const { values: opts } = parseArgs({
     unknown: { type: 'string', default: '0.02' },
     hot: { type: 'string', default: '0.3' },
     out: { type: 'string', default: 'ground-truth.json' },
+    'clock-offset-ms': { type: 'string', default: String(config.ADCLICK_CLOCK_OFFSET_MS) },
+    // No click is sent this close to a minute boundary (ms): more under heavy load or faults.
+    'boundary-margin-ms': { type: 'string', default: '250' },
     quiet: { type: 'boolean', default: false },
   },
 });
@@ -47,6 +61,10 @@ const shares = {
 if (Object.values(shares).reduce((a, b) => a + b, 0) >= 1)
   throw new Error('the invalid shares must add up to < 1');
 const hotShare = num('hot', 0, 1);
+const clockOffsetMs = num('clock-offset-ms', -10 * 365 * 86_400_000, 0);
+const boundaryMarginMs = num('boundary-margin-ms', 0, 20_000);
+/** The click service's clock (shifted in failure drills): minutes and expiries are on it. */
+const clock = (): number => Date.now() + clockOffsetMs;
 const adminAuth = { authorization: `Bearer ${config.ADCLICK_ADMIN_KEY}`, 'content-type': 'application/json' };
 
 async function api<T>(method: string, path: string, body: unknown): Promise<T> {
@@ -75,9 +93,19 @@ function pickOutcome(): Outcome {
 }
 
 async function click(path: string): Promise<{ status: number; location: string | null }> {
-  const res = await fetch(`${base}${path}`, { redirect: 'manual' });
+  const res = await fetch(`${base}${path}`, { redirect: 'manual', signal: AbortSignal.timeout(30_000) });
   await res.arrayBuffer();
   return { status: res.status, location: res.headers.get('location') };
+}
+
+/**
+ * A request that got no HTTP answer, and whether it surely never reached the server (connection
+ * refused) — otherwise the server may have acted on it. undefined: some other error.
+ */
+function networkFailure(e: unknown): { refused: boolean } | undefined {
+  if (e instanceof DOMException && e.name === 'TimeoutError') return { refused: false };
+  if (!(e instanceof TypeError)) return undefined;
+  return { refused: (e.cause as { code?: string } | undefined)?.code === 'ECONNREFUSED' };
 }
 
 /** Waits until the API answers /readyz (the simulator may start together with the app). */
@@ -99,14 +127,18 @@ async function main(): Promise<void> {
   await waitForApi(120_000);
   const truth: GroundTruth = {
     baseUrl: base,
-    startedAt: Date.now(),
+    startedAt: clock(),
     endedAt: 0,
     advertisers: [],
     ads: [],
     counts: {},
     sent: {},
     unexpected: 0,
+    clockOffsetMs,
+    failed: 0,
+    ambiguous: [],
   };
+  const ambiguous: AmbiguousClick[] = truth.ambiguous!;
   const redirectOf = new Map<string, string>();
   for (let i = 0; i < num('advertisers', 1, 1000); i++) {
     const a = await api<{ advertiserId: string; apiKey: string }>('POST', '/v1/advertisers', {
@@ -150,26 +182,39 @@ async function main(): Promise<void> {
     }
     let adId: string;
     let path: string;
+    let impressionId = '';
     if (outcome === 'duplicate') {
       path = clicked[Math.floor(Math.random() * clicked.length)]!;
       adId = path.slice(3, path.indexOf('?'));
     } else {
       adId = pickAd();
       const imp = await api<ImpressionReply>('POST', '/v1/impressions', { adId });
+      impressionId = imp.impressionId;
       path = imp.clickUrl.startsWith('http')
         ? new URL(imp.clickUrl).pathname + new URL(imp.clickUrl).search
         : imp.clickUrl;
       if (outcome === 'bad_signature')
         path = path.replace(/sig=([^&]+)/, (_m, s: string) => `sig=${s.slice(0, -2)}AA`);
       if (outcome === 'expired') {
-        const exp = Date.now() - 60_000;
+        const exp = clock() - 60_000;
         path = `/c/${adId}?imp=${imp.impressionId}&exp=${exp}&sig=${signImpression(config.ADCLICK_SIGNING_SECRET, adId, imp.impressionId, exp)}`;
       }
     }
     // Stay clear of minute boundaries so the server's minute is the one we record.
-    while (nearMinuteBoundary(Date.now(), 250)) await new Promise((r) => setTimeout(r, 50));
-    const sentAt = Date.now();
-    const { status, location } = await click(path);
+    while (nearMinuteBoundary(clock(), boundaryMarginMs)) await new Promise((r) => setTimeout(r, 50));
+    const sentAt = clock();
+    let answer: { status: number; location: string | null };
+    try {
+      answer = await click(path);
+    } catch (e) {
+      const failure = networkFailure(e);
+      if (!failure) throw e;
+      truth.failed!++;
+      // Sent but unanswered: the click service may have logged it. Never used for duplicates.
+      if (outcome === 'valid' && !failure.refused) ambiguous.push({ adId, impressionId });
+      return;
+    }
+    const { status, location } = answer;
     if (status !== 302 || location !== redirectOf.get(adId)) {
       truth.unexpected++;
       return;
@@ -189,6 +234,10 @@ async function main(): Promise<void> {
     const wait = due - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const p = one().catch((e: Error) => {
+      if (networkFailure(e)) {
+        truth.failed!++; // an impression request to a click service that is down
+        return;
+      }
       errors++;
       if (errors <= 5) console.error(`[simulate] ${e.message}`);
     });
@@ -199,12 +248,13 @@ async function main(): Promise<void> {
     }
   }
   await Promise.all(inFlight);
-  truth.endedAt = Date.now();
+  truth.endedAt = clock();
   truth.unexpected += errors;
   writeFileSync(String(opts.out), JSON.stringify(truth, null, 2));
   console.log(
-    `[simulate] sent ${total} clicks in ${((truth.endedAt - t0) / 1000).toFixed(1)} s: ${JSON.stringify(truth.sent)}; ` +
-      `${totalOf(truth.counts)} valid first clicks; ${truth.unexpected} unexpected answers; ground truth in ${opts.out}`,
+    `[simulate] sent ${total} clicks in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${JSON.stringify(truth.sent)}; ` +
+      `${totalOf(truth.counts)} valid first clicks; ${truth.unexpected} unexpected answers; ` +
+      `${truth.failed} unanswered (${ambiguous.length} of them valid clicks that may have been logged); ground truth in ${opts.out}`,
   );
   if (truth.unexpected > 0) process.exitCode = 1;
 }

@@ -1,0 +1,87 @@
+// The wrk Lua script the benchmarks drive the click service with, and how to read its summary.
+// Each wrk thread walks its own stride of a file of pre-signed click paths (no impression is sent
+// twice) and counts 302s; `done` prints one `WRK_JSON {...}` line. With a `rate`, each thread hands
+// out send slots `1000 / (rate / threads)` ms apart from its own clock (LuaJIT ffi: wrk's Lua has no
+// millisecond clock) and a connection waits for its slot (wrk's delay()), so the offered rate stays
+// at `rate` whatever the latency, as long as enough connections are free. Without one, wrk runs
+// closed-loop: as fast as the server answers.
+export interface WrkResult {
+  requests: number;
+  seconds: number;
+  p50_us: number;
+  p99_us: number;
+  max_us: number;
+  errors: number;
+  c302: number;
+  other: number;
+}
+
+export function wrkScript(opts: { threads: number; rate?: number }): string {
+  const pacing =
+    opts.rate === undefined
+      ? ''
+      : `
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_usec; } adclick_timeval;
+int gettimeofday(adclick_timeval *tv, void *tz);
+]]
+local tv = ffi.new("adclick_timeval")
+local function now_ms()
+  ffi.C.gettimeofday(tv, nil)
+  return tonumber(tv.tv_sec) * 1000 + tonumber(tv.tv_usec) / 1000
+end
+local interval = 1000 / (${opts.rate} / ${opts.threads})
+local next_at = 0
+function delay()
+  local t = now_ms()
+  local slot = math.max(next_at, t)
+  next_at = slot + interval
+  return math.floor(slot - t)
+end
+`;
+  return `${pacing}
+local counter = 0
+local threads = {}
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  paths = {}
+  local n = 0
+  for line in io.lines(os.getenv("BENCH_PATHS")) do
+    if n % ${opts.threads} == tid then paths[#paths + 1] = line end
+    n = n + 1
+  end
+  i = 1
+  c302 = 0
+  other = 0
+end
+function request()
+  local p = paths[i]
+  i = i + 1
+  if i > #paths then i = 1 end
+  return wrk.format("GET", p)
+end
+function response(status, headers, body)
+  if status == 302 then c302 = c302 + 1 else other = other + 1 end
+end
+function done(summary, latency, requests)
+  local s302, sother = 0, 0
+  for _, t in ipairs(threads) do s302 = s302 + t:get("c302"); sother = sother + t:get("other") end
+  local e = summary.errors
+  io.write(string.format('WRK_JSON {"requests":%d,"seconds":%f,"p50_us":%d,"p99_us":%d,"max_us":%d,"errors":%d,"c302":%d,"other":%d}\\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99), latency.max,
+    e.connect + e.read + e.write + e.timeout, s302, sother))
+end
+`;
+}
+
+/** The summary line of a wrk run's output. */
+export function parseWrkSummary(output: string): WrkResult {
+  const line = output.split('\n').find((l) => l.startsWith('WRK_JSON '));
+  if (!line) throw new Error(`wrk gave no summary:\n${output.slice(-2000)}`);
+  return JSON.parse(line.slice('WRK_JSON '.length)) as WrkResult;
+}

@@ -1,0 +1,222 @@
+// Process plumbing for the faults test: the app's processes as children (each in its own process
+// group, so `kill -9` takes a click service's cluster workers with it), supervised the way `npm
+// start` supervises them (an unexpected exit is restarted), their output in log files; stopping and
+// starting the shared Kafka and Redis of the local stack; small waits and probes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { StackService } from '../../stack/service.js';
+import { kafka as kafkaService } from '../../stack/services/kafka.js';
+import { redis as redisService } from '../../stack/services/redis.js';
+import { logFile, runningPid, stopDetached, waitUntil } from '../../stack/runtime.js';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  everyMs = 500,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => ok(port));
+    });
+  });
+}
+
+/** One app process (`node --import tsx <entry>`), restarted on an exit the test did not cause. */
+export class AppProcess {
+  private child?: ChildProcess;
+  private exited: Promise<void> = Promise.resolve();
+  private intentional = false;
+  private stopped = false;
+  private readonly out: WriteStream;
+  private readonly recent: string[] = [];
+  private lineWaiters: Array<{ re: RegExp; done: () => void }> = [];
+  private lineCount = 0;
+  /** Exits the test did not cause (each was restarted, as `npm start` would). */
+  readonly unexpectedExits: string[] = [];
+  starts = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly entry: string,
+    private env: Record<string, string>,
+    logDir: string,
+    private readonly args: string[] = [],
+    /** Restart on an exit the test did not cause (false for a run-to-completion tool). */
+    private readonly supervised = true,
+  ) {
+    mkdirSync(logDir, { recursive: true });
+    this.out = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' });
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Resolves with the exit code once the current run ends. */
+  async exitCode(): Promise<number | null> {
+    await this.exited;
+    return this.child?.exitCode ?? null;
+  }
+
+  /** Starts the process; `readyLine` (if given) must appear in its output within the timeout. */
+  async start(
+    opts: { env?: Record<string, string>; readyLine?: RegExp; timeoutMs?: number } = {},
+  ): Promise<void> {
+    if (opts.env) this.env = { ...this.env, ...opts.env };
+    this.intentional = false;
+    this.starts++;
+    const since = this.lineCount;
+    const child = spawn(process.execPath, ['--import', 'tsx', this.entry, ...this.args], {
+      cwd: ROOT,
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group: kill -9 reaches cluster workers too
+    });
+    this.child = child;
+    this.note(`--- start #${this.starts} (pid ${child.pid}) ---`);
+    for (const stream of [child.stdout!, child.stderr!])
+      createInterface({ input: stream }).on('line', (line) => this.note(line));
+    this.exited = new Promise((resolveExit) =>
+      child.once('exit', (code, signal) => {
+        this.note(`--- exited (${signal ?? code}) ---`);
+        resolveExit();
+        if (!this.supervised || this.intentional || this.stopped || this.child !== child) return;
+        this.unexpectedExits.push(`${new Date().toISOString()} ${signal ?? code}`);
+        setTimeout(() => {
+          if (!this.stopped && this.child === child) void this.start().catch(() => undefined);
+        }, 1000);
+      }),
+    );
+    if (!opts.readyLine) return;
+    const ready = this.waitForLine(opts.readyLine, opts.timeoutMs ?? 90_000, since);
+    if (this.supervised) return ready; // an early exit is restarted: keep waiting
+    const exited = this.exited.then(() => {
+      throw new Error(`${this.name} exited (${child.exitCode}) before it was ready:\n${this.tail()}`);
+    });
+    // The loser of the race must not surface later as an unhandled rejection.
+    ready.catch(() => undefined);
+    exited.catch(() => undefined);
+    await Promise.race([ready, exited]);
+  }
+
+  /** `kill -9` of the whole process group; resolves once the main process is gone. */
+  async kill9(): Promise<void> {
+    const child = this.child;
+    if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
+    this.intentional = true;
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      child.kill('SIGKILL');
+    }
+    await this.exited;
+  }
+
+  /** Final cleanup: kill and never restart. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.kill9();
+    this.out.end();
+  }
+
+  /** Resolves when a line matching `re` appears (counting lines from number `since` on). */
+  waitForLine(re: RegExp, timeoutMs: number, since = this.lineCount): Promise<void> {
+    const seen = this.recent.slice(Math.max(0, this.recent.length - (this.lineCount - since)));
+    if (seen.some((l) => re.test(l))) return Promise.resolve();
+    return new Promise((ok, fail) => {
+      const timer = setTimeout(() => {
+        this.lineWaiters = this.lineWaiters.filter((w) => w.done !== done);
+        fail(
+          new Error(
+            `${this.name}: no line matching ${re} within ${timeoutMs / 1000} s; last lines:\n${this.tail()}`,
+          ),
+        );
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        ok();
+      };
+      this.lineWaiters.push({ re, done });
+    });
+  }
+
+  tail(n = 30): string {
+    return this.recent.slice(-n).join('\n');
+  }
+
+  private note(line: string): void {
+    this.out.write(`${new Date().toISOString()} ${line}\n`);
+    this.recent.push(line);
+    if (this.recent.length > 500) this.recent.shift();
+    this.lineCount++;
+    for (const w of [...this.lineWaiters]) {
+      if (w.re.test(line)) {
+        this.lineWaiters = this.lineWaiters.filter((x) => x !== w);
+        w.done();
+      }
+    }
+  }
+}
+
+/** Stops a service of the shared local stack (SIGTERM to the process group it recorded). */
+export async function stopStackService(service: StackService): Promise<void> {
+  if (runningPid(service.name) === undefined)
+    throw new Error(
+      `${service.name} is not run by the local stack (npx tsx stack/cli.ts up): cannot stop it`,
+    );
+  await stopDetached(service.name);
+}
+
+/** Starts a service of the shared local stack and waits until it answers. */
+export async function startStackService(service: StackService): Promise<void> {
+  await service.start();
+  await waitUntil(
+    service.name,
+    () => service.healthy().catch(() => false),
+    service.startupTimeoutMs,
+    logFile(service.name),
+  );
+}
+
+/** Whatever happened, leaves Kafka and Redis running for everyone else (started again if down). */
+export async function ensureStackServicesUp(): Promise<void> {
+  for (const service of [redisService, kafkaService]) {
+    const healthy = runningPid(service.name) !== undefined && (await service.healthy().catch(() => false));
+    if (!healthy) await startStackService(service);
+  }
+}
+
+export { kafkaService, redisService };
+
+/** Sum of a Prometheus metric (all label sets) from a /metrics text, or undefined if absent. */
+export function metricValue(text: string, name: string): number | undefined {
+  let sum: number | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== ' ' && line[name.length] !== '{')) continue;
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (Number.isFinite(v)) sum = (sum ?? 0) + v;
+  }
+  return sum;
+}
