@@ -22,7 +22,7 @@ const CAPACITY_S = 20;
 const BASELINE_S = Number(process.env.BENCH_BASELINE_SECONDS ?? 20);
 const CONNECTIONS = 64;
 // Paced runs need spare connections: one waiting on a slow answer must not hold back the rate.
-const PACED_CONNECTIONS = 128;
+const PACED_CONNECTIONS = Number(process.env.BENCH_PACED_CONNECTIONS ?? 128);
 const THREADS = 2;
 const PORT = 18_080;
 const BARE_PORT = 18_081;
