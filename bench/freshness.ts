@@ -26,6 +26,7 @@ import { PinotSpeedStore } from '../speed-layer/pinot-speed-store.js';
 import { dropPinotTable } from '../speed-layer/pinot-tables.js';
 import { PostgresSpeedStore } from '../speed-layer/postgres-speed-store.js';
 import { percentile, reportFigure } from './report.js';
+import { parseWrkSummary, wrkScript, type WrkResult } from './wrk-script.js';
 
 const DURATION_S = Number(process.env.BENCH_FRESHNESS_SECONDS ?? 40);
 const RATE = Number(process.env.BENCH_FRESHNESS_RATE ?? 10_000);
@@ -49,76 +50,6 @@ const pinotTable = `fresh_${run}`;
 const pinotGroup = `speed-fresh-${run}`;
 const postgresGroup = `speed-fresh-pg-${run}`;
 const dir = mkdtempSync(join(tmpdir(), 'adclick-freshness-'));
-
-// wrk pacing: each thread hands out send slots `interval` ms apart from its own clock (LuaJIT ffi,
-// since wrk's Lua has no millisecond clock); a connection waits for its slot (wrk's delay()), so the
-// offered rate stays at RATE whatever the latency, as long as enough connections are free. Each
-// thread walks its own stride of the pre-signed paths: no impression is sent twice.
-const LUA = `
-local ffi = require("ffi")
-ffi.cdef[[
-typedef struct { long tv_sec; long tv_usec; } adclick_timeval;
-int gettimeofday(adclick_timeval *tv, void *tz);
-]]
-local tv = ffi.new("adclick_timeval")
-local function now_ms()
-  ffi.C.gettimeofday(tv, nil)
-  return tonumber(tv.tv_sec) * 1000 + tonumber(tv.tv_usec) / 1000
-end
-local counter = 0
-local threads = {}
-function setup(thread)
-  thread:set("tid", counter)
-  counter = counter + 1
-  table.insert(threads, thread)
-end
-function init(args)
-  paths = {}
-  local n = 0
-  for line in io.lines(os.getenv("BENCH_PATHS")) do
-    if n % ${WRK_THREADS} == tid then paths[#paths + 1] = line end
-    n = n + 1
-  end
-  i = 1
-  interval = 1000 / (tonumber(os.getenv("BENCH_RATE")) / ${WRK_THREADS})
-  next_at = 0
-  c302 = 0
-  other = 0
-end
-function delay()
-  local t = now_ms()
-  local slot = math.max(next_at, t)
-  next_at = slot + interval
-  return math.floor(slot - t)
-end
-function request()
-  local p = paths[i]
-  i = i + 1
-  if i > #paths then i = 1 end
-  return wrk.format("GET", p)
-end
-function response(status, headers, body)
-  if status == 302 then c302 = c302 + 1 else other = other + 1 end
-end
-function done(summary, latency, requests)
-  local s302, sother = 0, 0
-  for _, t in ipairs(threads) do s302 = s302 + t:get("c302"); sother = sother + t:get("other") end
-  local e = summary.errors
-  io.write(string.format('WRK_JSON {"requests":%d,"seconds":%f,"p50_us":%d,"p99_us":%d,"errors":%d,"c302":%d,"other":%d}\\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout, s302, sother))
-end
-`;
-
-interface WrkResult {
-  requests: number;
-  seconds: number;
-  p50_us: number;
-  p99_us: number;
-  errors: number;
-  c302: number;
-  other: number;
-}
 
 interface Probe {
   adId: string;
@@ -337,20 +268,15 @@ function startWrk(
   pathsFile: string,
 ): { done: Promise<WrkResult>; child: Child } {
   const script = join(dir, 'freshness.lua');
-  writeFileSync(script, LUA);
+  writeFileSync(script, wrkScript({ threads: WRK_THREADS, rate: RATE }));
   const child = new Child(
     'wrk',
     'wrk',
     [`-t${WRK_THREADS}`, `-c${WRK_CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '-s', script, base],
-    { BENCH_PATHS: pathsFile, BENCH_RATE: String(RATE) },
+    { BENCH_PATHS: pathsFile },
   );
   const done = child.exited().then(() => {
-    const line = child
-      .output()
-      .split('\n')
-      .find((l) => l.startsWith('WRK_JSON '));
-    if (!line) throw new Error(`wrk gave no summary:\n${child.output()}`);
-    return JSON.parse(line.slice(9)) as WrkResult;
+    return parseWrkSummary(child.output());
   });
   return { done, child };
 }

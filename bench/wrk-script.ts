@@ -2,9 +2,10 @@
 // Each wrk thread walks its own stride of a file of pre-signed click paths (no impression is sent
 // twice) and counts 302s; `done` prints one `WRK_JSON {...}` line. With a `rate`, each thread hands
 // out send slots `1000 / (rate / threads)` ms apart from its own clock (LuaJIT ffi: wrk's Lua has no
-// millisecond clock) and a connection waits for its slot (wrk's delay()), so the offered rate stays
-// at `rate` whatever the latency, as long as enough connections are free. Without one, wrk runs
-// closed-loop: as fast as the server answers.
+// millisecond clock) and a connection waits for its slot (wrk's delay()); a slot missed during a
+// stall is sent late rather than dropped, so the offered rate stays `rate` whatever the latency, as
+// long as the server keeps up on average. Without a rate, wrk runs closed-loop: as fast as the
+// server answers.
 export interface WrkResult {
   requests: number;
   seconds: number;
@@ -35,9 +36,11 @@ local interval = 1000 / (${opts.rate} / ${opts.threads})
 local next_at = 0
 function delay()
   local t = now_ms()
-  local slot = math.max(next_at, t)
+  if next_at == 0 then next_at = t end
+  -- Slots are never dropped: after a stall the thread catches up (constant throughput, as wrk2).
+  local slot = next_at
   next_at = slot + interval
-  return math.floor(slot - t)
+  return math.max(0, math.floor(slot - t))
 end
 `;
   return `${pacing}
