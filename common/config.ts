@@ -76,7 +76,7 @@ const schema = z.object({
   // Click service worker processes (node:cluster); 0 = one per CPU core.
   ADCLICK_CLICK_WORKERS: z.coerce.number().int().min(0).default(0),
   // Spool folder: clicks Kafka did not ack in time, replayed in order when it is back.
-  ADCLICK_SPOOL_DIR: z.string().default(resolve('.spool')),
+  ADCLICK_SPOOL_DIR: z.string().default(resolve('.stack', 'spool')),
   // How long a click waits for Kafka's ack before it is spooled instead (ms).
   ADCLICK_PRODUCE_DEADLINE_MS: positiveInt.default(300),
   // Producer batching: a batch leaves after this many ms or events, whichever comes first.
