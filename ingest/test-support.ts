@@ -2,6 +2,8 @@
 // whose network can be cut and restored (Kafka "down" for this client only, without disturbing the
 // shared broker), reading back exactly what reached a topic, and a catalogue fixture.
 import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import { Kafka, logLevel, type ISocketFactory } from 'kafkajs';
 import type pg from 'pg';
@@ -163,3 +165,7 @@ export async function createAdvertiserWithAds(
   }
   return { advertiserId, apiKey, ads };
 }
+
+/** A spool file in a fresh temporary folder, so each test's click service starts with an empty spool. */
+export const tempSpoolPath = (name = 'spool-0.log'): string =>
+  join(tmpdir(), `adclick-test-${randomUUID()}`, name);

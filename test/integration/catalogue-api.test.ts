@@ -1,14 +1,12 @@
 // The catalogue and impressions API (API.md) against the real PostgreSQL: keys, ownership, paging,
 // validation, and an impression's click URL working end to end on the same server.
 import { randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { config } from '../../common/config.js';
 import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
 import { startClickService, type ClickService } from '../../ingest/service.js';
-import { clickTopic } from '../../ingest/test-support.js';
+import { clickTopic, tempSpoolPath } from '../../ingest/test-support.js';
 
 const admin = { authorization: `Bearer ${config.ADCLICK_ADMIN_KEY}` };
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
@@ -42,7 +40,7 @@ describe('catalogue API', () => {
     service = await startClickService({
       port: 0,
       topic,
-      spoolPath: join(tmpdir(), `adclick-test-${randomUUID()}`, 'spool-0.log'),
+      spoolPath: tempSpoolPath(),
       kafka,
       pool,
     });

@@ -3,8 +3,6 @@
 // of the click service with events still spooled, a torn spool tail after a crash, Redis down.
 import { randomUUID } from 'node:crypto';
 import { appendFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeClickEvent, saltOf, type ClickEvent } from '../../common/click-event.js';
 import { config } from '../../common/config.js';
@@ -19,13 +17,14 @@ import {
   clickTopic,
   createAdvertiserWithAds,
   gatedKafka,
+  tempSpoolPath,
   type CatalogueFixture,
   type LoggedClick,
 } from '../../ingest/test-support.js';
 
 const secret = config.ADCLICK_SIGNING_SECRET;
 const get = (url: string) => fetch(url, { redirect: 'manual' });
-const spoolIn = (name: string) => join(tmpdir(), `adclick-test-${randomUUID()}`, name);
+const spoolIn = tempSpoolPath;
 
 /** Each partition's events must appear in the order the clicks were sent. */
 function expectInSendOrder(logged: LoggedClick[], sent: string[]): void {

@@ -1,8 +1,6 @@
 // Every outcome of GET /c/:adId end to end against the real Kafka, PostgreSQL and Redis: the HTTP
 // answer, and exactly what reached the (test's own) clicks topic.
 import { randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clickKey, saltOf } from '../../common/click-event.js';
 import { config } from '../../common/config.js';
@@ -10,7 +8,12 @@ import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
 import { clickPath, newImpression, signImpression } from '../../ingest/impression.js';
 import { startClickService, type ClickService } from '../../ingest/service.js';
-import { clickTopic, createAdvertiserWithAds, type CatalogueFixture } from '../../ingest/test-support.js';
+import {
+  clickTopic,
+  createAdvertiserWithAds,
+  tempSpoolPath,
+  type CatalogueFixture,
+} from '../../ingest/test-support.js';
 
 const secret = config.ADCLICK_SIGNING_SECRET;
 const get = (url: string, init: RequestInit = {}) => fetch(url, { redirect: 'manual', ...init });
@@ -30,7 +33,7 @@ describe('click outcomes', () => {
     service = await startClickService({
       port: 0,
       topic,
-      spoolPath: join(tmpdir(), `adclick-test-${randomUUID()}`, 'spool-0.log'),
+      spoolPath: tempSpoolPath(),
       kafka,
       pool,
     });
