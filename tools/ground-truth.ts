@@ -72,3 +72,13 @@ export function nearMinuteBoundary(now: number, marginMs: number): boolean {
   const intoMinute = now - minuteOf(now);
   return intoMinute < marginMs || intoMinute > 60_000 - marginMs;
 }
+
+/**
+ * A badly signed copy of `sig`, always different from it: its first character swapped for another
+ * base64url character. (Overwriting the last characters, as the simulator once did, left about one
+ * signature in a thousand unchanged — a "bad signature" click the server rightly counted as valid.)
+ */
+export function tamperedSignature(sig: string): string {
+  if (sig.length === 0) return 'A';
+  return (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1);
+}

@@ -17,6 +17,7 @@ import { signImpression } from '../ingest/impression.js';
 import {
   nearMinuteBoundary,
   recordValidClick,
+  tamperedSignature,
   totalOf,
   type AmbiguousClick,
   type GroundTruth,
@@ -194,7 +195,7 @@ async function main(): Promise<void> {
         ? new URL(imp.clickUrl).pathname + new URL(imp.clickUrl).search
         : imp.clickUrl;
       if (outcome === 'bad_signature')
-        path = path.replace(/sig=([^&]+)/, (_m, s: string) => `sig=${s.slice(0, -2)}AA`);
+        path = path.replace(/sig=([^&]+)/, (_m, s: string) => `sig=${tamperedSignature(s)}`);
       if (outcome === 'expired') {
         const exp = clock() - 60_000;
         path = `/c/${adId}?imp=${imp.impressionId}&exp=${exp}&sig=${signImpression(config.ADCLICK_SIGNING_SECRET, adId, imp.impressionId, exp)}`;
