@@ -2,6 +2,7 @@
 // does not answer within the deadline (down, slow, unreachable) the click fails open: it is logged
 // as valid and counted in /metrics, and the batch layer's exact dedup by impression id fixes the
 // authoritative count.
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 
 export type DedupAnswer = 'first' | 'duplicate' | 'unavailable';
@@ -9,6 +10,17 @@ export type DedupAnswer = 'first' | 'duplicate' | 'unavailable';
 export interface DedupStore {
   firstClick(impressionId: string, ttlMs: number): Promise<DedupAnswer>;
 }
+
+// One round trip and one command for every first-click check of an event-loop turn: per-command
+// client overhead, not Redis, is what a click pays for. Same semantics as one SET NX per key.
+// (A Redis Cluster would need the keys of one call in one slot: hash-tag them, or send per key.)
+const SET_MANY = `
+local r = {}
+for i, k in ipairs(KEYS) do
+  r[i] = redis.call('SET', k, '1', 'PX', ARGV[i], 'NX') and 1 or 0
+end
+return r`;
+const SCRIPT_SHA = createHash('sha1').update(SET_MANY).digest('hex');
 
 /** A Redis client for the click path: no offline queue, auto-pipelined (one write per tick). */
 export function createClickRedis(url: string): Redis {
@@ -23,19 +35,28 @@ export function createClickRedis(url: string): Redis {
   // Errors are answered per command (fail open); the connection's own error events would
   // otherwise be logged by ioredis on every reconnect attempt.
   redis.on('error', () => undefined);
+  // Load the first-click script on every (re)connect, so no click pays the NOSCRIPT round trip.
+  redis.on('ready', () => void redis.script('LOAD', SET_MANY).catch(() => undefined));
   redis.connect().catch(() => undefined);
   return redis;
 }
 
-// One round trip and one command for every first-click check of an event-loop turn: per-command
-// client overhead, not Redis, is what a click pays for. Same semantics as one SET NX per key.
-// (A Redis Cluster would need the keys of one call in one slot: hash-tag them, or send per key.)
-const SET_MANY = `
-local r = {}
-for i, k in ipairs(KEYS) do
-  r[i] = redis.call('SET', k, '1', 'PX', ARGV[i], 'NX') and 1 or 0
-end
-return r`;
+/**
+ * Resolves true once `redis` is connected and its first-click script is loaded, false after
+ * `timeoutMs`. A click service waits for this before it listens, so its first clicks are not
+ * failed open only because the connection was still being made; it starts anyway when Redis is down.
+ */
+export async function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (redis.status === 'ready') {
+      const loaded = await redis.script('EXISTS', SCRIPT_SHA).catch(() => [0]);
+      if ((loaded as number[])[0] === 1) return true;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
 
 type SetMany = (keys: number, ...args: string[]) => Promise<number[]>;
 

@@ -14,7 +14,7 @@ import { AdCache, pgAdLoader } from './ad-cache.js';
 import { catalogueRouter } from './catalogue-router.js';
 import { createClickHandler } from './click-handler.js';
 import { ClickLog } from './click-log.js';
-import { createClickRedis, redisDedup } from './dedup.js';
+import { createClickRedis, redisDedup, redisReady } from './dedup.js';
 import { healthRouter } from './health.js';
 import { createHttpServer } from './http-server.js';
 import { clickMetrics } from './metrics.js';
@@ -35,6 +35,8 @@ export interface ClickServiceOptions {
   batchMax?: number;
   lanes?: number;
   redisDeadlineMs?: number;
+  /** How long start waits for Redis before it listens anyway, failing clicks open until Redis is up. */
+  redisStartWaitMs?: number;
   /**
    * Failure drills only (config ADCLICK_CLOCK_OFFSET_MS, 0 in production): added to Date.now() where
    * a click is stamped and its expiry checked, so drill traffic lands in hours that can be finalized.
@@ -64,6 +66,7 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
   const metrics = clickMetrics();
   const signingSecret = opts.signingSecret ?? config.ADCLICK_SIGNING_SECRET;
 
+  const redisUp = redisReady(redis, opts.redisStartWaitMs ?? 3000);
   const clickLog = await ClickLog.open({
     kafka,
     topic: opts.topic ?? config.KAFKA_CLICKS_TOPIC,
@@ -75,6 +78,11 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
     metrics,
     log: opts.log,
   });
+  if (!(await redisUp))
+    (opts.log ?? console.warn)(
+      `[click] Redis at ${new URL(opts.redisUrl ?? config.REDIS_URL).host} is not answering: clicks fail open (logged valid, ` +
+        'counted in adclick_redis_fail_open_total) until it does',
+    );
   const cacheCounters = {
     hit: metrics.adCache.labels('hit'),
     negative_hit: metrics.adCache.labels('negative_hit'),

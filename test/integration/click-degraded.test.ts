@@ -244,6 +244,7 @@ describe('click path with failing dependencies', () => {
       kafka,
       pool,
       redisUrl: 'redis://127.0.0.1:1',
+      redisStartWaitMs: 200, // it never comes: do not wait the default 3 s for it
     });
     try {
       const ad = cat.ads[0]!;

@@ -36,6 +36,9 @@ describe('click outcomes', () => {
       spoolPath: tempSpoolPath(),
       kafka,
       pool,
+      // These tests are about what each click is, not about the dedup deadline (click-degraded
+      // covers fail-open): a loaded 2-core CI machine may not answer within the default 50 ms.
+      redisDeadlineMs: 2000,
     });
   });
   afterAll(async () => {
@@ -98,6 +101,9 @@ describe('click outcomes', () => {
     expect(d.event.eventId).toBe(valid.impressionId);
     expect(d.partition).toBe(v.partition);
     expect(byStatus('expired')[0]!.event.eventId).toBe(expired.impressionId);
+    // The service waited for Redis before it listened: its first click was not failed open.
+    const metrics = await (await get(`${service.url}/metrics`)).text();
+    expect(metrics).toMatch(/^adclick_redis_fail_open_total 0$/m);
   });
 
   it('unknown ad: 404 and nothing logged; malformed id: 400 and nothing logged', async () => {
