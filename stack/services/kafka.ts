@@ -63,13 +63,16 @@ export const kafka: StackService = {
     const dir = dataDir('kafka');
     const properties = writeServerProperties(dir);
     if (!existsSync(join(dir, 'logs', 'meta.properties'))) {
-      const clusterId = randomBytes(16).toString('base64url');
+      // Kafka's own ids never start with '-' (one in 64 random ones would): the storage tool's
+      // argument parser took such an id for an option and the first start of a new stack failed.
+      let clusterId: string;
+      do clusterId = randomBytes(16).toString('base64url');
+      while (clusterId.startsWith('-'));
       await runStep('kafka', 'java', [
         ...jvmArgs,
         'kafka.tools.StorageTool',
         'format',
-        '-t',
-        clusterId,
+        `--cluster-id=${clusterId}`,
         '-c',
         properties,
       ]);
