@@ -2,7 +2,6 @@
 // does not answer within the deadline (down, slow, unreachable) the click fails open: it is logged
 // as valid and counted in /metrics, and the batch layer's exact dedup by impression id fixes the
 // authoritative count.
-import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 
 export type DedupAnswer = 'first' | 'duplicate' | 'unavailable';
@@ -20,7 +19,6 @@ for i, k in ipairs(KEYS) do
   r[i] = redis.call('SET', k, '1', 'PX', ARGV[i], 'NX') and 1 or 0
 end
 return r`;
-const SCRIPT_SHA = createHash('sha1').update(SET_MANY).digest('hex');
 
 /** A Redis client for the click path: no offline queue, auto-pipelined (one write per tick). */
 export function createClickRedis(url: string): Redis {
@@ -49,10 +47,15 @@ export function createClickRedis(url: string): Redis {
 export async function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (redis.status === 'ready') {
-      const loaded = await redis.script('EXISTS', SCRIPT_SHA).catch(() => [0]);
-      if ((loaded as number[])[0] === 1) return true;
-    }
+    // SCRIPT LOAD is idempotent: loading it here too means "ready" cannot race the 'ready' handler.
+    if (
+      redis.status === 'ready' &&
+      (await redis.script('LOAD', SET_MANY).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return true;
     await new Promise((r) => setTimeout(r, 20));
   }
   return false;
