@@ -12,7 +12,7 @@ import { config } from '../common/config.js';
 import { createPool, migrate } from '../common/db.js';
 import { createKafka } from '../common/kafka.js';
 import { clickPath, newImpression } from '../ingest/impression.js';
-import { createAdvertiserWithAds } from '../ingest/test-support.js';
+import { createAdvertiserWithAds } from '../test/support/click.js';
 import { reportFigure } from './report.js';
 import { parseWrkSummary, wrkScript, type WrkResult } from './wrk-script.js';
 

@@ -21,7 +21,7 @@ import { query as pinotQuery } from '../common/pinot.js';
 import type { MinuteCount, SpeedStore } from '../common/speed-store.js';
 import { MINUTE_MS, minuteOf } from '../common/time.js';
 import { clickPath, newImpression } from '../ingest/impression.js';
-import { createAdvertiserWithAds } from '../ingest/test-support.js';
+import { createAdvertiserWithAds } from '../test/support/click.js';
 import { PinotSpeedStore } from '../speed-layer/pinot-speed-store.js';
 import { dropPinotTable } from '../speed-layer/pinot-tables.js';
 import { PostgresSpeedStore } from '../speed-layer/postgres-speed-store.js';

@@ -10,7 +10,7 @@ import { createKafka } from '../../common/kafka.js';
 import { createS3, ensureBucket } from '../../common/s3.js';
 import { HOUR_MS, hourOf } from '../../common/time.js';
 import type { Archiver } from '../../batch-layer/archiver.js';
-import { generateHistory } from '../../batch-layer/history.js';
+import { generateHistory } from '../../tools/history.js';
 import { rawHourPrefix } from '../../batch-layer/layout.js';
 import { duckConnect, sqlFileList } from '../../batch-layer/parquet.js';
 import { deleteObjects, downloadObject, listObjects } from '../../batch-layer/storage.js';

@@ -10,8 +10,8 @@ import { config } from '../../common/config.js';
 import { HOUR_MS } from '../../common/time.js';
 import { Archiver } from '../../batch-layer/archiver.js';
 import { watermarkPassed } from '../../batch-layer/compaction.js';
-import { produceHistory } from '../../batch-layer/history-simulator.js';
-import type { History } from '../../batch-layer/history.js';
+import { produceHistory } from '../../tools/history-simulator.js';
+import type { History } from '../../tools/history.js';
 import { ensureTopics } from '../../common/kafka.js';
 
 export function isolation() {

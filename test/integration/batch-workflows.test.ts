@@ -13,7 +13,7 @@ import { createS3, ensureBucket } from '../../common/s3.js';
 import { createTemporalClient } from '../../common/temporal.js';
 import { DAY_MS, HOUR_MS, dayOf } from '../../common/time.js';
 import type { Archiver } from '../../batch-layer/archiver.js';
-import { generateHistory, truthIn } from '../../batch-layer/history.js';
+import { generateHistory, truthIn } from '../../tools/history.js';
 import { dailyScheduleId, hourlyScheduleId, listHours, startBackfill } from '../../batch-layer/operations.js';
 import { deleteObjects, listObjects } from '../../batch-layer/storage.js';
 import { compactHourId, dateOf, hourIso } from '../../workflows/windows.js';

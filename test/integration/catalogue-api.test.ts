@@ -6,7 +6,7 @@ import { config } from '../../common/config.js';
 import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
 import { startClickService, type ClickService } from '../../ingest/service.js';
-import { clickTopic, tempSpoolPath } from '../../ingest/test-support.js';
+import { clickTopic, tempSpoolPath } from '../support/click.js';
 
 const admin = { authorization: `Bearer ${config.ADCLICK_ADMIN_KEY}` };
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });

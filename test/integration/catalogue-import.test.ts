@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, migrate } from '../../common/db.js';
-import { createAdvertiserWithAds } from '../../ingest/test-support.js';
+import { createAdvertiserWithAds } from '../support/click.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'adclick-import-'));
 const runTool = (script: string, args: string[]) =>

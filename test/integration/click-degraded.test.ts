@@ -20,7 +20,7 @@ import {
   tempSpoolPath,
   type CatalogueFixture,
   type LoggedClick,
-} from '../../ingest/test-support.js';
+} from '../support/click.js';
 
 const secret = config.ADCLICK_SIGNING_SECRET;
 const get = (url: string) => fetch(url, { redirect: 'manual' });

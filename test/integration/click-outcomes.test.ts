@@ -13,7 +13,7 @@ import {
   createAdvertiserWithAds,
   tempSpoolPath,
   type CatalogueFixture,
-} from '../../ingest/test-support.js';
+} from '../support/click.js';
 
 const secret = config.ADCLICK_SIGNING_SECRET;
 const get = (url: string, init: RequestInit = {}) => fetch(url, { redirect: 'manual', ...init });

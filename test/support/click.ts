@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { Kafka, logLevel, type ISocketFactory } from 'kafkajs';
 import type pg from 'pg';
-import { decodeClickEvent, type ClickEvent } from '../common/click-event.js';
-import { kafkaBrokers } from '../common/config.js';
-import { generateApiKey, hashApiKey } from '../common/auth.js';
+import { decodeClickEvent, type ClickEvent } from '../../common/click-event.js';
+import { kafkaBrokers } from '../../common/config.js';
+import { generateApiKey, hashApiKey } from '../../common/auth.js';
 
 export interface GatedKafka {
   kafka: Kafka;
