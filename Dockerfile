@@ -1,10 +1,10 @@
-# The app's processes (click/API service, speed layer, archiver, Temporal worker) share one image;
-# docker-compose.yml picks the command per service.
+# The app's processes (apps/: click, API, speed layer, archiver, Temporal worker, schedules) share one
+# image; docker-compose.yml picks the command per service.
 FROM node:20-bookworm-slim
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
 ENV NODE_ENV=production HOST=0.0.0.0
-EXPOSE 8080
-CMD ["npx", "tsx", "ingest/main.ts"]
+EXPOSE 8080 8081
+CMD ["npx", "tsx", "apps/click.ts"]

@@ -12,8 +12,9 @@ import {
   type CompactHourResult,
   type CompactionProgress,
 } from '../batch-layer/compaction.js';
-import { reconcileDay, type ReconciliationReport } from '../batch-layer/reconciliation.js';
-import { parseDate, parseHour } from '../workflows/windows.js';
+import { reconcileDay } from '../batch-layer/reconciliation.js';
+import type { ReconciliationReport } from '../common/reconciliation.js';
+import { parseDate, parseHour } from '../common/time.js';
 
 export interface BatchActivityDeps {
   pool: pg.Pool;

@@ -16,6 +16,7 @@ import { rawFileKey } from './layout.js';
 import { writeRawParquet, type RawClickRow } from './parquet.js';
 import { uploadFile } from './storage.js';
 import { partitionWatermark } from './watermark.js';
+import { isId } from '../common/ids.js';
 
 export interface ArchiverOptions {
   kafka: Kafka;
@@ -44,8 +45,6 @@ interface PartitionBuffer {
   /** Serializes flushes of this partition (from eachBatch and from the timer). */
   lock: Promise<void>;
 }
-
-const ID = /^[1-9][0-9]{0,17}$/;
 
 const eventsArchived = new Counter({
   name: 'archiver_events_total',
@@ -126,7 +125,7 @@ export class Archiver {
       b.lastOffset = m.offset;
       try {
         const event = decodeClickEvent(m.value ?? Buffer.alloc(0));
-        if (!ID.test(event.adId) || !ID.test(event.advertiserId)) throw new Error('malformed id');
+        if (!isId(event.adId) || !isId(event.advertiserId)) throw new Error('malformed id');
         if (b.rows.length === 0) b.openedAt = Date.now();
         b.rows.push({ event, partition: batch.partition, offset: m.offset });
         b.minTs = b.minTs === undefined ? event.ts : Math.min(b.minTs, event.ts);

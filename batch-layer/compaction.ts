@@ -17,10 +17,11 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { HOUR_MS } from '../common/time.js';
-import { hourIso } from '../workflows/windows.js';
+import { hourIso } from '../common/time.js';
 import { rawHourPrefix, seenIndexHourPrefix, seenIndexKey } from './layout.js';
 import { duckConnect, sqlFileList, sqlString } from './parquet.js';
 import { deleteObjects, downloadObject, listObjects, uploadFile, type S3Object } from './storage.js';
+import { inTransaction } from '../common/db.js';
 
 export interface CompactionDeps {
   pool: pg.Pool;
@@ -243,11 +244,9 @@ export async function writeHourCounts(
   counts: HourCounts,
   run: CompactionRun,
 ): Promise<void> {
-  const client = await pool.connect();
   const from = new Date(hourStart);
   const to = new Date(hourStart + HOUR_MS);
-  try {
-    await client.query('begin');
+  await inTransaction(pool, async (client) => {
     await client.query("set local time zone 'UTC'"); // the CSVs carry zone-less UTC timestamps
     // Two runs of the same hour (schedule, backfill, daily) may overlap: let them take turns.
     await client.query('select pg_advisory_xact_lock($1, $2)', [7_262_005, hourStart / HOUR_MS]);
@@ -278,13 +277,7 @@ export async function writeHourCounts(
          finalized_at = excluded.finalized_at, valid_clicks = excluded.valid_clicks, events = excluded.events`,
       [from, run.runId, run.workflowId, counts.validClicks, counts.events],
     );
-    await client.query('commit');
-  } catch (e) {
-    await client.query('rollback').catch(() => undefined);
-    throw e;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** The whole hourly compaction: list, download, index, count, write. Safe to run again. */

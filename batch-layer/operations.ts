@@ -1,5 +1,5 @@
-// Operator actions on the batch layer, shared by the worker, the CLI and the HTTP API: start a
-// backfill, list hours' states, create the schedules.
+// Operator actions on the batch layer, shared by the operator commands (apps/backfill.ts,
+// apps/schedules.ts) and the HTTP API: start a backfill, create or update the schedules.
 import {
   ScheduleAlreadyRunning,
   ScheduleOverlapPolicy,
@@ -7,9 +7,9 @@ import {
   type Client,
   type ScheduleOptions,
 } from '@temporalio/client';
-import type pg from 'pg';
 import { config } from '../common/config.js';
-import { backfillHours, backfillId, parseHour, hoursIn, hourIso } from '../workflows/windows.js';
+import { backfillHours, parseHour, hourIso } from '../common/time.js';
+import { backfillId } from '../common/workflow-ids.js';
 
 export interface BackfillRequest {
   from: string;
@@ -41,46 +41,6 @@ export async function startBackfill(
     if (e instanceof WorkflowExecutionAlreadyStartedError) return { workflowId };
     throw e;
   }
-}
-
-export interface HourState {
-  hour: string;
-  state: 'open' | 'finalized';
-  runId?: string;
-  workflowId?: string;
-  finalizedAt?: string;
-  validClicks?: number;
-  events?: number;
-}
-
-/** Each hour in [from, to) with its finalization state, in time order. */
-export async function listHours(pool: pg.Pool, from: number, to: number): Promise<HourState[]> {
-  const { rows } = await pool.query<{
-    hour: Date;
-    run_id: string;
-    workflow_id: string;
-    finalized_at: Date;
-    valid_clicks: string;
-    events: string;
-  }>(
-    `select hour, run_id, workflow_id, finalized_at, valid_clicks, events
-       from finalized_hours where hour >= $1 and hour < $2`,
-    [new Date(from), new Date(to)],
-  );
-  const byHour = new Map(rows.map((r) => [r.hour.getTime(), r]));
-  return hoursIn(from, to).map((h) => {
-    const r = byHour.get(h);
-    if (!r) return { hour: hourIso(h), state: 'open' };
-    return {
-      hour: hourIso(h),
-      state: 'finalized',
-      runId: r.run_id,
-      workflowId: r.workflow_id,
-      finalizedAt: r.finalized_at.toISOString(),
-      validClicks: Number(r.valid_clicks),
-      events: Number(r.events),
-    };
-  });
 }
 
 export const hourlyScheduleId = (prefix: string): string => `${prefix}-compact-hourly`;

@@ -2,26 +2,8 @@
 // the thin reads/writes around it.
 import type pg from 'pg';
 import type { SpeedStore } from '../common/speed-store.js';
+import type { AdDifference, ReconciliationReport } from '../common/reconciliation.js';
 import { DAY_MS } from '../common/time.js';
-
-export interface AdDifference {
-  adId: string;
-  batch: number;
-  speed: number;
-  /** speed − batch */
-  difference: number;
-}
-
-export interface ReconciliationReport {
-  date: string;
-  adsCompared: number;
-  batchTotal: number;
-  speedTotal: number;
-  differingAds: number;
-  /** The differing ads, largest absolute difference first (at most `limit`). */
-  differences: AdDifference[];
-  finalizedHours: number;
-}
 
 /** Ads whose totals differ between the layers; ads missing on one side count as zero there. */
 export function diffTotals(

@@ -1,5 +1,5 @@
 // Click section of `npm run bench` (alone: `npm run bench:clicks`). Starts the click service
-// (ingest/main.ts, one worker per core, its own clicks topic) and drives it with wrk from a separate
+// (apps/click.ts, one worker per core, its own clicks topic) and drives it with wrk from a separate
 // process, a distinct signed impression per request: first paced at the target rate (10,000/s for
 // 60 s: the figures of record, latency at that load), then closed-loop (capacity). A bare node:http
 // 302 server is measured the same two ways in the same run. Finally the events in Kafka are checked
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   const warmPaths = makePaths(100_000, join(dir, 'warm.txt'));
   const runPaths = makePaths(DURATION_S * RATE + CAPACITY_S * 25_000, join(dir, 'run.txt'));
 
-  const service = spawn(process.execPath, ['--import', 'tsx', 'ingest/main.ts'], {
+  const service = spawn(process.execPath, ['--import', 'tsx', 'apps/click.ts'], {
     env: {
       ...process.env,
       PORT: String(PORT),

@@ -1,5 +1,5 @@
 // Freshness section of `npm run bench` (alone: `npm run bench:freshness`). On its own topics, group
-// and Pinot table it runs the click service (ingest/main.ts) and the speed layer (speed-layer/main.ts,
+// and Pinot table it runs the click service (apps/click.ts) and the speed layer (apps/speed-layer.ts,
 // SPEED_STORE=pinot) as child processes, drives ~10,000 clicks/s through the click service with wrk
 // (paced, pre-signed impressions), and meanwhile probes: every 200 ms one click on a fresh probe ad,
 // timed from its 302 until the SpeedStore read interface shows that ad's minute count including it.
@@ -228,7 +228,7 @@ async function queryLatency(
   await produce(events);
   const pgLayer = Child.node(
     'speed-layer-postgres',
-    'speed-layer/main.ts',
+    'apps/speed-layer.ts',
     speedLayerEnv('postgres', postgresGroup),
   );
   children.push(pgLayer);
@@ -397,7 +397,7 @@ async function main(): Promise<void> {
     const queryAd = myAds[LOAD_ADS + probeCount]!;
 
     // The speed layer (Pinot) first: it creates the Pinot table over the counts topic.
-    children.push(Child.node('speed-layer-pinot', 'speed-layer/main.ts', speedLayerEnv('pinot', pinotGroup)));
+    children.push(Child.node('speed-layer-pinot', 'apps/speed-layer.ts', speedLayerEnv('pinot', pinotGroup)));
     await queryLatency(
       pool,
       pinot,
@@ -428,7 +428,7 @@ async function main(): Promise<void> {
     const pathsFile = join(dir, 'paths.txt');
     writeFileSync(pathsFile, lines.join('\n') + '\n');
 
-    const ingest = Child.node('click-service', 'ingest/main.ts', {
+    const ingest = Child.node('click-service', 'apps/click.ts', {
       PORT: String(PORT),
       HOST: '127.0.0.1',
       KAFKA_CLICKS_TOPIC: clicksTopic,

@@ -2,20 +2,17 @@
 // metrics API at a realistic volume. One advertiser with 1,000 ads and 7 days of minute data (10M
 // minute rows, COPY-loaded once and reused by later runs) in a fixed week of 2019: the first 166 hours
 // finalized by "the batch layer", the last 2 still provisional in the speed layer's PostgreSQL table,
-// so every query merges both layers. Measured through HTTP (express, authenticate, serving router, as
-// the main process mounts them) against the same store calls made directly, without HTTP or merge.
+// so every query merges both layers. Measured through HTTP (the API process's app, apps/api.ts) against the same store calls made directly, without HTTP or merge.
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import express from 'express';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { authenticate, generateApiKey, hashApiKey } from '../common/auth.js';
+import { createApiApp, listen } from '../apps/api.js';
+import { generateApiKey, hashApiKey } from '../common/auth.js';
 import { createPool, migrate } from '../common/db.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS, isoSeconds } from '../common/time.js';
 import { BatchStore } from '../serving-layer/batch-store.js';
-import { createServingRouter } from '../serving-layer/router.js';
 import type { SpeedStore } from '../common/speed-store.js';
 import { PostgresSpeedStore } from '../speed-layer/postgres-speed-store.js';
 import { percentile, reportFigure } from './report.js';
@@ -151,14 +148,13 @@ async function unseed(pool: pg.Pool, advertiserId: string): Promise<void> {
 }
 
 async function serve(pool: pg.Pool, speedStore: SpeedStore): Promise<{ base: string; server: Server }> {
-  const app = express();
-  app.use(express.json());
-  app.use(authenticate(pool));
   // No degraded answers measured: on a loaded machine the 2 s speed-layer deadline could cut the work short.
-  app.use(createServingRouter({ pool, speedStore, speedTimeoutMs: 60_000 }));
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
+  const { server, url } = await listen(
+    createApiApp({ pool, speedStore, speedTimeoutMs: 60_000 }),
+    0,
+    '127.0.0.1',
+  );
+  return { base: url, server };
 }
 
 /** Runs `fn` `warmup` times unmeasured, then `runs` times; latencies in ms, sorted. */

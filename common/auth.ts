@@ -4,11 +4,13 @@
 // lets the key be found by an indexed equality lookup on every request.
 //
 // For the HTTP layers: `authenticate(pool)` sets `res.locals.caller`, `requireAdmin` and
-// `canSeeAd` decide access, `sendApiError` writes the API's error shape.
+// `canSeeAd` decide access.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 import { config } from './config.js';
+import { sendApiError } from './http-errors.js';
 
 /** Who made a request: the operator (admin key) or one advertiser (its own key). */
 export type Caller = { kind: 'admin' } | { kind: 'advertiser'; advertiserId: string };
@@ -44,11 +46,6 @@ export function canSeeAd(caller: Caller, adAdvertiserId: string): boolean {
   return caller.kind === 'admin' || caller.advertiserId === adAdvertiserId;
 }
 
-/** Writes `{"error": {"code", "message"}}` with `status`. */
-export function sendApiError(res: Response, status: number, code: string, message: string): void {
-  res.status(status).json({ error: { code, message } });
-}
-
 /** The caller set by `authenticate`; throws if the middleware did not run (a wiring bug). */
 export function callerOf(res: Response): Caller {
   const caller = (res.locals as { caller?: Caller }).caller;
@@ -66,7 +63,7 @@ const CACHE_MAX = 10_000;
  * or answers 401 (missing or unknown key). The admin key is checked first, then advertisers by hash.
  */
 export function authenticate(pool: pg.Pool): RequestHandler {
-  const cache = new Map<string, { advertiserId: string; until: number }>();
+  const cache = new LRUCache<string, string>({ max: CACHE_MAX, ttl: CACHE_TTL_MS });
   return (req: Request, res: Response, next: NextFunction) => {
     const key = bearerToken(req.headers.authorization);
     if (!key) {
@@ -80,8 +77,8 @@ export function authenticate(pool: pg.Pool): RequestHandler {
     }
     const hash = hashApiKey(key);
     const hit = cache.get(hash);
-    if (hit && hit.until > Date.now()) {
-      res.locals.caller = { kind: 'advertiser', advertiserId: hit.advertiserId } satisfies Caller;
+    if (hit !== undefined) {
+      res.locals.caller = { kind: 'advertiser', advertiserId: hit } satisfies Caller;
       next();
       return;
     }
@@ -95,8 +92,7 @@ export function authenticate(pool: pg.Pool): RequestHandler {
           sendApiError(res, 401, 'unauthorized', 'unknown API key');
           return;
         }
-        if (cache.size >= CACHE_MAX) cache.clear();
-        cache.set(hash, { advertiserId: row.advertiser_id, until: Date.now() + CACHE_TTL_MS });
+        cache.set(hash, row.advertiser_id);
         res.locals.caller = { kind: 'advertiser', advertiserId: row.advertiser_id } satisfies Caller;
         next();
       })

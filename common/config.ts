@@ -10,8 +10,11 @@ const positiveInt = z.coerce.number().int().positive();
 
 const schema = z.object({
   // HTTP
+  // The click process listens on PORT (the public base URL) and hands every request that is not a
+  // click to the API process at API_URL (default: API_PORT on this host).
   PORT: port.default(8080),
-  CLICK_PORT: port.optional(),
+  API_PORT: port.default(8081),
+  API_URL: z.string().url().optional(),
   HOST: z.string().default('127.0.0.1'),
   // Keys and secrets (dev defaults only; set real ones in production)
   ADCLICK_ADMIN_KEY: z.string().min(8).default('dev-admin-key'),
@@ -60,12 +63,8 @@ const schema = z.object({
   ARCHIVER_WATERMARK_GRACE_MS: positiveInt.default(60_000),
   // Local scratch space for downloaded Parquet files (reused when an activity resumes).
   BATCH_WORK_DIR: z.string().default(join(tmpdir(), 'adclick-batch')),
-  // Schedule ids are `<prefix>-compact-hourly` and `<prefix>-compact-daily`.
+  // Schedule ids are `<prefix>-compact-hourly` and `<prefix>-compact-daily` (apps/schedules.ts).
   BATCH_SCHEDULE_PREFIX: z.string().default('adclick'),
-  BATCH_CREATE_SCHEDULES: z
-    .enum(['true', 'false'])
-    .default('true')
-    .transform((v) => v === 'true'),
   // Failure drills only: the compaction activity pauses this long (ms) after its downloads, so a drill
   // (or the worker-kill test) can kill the worker in the middle of an activity. 0 in production.
   BATCH_FAULT_PAUSE_MS: z.coerce.number().int().min(0).default(0),

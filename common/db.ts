@@ -12,6 +12,25 @@ export function createPool(max = 10): pg.Pool {
   return new pg.Pool({ connectionString: config.DATABASE_URL, max, connectionTimeoutMillis: 5000 });
 }
 
+/** Runs `work` in one transaction on a pooled connection: committed if it resolves, rolled back if it throws. */
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    const result = await work(client);
+    await client.query('commit');
+    return result;
+  } catch (e) {
+    await client.query('rollback').catch(() => undefined);
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
 const MIGRATIONS_DIR = resolve(import.meta.dirname, '..', 'migrations');
 const LOCK_ID = 7_262_024; // arbitrary constant shared by every process of this app
 

@@ -30,13 +30,15 @@ describe('AdCache', () => {
   });
 
   it('unknown ids are remembered until the negative TTL runs out', async () => {
-    let now = 0;
+    let now = 5000;
     const { calls, load } = counting(new Set());
     const cache = new AdCache(load, { maxEntries: 10, negativeTtlMs: 1000, now: () => now });
     expect(await cache.get('9')).toBeUndefined();
     expect(await cache.get('9')).toBeUndefined();
     expect(cache.peek('9')).toBeNull();
-    now = 1000;
+    now = 5999;
+    expect(cache.peek('9')).toBeNull();
+    now = 6001;
     expect(cache.peek('9')).toBeUndefined();
     expect(await cache.get('9')).toBeUndefined();
     expect(calls).toEqual(['9', '9']);

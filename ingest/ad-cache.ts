@@ -2,7 +2,8 @@
 // negative cache so a flood of clicks on unknown ids does not become a flood of queries. Ads never
 // change once created (the API has no update), so a cached ad never goes stale; an unknown id is
 // remembered only for a while, as it may be created later. Concurrent misses on one id share one
-// query. The loader is injected: PostgreSQL in production (`pgAdLoader`), anything in unit tests.
+// query (lru-cache's fetch). The loader is injected: PostgreSQL in production (`pgAdLoader`).
+import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 
 export interface CachedAd {
@@ -21,35 +22,39 @@ export interface AdCacheOptions {
 }
 
 export class AdCache {
-  // A Map iterates in insertion order: re-inserting on a hit makes the first key the least recent.
-  private readonly ads = new Map<string, CachedAd>();
-  private readonly unknown = new Map<string, number>();
-  private readonly loading = new Map<string, Promise<CachedAd | undefined>>();
-  private readonly now: () => number;
+  private readonly ads: LRUCache<string, CachedAd>;
+  // Unknown ids may be attacker-chosen: bounded like the ads, and forgotten after the TTL.
+  private readonly unknown: LRUCache<string, true>;
 
   constructor(
-    private readonly load: AdLoader,
+    load: AdLoader,
     private readonly opts: AdCacheOptions,
   ) {
-    this.now = opts.now ?? Date.now;
+    this.ads = new LRUCache<string, CachedAd>({
+      max: opts.maxEntries,
+      fetchMethod: async (adId) => {
+        const ad = await load(adId);
+        if (!ad) this.unknown.set(adId, true);
+        return ad;
+      },
+    });
+    this.unknown = new LRUCache<string, true>({
+      max: opts.maxEntries,
+      ttl: opts.negativeTtlMs,
+      ...(opts.now && { perf: { now: opts.now }, ttlResolution: 0 }),
+    });
   }
 
   /** The cached ad (or `null` = known unknown) without I/O; `undefined` when a lookup is needed. */
   peek(adId: string): CachedAd | null | undefined {
     const ad = this.ads.get(adId);
     if (ad) {
-      this.ads.delete(adId);
-      this.ads.set(adId, ad);
       this.opts.onLookup?.('hit');
       return ad;
     }
-    const until = this.unknown.get(adId);
-    if (until !== undefined) {
-      if (until > this.now()) {
-        this.opts.onLookup?.('negative_hit');
-        return null;
-      }
-      this.unknown.delete(adId);
+    if (this.unknown.has(adId)) {
+      this.opts.onLookup?.('negative_hit');
+      return null;
     }
     return undefined;
   }
@@ -59,38 +64,11 @@ export class AdCache {
     const cached = this.peek(adId);
     if (cached !== undefined) return cached ?? undefined;
     this.opts.onLookup?.('miss');
-    let pending = this.loading.get(adId);
-    if (!pending) {
-      pending = this.load(adId).then(
-        (ad) => {
-          this.loading.delete(adId);
-          this.remember(adId, ad);
-          return ad;
-        },
-        (e: unknown) => {
-          this.loading.delete(adId);
-          throw e;
-        },
-      );
-      this.loading.set(adId, pending);
-    }
-    return pending;
+    return this.ads.fetch(adId);
   }
 
   get size(): number {
     return this.ads.size;
-  }
-
-  private remember(adId: string, ad: CachedAd | undefined): void {
-    if (ad) {
-      this.ads.set(adId, ad);
-      if (this.ads.size > this.opts.maxEntries) this.ads.delete(this.ads.keys().next().value as string);
-      return;
-    }
-    this.unknown.set(adId, this.now() + this.opts.negativeTtlMs);
-    // Unknown ids may be attacker-chosen: bound them too (oldest first, same as the LRU).
-    if (this.unknown.size > this.opts.maxEntries)
-      this.unknown.delete(this.unknown.keys().next().value as string);
   }
 }
 

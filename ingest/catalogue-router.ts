@@ -1,7 +1,7 @@
 // The catalogue and impressions API (API.md: Catalogue, Impressions) as an Express router:
 // advertisers and their keys, ads, and signed impressions. Bodies are validated with zod and every
 // error has the API's shape `{"error": {"code", "message"}}`.
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type Request, type Response, type Router } from 'express';
 import type pg from 'pg';
 import { z } from 'zod';
 import {
@@ -11,9 +11,11 @@ import {
   generateApiKey,
   hashApiKey,
   requireAdmin,
-  sendApiError,
+  type Caller,
 } from '../common/auth.js';
+import { apiErrorHandler, BadRequest, sendApiError } from '../common/http-errors.js';
 import { clickPath, newImpression } from './impression.js';
+import { ID_PATTERN } from '../common/ids.js';
 
 export interface CatalogueOptions {
   pool: pg.Pool;
@@ -22,8 +24,7 @@ export interface CatalogueOptions {
   now?: () => number;
 }
 
-const ID = /^[1-9][0-9]{0,17}$/;
-const id = z.string().regex(ID, 'must be a positive decimal integer (as a string)');
+const id = z.string().regex(ID_PATTERN, 'must be a positive decimal integer (as a string)');
 
 const httpUrl = z
   .string()
@@ -63,22 +64,32 @@ const adJson = (r: AdRow) => ({
   name: r.name,
 });
 
-class BadRequest extends Error {}
-
 function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  throw new BadRequest(r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  throw badRequest(r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
 }
 
+const badRequest = (message: string): BadRequest => new BadRequest('bad_request', message);
+
+type Handler = (req: Request, res: Response) => Promise<void>;
+
 export function catalogueRouter(opts: CatalogueOptions): Router {
-  const { pool } = opts;
-  const now = opts.now ?? Date.now;
   const router = express.Router();
   router.use('/v1', express.json({ limit: '16kb' }));
-  const auth = authenticate(pool);
+  const auth = authenticate(opts.pool);
+  router.post('/v1/advertisers', auth, requireAdmin, createAdvertiser(opts));
+  router.post('/v1/ads', auth, createAd(opts));
+  router.get('/v1/ads/:adId', auth, getAd(opts));
+  router.get('/v1/ads', auth, listAds(opts));
+  router.post('/v1/impressions', auth, createImpression(opts));
+  router.use(apiErrorHandler('catalogue'));
+  return router;
+}
 
-  router.post('/v1/advertisers', auth, requireAdmin, async (req, res) => {
+/** POST /v1/advertisers (admin): the new advertiser and its key, shown this once. */
+function createAdvertiser({ pool }: CatalogueOptions): Handler {
+  return async (req, res) => {
     const body = parse(newAdvertiser, req.body);
     const apiKey = generateApiKey();
     const r = await pool.query<{ advertiser_id: string }>(
@@ -86,20 +97,14 @@ export function catalogueRouter(opts: CatalogueOptions): Router {
       [body.name, hashApiKey(apiKey)],
     );
     res.status(201).json({ advertiserId: r.rows[0]!.advertiser_id, name: body.name, apiKey });
-  });
+  };
+}
 
-  router.post('/v1/ads', auth, async (req, res) => {
+/** POST /v1/ads: an advertiser creates its own ads; the admin names the advertiser. */
+function createAd({ pool }: CatalogueOptions): Handler {
+  return async (req, res) => {
     const body = parse(newAd, req.body);
-    const caller = callerOf(res);
-    let advertiserId: string;
-    if (caller.kind === 'advertiser') {
-      if (body.advertiserId && body.advertiserId !== caller.advertiserId)
-        throw new BadRequest('advertiserId: an advertiser key creates ads for its own advertiser only');
-      advertiserId = caller.advertiserId;
-    } else {
-      if (!body.advertiserId) throw new BadRequest('advertiserId: required with the admin key');
-      advertiserId = body.advertiserId;
-    }
+    const advertiserId = ownerForNewAd(callerOf(res), body.advertiserId);
     // The ads table has no foreign key (bulk loads); the one-row insert checks the advertiser.
     const r = await pool.query<AdRow>(
       `insert into ads (advertiser_id, redirect_url, name)
@@ -107,30 +112,41 @@ export function catalogueRouter(opts: CatalogueOptions): Router {
        returning ad_id, advertiser_id, redirect_url, name`,
       [advertiserId, new URL(body.redirectUrl).href, body.name ?? null],
     );
-    if (!r.rows[0]) {
-      sendApiError(res, 404, 'not_found', `no advertiser ${advertiserId}`);
-      return;
-    }
+    if (!r.rows[0]) return sendApiError(res, 404, 'not_found', `no advertiser ${advertiserId}`);
     res.status(201).json(adJson(r.rows[0]));
-  });
+  };
+}
 
-  router.get('/v1/ads/:adId', auth, async (req, res) => {
+function ownerForNewAd(caller: Caller, requested: string | undefined): string {
+  if (caller.kind === 'advertiser') {
+    if (requested && requested !== caller.advertiserId)
+      throw badRequest('advertiserId: an advertiser key creates ads for its own advertiser only');
+    return caller.advertiserId;
+  }
+  if (!requested) throw badRequest('advertiserId: required with the admin key');
+  return requested;
+}
+
+/** GET /v1/ads/:adId (owner or admin; anyone else gets 404, no hint that it exists). */
+function getAd({ pool }: CatalogueOptions): Handler {
+  return async (req, res) => {
     const adId = parse(id, req.params.adId);
     const ad = await findAd(pool, adId);
-    if (!ad || !canSeeAd(callerOf(res), ad.advertiser_id)) {
-      sendApiError(res, 404, 'not_found', `no ad ${adId}`);
-      return;
-    }
+    if (!ad || !canSeeAd(callerOf(res), ad.advertiser_id))
+      return sendApiError(res, 404, 'not_found', `no ad ${adId}`);
     res.json(adJson(ad));
-  });
+  };
+}
 
-  router.get('/v1/ads', auth, async (req, res) => {
+/** GET /v1/ads?limit&cursor: one advertiser's ads in id order, keyset-paged. */
+function listAds({ pool }: CatalogueOptions): Handler {
+  return async (req, res) => {
     const q = parse(listQuery, req.query);
     const caller = callerOf(res);
     const advertiserId = caller.kind === 'advertiser' ? caller.advertiserId : q.advertiserId;
-    if (!advertiserId) throw new BadRequest('advertiserId: required with the admin key');
+    if (!advertiserId) throw badRequest('advertiserId: required with the admin key');
     if (caller.kind === 'advertiser' && q.advertiserId && q.advertiserId !== advertiserId)
-      throw new BadRequest('advertiserId: an advertiser key lists its own ads only');
+      throw badRequest('advertiserId: an advertiser key lists its own ads only');
     const r = await pool.query<AdRow>(
       `select ad_id, advertiser_id, redirect_url, name from ads
        where advertiser_id = $1 and ad_id > $2 order by ad_id limit $3`,
@@ -139,15 +155,17 @@ export function catalogueRouter(opts: CatalogueOptions): Router {
     const page = r.rows.slice(0, q.limit);
     const nextCursor = r.rows.length > q.limit ? page[page.length - 1]!.ad_id : null;
     res.json({ ads: page.map(adJson), nextCursor });
-  });
+  };
+}
 
-  router.post('/v1/impressions', auth, async (req, res) => {
+/** POST /v1/impressions {adId}: a signed click URL for one showing of the ad. */
+function createImpression(opts: CatalogueOptions): Handler {
+  const now = opts.now ?? Date.now;
+  return async (req, res) => {
     const body = parse(newImpressionBody, req.body);
-    const ad = await findAd(pool, body.adId);
-    if (!ad || !canSeeAd(callerOf(res), ad.advertiser_id)) {
-      sendApiError(res, 404, 'not_found', `no ad ${body.adId}`);
-      return;
-    }
+    const ad = await findAd(opts.pool, body.adId);
+    if (!ad || !canSeeAd(callerOf(res), ad.advertiser_id))
+      return sendApiError(res, 404, 'not_found', `no ad ${body.adId}`);
     const i = newImpression(opts.signingSecret, body.adId, opts.impressionTtlSeconds, now());
     res.status(201).json({
       impressionId: i.impressionId,
@@ -155,31 +173,7 @@ export function catalogueRouter(opts: CatalogueOptions): Router {
       expiresAt: new Date(i.expiresAt).toISOString(),
       clickUrl: clickPath(i),
     });
-  });
-
-  // Errors of the routes above (and of express.json) in the API's shape.
-  router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent) {
-      next(err);
-      return;
-    }
-    if (err instanceof BadRequest) {
-      sendApiError(res, 400, 'bad_request', err.message);
-      return;
-    }
-    const e = err as { type?: string; status?: number; message?: string };
-    if (e.type === 'entity.parse.failed') {
-      sendApiError(res, 400, 'bad_json', 'the request body is not valid JSON');
-      return;
-    }
-    if (e.type === 'entity.too.large') {
-      sendApiError(res, 413, 'too_large', 'the request body is too large');
-      return;
-    }
-    console.error('[catalogue]', err);
-    sendApiError(res, 500, 'internal', 'internal error');
-  });
-  return router;
+  };
 }
 
 async function findAd(pool: pg.Pool, adId: string): Promise<AdRow | undefined> {

@@ -5,12 +5,14 @@
 // The Location is always the URL stored with the ad; nothing from the request can change it.
 import { createHmac, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LRUCache } from 'lru-cache';
 import { CLICK_EVENT_VERSION, saltOf, type ClickEvent, type ClickStatus } from '../common/click-event.js';
 import type { AdCache, CachedAd } from './ad-cache.js';
 import type { Destination } from './click-log.js';
 import type { DedupStore } from './dedup.js';
 import { checkImpression, isImpressionId } from './impression.js';
 import type { ClickMetrics, ClickOutcome } from './metrics.js';
+import { isId } from '../common/ids.js';
 
 export interface ClickHandlerDeps {
   ads: AdCache;
@@ -25,99 +27,32 @@ export interface ClickHandlerDeps {
 
 export type ClickRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-const AD_ID = /^[1-9][0-9]{0,17}$/;
 const PREFIX = '/c/';
 
 export function createClickHandler(deps: ClickHandlerDeps): ClickRequestHandler {
-  const now = deps.now ?? Date.now;
-  const { metrics } = deps;
-  // Label children bound once: a labelled inc() hashes its label object on every call.
-  const outcomes = new Map<ClickOutcome, { inc(): void }>();
-  const count = (outcome: ClickOutcome): void => {
-    let c = outcomes.get(outcome);
-    if (!c) outcomes.set(outcome, (c = metrics.clicks.labels(outcome)));
-    c.inc();
-  };
+  const route = new ClickRoute(deps);
+  return (req, res) => route.handle(req, res);
+}
 
+class ClickRoute {
+  private readonly now: () => number;
+  // Label children bound once: a labelled inc() hashes its label object on every call.
+  private readonly outcomes = new Map<ClickOutcome, { inc(): void }>();
   // Keyed, so the hash cannot be reversed by hashing the IPv4 space; remembered per address, as
   // one client (or proxy) sends many clicks.
-  const ipHashes = new Map<string, string>();
-  function ipHash(req: IncomingMessage): string | undefined {
-    const ip = req.socket.remoteAddress;
-    if (!ip) return undefined;
-    let h = ipHashes.get(ip);
-    if (!h) {
-      h = createHmac('sha256', deps.signingSecret).update(ip).digest('base64url').slice(0, 16);
-      if (ipHashes.size >= 10_000) ipHashes.clear();
-      ipHashes.set(ip, h);
-    }
-    return h;
+  private readonly ipHashes = new LRUCache<string, string>({ max: 10_000 });
+
+  constructor(private readonly deps: ClickHandlerDeps) {
+    this.now = deps.now ?? Date.now;
   }
 
-  async function log(req: IncomingMessage, res: ServerResponse, adId: string, ad: CachedAd, query: string) {
-    const ts = now();
-    const params = new URLSearchParams(query);
-    const imp = params.get('imp');
-    const exp = params.get('exp');
-    const check = checkImpression(deps.signingSecret, adId, imp, exp, params.get('sig'), ts);
-    let status: ClickStatus = check === 'ok' ? 'valid' : check;
-    if (check === 'ok') {
-      const answer = await deps.dedup.firstClick(imp!, Number(exp) - ts);
-      if (answer === 'duplicate') status = 'duplicate';
-      else if (answer === 'unavailable') metrics.redisFailOpen.inc();
-    }
-    const eventId = imp && isImpressionId(imp) ? imp : randomUUID();
-    const event: ClickEvent = {
-      v: CLICK_EVENT_VERSION,
-      eventId,
-      adId,
-      advertiserId: ad.advertiserId,
-      ts,
-      status,
-      salt: saltOf(eventId, deps.salts),
-    };
-    const ua = req.headers['user-agent'];
-    if (ua) event.userAgent = ua.slice(0, 256);
-    const ip = ipHash(req);
-    if (ip) event.ipHash = ip;
-    const referrer = req.headers.referer;
-    if (referrer) event.referrer = referrer.slice(0, 512);
-    try {
-      await deps.clickLog.append(event);
-    } catch {
-      error(res, 503, 'log_unavailable', 'the click could not be logged; try again');
-      return;
-    }
-    count(status);
-    redirect(res, ad.redirectUrl);
-  }
-
-  function answer(
-    req: IncomingMessage,
-    res: ServerResponse,
-    adId: string,
-    ad: CachedAd | undefined,
-    query: string,
-  ) {
-    if (!ad) {
-      count('unknown_ad');
-      error(res, 404, 'not_found', `no ad ${adId}`);
-      return;
-    }
-    // HEAD (link previews, prefetchers) learns the target but is not a click.
-    if (req.method === 'HEAD') {
-      redirect(res, ad.redirectUrl);
-      return;
-    }
-    log(req, res, adId, ad, query).catch(() => error(res, 500, 'internal', 'click handling failed'));
-  }
-
-  return (req, res) => {
+  /** Checks the ad id and method, then answers from the ad cache (or after one catalogue lookup). */
+  handle(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '';
     const q = url.indexOf('?');
     const adId = url.slice(PREFIX.length, q === -1 ? undefined : q);
-    if (!AD_ID.test(adId)) {
-      count('malformed');
+    if (!isId(adId)) {
+      this.count('malformed');
       error(res, 400, 'bad_ad_id', 'the ad id must be a positive decimal integer');
       return;
     }
@@ -127,16 +62,103 @@ export function createClickHandler(deps: ClickHandlerDeps): ClickRequestHandler 
       return;
     }
     const query = q === -1 ? '' : url.slice(q + 1);
-    const cached = deps.ads.peek(adId);
+    const cached = this.deps.ads.peek(adId);
     if (cached !== undefined) {
-      answer(req, res, adId, cached ?? undefined, query);
+      this.answer(req, res, adId, cached ?? undefined, query);
       return;
     }
-    deps.ads.get(adId).then(
-      (ad) => answer(req, res, adId, ad, query),
+    this.deps.ads.get(adId).then(
+      (ad) => this.answer(req, res, adId, ad, query),
       () => error(res, 503, 'catalogue_unavailable', 'the ad catalogue cannot be read; try again'),
     );
-  };
+  }
+
+  private answer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    adId: string,
+    ad: CachedAd | undefined,
+    query: string,
+  ) {
+    if (!ad) {
+      this.count('unknown_ad');
+      error(res, 404, 'not_found', `no ad ${adId}`);
+      return;
+    }
+    // HEAD (link previews, prefetchers) learns the target but is not a click.
+    if (req.method === 'HEAD') {
+      redirect(res, ad.redirectUrl);
+      return;
+    }
+    this.log(req, res, adId, ad, query).catch(() => error(res, 500, 'internal', 'click handling failed'));
+  }
+
+  /** Judges the impression, logs the click durably, then redirects (503 when it cannot be logged). */
+  private async log(req: IncomingMessage, res: ServerResponse, adId: string, ad: CachedAd, query: string) {
+    const ts = this.now();
+    const params = new URLSearchParams(query);
+    const imp = params.get('imp');
+    const exp = params.get('exp');
+    const check = checkImpression(this.deps.signingSecret, adId, imp, exp, params.get('sig'), ts);
+    let status: ClickStatus = check === 'ok' ? 'valid' : check;
+    if (check === 'ok') {
+      const answer = await this.deps.dedup.firstClick(imp!, Number(exp) - ts);
+      if (answer === 'duplicate') status = 'duplicate';
+      else if (answer === 'unavailable') this.deps.metrics.redisFailOpen.inc();
+    }
+    const eventId = imp && isImpressionId(imp) ? imp : randomUUID();
+    try {
+      await this.deps.clickLog.append(this.event(req, eventId, adId, ad, ts, status));
+    } catch {
+      error(res, 503, 'log_unavailable', 'the click could not be logged; try again');
+      return;
+    }
+    this.count(status);
+    redirect(res, ad.redirectUrl);
+  }
+
+  private event(
+    req: IncomingMessage,
+    eventId: string,
+    adId: string,
+    ad: CachedAd,
+    ts: number,
+    status: ClickStatus,
+  ): ClickEvent {
+    const event: ClickEvent = {
+      v: CLICK_EVENT_VERSION,
+      eventId,
+      adId,
+      advertiserId: ad.advertiserId,
+      ts,
+      status,
+      salt: saltOf(eventId, this.deps.salts),
+    };
+    const ua = req.headers['user-agent'];
+    if (ua) event.userAgent = ua.slice(0, 256);
+    const ip = this.ipHash(req);
+    if (ip) event.ipHash = ip;
+    const referrer = req.headers.referer;
+    if (referrer) event.referrer = referrer.slice(0, 512);
+    return event;
+  }
+
+  private ipHash(req: IncomingMessage): string | undefined {
+    const ip = req.socket.remoteAddress;
+    if (!ip) return undefined;
+    let h = this.ipHashes.get(ip);
+    if (!h) {
+      h = createHmac('sha256', this.deps.signingSecret).update(ip).digest('base64url').slice(0, 16);
+      this.ipHashes.set(ip, h);
+    }
+    return h;
+  }
+
+  private count(outcome: ClickOutcome): void {
+    let c = this.outcomes.get(outcome);
+    if (!c) this.outcomes.set(outcome, (c = this.deps.metrics.clicks.labels(outcome)));
+    c.inc();
+  }
 }
 
 function redirect(res: ServerResponse, location: string): void {

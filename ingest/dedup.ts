@@ -2,7 +2,8 @@
 // does not answer within the deadline (down, slow, unreachable) the click fails open: it is logged
 // as valid and counted in /metrics, and the batch layer's exact dedup by impression id fixes the
 // authoritative count.
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { createRedis } from '../common/redis.js';
 
 export type DedupAnswer = 'first' | 'duplicate' | 'unavailable';
 
@@ -22,17 +23,7 @@ return r`;
 
 /** A Redis client for the click path: no offline queue, auto-pipelined (one write per tick). */
 export function createClickRedis(url: string): Redis {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    enableAutoPipelining: true,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 1000,
-    retryStrategy: (times) => Math.min(times * 200, 2000),
-  });
-  // Errors are answered per command (fail open); the connection's own error events would
-  // otherwise be logged by ioredis on every reconnect attempt.
-  redis.on('error', () => undefined);
+  const redis = createRedis(url, { autoPipelining: true }); // errors are answered per command: fail open
   // Load the first-click script on every (re)connect, so no click pays the NOSCRIPT round trip.
   redis.on('ready', () => void redis.script('LOAD', SET_MANY).catch(() => undefined));
   redis.connect().catch(() => undefined);

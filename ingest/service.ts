@@ -1,21 +1,21 @@
-// Wires one click service instance: PostgreSQL pool, Redis dedup, Kafka click log with its spool,
-// ad cache, the lean click handler and the Express app (catalogue API, health, metrics, and any
-// extra routers), all on one HTTP server. main.ts runs one per core; tests start their own with
-// unique topics, spool folders and injected clients.
+// One click service instance: PostgreSQL pool, Redis dedup, Kafka click log with its spool, ad cache
+// and the lean click handler on one HTTP server, beside /healthz, /readyz and /metrics. Any other
+// request goes to `fallback` (apps/click.ts: the proxy to the API process). apps/click.ts runs one
+// per core; tests start their own with unique topics, spool folders and injected clients.
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import express, { type Router } from 'express';
-import type { Kafka } from 'kafkajs';
+import express, { type RequestHandler } from 'express';
+import type { Admin, Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { config } from '../common/config.js';
 import { createPool } from '../common/db.js';
+import { healthRouter } from '../common/health.js';
+import { sendApiError } from '../common/http-errors.js';
 import { createKafka } from '../common/kafka.js';
 import { AdCache, pgAdLoader } from './ad-cache.js';
-import { catalogueRouter } from './catalogue-router.js';
 import { createClickHandler } from './click-handler.js';
 import { ClickLog } from './click-log.js';
 import { createClickRedis, redisDedup, redisReady } from './dedup.js';
-import { healthRouter } from './health.js';
 import { createHttpServer } from './http-server.js';
 import { clickMetrics } from './metrics.js';
 
@@ -28,7 +28,6 @@ export interface ClickServiceOptions {
   redisUrl?: string;
   pool?: pg.Pool;
   signingSecret?: string;
-  impressionTtlSeconds?: number;
   salts?: number;
   deadlineMs?: number;
   lingerMs?: number;
@@ -42,9 +41,9 @@ export interface ClickServiceOptions {
    * a click is stamped and its expiry checked, so drill traffic lands in hours that can be finalized.
    */
   clockOffsetMs?: number;
-  /** Routers mounted after the catalogue API (the serving layer's metrics API, the dashboard). */
-  extraRouters?: (pool: pg.Pool) => Router[];
-  /** Where /metrics gets its text (main.ts: summed over the cluster's workers). */
+  /** Every request that is neither a click nor a health or metrics route (default: 404). */
+  fallback?: RequestHandler;
+  /** Where /metrics gets its text (apps/click.ts: summed over the cluster's workers). */
   metricsText?: () => Promise<string>;
   log?: (message: string) => void;
 }
@@ -106,18 +105,17 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
   const kafkaAdmin = kafka.admin();
   const app = express();
   app.disable('x-powered-by');
-  app.use(healthRouter({ pool, redis, kafkaAdmin, metrics: opts.metricsText }));
   app.use(
-    catalogueRouter({
-      pool,
-      signingSecret,
-      impressionTtlSeconds: opts.impressionTtlSeconds ?? config.ADCLICK_IMPRESSION_TTL_S,
+    healthRouter({
+      probes: {
+        kafka: kafkaProbe(kafkaAdmin),
+        postgres: () => pool.query('select 1'),
+        redis: () => redis.ping(),
+      },
+      metrics: opts.metricsText,
     }),
   );
-  for (const r of opts.extraRouters?.(pool) ?? []) app.use(r);
-  app.use((_req, res) => {
-    res.status(404).json({ error: { code: 'not_found', message: 'no such route' } });
-  });
+  app.use(opts.fallback ?? ((_req, res) => sendApiError(res, 404, 'not_found', 'no such route')));
 
   const server = createHttpServer(click, app);
   await new Promise<void>((resolve, reject) => {
@@ -142,6 +140,19 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
         redis.disconnect();
         if (ownPool) await pool.end();
       })()),
+  };
+}
+
+/** Kafka answers: the admin client connects once, then every probe asks for the cluster. */
+function kafkaProbe(admin: Admin): () => Promise<unknown> {
+  let connected: Promise<void> | undefined;
+  return async () => {
+    connected ??= admin.connect().catch((e: unknown) => {
+      connected = undefined;
+      throw e;
+    });
+    await connected;
+    return admin.describeCluster();
   };
 }
 

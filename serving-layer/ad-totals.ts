@@ -3,17 +3,20 @@
 // per-ad sums are cached under the day's run versions: a backfill changes the key, never a stale hit.
 // Without it "1,000 ads over 7 days" sums 168,000 hour rows on every request.
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { DAY_MS, HOUR_MS } from '../common/time.js';
 import type { BatchStore, FinalizedHour } from './batch-store.js';
 import type { AdClicks } from './speed-sums.js';
 
 export class FinalizedAdTotals {
-  private readonly days = new Map<string, Map<string, number>>(); // insertion order = LRU order
+  private readonly days: LRUCache<string, Map<string, number>>;
 
   constructor(
     private readonly batch: BatchStore,
-    private readonly maxDays = 1000,
-  ) {}
+    maxDays = 1000,
+  ) {
+    this.days = new LRUCache({ max: maxDays });
+  }
 
   async totals(
     advertiserId: string,
@@ -37,8 +40,6 @@ export class FinalizedAdTotals {
       const key = `${advertiserId}:${adIds.length}:${d}:${createHash('sha1').update(versions.join(',')).digest('hex')}`;
       const hit = this.days.get(key);
       if (hit) {
-        this.days.delete(key); // refresh its LRU position
-        this.days.set(key, hit);
         for (const [adId, clicks] of hit) add(adId, clicks);
       } else missing.push({ day: d, key });
     }
@@ -48,7 +49,7 @@ export class FinalizedAdTotals {
     );
     for (const { day, key } of missing) {
       const perAd = fetched.get(day) ?? new Map<string, number>();
-      this.remember(key, perAd);
+      this.days.set(key, perAd);
       for (const [adId, clicks] of perAd) add(adId, clicks);
     }
 
@@ -56,10 +57,5 @@ export class FinalizedAdTotals {
     const rest = new Set([...version.keys()].filter((h) => !cachedDays.has(h - (h % DAY_MS))));
     for (const r of await this.batch.adTotalsOverFinalized(adIds, from, to, rest)) add(r.adId, r.clicks);
     return [...sum].map(([adId, clicks]) => ({ adId, clicks }));
-  }
-
-  private remember(key: string, perAd: Map<string, number>): void {
-    if (this.days.size >= this.maxDays) this.days.delete(this.days.keys().next().value as string);
-    this.days.set(key, perAd);
   }
 }

@@ -4,6 +4,7 @@
 // by (advertiser_id, minute|hour), so "1,000 ads over 7 days" is 168 rows, not 168,000.
 import type pg from 'pg';
 import { DAY_MS, HOUR_MS, hourOf } from '../common/time.js';
+import type { ReconciliationReport } from '../common/reconciliation.js';
 import type { Count } from './merge.js';
 
 export interface FinalizedHour {
@@ -15,12 +16,10 @@ export interface FinalizedHour {
   events: number;
 }
 
-export interface ReconciliationReport {
-  day: string;
+/** A stored daily reconciliation report and when it was made. */
+export interface StoredReconciliation {
   createdAt: number;
-  speedTotal: number;
-  batchTotal: number;
-  report: unknown;
+  report: ReconciliationReport;
 }
 
 const ts = (ms: number): Date => new Date(ms);
@@ -193,26 +192,13 @@ export class BatchStore {
   }
 
   /** The daily reconciliation report of `day` (YYYY-MM-DD), or undefined if none was written. */
-  async reconciliation(day: string): Promise<ReconciliationReport | undefined> {
-    const r = await this.pool.query<{
-      day: string;
-      created_at: Date;
-      speed_total: string;
-      batch_total: string;
-      report: unknown;
-    }>(
-      `select to_char(day, 'YYYY-MM-DD') as day, created_at, speed_total, batch_total, report
-         from reconciliation_reports where day = $1::date`,
+  async reconciliation(day: string): Promise<StoredReconciliation | undefined> {
+    const r = await this.pool.query<{ created_at: Date; report: ReconciliationReport }>(
+      `select created_at, report from reconciliation_reports where day = $1::date`,
       [day],
     );
     const row = r.rows[0];
     if (!row) return undefined;
-    return {
-      day: row.day,
-      createdAt: row.created_at.getTime(),
-      speedTotal: Number(row.speed_total),
-      batchTotal: Number(row.batch_total),
-      report: row.report,
-    };
+    return { createdAt: row.created_at.getTime(), report: row.report };
   }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DAY_MS, HOUR_MS } from '../common/time.js';
-import { BadRequest, parseDate, parseRange, parseTime, parseTop } from './query.js';
+import { BadRequest } from '../common/http-errors.js';
+import { parseDateParam, parseRange, parseTime, parseTop } from './query.js';
 
 const NOW = Date.UTC(2026, 10, 27, 10, 17, 30);
 const codeOf = (f: () => unknown): string | undefined => {
@@ -60,7 +61,7 @@ describe('parseTime', () => {
   });
 });
 
-describe('parseTop and parseDate', () => {
+describe('parseTop and parseDateParam', () => {
   it('top is 1..1000, default 10', () => {
     expect(parseTop(undefined)).toBe(10);
     expect(parseTop('1000')).toBe(1000);
@@ -69,8 +70,8 @@ describe('parseTop and parseDate', () => {
   });
 
   it('a date must exist on the calendar', () => {
-    expect(parseDate('2024-02-29')).toBe('2024-02-29');
+    expect(parseDateParam('2024-02-29')).toBe('2024-02-29');
     for (const bad of ['2025-02-29', '2026-1-01', undefined])
-      expect(codeOf(() => parseDate(bad))).toBe('invalid_date');
+      expect(codeOf(() => parseDateParam(bad))).toBe('invalid_date');
   });
 });

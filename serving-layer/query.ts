@@ -1,20 +1,20 @@
 // Parsing and validation of the metrics API's query parameters (API.md, Metrics): ids, times,
 // granularity, alignment, range limits and their defaults. Pure; errors carry the 400 body to send.
-import { DAY_MS, GRANULARITY_MS, HOUR_MS, bucketOf, isAligned, type Granularity } from '../common/time.js';
-
-export class BadRequest extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const ID = /^[1-9][0-9]{0,17}$/;
+import { BadRequest } from '../common/http-errors.js';
+import {
+  DAY_MS,
+  GRANULARITY_MS,
+  HOUR_MS,
+  bucketOf,
+  dateOf,
+  isAligned,
+  parseDate,
+  type Granularity,
+} from '../common/time.js';
+import { isId } from '../common/ids.js';
 
 export function parseId(value: unknown, what: string): string {
-  if (typeof value !== 'string' || !ID.test(value))
+  if (!isId(value))
     throw new BadRequest(`invalid_${what}`, `${what} must be a decimal id (1 to 18 digits, no leading zero)`);
   return value;
 }
@@ -105,12 +105,12 @@ export function parseTop(value: unknown): number {
   return Number(value);
 }
 
-/** A calendar date `YYYY-MM-DD` that exists. */
-export function parseDate(value: unknown): string {
-  if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(value))
-    throw new BadRequest('invalid_date', 'date must be given as YYYY-MM-DD');
-  const d = new Date(`${value}T00:00:00Z`);
-  if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== value)
-    throw new BadRequest('invalid_date', `${value} is not a calendar date`);
-  return value;
+/** The `date` query parameter: a calendar date `YYYY-MM-DD` that exists. */
+export function parseDateParam(value: unknown): string {
+  try {
+    if (typeof value !== 'string') throw new RangeError('date must be given as YYYY-MM-DD');
+    return dateOf(parseDate(value));
+  } catch (e) {
+    throw new BadRequest('invalid_date', (e as Error).message);
+  }
 }

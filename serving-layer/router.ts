@@ -11,38 +11,37 @@
 // layer carry `"unavailable": true` (their `clicks` hold only the batch part) and the body says why
 // in `"unavailable": {"layer": "speed", "reason": ...}`. Clients that only look at `final` still see
 // those buckets as not final.
-import type { Client } from '@temporalio/client';
-import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import express, { type Request, type Response, type Router } from 'express';
+import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 import { Histogram } from 'prom-client';
-import { callerOf, canSeeAd, requireAdmin, sendApiError, type Caller } from '../common/auth.js';
+import { callerOf, canSeeAd, requireAdmin, type Caller } from '../common/auth.js';
+import { apiErrorHandler, BadRequest, sendApiError } from '../common/http-errors.js';
 import { registry } from '../common/metrics.js';
 import type { SpeedStore } from '../common/speed-store.js';
-import { createTemporalClient } from '../common/temporal.js';
-import { HOUR_MS, MINUTE_MS, hourOf, isoSeconds } from '../common/time.js';
-import { startBackfill } from '../batch-layer/operations.js';
+import { HOUR_MS, hourOf, isoSeconds } from '../common/time.js';
 import { BatchStore } from './batch-store.js';
 import { FinalizedAdTotals } from './ad-totals.js';
-import { mergeClicks, speedSpans, topAds, type Count, type MergedPoint, type MergedSeries } from './merge.js';
-import { speedTotals, type SpeedTotals } from './speed-sums.js';
+import { mergeClicks, topAds, type Count, type MergedPoint, type MergedSeries } from './merge.js';
 import {
-  BadRequest,
   checkRange,
-  parseDate,
+  parseDateParam,
   parseId,
   parseRange,
   parseTime,
   parseTop,
   type TimeRange,
 } from './query.js';
+import { speedPart, type SpeedPart } from './speed-sums.js';
+
+/** Starts the batch layer's backfill of [from, to) (the API process wires it to Temporal). */
+export type StartBackfill = (range: { from: number; to: number }) => Promise<{ workflowId: string }>;
 
 export interface ServingDeps {
   pool: pg.Pool;
   speedStore: SpeedStore;
-  /** Used by POST /v1/admin/backfills; connected lazily when absent. */
-  temporalClient?: Client;
-  /** Replaces how a backfill is started (tests, or a caller with its own Temporal wiring). */
-  startBackfill?: (range: { from: number; to: number }) => Promise<{ workflowId: string }>;
+  /** Used by POST /v1/admin/backfills. */
+  startBackfill: StartBackfill;
   /** Longest wait for the speed layer before answering without it. */
   speedTimeoutMs?: number;
   now?: () => number;
@@ -63,125 +62,122 @@ const queryLatency = new Histogram({
   registers: [registry],
 });
 
-type SpeedResult = { totals: SpeedTotals } | { totals: null; reason: string };
+/** What the handlers share: the stores, the caches of facts that do not change, the clock. */
+class ServingContext {
+  readonly batch: BatchStore;
+  readonly finalizedAdTotals: FinalizedAdTotals;
+  readonly now: () => number;
+  private readonly owners = new LRUCache<string, string>({ max: 100_000 }); // an ad never changes owner
+  private readonly adIdLists = new LRUCache<string, string[]>({ max: 10_000, ttl: 1000 });
 
-export function createServingRouter(deps: ServingDeps): Router {
-  const batch = new BatchStore(deps.pool);
-  const finalizedAdTotals = new FinalizedAdTotals(batch);
-  const now = deps.now ?? Date.now;
-  const speedTimeoutMs = deps.speedTimeoutMs ?? 2000;
-  const owners = new BoundedCache<string, string>(100_000, Infinity); // an ad never changes owner
-  const adIdLists = new BoundedCache<string, string[]>(10_000, 1000);
-  const launchBackfill = deps.startBackfill ?? temporalBackfillStarter(deps.temporalClient);
-
-  /**
-   * Provisional sums of `adIds` over the hours of `range` that are not finalized (none: no call), per
-   * minute for minute series and per hour otherwise. A failing or slow store yields the reason instead.
-   */
-  async function speedPart(adIds: readonly string[], range: TimeRange, finalized: ReadonlySet<number>) {
-    const spans = speedSpans(range, finalized);
-    if (spans.length === 0 || adIds.length === 0)
-      return { totals: { buckets: [], ads: [] } } satisfies SpeedResult;
-    const bucketMs = range.granularity === 'minute' ? MINUTE_MS : HOUR_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${speedTimeoutMs} ms`)), speedTimeoutMs);
-    });
-    try {
-      const totals = await Promise.race([speedTotals(deps.speedStore, adIds, spans, bucketMs), timeout]);
-      return { totals } satisfies SpeedResult;
-    } catch (e) {
-      return {
-        totals: null,
-        reason: `speed layer unavailable: ${(e as Error).message}`,
-      } satisfies SpeedResult;
-    } finally {
-      clearTimeout(timer);
-    }
+  constructor(readonly deps: ServingDeps) {
+    this.batch = new BatchStore(deps.pool);
+    this.finalizedAdTotals = new FinalizedAdTotals(this.batch);
+    this.now = deps.now ?? Date.now;
   }
 
-  async function adOwner(adId: string): Promise<string | undefined> {
-    const hit = owners.get(adId);
+  speed(adIds: readonly string[], range: TimeRange, finalized: ReadonlySet<number>): Promise<SpeedPart> {
+    return speedPart(this.deps.speedStore, adIds, range, finalized, this.deps.speedTimeoutMs ?? 2000);
+  }
+
+  async adOwner(adId: string): Promise<string | undefined> {
+    const hit = this.owners.get(adId);
     if (hit !== undefined) return hit;
-    const owner = await batch.adOwner(adId);
-    if (owner !== undefined) owners.set(adId, owner);
+    const owner = await this.batch.adOwner(adId);
+    if (owner !== undefined) this.owners.set(adId, owner);
     return owner;
   }
 
-  async function advertiserAdIds(advertiserId: string): Promise<string[]> {
-    const hit = adIdLists.get(advertiserId);
+  async advertiserAdIds(advertiserId: string): Promise<string[]> {
+    const hit = this.adIdLists.get(advertiserId);
     if (hit) return hit;
-    const ids = await batch.advertiserAdIds(advertiserId);
-    adIdLists.set(advertiserId, ids);
+    const ids = await this.batch.advertiserAdIds(advertiserId);
+    this.adIdLists.set(advertiserId, ids);
     return ids;
   }
+}
 
+type Handler = (req: Request, res: Response) => Promise<void>;
+
+export function createServingRouter(deps: ServingDeps): Router {
+  const ctx = new ServingContext(deps);
   const router = express.Router();
+  router.get('/v1/ads/:adId/clicks', timed('ad', adClicks(ctx)));
+  router.get('/v1/advertisers/me/clicks', timed('advertiser', advertiserClicks(ctx)));
+  router.get('/v1/admin/hours', requireAdmin, adminHours(ctx));
+  router.get('/v1/admin/reconciliation', requireAdmin, reconciliation(ctx));
+  router.post('/v1/admin/backfills', requireAdmin, backfill(ctx));
+  router.use(apiErrorHandler('serving'));
+  return router;
+}
 
-  router.get('/v1/ads/:adId/clicks', async (req, res) => {
+function timed(endpoint: string, handler: Handler): Handler {
+  return async (req, res) => {
     const t0 = performance.now();
+    await handler(req, res);
+    queryLatency.observe({ endpoint }, (performance.now() - t0) / 1000);
+  };
+}
+
+/** GET /v1/ads/:adId/clicks — one ad's merged series. */
+function adClicks(ctx: ServingContext): Handler {
+  return async (req, res) => {
     const adId = parseId(req.params.adId, 'ad_id');
-    const range = parseRange(req.query, now());
-    const owner = await adOwner(adId);
-    if (owner === undefined || !canSeeAd(callerOf(res), owner)) return notFoundAd(res);
-    const finalized = await batch.finalizedHourSet(range.from, range.to);
+    const range = parseRange(req.query, ctx.now());
+    const owner = await ctx.adOwner(adId);
+    if (owner === undefined || !canSeeAd(callerOf(res), owner))
+      return sendApiError(res, 404, 'not_found', 'no such ad');
+    const finalized = await ctx.batch.finalizedHourSet(range.from, range.to);
     const [batchCounts, speed] = await Promise.all([
       range.granularity === 'minute'
-        ? batch.adMinutes(adId, range.from, range.to)
-        : batch.adHours(adId, range.from, range.to),
-      speedPart([adId], range, finalized),
+        ? ctx.batch.adMinutes(adId, range.from, range.to)
+        : ctx.batch.adHours(adId, range.from, range.to),
+      ctx.speed([adId], range, finalized),
     ]);
     const merged = mergeClicks(range, finalized, batchCounts, speed.totals && speed.totals.buckets);
     res.json({ adId, ...seriesBody(range, merged, speed) });
-    queryLatency.observe({ endpoint: 'ad' }, (performance.now() - t0) / 1000);
-  });
+  };
+}
 
-  router.get('/v1/advertisers/me/clicks', async (req, res) => {
-    const t0 = performance.now();
+/** GET /v1/advertisers/me/clicks — the advertiser's series summed over its ads, and its top ads. */
+function advertiserClicks(ctx: ServingContext): Handler {
+  return async (req, res) => {
     const advertiserId = advertiserOf(callerOf(res), req.query.advertiserId);
-    const range = parseRange(req.query, now());
+    const range = parseRange(req.query, ctx.now());
     const top = parseTop(req.query.top);
     const [adIds, hours] = await Promise.all([
-      advertiserAdIds(advertiserId),
-      batch.finalizedHours(range.from, range.to),
+      ctx.advertiserAdIds(advertiserId),
+      ctx.batch.finalizedHours(range.from, range.to),
     ]);
     const finalized = new Set(hours.map((h) => h.hour));
     const [batchSeries, batchTotals, speed] = await Promise.all([
       range.granularity === 'minute'
-        ? batch.advertiserMinutes(advertiserId, range.from, range.to)
-        : batch.advertiserHours(advertiserId, range.from, range.to),
-      finalizedAdTotals.totals(advertiserId, adIds, range.from, range.to, hours),
-      speedPart(adIds, range, finalized),
+        ? ctx.batch.advertiserMinutes(advertiserId, range.from, range.to)
+        : ctx.batch.advertiserHours(advertiserId, range.from, range.to),
+      ctx.finalizedAdTotals.totals(advertiserId, adIds, range.from, range.to, hours),
+      ctx.speed(adIds, range, finalized),
     ]);
     const merged = mergeClicks(range, finalized, batchSeries, speed.totals && speed.totals.buckets);
     const ranked = topAds(batchTotals, speed.totals?.ads ?? [], top);
-    const names = await batch.adNames(ranked.map((a) => a.adId));
+    const names = await ctx.batch.adNames(ranked.map((a) => a.adId));
     const ads = ranked.map((a) => ({ ...a, name: names.get(a.adId) ?? null }));
     res.json({ advertiserId, ...seriesBody(range, merged, speed), ads });
-    queryLatency.observe({ endpoint: 'advertiser' }, (performance.now() - t0) / 1000);
-  });
+  };
+}
 
-  router.get('/v1/admin/hours', requireAdmin, async (req, res) => {
-    const t = now();
+/** GET /v1/admin/hours — each hour's state and its counts per layer. */
+function adminHours(ctx: ServingContext): Handler {
+  return async (req, res) => {
     const range = checkRange(
       parseTime(req.query.from, 'from'),
       parseTime(req.query.to, 'to'),
       'hour',
-      t,
+      ctx.now(),
       92 * 24 * HOUR_MS,
     );
-    const hours = await batch.finalizedHours(range.from, range.to);
+    const hours = await ctx.batch.finalizedHours(range.from, range.to);
     const byHour = new Map(hours.map((h) => [h.hour, h]));
-    let speedByHour: Map<number, number> | undefined;
-    let speedReason: string | undefined;
-    if (hasHourTotals(deps.speedStore)) {
-      try {
-        const totals = await deps.speedStore.hourTotals(range.from, range.to);
-        speedByHour = new Map(totals.map((c) => [c.start, c.clicks]));
-      } catch (e) {
-        speedReason = `speed layer unavailable: ${(e as Error).message}`;
-      }
-    }
+    const speed = await speedHourTotals(ctx.deps.speedStore, range);
     const list = [];
     for (let h = range.from; h < range.to; h += HOUR_MS) {
       const f = byHour.get(h);
@@ -196,7 +192,7 @@ export function createServingRouter(deps: ServingDeps): Router {
         counts: {
           batch: f ? f.validClicks : null,
           batchEvents: f ? f.events : null,
-          speed: speedByHour ? (speedByHour.get(h) ?? 0) : null,
+          speed: speed.byHour ? (speed.byHour.get(h) ?? 0) : null,
         },
       });
     }
@@ -204,24 +200,43 @@ export function createServingRouter(deps: ServingDeps): Router {
       from: isoSeconds(range.from),
       to: isoSeconds(range.to),
       hours: list,
-      ...(speedReason && { unavailable: { layer: 'speed', reason: speedReason } }),
+      ...(speed.reason && { unavailable: { layer: 'speed', reason: speed.reason } }),
     });
-  });
+  };
+}
 
-  router.get('/v1/admin/reconciliation', requireAdmin, async (req, res) => {
-    const date = parseDate(req.query.date);
-    const report = await batch.reconciliation(date);
-    if (!report) return sendApiError(res, 404, 'not_found', `no reconciliation report for ${date} yet`);
+async function speedHourTotals(
+  store: SpeedStore,
+  range: TimeRange,
+): Promise<{ byHour?: Map<number, number>; reason?: string }> {
+  if (!hasHourTotals(store)) return {};
+  try {
+    const totals = await store.hourTotals(range.from, range.to);
+    return { byHour: new Map(totals.map((c) => [c.start, c.clicks])) };
+  } catch (e) {
+    return { reason: `speed layer unavailable: ${(e as Error).message}` };
+  }
+}
+
+/** GET /v1/admin/reconciliation?date= — the stored daily report. */
+function reconciliation(ctx: ServingContext): Handler {
+  return async (req, res) => {
+    const date = parseDateParam(req.query.date);
+    const stored = await ctx.batch.reconciliation(date);
+    if (!stored) return sendApiError(res, 404, 'not_found', `no reconciliation report for ${date} yet`);
     res.json({
-      date: report.day,
-      createdAt: new Date(report.createdAt).toISOString(),
-      speedTotal: report.speedTotal,
-      batchTotal: report.batchTotal,
-      report: report.report,
+      date,
+      createdAt: new Date(stored.createdAt).toISOString(),
+      speedTotal: stored.report.speedTotal,
+      batchTotal: stored.report.batchTotal,
+      report: stored.report,
     });
-  });
+  };
+}
 
-  router.post('/v1/admin/backfills', requireAdmin, async (req, res) => {
+/** POST /v1/admin/backfills {from, to} — starts (or finds the running) backfill of the window. */
+function backfill(ctx: ServingContext): Handler {
+  return async (req, res) => {
     const body: unknown = req.body;
     const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
     const asText = (v: unknown): unknown => (typeof v === 'number' ? String(v) : v);
@@ -229,29 +244,17 @@ export function createServingRouter(deps: ServingDeps): Router {
     const to = parseTime(asText(fields.to), 'to');
     if (from === undefined || to === undefined)
       throw new BadRequest('invalid_range', 'send {"from", "to"}: hour-aligned ISO-8601 UTC times');
-    const range = checkRange(from, to, 'hour', now(), 92 * 24 * HOUR_MS, '92 days');
-    if (range.to > hourOf(now()) + HOUR_MS)
+    const range = checkRange(from, to, 'hour', ctx.now(), 92 * 24 * HOUR_MS, '92 days');
+    if (range.to > hourOf(ctx.now()) + HOUR_MS)
       throw new BadRequest('invalid_range', 'a backfill cannot reach past the current hour');
-    const { workflowId } = await launchBackfill({ from: range.from, to: range.to });
+    const { workflowId } = await ctx.deps.startBackfill({ from: range.from, to: range.to });
     res.status(202).json({ workflowId, from: isoSeconds(range.from), to: isoSeconds(range.to) });
-  });
-
-  // Express 5 forwards rejected handlers here: 400 for bad input, 500 (with the reason) otherwise.
-  router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent) return next(err);
-    if (err instanceof BadRequest) return sendApiError(res, 400, err.code, err.message);
-    sendApiError(res, 500, 'internal', `the query failed: ${(err as Error).message ?? String(err)}`);
-  });
-  return router;
+  };
 }
 
 /** Serves the dashboard (index.html, app.js, style.css) at `/`; needs no key. */
 export function dashboardStatic(): express.Handler {
   return express.static(new URL('./public/', import.meta.url).pathname, { index: 'index.html', maxAge: 0 });
-}
-
-function notFoundAd(res: Response): void {
-  sendApiError(res, 404, 'not_found', 'no such ad');
 }
 
 /** An advertiser asks about itself; the admin names the advertiser with `?advertiserId=`. */
@@ -262,7 +265,7 @@ function advertiserOf(caller: Caller, requested: unknown): string {
   return parseId(requested, 'advertiser_id');
 }
 
-function seriesBody(range: TimeRange, merged: MergedSeries, speed: SpeedResult) {
+function seriesBody(range: TimeRange, merged: MergedSeries, speed: SpeedPart) {
   return {
     granularity: range.granularity,
     from: isoSeconds(range.from),
@@ -276,39 +279,4 @@ function seriesBody(range: TimeRange, merged: MergedSeries, speed: SpeedResult) 
     })),
     ...(speed.totals === null && { unavailable: { layer: 'speed', reason: speed.reason } }),
   };
-}
-
-/** Starts the batch layer's backfill workflow (id derived from the window: a repeat is not a second run). */
-function temporalBackfillStarter(
-  given: Client | undefined,
-): (range: { from: number; to: number }) => Promise<{ workflowId: string }> {
-  let client: Promise<Client> | undefined = given && Promise.resolve(given);
-  return async ({ from, to }) => {
-    client ??= createTemporalClient();
-    const { workflowId } = await startBackfill(await client, { from: isoSeconds(from), to: isoSeconds(to) });
-    return { workflowId };
-  };
-}
-
-/** A Map with a size bound (oldest entry evicted first) and a time to live per entry. */
-class BoundedCache<K, V> {
-  private readonly entries = new Map<K, { value: V; until: number }>();
-  constructor(
-    private readonly max: number,
-    private readonly ttlMs: number,
-  ) {}
-  get(key: K): V | undefined {
-    const e = this.entries.get(key);
-    if (!e) return undefined;
-    if (e.until < Date.now()) {
-      this.entries.delete(key);
-      return undefined;
-    }
-    return e.value;
-  }
-  set(key: K, value: V): void {
-    this.entries.delete(key);
-    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as K);
-    this.entries.set(key, { value, until: Date.now() + this.ttlMs });
-  }
 }

@@ -18,6 +18,7 @@ import {
 } from './metrics.js';
 import { MinuteWindow, type Checkpoint } from './minute-window.js';
 import { FencedError, type PartitionSink } from './sink.js';
+import { isId } from '../common/ids.js';
 
 export interface SpeedConsumerOptions {
   kafka: Kafka;
@@ -39,8 +40,6 @@ interface PartitionState {
   committed: Checkpoint;
   lastFlushAt: number;
 }
-
-const AD_ID = /^[1-9][0-9]{0,17}$/;
 
 export class SpeedConsumer {
   private readonly consumer: Consumer;
@@ -97,11 +96,6 @@ export class SpeedConsumer {
     await this.admin.disconnect();
   }
 
-  /** Partitions this member currently holds state for (for tests and logs). */
-  ownedPartitions(): number[] {
-    return [...this.states.keys()].sort((a, b) => a - b);
-  }
-
   // Batches, flushes and claims run one at a time: a flush never sees half a batch.
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
@@ -134,7 +128,7 @@ export class SpeedConsumer {
       let event: ClickEvent;
       try {
         event = decodeClickEvent(message.value ?? Buffer.alloc(0));
-        if (!AD_ID.test(event.adId)) throw new Error(`malformed ad id ${event.adId}`);
+        if (!isId(event.adId)) throw new Error(`malformed ad id ${event.adId}`);
       } catch {
         window.pass(offset);
         eventsSkipped.inc({ reason: 'malformed' });

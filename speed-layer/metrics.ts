@@ -1,5 +1,5 @@
 // Prometheus metrics of the speed-layer consumers, registered once per process in the shared
-// registry (common/metrics.ts) and served at /metrics by speed-layer/main.ts.
+// registry (common/metrics.ts) and served at /metrics by apps/speed-layer.ts.
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { registry } from '../common/metrics.js';
 

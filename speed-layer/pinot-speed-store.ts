@@ -5,8 +5,7 @@ import { config } from '../common/config.js';
 import { query } from '../common/pinot.js';
 import { floorTo } from '../common/time.js';
 import type { MinuteCount, SpeedStore, SpeedTotals } from '../common/speed-store.js';
-
-const AD_ID = /^[1-9][0-9]{0,17}$/;
+import { isId } from '../common/ids.js';
 
 export class PinotSpeedStore implements SpeedStore {
   constructor(
@@ -17,7 +16,7 @@ export class PinotSpeedStore implements SpeedStore {
   /** The `where` clause of a query over these ads and [from, to). */
   private filter(adIds: readonly string[], from: number, to: number): string {
     // Pinot has no bind parameters: ids are checked against the id pattern before they are inlined.
-    for (const id of adIds) if (!AD_ID.test(id)) throw new Error(`malformed ad id ${JSON.stringify(id)}`);
+    for (const id of adIds) if (!isId(id)) throw new Error(`malformed ad id ${JSON.stringify(id)}`);
     const ids = adIds.map((id) => `'${id}'`).join(', ');
     return `where adId in (${ids}) and "minute" >= ${Math.floor(from)} and "minute" < ${Math.floor(to)}`;
   }

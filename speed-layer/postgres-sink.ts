@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import type { Checkpoint, CountChange, Flush } from './minute-window.js';
 import { FencedError, type PartitionSink } from './sink.js';
+import { inTransaction } from '../common/db.js';
 
 export class PostgresSink implements PartitionSink {
   constructor(
@@ -37,15 +38,13 @@ export class PostgresSink implements PartitionSink {
 
   async commit(partition: number, flush: Flush, previous: Checkpoint): Promise<void> {
     const rows = sumDeltas(flush.changes);
-    const client = await this.pool.connect();
-    try {
-      await client.query('begin');
+    await inTransaction(this.pool, async (client) => {
       if (rows.length > 0) {
         await client.query(
           `insert into speed_counts_minute (ad_id, salt, minute, clicks)
-           select ad_id, salt, to_timestamp(minute_ms / 1000.0), clicks
-             from unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::int[]) as t(ad_id, salt, minute_ms, clicks)
-           on conflict (ad_id, minute, salt) do update set clicks = speed_counts_minute.clicks + excluded.clicks`,
+         select ad_id, salt, to_timestamp(minute_ms / 1000.0), clicks
+           from unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::int[]) as t(ad_id, salt, minute_ms, clicks)
+         on conflict (ad_id, minute, salt) do update set clicks = speed_counts_minute.clicks + excluded.clicks`,
           [
             rows.map((r) => r.adId),
             rows.map((r) => r.salt),
@@ -57,11 +56,11 @@ export class PostgresSink implements PartitionSink {
       const { checkpoint } = flush;
       const moved = await client.query(
         `insert into speed_offsets (group_id, topic, partition, next_offset, replay_from, watermark)
-         values ($1, $2, $3, $4, $5, $6)
-         on conflict (group_id, topic, partition) do update
-           set next_offset = excluded.next_offset, replay_from = excluded.replay_from,
-               watermark = excluded.watermark, updated_at = now()
-         where speed_offsets.next_offset = $7`,
+       values ($1, $2, $3, $4, $5, $6)
+       on conflict (group_id, topic, partition) do update
+         set next_offset = excluded.next_offset, replay_from = excluded.replay_from,
+             watermark = excluded.watermark, updated_at = now()
+       where speed_offsets.next_offset = $7`,
         [
           this.groupId,
           this.topic,
@@ -77,13 +76,7 @@ export class PostgresSink implements PartitionSink {
           `${this.topic}[${partition}] was committed by another consumer of ${this.groupId} after offset ${previous.nextOffset}`,
         );
       }
-      await client.query('commit');
-    } catch (e) {
-      await client.query('rollback').catch(() => undefined);
-      throw e;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,10 @@
 // `npm start`: the app's processes on top of the stack, supervised. Each runs as its own Node process
 // (as it would in production); its output is prefixed with its name; a process that dies is restarted
 // with backoff; Ctrl-C / SIGTERM stops them all cleanly (SIGTERM, then SIGKILL after a grace period).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+// One supervisor per checkout: a second `npm start` while one runs says so and exits.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { config } from '../common/config.js';
 import { temporalUiUrl } from './services/temporal.js';
@@ -13,12 +15,17 @@ interface AppProcess {
   args?: string[];
 }
 
+/** The app's long-running processes, one composition root in apps/ each. */
 export const appProcesses: AppProcess[] = [
-  { name: 'api', entry: 'ingest/main.ts' },
-  { name: 'speed-layer', entry: 'speed-layer/main.ts' },
-  { name: 'archiver', entry: 'batch-layer/archiver-main.ts' },
-  { name: 'worker', entry: 'batch-layer/worker.ts' },
+  { name: 'click', entry: 'apps/click.ts' },
+  { name: 'api', entry: 'apps/api.ts' },
+  { name: 'speed-layer', entry: 'apps/speed-layer.ts' },
+  { name: 'archiver', entry: 'apps/archiver.ts' },
+  { name: 'worker', entry: 'apps/worker.ts' },
 ];
+
+/** Run once before them: creates or updates the Temporal schedules. */
+const schedulesCommand: AppProcess = { name: 'schedules', entry: 'apps/schedules.ts' };
 
 const GRACE_MS = 15_000;
 
@@ -77,13 +84,22 @@ export async function startApp(opts: { demo?: boolean } = {}): Promise<void> {
     console.log(`The infrastructure is up; the Temporal Web UI is at ${temporalUiUrl}.`);
     return;
   }
+  const owner = claimSupervisor();
+  if (owner !== undefined) {
+    console.error(
+      `adclick is already running in this checkout (supervisor PID ${owner}); stop it with Ctrl-C there, ` +
+        'or run `npm run stack:status` to see the infrastructure.',
+    );
+    process.exitCode = 1;
+    return;
+  }
+  runSchedulesCommand();
   const supervised = present.map((p) => new Supervised(p));
   for (const s of supervised) s.start();
 
   console.log(`
 adclick is running (${present.map((p) => p.name).join(', ') || 'infrastructure only'}):
-  API and click endpoint  http://${config.HOST}:${config.PORT}
-  Dashboard               http://${config.HOST}:${config.PORT}/
+  Clicks, API, dashboard  http://${config.HOST}:${config.PORT}  (the click process; the rest goes to the API process on :${config.API_PORT})
   Temporal Web UI         ${temporalUiUrl}
   Admin key               ${process.env.ADCLICK_ADMIN_KEY ? '(from ADCLICK_ADMIN_KEY)' : config.ADCLICK_ADMIN_KEY}
 Ctrl-C stops the app's processes; the infrastructure keeps running until \`npm run stack:down\`.
@@ -100,4 +116,48 @@ Ctrl-C stops the app's processes; the infrastructure keeps running until \`npm r
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  releaseSupervisor();
+}
+
+const supervisorPidFile = (): string => join(config.ADCLICK_STACK_DIR, 'run', 'app.pid');
+
+/** A live process (not a zombie) that runs this supervisor's program. */
+function isSupervisor(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('stack/cli.ts');
+  } catch {
+    return false; // no such process
+  }
+}
+
+/** Records this process as the checkout's supervisor; returns the PID of a live one instead, if any. */
+function claimSupervisor(): number | undefined {
+  const file = supervisorPidFile();
+  const recorded = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : NaN;
+  if (Number.isInteger(recorded) && recorded !== process.pid && isSupervisor(recorded)) return recorded;
+  mkdirSync(join(config.ADCLICK_STACK_DIR, 'run'), { recursive: true });
+  writeFileSync(file, String(process.pid));
+  return undefined;
+}
+
+function releaseSupervisor(): void {
+  const file = supervisorPidFile();
+  if (existsSync(file) && readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file);
+}
+
+/** Creates or updates the schedules before the worker polls; a failure is reported, not fatal. */
+function runSchedulesCommand(): void {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', schedulesCommand.entry], {
+    env: process.env,
+    encoding: 'utf8',
+  });
+  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
+  for (const line of out.split('\n'))
+    if (line) console.log(`${'[schedules]'.padEnd(14)} ${line.replace(/^\[schedules\] /, '')}`);
+  if (r.status !== 0)
+    console.error(
+      '[schedules]    failed: the batch jobs will not start on their own until `npm run schedules` succeeds',
+    );
 }

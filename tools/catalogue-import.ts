@@ -5,6 +5,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { Transform } from 'node:stream';
 import { createPool, migrate } from '../common/db.js';
 import { copyAds, progressBar, REBUILD_INDEX_ROWS } from './catalogue-load.js';
+import { isId } from '../common/ids.js';
 
 const file = process.argv[2];
 if (!file) {
@@ -75,8 +76,7 @@ function convert(raw: string): string {
   const get = (name: string) => f[header!.indexOf(name)] ?? '';
   const advertiserId = get('advertiser_id').trim();
   const url = get('redirect_url').trim();
-  if (!/^[1-9][0-9]{0,17}$/.test(advertiserId))
-    throw new Error(`${file}:${lineNo}: bad advertiser_id "${advertiserId}"`);
+  if (!isId(advertiserId)) throw new Error(`${file}:${lineNo}: bad advertiser_id "${advertiserId}"`);
   let href: string;
   try {
     const u = new URL(url);

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { inTransaction } from '../common/db.js';
 
 /** Loads at least this large drop and rebuild the secondary index. */
 export const REBUILD_INDEX_ROWS = 1_000_000;
@@ -66,9 +67,7 @@ export async function copyAds(
 ): Promise<LoadResult> {
   const onPhase = opts.onPhase ?? (() => undefined);
   const started = performance.now();
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
+  return inTransaction(pool, async (client) => {
     await client.query("set local maintenance_work_mem = '1GB'");
     const before = await client.query<{ max: string | null }>('select max(ad_id)::text as max from ads');
     if (opts.rebuildIndex) await client.query('drop index if exists ads_advertiser_ad_idx');
@@ -100,12 +99,6 @@ export async function copyAds(
           `unknown advertiser ids in the load (e.g. ${orphans.rows.map((r) => r.advertiser_id).join(', ')}); nothing was loaded`,
         );
     }
-    await client.query('commit');
     return { rows, firstAdId: first, lastAdId: last, seconds: (performance.now() - started) / 1000 };
-  } catch (e) {
-    await client.query('rollback').catch(() => undefined);
-    throw e;
-  } finally {
-    client.release();
-  }
+  });
 }

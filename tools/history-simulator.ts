@@ -7,7 +7,7 @@ import type { Producer } from 'kafkajs';
 import { clickKey, encodeClickEvent, type ClickEvent } from '../common/click-event.js';
 import { config } from '../common/config.js';
 import { createKafka, ensureTopics } from '../common/kafka.js';
-import { parseHour } from '../workflows/windows.js';
+import { parseHour } from '../common/time.js';
 import { generateHistory, type History } from './history.js';
 
 /** Sends events in order, in acks=all batches. */

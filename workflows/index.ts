@@ -24,7 +24,6 @@ import {
 import type { BatchActivities, CompactHourResult, ReconciliationReport } from '../activities/index.js';
 import {
   backfillHours,
-  compactHourId,
   dateOf,
   dayBeforeNominal,
   hourBeforeNominal,
@@ -32,7 +31,8 @@ import {
   hoursOfDay,
   parseDate,
   parseHour,
-} from './windows.js';
+} from '../common/time.js';
+import { compactHourId } from '../common/workflow-ids.js';
 
 const { hourArchived } = proxyActivities<BatchActivities>({
   startToCloseTimeout: '1 minute',
@@ -213,7 +213,8 @@ export async function backfill(input: BackfillInput): Promise<BackfillProgress> 
           progress.done++;
           return;
         } catch (e) {
-          // Another run of this very hour is in flight (a schedule or an earlier backfill): wait for it.
+          // Another backfill's child of this very hour is in flight (same id): wait for it. A scheduled
+          // run of the hour has an id of its own and never collides here.
           if (e instanceof WorkflowExecutionAlreadyStartedError && attempt < 60) {
             await sleep('30 seconds');
             continue;

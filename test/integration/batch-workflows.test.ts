@@ -2,7 +2,7 @@
 // child process (as `npm run worker` runs it): exact hourly counts with duplicates across files and
 // hours, idempotent re-runs, a worker killed mid-activity, a 3-hour backfill, the schedules, and a
 // reconciliation report that flags an injected difference.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
@@ -14,9 +14,11 @@ import { createTemporalClient } from '../../common/temporal.js';
 import { DAY_MS, HOUR_MS, dayOf } from '../../common/time.js';
 import type { Archiver } from '../../batch-layer/archiver.js';
 import { generateHistory, truthIn } from '../../tools/history.js';
-import { dailyScheduleId, hourlyScheduleId, listHours, startBackfill } from '../../batch-layer/operations.js';
+import { dailyScheduleId, hourlyScheduleId, startBackfill } from '../../batch-layer/operations.js';
+import { BatchStore } from '../../serving-layer/batch-store.js';
 import { deleteObjects, listObjects } from '../../batch-layer/storage.js';
-import { compactHourId, dateOf, hourIso } from '../../workflows/windows.js';
+import { dateOf, hourIso } from '../../common/time.js';
+import { compactHourId } from '../../common/workflow-ids.js';
 import { adIdsOf, archiveHistory, isolation, minuteRows, waitFor } from './batch-helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -44,14 +46,13 @@ describe('batch workflows', () => {
   const workerLog: string[] = [];
 
   function startWorker(extraEnv: Record<string, string> = {}): Promise<ChildProcess> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'batch-layer/worker.ts'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'apps/worker.ts'], {
       cwd: ROOT,
       env: {
         ...process.env,
         TEMPORAL_TASK_QUEUE: iso.taskQueue,
         KAFKA_CLICKS_TOPIC: iso.topic,
         BATCH_S3_PREFIX: iso.prefix,
-        BATCH_SCHEDULE_PREFIX: `test-${iso.run}`,
         SPEED_STORE: 'postgres',
         ...extraEnv,
       },
@@ -135,8 +136,8 @@ describe('batch workflows', () => {
     expect(result.validClicks).toBe([...want.values()].reduce((a, b) => a + b, 0));
     expect(result.seenEarlier).toBeGreaterThan(0);
     expect(result.files).toBeGreaterThan(4);
-    const [state] = await listHours(pool, hour(1), hour(2));
-    expect(state).toMatchObject({ state: 'finalized', workflowId: compactHourId(hour(1)) });
+    const [state] = await new BatchStore(pool).finalizedHours(hour(1), hour(2));
+    expect(state).toMatchObject({ hour: hour(1), workflowId: compactHourId(hour(1)) });
     const hourRollup = await pool.query<{ total: string }>(
       'select sum(clicks) as total from click_counts_hour where hour = $1',
       [new Date(hour(1))],
@@ -151,10 +152,10 @@ describe('batch workflows', () => {
 
   it('running compactHour again leaves identical rows and records the new run', async () => {
     const before = await minuteRows(pool, ads, hour(1), hour(2));
-    const [first] = await listHours(pool, hour(1), hour(2));
+    const [first] = await new BatchStore(pool).finalizedHours(hour(1), hour(2));
     await compact(hour(1));
     expect(await minuteRows(pool, ads, hour(1), hour(2))).toEqual(before);
-    const [second] = await listHours(pool, hour(1), hour(2));
+    const [second] = await new BatchStore(pool).finalizedHours(hour(1), hour(2));
     expect(second!.runId).not.toBe(first!.runId);
   });
 
@@ -200,14 +201,20 @@ describe('batch workflows', () => {
     ).toBe(workflowId);
     const progress = await client.workflow.getHandle(workflowId).result();
     expect(progress).toMatchObject({ total: 3, done: 3, failed: 0 });
-    const states = await listHours(pool, hour(3), hour(6));
-    expect(states.map((s) => s.state)).toEqual(['finalized', 'finalized', 'finalized']);
+    const states = await new BatchStore(pool).finalizedHours(hour(3), hour(6));
+    expect(states.map((s) => s.hour)).toEqual([3, 4, 5].map(hour));
     expect(states.map((s) => s.workflowId)).toEqual([3, 4, 5].map((i) => compactHourId(hour(i))));
     // Only repeats live in these hours: every one was seen earlier, so nothing is counted.
     expect(await minuteRows(pool, ads, hour(3), hour(6))).toEqual(truthIn(history.truth, hour(3), hour(6)));
   }, 180_000);
 
-  it('the hourly and daily schedules exist after the worker starts, buffering overlaps', async () => {
+  it('apps/schedules.ts creates the hourly and daily schedules, buffering overlaps', async () => {
+    const made = spawnSync(process.execPath, ['--import', 'tsx', 'apps/schedules.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, TEMPORAL_TASK_QUEUE: iso.taskQueue, BATCH_SCHEDULE_PREFIX: `test-${iso.run}` },
+      encoding: 'utf8',
+    });
+    expect(made.status, made.stderr).toBe(0);
     const hourly = await client.schedule.getHandle(hourlyScheduleId(`test-${iso.run}`)).describe();
     expect(hourly.action).toMatchObject({
       type: 'startWorkflow',

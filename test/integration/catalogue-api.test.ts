@@ -1,12 +1,12 @@
 // The catalogue and impressions API (API.md) against the real PostgreSQL: keys, ownership, paging,
-// validation, and an impression's click URL working end to end on the same server.
+// validation, and an impression's click URL working end to end through the same base URL (the click
+// process in front of the API process, as `npm start` runs them).
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { config } from '../../common/config.js';
 import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
-import { startClickService, type ClickService } from '../../ingest/service.js';
-import { clickTopic, tempSpoolPath } from '../support/click.js';
+import { clickTopic, startLocalSystem, type LocalSystem } from '../support/click.js';
 
 const admin = { authorization: `Bearer ${config.ADCLICK_ADMIN_KEY}` };
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
@@ -15,7 +15,7 @@ describe('catalogue API', () => {
   const pool = createPool(2);
   const kafka = createKafka('catalogue-api-test');
   const topic = `clicks-test-${randomUUID()}`;
-  let service: ClickService;
+  let service: LocalSystem;
   let topicIo: Awaited<ReturnType<typeof clickTopic>>;
 
   async function call(method: string, path: string, headers: Record<string, string>, body?: unknown) {
@@ -37,13 +37,7 @@ describe('catalogue API', () => {
   beforeAll(async () => {
     await migrate(pool);
     topicIo = await clickTopic(kafka, topic);
-    service = await startClickService({
-      port: 0,
-      topic,
-      spoolPath: tempSpoolPath(),
-      kafka,
-      pool,
-    });
+    service = await startLocalSystem({ topic, kafka, pool });
   });
   afterAll(async () => {
     await service?.close();

@@ -40,7 +40,7 @@ import { HOUR_MS, MINUTE_MS, hourOf, isoSeconds } from '../../common/time.js';
 import { deleteObjects, listObjects } from '../../batch-layer/storage.js';
 import { totalOf, type GroundTruth } from '../../tools/ground-truth.js';
 import { resolveAmbiguous, verifyCounts } from '../../tools/verify.js';
-import { backfillId, compactHourId } from '../../workflows/windows.js';
+import { backfillId, compactHourId } from '../../common/workflow-ids.js';
 import {
   AppProcess,
   ROOT,
@@ -101,6 +101,7 @@ describe('end to end under faults', () => {
   let hour = 0;
   let env: Record<string, string> = {};
   let base = '';
+  let click: AppProcess;
   let api: AppProcess;
   let speed: AppProcess;
   let archiver: AppProcess;
@@ -120,8 +121,8 @@ describe('end to end under faults', () => {
   // A gauge every worker reports: missing means the answer is not trustworthy (e.g. "drained").
   const spoolDepth = (): Promise<number> => clickMetric('adclick_spool_depth');
   /** (Re)starts the click service and waits until it serves: /readyz, or only /healthz in an outage. */
-  async function startApi(probe: '/readyz' | '/healthz'): Promise<void> {
-    await api.start();
+  async function startClick(probe: '/readyz' | '/healthz'): Promise<void> {
+    await click.start();
     await waitFor(`click service ${probe}`, async () => (await get(probe)).ok, 120_000);
   }
 
@@ -136,6 +137,7 @@ describe('end to end under faults', () => {
     base = `http://127.0.0.1:${port}`;
     env = {
       PORT: String(port),
+      API_PORT: String(await freePort()),
       HOST: '127.0.0.1',
       KAFKA_CLICKS_TOPIC: `faults-clicks-${run}`,
       KAFKA_MINUTE_COUNTS_TOPIC: `faults-minute-counts-${run}`,
@@ -147,7 +149,6 @@ describe('end to end under faults', () => {
       TEMPORAL_TASK_QUEUE: `faults-batch-${run}`,
       BATCH_S3_PREFIX: `faults-${run}/`,
       BATCH_SCHEDULE_PREFIX: `faults-${run}`,
-      BATCH_CREATE_SCHEDULES: 'false',
       BATCH_WORK_DIR: join(scratch, 'batch'),
       ADCLICK_SPOOL_DIR: join(scratch, 'spool'),
       ADCLICK_CLICK_WORKERS: '2',
@@ -157,19 +158,16 @@ describe('end to end under faults', () => {
     note(
       `drill clock in hour ${isoSeconds(hour)} (offset ${env.ADCLICK_CLOCK_OFFSET_MS} ms); logs in ${logDir}`,
     );
-    api = new AppProcess('api', 'ingest/main.ts', env, logDir);
-    speed = new AppProcess('speed-layer', 'speed-layer/main.ts', env, logDir);
-    archiver = new AppProcess('archiver', 'batch-layer/archiver-main.ts', env, logDir);
+    click = new AppProcess('click', 'apps/click.ts', env, logDir);
+    api = new AppProcess('api', 'apps/api.ts', env, logDir);
+    speed = new AppProcess('speed-layer', 'apps/speed-layer.ts', env, logDir);
+    archiver = new AppProcess('archiver', 'apps/archiver.ts', env, logDir);
     // The pause after the downloads leaves time to kill the worker in the middle of the compaction.
-    worker = new AppProcess(
-      'worker',
-      'batch-layer/worker.ts',
-      { ...env, BATCH_FAULT_PAUSE_MS: '6000' },
-      logDir,
-    );
+    worker = new AppProcess('worker', 'apps/worker.ts', { ...env, BATCH_FAULT_PAUSE_MS: '6000' }, logDir);
     // The click service first: it applies the migrations and creates the topics.
-    await startApi('/readyz');
+    await startClick('/readyz');
     await Promise.all([
+      api.start({ readyLine: /\[api\] listening on/ }),
       speed.start({ readyLine: READY.speed }),
       archiver.start({ readyLine: READY.archiver }),
       worker.start({ readyLine: READY.worker }),
@@ -178,7 +176,7 @@ describe('end to end under faults', () => {
   }, 300_000);
 
   afterAll(async () => {
-    for (const p of [simulator, api, speed, archiver, worker]) await p?.stop();
+    for (const p of [simulator, click, api, speed, archiver, worker]) await p?.stop();
     await ensureStackServicesUp();
     if (client) {
       for (const id of [backfillId(hour, hour + HOUR_MS), compactHourId(hour)]) {
@@ -241,9 +239,9 @@ describe('end to end under faults', () => {
     const restarts: Promise<void>[] = [];
     try {
       await sleep(6000);
-      await api.kill9();
+      await click.kill9();
       note('kill -9 click service (primary and its workers)');
-      await startApi('/readyz');
+      await startClick('/readyz');
       note('click service back');
 
       await sleep(5000);
@@ -278,9 +276,9 @@ describe('end to end under faults', () => {
       const spooled = await spoolDepth();
       note(`${spooled} clicks in the spool`);
       expect(spooled).toBeGreaterThan(0);
-      await api.kill9();
+      await click.kill9();
       note('kill -9 click service with clicks in its spool');
-      await startApi('/healthz');
+      await startClick('/healthz');
       // Both workers reopen their spool files (the metric sums the workers that are up).
       const stillSpooled = await waitFor(
         'the restarted click service to report the spooled clicks',
@@ -380,7 +378,7 @@ describe('end to end under faults', () => {
       [new Date(hour)],
     );
     expect(Number(rows[0]!.valid_clicks)).toBe(totalOf(expected!.counts));
-    for (const p of [api, speed, archiver, worker])
+    for (const p of [click, api, speed, archiver, worker])
       if (p.unexpectedExits.length)
         note(`${p.name} exited on its own (restarted): ${p.unexpectedExits.join(', ')}`);
     note(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);

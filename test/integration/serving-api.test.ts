@@ -20,6 +20,7 @@ import {
   startApp,
   type TestApp,
 } from './serving-fixtures.js';
+import type { ReconciliationReport } from '../../common/reconciliation.js';
 
 const ADMIN = 'dev-admin-key';
 const pool = createPool(4);
@@ -396,7 +397,15 @@ describe('GET /v1/admin/hours', () => {
 describe('GET /v1/admin/reconciliation', () => {
   it('returns the day’s report, 404 when there is none, 400 for a bad date, 403 for an advertiser', async () => {
     const date = new Date(day).toISOString().slice(0, 10);
-    const report = { differingAds: [{ adId: a1, speed: 17, batch: 16 }] };
+    const report: ReconciliationReport = {
+      date,
+      adsCompared: 1,
+      batchTotal: 16,
+      speedTotal: 17,
+      differingAds: 1,
+      differences: [{ adId: a1, batch: 16, speed: 17, difference: 1 }],
+      finalizedHours: 24,
+    };
     await pool.query(
       `insert into reconciliation_reports (day, speed_total, batch_total, report) values ($1, 17, 16, $2)
        on conflict (day) do update set report = excluded.report`,

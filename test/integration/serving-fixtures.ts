@@ -1,35 +1,31 @@
-// Shared setup of the serving-layer integration tests: an express app as the main process mounts it
-// (dashboard, authenticate, serving router) on an ephemeral port, against the real PostgreSQL, and a
+// Shared setup of the serving-layer integration tests: the API process's own app (apps/api.ts, with
+// its real defaults: body limit, middleware order, error handling) on an ephemeral port, against the
+// real PostgreSQL, and a
 // fresh catalogue (two advertisers, three ads) on a random day of the past so re-runs and parallel
 // helpers never share an ad, an advertiser or a finalized hour.
 import { randomInt } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import express from 'express';
 import type pg from 'pg';
-import { authenticate, generateApiKey, hashApiKey } from '../../common/auth.js';
+import { createApiApp, listen, type ApiDeps } from '../../apps/api.js';
+import { generateApiKey, hashApiKey } from '../../common/auth.js';
 import { createPool } from '../../common/db.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS } from '../../common/time.js';
 import type { SpeedStore } from '../../common/speed-store.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
-import { createServingRouter, dashboardStatic, type ServingDeps } from '../../serving-layer/router.js';
 
 export interface TestApp {
   url: string;
   close(): Promise<void>;
 }
 
-export async function startApp(deps: ServingDeps): Promise<TestApp> {
-  const app = express();
-  app.use(express.json());
-  app.use(dashboardStatic());
-  app.use(authenticate(deps.pool));
-  app.use(createServingRouter(deps));
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as AddressInfo;
+export async function startApp(deps: ApiDeps): Promise<TestApp> {
+  const { server, url } = await listen(createApiApp(deps), 0, '127.0.0.1');
   return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 

@@ -1,5 +1,5 @@
 // Shared pieces of the speed-layer integration suites: unique topics and groups, a kafkajs producer
-// of click events, in-process consumers and spawned `speed-layer/main.ts` processes for one store
+// of click events, in-process consumers and spawned `apps/speed-layer.ts` processes for one store
 // (PostgreSQL or Pinot), and the read side through the store's SpeedStore.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -150,7 +150,7 @@ export class SpeedRig {
   /** `npm run speed-layer` as a child process, configured for this rig through the environment. */
   spawnProcess(): ChildProcess {
     // node itself (not an npx wrapper), so a SIGKILL hits the consumer and nothing else.
-    const child = spawn(process.execPath, ['--import', 'tsx', 'speed-layer/main.ts'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'apps/speed-layer.ts'], {
       cwd: new URL('../..', import.meta.url).pathname,
       env: {
         ...process.env,

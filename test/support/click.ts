@@ -9,7 +9,11 @@ import { Kafka, logLevel, type ISocketFactory } from 'kafkajs';
 import type pg from 'pg';
 import { decodeClickEvent, type ClickEvent } from '../../common/click-event.js';
 import { kafkaBrokers } from '../../common/config.js';
+import { createApiApp, listen } from '../../apps/api.js';
+import { startClickWorker } from '../../apps/click.js';
 import { generateApiKey, hashApiKey } from '../../common/auth.js';
+import type { ClickService } from '../../ingest/service.js';
+import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 
 export interface GatedKafka {
   kafka: Kafka;
@@ -169,3 +173,46 @@ export async function createAdvertiserWithAds(
 /** A spool file in a fresh temporary folder, so each test's click service starts with an empty spool. */
 export const tempSpoolPath = (name = 'spool-0.log'): string =>
   join(tmpdir(), `adclick-test-${randomUUID()}`, name);
+
+export interface LocalSystem {
+  /** The base URL users see: the click process, which hands non-click requests to the API process. */
+  url: string;
+  click: ClickService;
+  close(): Promise<void>;
+}
+
+/**
+ * The API process's app and a click worker in front of it, wired as apps/click.ts wires them (the
+ * proxy to the API), on ephemeral ports: the whole HTTP surface of `npm start` in one test process.
+ */
+export async function startLocalSystem(opts: {
+  topic: string;
+  kafka: Kafka;
+  pool: pg.Pool;
+  spoolPath?: string;
+}): Promise<LocalSystem> {
+  const api = await listen(
+    createApiApp({ pool: opts.pool, speedStore: new PostgresSpeedStore(opts.pool) }),
+    0,
+    '127.0.0.1',
+  );
+  const click = await startClickWorker({
+    port: 0,
+    topic: opts.topic,
+    kafka: opts.kafka,
+    pool: opts.pool,
+    spoolPath: opts.spoolPath ?? tempSpoolPath(),
+    apiUrl: api.url,
+  });
+  return {
+    url: click.url,
+    click,
+    close: async () => {
+      await click.close();
+      await new Promise<void>((resolve) => {
+        api.server.close(() => resolve());
+        api.server.closeAllConnections();
+      });
+    },
+  };
+}

@@ -5,11 +5,11 @@ import { config } from '../common/config.js';
 import { createPool, migrate } from '../common/db.js';
 import { createKafka, ensureTopics } from '../common/kafka.js';
 import { serveMetrics } from '../common/metrics.js';
-import { SpeedConsumer } from './consumer.js';
-import { KafkaTransactionSink } from './kafka-sink.js';
-import { ensurePinotTables } from './pinot-tables.js';
-import { PostgresSink } from './postgres-sink.js';
-import type { PartitionSink } from './sink.js';
+import { SpeedConsumer } from '../speed-layer/consumer.js';
+import { KafkaTransactionSink } from '../speed-layer/kafka-sink.js';
+import { ensurePinotTables } from '../speed-layer/pinot-tables.js';
+import { PostgresSink } from '../speed-layer/postgres-sink.js';
+import type { PartitionSink } from '../speed-layer/sink.js';
 
 const log = (message: string): void => console.log(`[speed-layer ${process.pid}] ${message}`);
 

@@ -1,4 +1,6 @@
-// `npm run archiver [-- --topic clicks]`: runs one archiver consumer (run several for more partitions).
+// The archiver process (`npm run archiver [-- --topic clicks]`): one consumer of the clicks topic that
+// writes raw Parquet per event hour to S3 and advances the archive watermarks (batch-layer/archiver.ts).
+// Run several for more partitions.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { config } from '../common/config.js';
@@ -6,7 +8,7 @@ import { createPool, migrate } from '../common/db.js';
 import { createKafka, ensureTopics, appTopics } from '../common/kafka.js';
 import { serveMetrics } from '../common/metrics.js';
 import { createS3, ensureBucket } from '../common/s3.js';
-import { Archiver } from './archiver.js';
+import { Archiver } from '../batch-layer/archiver.js';
 
 const { values } = parseArgs({
   options: {

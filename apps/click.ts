@@ -1,25 +1,27 @@
-// Entry point of the click service (`npm run ingest`). The primary process applies the migrations,
-// creates the Kafka topics, then forks one worker per core (ADCLICK_CLICK_WORKERS) that all serve
-// PORT: each worker is a full click service with its own spool file (spool-<n>.log, n stable across
-// restarts). Worker 0 also drains spool files left by a larger earlier run. SIGTERM/SIGINT: stop
-// accepting, flush the click log (Kafka or spool), close the clients, exit.
+// The click process (`npm run click`): the public base URL. The primary applies the migrations,
+// creates the Kafka topics, then forks one worker per core (ADCLICK_CLICK_WORKERS), all serving PORT.
+// Each worker is one click service (ingest/service.ts): `GET /c/:adId` on the lean node:http path,
+// /healthz, /readyz and /metrics of the click path, and every other request handed to the API
+// process (API_URL) through a reverse proxy, so a local run keeps one base URL while clicks and
+// queries run, scale and fail apart. Each worker owns a spool file (spool-<n>.log, n stable across
+// restarts); worker 0 also drains spool files left by a larger earlier run. A worker that keeps
+// dying is restarted with backoff. SIGTERM/SIGINT: stop accepting, flush the click log, exit.
 import cluster, { type Worker } from 'node:cluster';
+import { Agent } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { readdir } from 'node:fs/promises';
-import express, { type Router } from 'express';
-import { authenticate } from '../common/auth.js';
-import type pg from 'pg';
+import type { RequestHandler } from 'express';
+import { createProxyServer } from 'http-proxy-3';
 import { AggregatorRegistry } from 'prom-client';
 import { config } from '../common/config.js';
 import { createPool, migrate } from '../common/db.js';
+import { sendApiError } from '../common/http-errors.js';
 import { appTopics, createKafka, ensureTopics } from '../common/kafka.js';
 import { metricsText, registry } from '../common/metrics.js';
-import { ClickLog } from './click-log.js';
-import { clickMetrics } from './metrics.js';
-import { startClickService } from './service.js';
-import { createServingRouter, dashboardStatic } from '../serving-layer/router.js';
-import { createSpeedStore } from '../speed-layer/speed-store.js';
+import { ClickLog } from '../ingest/click-log.js';
+import { clickMetrics } from '../ingest/metrics.js';
+import { startClickService, type ClickService, type ClickServiceOptions } from '../ingest/service.js';
 
 const METRICS_REQ = 'adclick:metrics-req';
 const METRICS_RES = 'adclick:metrics-res';
@@ -29,19 +31,32 @@ interface MetricsMessage {
   text?: string;
 }
 
+/** Where the click process sends what is not a click: API_URL, or the API process on this host. */
+export const apiUrl = (): string => config.API_URL ?? `http://127.0.0.1:${config.API_PORT}`;
+
 const spoolFile = (n: number): string => join(config.ADCLICK_SPOOL_DIR, `spool-${n}.log`);
 
 /**
- * Routers mounted after the catalogue API in every worker: the serving layer's dashboard (no key) and
- * its metrics and operations API (behind the same key check as the catalogue). This entry point is
- * the API process's composition root, the one place where the click path and the serving layer meet.
+ * A reverse proxy to the API process (http-proxy-3): keep-alive connections, X-Forwarded-* set, and
+ * a 502 in the API's error shape while the API process is away (clicks are not affected).
  */
-function extraRouters(pool: pg.Pool): Router[] {
-  const serving = express.Router();
-  serving.use(dashboardStatic());
-  serving.use('/v1', express.json({ limit: '16kb' }), authenticate(pool));
-  serving.use(createServingRouter({ pool, speedStore: createSpeedStore() }));
-  return [serving];
+export function apiProxy(target: string): RequestHandler {
+  const proxy = createProxyServer({
+    target,
+    xfwd: true,
+    agent: new Agent({ keepAlive: true, maxSockets: 64 }),
+  });
+  return (req, res) => {
+    proxy.web(req, res, {}, () => {
+      if (!res.headersSent) sendApiError(res, 502, 'api_unavailable', 'the API is not answering; try again');
+      else res.destroy();
+    });
+  };
+}
+
+/** One click service whose non-click requests go to the API process: what each worker runs. */
+export function startClickWorker(opts: ClickServiceOptions & { apiUrl?: string }): Promise<ClickService> {
+  return startClickService({ fallback: apiProxy(opts.apiUrl ?? apiUrl()), ...opts });
 }
 
 async function primary(): Promise<void> {
@@ -64,11 +79,14 @@ async function primary(): Promise<void> {
 
   const count = config.ADCLICK_CLICK_WORKERS || availableParallelism();
   const aggregator = new AggregatorRegistry();
-  const byIndex = new Map<number, Worker>();
   let stopping = false;
+  const restarts = new Map<number, number>();
   const fork = (index: number): void => {
-    const w = cluster.fork({ ADCLICK_WORKER_INDEX: String(index), ADCLICK_WORKER_COUNT: String(count) });
-    byIndex.set(index, w);
+    const startedAt = Date.now();
+    const w: Worker = cluster.fork({
+      ADCLICK_WORKER_INDEX: String(index),
+      ADCLICK_WORKER_COUNT: String(count),
+    });
     w.on('message', (m: MetricsMessage) => {
       if (m?.type !== METRICS_REQ) return;
       aggregator.clusterMetrics().then(
@@ -78,17 +96,22 @@ async function primary(): Promise<void> {
     });
     w.on('exit', (code, signal) => {
       if (stopping) return;
-      console.error(`click worker ${index} exited (${signal ?? code}); restarting it`);
-      setTimeout(() => fork(index), 500);
+      // A worker that ran for a while gets a fresh backoff; one that keeps dying (a taken port, a
+      // bad config) waits longer each time instead of spinning a core.
+      const n = Date.now() - startedAt > 60_000 ? 0 : (restarts.get(index) ?? 0);
+      restarts.set(index, n + 1);
+      const delay = Math.min(30_000, 500 * 2 ** n);
+      console.error(`click worker ${index} exited (${signal ?? code}); restarting it in ${delay} ms`);
+      setTimeout(() => stopping || fork(index), delay);
     });
   };
   for (let i = 0; i < count; i++) fork(i);
-  console.log(`click service: ${count} workers on http://${config.HOST}:${config.PORT}`);
+  console.log(`click process: ${count} workers on http://${config.HOST}:${config.PORT}, API at ${apiUrl()}`);
 
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
-    for (const w of byIndex.values()) w.process.kill('SIGTERM');
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
     const left = setTimeout(() => process.exit(1), 15_000);
     left.unref();
     cluster.on('exit', () => {
@@ -104,11 +127,7 @@ async function worker(): Promise<void> {
   const count = Number(process.env.ADCLICK_WORKER_COUNT ?? 1);
   AggregatorRegistry.setRegistries([registry]);
   new AggregatorRegistry(); // installs the worker's answer to the primary's metrics requests
-  const service = await startClickService({
-    spoolPath: spoolFile(index),
-    extraRouters,
-    metricsText: clusterMetricsText,
-  });
+  const service = await startClickWorker({ spoolPath: spoolFile(index), metricsText: clusterMetricsText });
   const orphans = index === 0 ? await drainOrphanSpools(count) : [];
 
   let stopping = false;
@@ -164,7 +183,9 @@ function clusterMetricsText(): Promise<string> {
   });
 }
 
-(cluster.isPrimary ? primary() : worker()).catch((e: Error) => {
-  console.error(`click service failed to start: ${e.message}`);
-  process.exit(1);
-});
+if (import.meta.url === `file://${process.argv[1]}`) {
+  (cluster.isPrimary ? primary() : worker()).catch((e: Error) => {
+    console.error(`click process failed to start: ${e.message}`);
+    process.exit(1);
+  });
+}

@@ -1,6 +1,8 @@
-// `npm run worker`: the Temporal worker of the batch task queue (workflows/ + activities/), and the
-// hourly/daily schedules, created idempotently at start. Everything comes from common/config.ts, so a
-// test can run an isolated worker with its own task queue, topic, S3 prefix and schedule ids.
+// The Temporal worker (`npm run worker`): runs the batch workflows (workflows/) and their activities
+// (activities/, over batch-layer/) on the batch task queue, with the speed store for the daily
+// reconciliation. The schedules that start the workflows are made by apps/schedules.ts. Everything
+// comes from common/config.ts, so a test can run an isolated worker with its own task queue, topic
+// and S3 prefix.
 import { resolve } from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -9,10 +11,8 @@ import { config } from '../common/config.js';
 import { createPool, migrate } from '../common/db.js';
 import { createS3, ensureBucket } from '../common/s3.js';
 import type { SpeedStore } from '../common/speed-store.js';
-import { createTemporalClient } from '../common/temporal.js';
 import { createActivities } from '../activities/index.js';
 import { createSpeedStore } from '../speed-layer/speed-store.js';
-import { ensureSchedules } from './operations.js';
 
 export interface BatchWorkerOptions {
   taskQueue: string;
@@ -64,15 +64,6 @@ async function main(): Promise<void> {
     topic: config.KAFKA_CLICKS_TOPIC,
     speedStore,
   });
-  if (config.BATCH_CREATE_SCHEDULES) {
-    const client = await createTemporalClient();
-    const ids = await ensureSchedules(client, {
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      prefix: config.BATCH_SCHEDULE_PREFIX,
-    });
-    await client.connection.close();
-    console.log(`[worker] schedules ready: ${ids.join(', ')}`);
-  }
   console.log(`[worker] polling task queue ${config.TEMPORAL_TASK_QUEUE}`);
   // The Temporal runtime already shuts the worker down on SIGINT/SIGTERM (its default shutdownSignals).
   await worker.run();

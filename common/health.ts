@@ -1,39 +1,23 @@
-// Operations routes of the click service: /healthz (the process is up), /readyz (Kafka, PostgreSQL
-// and Redis answer; the body names any that does not) and /metrics (Prometheus text).
+// Operations routes every HTTP process serves: /healthz (the process is up), /readyz (each
+// dependency the process uses answers; the body names any that does not) and /metrics (Prometheus
+// text). Each process passes its own probes: the click process Kafka, PostgreSQL and Redis; the API
+// process PostgreSQL and the speed store.
 import express, { type Router } from 'express';
-import type { Admin } from 'kafkajs';
-import type { Redis } from 'ioredis';
-import type pg from 'pg';
-import { metricsText } from '../common/metrics.js';
-import { registry } from '../common/metrics.js';
+import { metricsText, registry } from './metrics.js';
 
-export interface ReadinessDeps {
-  pool: pg.Pool;
-  redis: Redis;
-  kafkaAdmin: Admin;
-  /** Under node:cluster: fetches the metrics summed over all workers (see main.ts). */
+/** Resolves when the dependency answers; rejects with the reason otherwise. */
+export type Probe = () => Promise<unknown>;
+
+export interface HealthOptions {
+  probes: Record<string, Probe>;
+  /** Where /metrics gets its text (the click process: summed over its cluster's workers). */
   metrics?: () => Promise<string>;
   timeoutMs?: number;
 }
 
-type Probe = () => Promise<unknown>;
-
-export function healthRouter(deps: ReadinessDeps): Router {
+export function healthRouter(opts: HealthOptions): Router {
   const router = express.Router();
-  const timeoutMs = deps.timeoutMs ?? 1500;
-  let adminConnected: Promise<void> | undefined;
-  const probes: Record<string, Probe> = {
-    kafka: async () => {
-      adminConnected ??= deps.kafkaAdmin.connect().catch((e: unknown) => {
-        adminConnected = undefined;
-        throw e;
-      });
-      await adminConnected;
-      await deps.kafkaAdmin.describeCluster();
-    },
-    postgres: () => deps.pool.query('select 1'),
-    redis: () => deps.redis.ping(),
-  };
+  const timeoutMs = opts.timeoutMs ?? 1500;
 
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -41,7 +25,7 @@ export function healthRouter(deps: ReadinessDeps): Router {
 
   router.get('/readyz', async (_req, res) => {
     const results = await Promise.all(
-      Object.entries(probes).map(async ([name, probe]) => {
+      Object.entries(opts.probes).map(async ([name, probe]) => {
         try {
           await withTimeout(probe(), timeoutMs, `${name} did not answer within ${timeoutMs} ms`);
           return [name, 'ok'] as const;
@@ -62,7 +46,7 @@ export function healthRouter(deps: ReadinessDeps): Router {
   });
 
   router.get('/metrics', async (_req, res) => {
-    res.type(registry.contentType).send(await (deps.metrics ?? metricsText)());
+    res.type(registry.contentType).send(await (opts.metrics ?? metricsText)());
   });
   return router;
 }

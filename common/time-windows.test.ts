@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  backfillHours,
-  backfillId,
-  compactHourId,
-  dayBeforeNominal,
-  hourBeforeNominal,
-  parseDate,
-  parseHour,
-} from './windows.js';
+import { backfillHours, dayBeforeNominal, hourBeforeNominal, parseDate, parseHour } from './time.js';
+import { backfillId, compactHourId } from './workflow-ids.js';
 
 describe('batch windows', () => {
   it('parses hour-aligned ISO times and rejects others', () => {
@@ -16,6 +9,7 @@ describe('batch windows', () => {
     expect(() => parseHour('yesterday')).toThrow(/ISO/);
     expect(parseDate('2026-11-27')).toBe(Date.UTC(2026, 10, 27));
     expect(() => parseDate('2026-11-27T00:00:00Z')).toThrow(/YYYY-MM-DD/);
+    expect(() => parseDate('2026-02-30')).toThrow(/calendar/);
   });
 
   it('derives the compacted window from a schedule nominal time', () => {

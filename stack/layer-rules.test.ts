@@ -1,0 +1,56 @@
+// The layer rules of eslint.config.js catch a violating import (and let the allowed ones through):
+// lints small snippets as if they lived in each folder.
+import { ESLint } from 'eslint';
+import { describe, expect, it } from 'vitest';
+
+const eslint = new ESLint();
+
+async function layerErrors(filePath: string, code: string): Promise<string[]> {
+  const [result] = await eslint.lintText(code, { filePath });
+  return (result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+}
+
+describe('layer rules (npm run lint)', () => {
+  it('a layer importing another layer fails with the rule in the message', async () => {
+    const errors = await layerErrors(
+      'speed-layer/example.ts',
+      "import { BatchStore } from '../serving-layer/batch-store.js';\nexport const x = BatchStore;\n",
+    );
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/layer rule: a layer never imports another layer/);
+  });
+
+  it('common/ imports no layer and no composition root', async () => {
+    for (const from of ['../ingest/service.js', '../apps/api.js'])
+      expect(
+        await layerErrors('common/example.ts', `import * as m from '${from}';\nexport const x = m;\n`),
+      ).toHaveLength(1);
+  });
+
+  it('allows the exceptions: activities → batch-layer, workflows → activity types, apps → anything', async () => {
+    expect(
+      await layerErrors(
+        'activities/example.ts',
+        "import * as m from '../batch-layer/compaction.js';\nexport const x = m;\n",
+      ),
+    ).toEqual([]);
+    expect(
+      await layerErrors(
+        'workflows/example.ts',
+        "import type { BatchActivities } from '../activities/index.js';\nexport type X = BatchActivities;\n",
+      ),
+    ).toEqual([]);
+    expect(
+      await layerErrors(
+        'apps/example.ts',
+        "import * as a from '../ingest/service.js';\nimport * as b from '../serving-layer/router.js';\nexport const x = [a, b];\n",
+      ),
+    ).toEqual([]);
+    expect(
+      await layerErrors(
+        'workflows/example.ts',
+        "import * as m from '../batch-layer/compaction.js';\nexport const x = m;\n",
+      ),
+    ).toHaveLength(1);
+  });
+});
