@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open as openFile, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Spool, SpoolLockedError, SpoolLockLostError } from './spool.js';
 import { decodeRecords, encodeRecord, encodeRecords, HEADER_BYTES } from './spool-format.js';
 
@@ -31,7 +31,14 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   return { ...real, open, default: { ...real, open } };
 });
 
-const tempSpool = (): string => join(tmpdir(), `adclick-spool-test-${randomUUID()}`, 'spool-0.log');
+const folders: string[] = [];
+const tempSpool = (): string => {
+  folders.push(join(tmpdir(), `adclick-spool-test-${randomUUID()}`));
+  return join(folders.at(-1)!, 'spool-0.log');
+};
+afterEach(async () => {
+  for (const f of folders.splice(0)) await rm(f, { recursive: true, force: true });
+});
 const payload = (i: number, size = 40): Buffer => Buffer.from(`{"n":${i}}`.padEnd(size, ' '));
 
 /** Reads every record a spool would replay, as the replayer does: read, commit, until nothing is pending. */
