@@ -48,6 +48,12 @@ export interface ClickLogOptions {
    * a spool that is only worth taking if nobody owns it (draining another worker's spool).
    */
   spoolLockWaitMs?: number;
+  /**
+   * After how long without a refresh a spool lock counts as a dead owner's (default LOCK_STALE_MS,
+   * 10 s: how long a worker restarted after a SIGKILL waits). Every process sharing a spool folder
+   * must use the same value.
+   */
+  spoolLockStaleMs?: number;
 }
 
 interface Waiting {
@@ -103,6 +109,7 @@ export class ClickLog {
     const log = opts.log ?? ((m: string) => console.error(`[click-log] ${m}`));
     const spool = await Spool.open(opts.spoolPath, {
       lockWaitMs: opts.spoolLockWaitMs,
+      lockStaleMs: opts.spoolLockStaleMs,
       onTornTail: (dropped) => log(`spool ${opts.spoolPath}: cut off a torn tail of ${dropped} bytes`),
       onCorrupt: (offset, bytes) => {
         opts.metrics?.spoolCorruptBytes.inc(bytes);
@@ -289,7 +296,10 @@ export class ClickLog {
     if (this.mode === 'spooling') return;
     this.mode = 'spooling';
     this.log(`spooling click events: ${reason}`);
-    this.replaying ??= this.replay().finally(() => (this.replaying = undefined));
+    // replay() handles its own errors; this catch only keeps a bug there from killing the process.
+    this.replaying ??= this.replay()
+      .catch((e: Error) => this.log(`spool replay stopped: ${e.message}`))
+      .finally(() => (this.replaying = undefined));
   }
 
   /** Sends the spool into Kafka in order, then switches back to direct sends. */
@@ -309,8 +319,20 @@ export class ClickLog {
         // event can slip into a spool that nobody replays; then send directly again.
         this.holdFlush = true;
         while (this.flushing > 0) await sleep(1);
-        const emptied = !this.spool.pending && (await this.spool.resetIfDrained());
+        let emptied: boolean | Error;
+        try {
+          emptied = !this.spool.pending && (await this.spool.resetIfDrained());
+        } catch (e) {
+          emptied = e as Error;
+        }
         this.holdFlush = false;
+        if (emptied instanceof Error) {
+          if (emptied instanceof SpoolLockLostError) throw emptied;
+          this.log(`cannot empty the replayed spool, retrying: ${emptied.message}`);
+          this.flushSoon(0);
+          await this.pause(RETRY_MS);
+          continue;
+        }
         if (emptied) {
           this.mode = 'direct';
           this.log('spool replayed; sending click events directly to Kafka again');

@@ -17,7 +17,7 @@ export interface DrainOptions {
   topic: string;
   /** How long to wait for a spool another process holds before leaving it (default 0: at once). */
   lockWaitMs?: number;
-  /** Tests only: the lock's stale time (see spool.ts). */
+  /** The lock's stale time, as the click processes use it (see spool.ts; default LOCK_STALE_MS). */
   lockStaleMs?: number;
   /** Records per Kafka request (default 500, as the click process's replay). */
   batchRecords?: number;

@@ -75,7 +75,7 @@ export interface SpoolOptions {
   onCorrupt?: (offset: number, bytes: number) => void;
   /** How long to wait for a lock another process holds; 0 refuses at once. Default: long enough for a dead owner's lock to go stale. */
   lockWaitMs?: number;
-  /** Tests only: the stale time of the lock (every opener of one spool must use the same). */
+  /** After how long without a refresh the lock is a dead owner's (default LOCK_STALE_MS; at least 2 s). Every opener of one spool must use the same. */
   lockStaleMs?: number;
   /** Told when the lock was taken over by another process while this spool was open (see above). */
   onLockLost?: (e: SpoolLockLostError) => void;
@@ -164,8 +164,10 @@ export class Spool {
       spool = new Spool(path, fh, releaseLock, start, end, scan.holes, onCorrupt);
       spool.records = scan.records;
       for (const o of marker.delivered) if (o >= start && o < end) spool.delivered.add(o);
-      // Resets a marker offset past the end of the file (a crash inside resetIfDrained) before any
-      // record is appended, and records the size just verified as durable.
+      // What was read is on disk (a killed process's last write may have been in the page cache
+      // only), so the durable size the marker records is true; the marker write also resets an
+      // offset past the end of the file (a crash inside resetIfDrained) before anything is appended.
+      await fh.datasync();
       await spool.writeMarker();
       return spool;
     } catch (e) {
@@ -228,7 +230,7 @@ export class Spool {
         const buf = await readAt(this.fh, at, len);
         let d = decodeRecords(buf, at, maxRecords - frames);
         if (d.records.length === 0 && d.stop === 'partial' && at + len < this.durableSize) {
-          // One record larger than maxBytes (its length is plausible, or decoding said corrupt): read exactly it.
+          // One record larger than maxBytes (decodeRecords found its length plausible): read exactly it.
           const frame = Math.min(HEADER_BYTES + buf.readUInt32BE(0), this.durableSize - at);
           d = decodeRecords(await readAt(this.fh, at, frame), at, 1);
         }
