@@ -3,7 +3,7 @@
 // killed with SIGKILL. Each test reads its private topic back and checks every count exactly.
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { open, readdir, readFile, utimes } from 'node:fs/promises';
+import { open, readdir, readFile, rm, utimes } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -43,8 +43,15 @@ function expectExactlyOnce(logged: LoggedClick[], expected: ClickEvent[]): void 
 describe('spool replay and drain against Kafka', () => {
   const kafka = createKafka('spool-drain-test', { quiet: true });
   const drops: Array<() => Promise<void>> = [];
+  const folders: string[] = [];
+  const spoolIn = (name?: string): string => {
+    const path = tempSpoolPath(name);
+    folders.push(dirname(path));
+    return path;
+  };
   afterAll(async () => {
     for (const d of drops) await d();
+    for (const f of folders) await rm(f, { recursive: true, force: true });
   });
   afterEach(() => {
     vi.restoreAllMocks();
@@ -59,7 +66,7 @@ describe('spool replay and drain against Kafka', () => {
 
   it('replay skips a corrupt frame and moves a poison record aside; every other record reaches Kafka exactly once', async () => {
     const { topic, io } = await newTopic();
-    const spoolPath = tempSpoolPath();
+    const spoolPath = spoolIn();
     const events = clickEvents(60);
     const poison = Buffer.from(JSON.stringify({ ...events[20], v: 2 })); // passes its CRC, not a v1 event
     const spool = await Spool.open(spoolPath);
@@ -105,7 +112,7 @@ describe('spool replay and drain against Kafka', () => {
 
   it('a failing spool read is logged and retried, not an unhandled rejection that stops replay', async () => {
     const { topic, io } = await newTopic();
-    const spoolPath = tempSpoolPath();
+    const spoolPath = spoolIn();
     const events = clickEvents(5);
     const spool = await Spool.open(spoolPath);
     await spool.append(events.map(encodeClickEvent));
@@ -133,7 +140,7 @@ describe('spool replay and drain against Kafka', () => {
 
   it('the drain command empties a spool left by a SIGKILLed click process, each record exactly once', async () => {
     const { topic, io } = await newTopic();
-    const spoolPath = tempSpoolPath('spool-3.log');
+    const spoolPath = spoolIn('spool-3.log');
     const dir = dirname(spoolPath);
     // 1,000 records: the first 150 were replayed before the kill, 3 more delivered by late acks.
     const late = [200, 201, 650];
