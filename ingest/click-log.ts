@@ -15,10 +15,16 @@
 // in the spool by then, so the late ack records their spool offsets as delivered and the replayer
 // skips them; the replayer starts only once every such send has settled. No event is sent twice,
 // except in the corner documented in spool.ts (crash between an ack and the progress write).
+//
+// Replay never stops on a bad record: damaged bytes are skipped by the spool (it resynchronises to
+// the next valid record), and a record that passes its CRC but is no click event (poison: a schema
+// change, a bug) is moved to `<spool>.poison` once the records around it are acked, with a metric and
+// a log line. Otherwise one such record would keep the log spooling forever, every later click with it.
 import type { Kafka, Message, Producer } from 'kafkajs';
 import { clickKey, decodeClickEvent, encodeClickEvent, type ClickEvent } from '../common/click-event.js';
 import { spoolSources, type ClickMetrics } from './metrics.js';
-import { Spool } from './spool.js';
+import { Spool, SpoolLockLostError, type SpoolBatch } from './spool.js';
+import type { SpoolRecord } from './spool-format.js';
 
 export type Destination = 'kafka' | 'spool';
 export type LogMode = 'direct' | 'spooling';
@@ -36,6 +42,18 @@ export interface ClickLogOptions {
   lanes?: number;
   metrics?: ClickMetrics;
   log?: (message: string) => void;
+  /**
+   * How long to wait for the spool's lock if another process holds it (then ClickLog.open rejects
+   * with SpoolLockedError). Default: long enough for a crashed owner's lock to go stale. Give 0 for
+   * a spool that is only worth taking if nobody owns it (draining another worker's spool).
+   */
+  spoolLockWaitMs?: number;
+  /**
+   * After how long without a refresh a spool lock counts as a dead owner's (default LOCK_STALE_MS,
+   * 10 s: how long a worker restarted after a SIGKILL waits). Every process sharing a spool folder
+   * must use the same value.
+   */
+  spoolLockStaleMs?: number;
 }
 
 interface Waiting {
@@ -88,9 +106,20 @@ export class ClickLog {
 
   /** Opens the spool (replaying what an earlier run left in it) and connects the producer. */
   static async open(opts: ClickLogOptions): Promise<ClickLog> {
-    const spool = await Spool.open(opts.spoolPath, (dropped) =>
-      (opts.log ?? console.error)(`spool ${opts.spoolPath}: cut off a torn tail of ${dropped} bytes`),
-    );
+    const log = opts.log ?? ((m: string) => console.error(`[click-log] ${m}`));
+    const spool = await Spool.open(opts.spoolPath, {
+      lockWaitMs: opts.spoolLockWaitMs,
+      lockStaleMs: opts.spoolLockStaleMs,
+      onTornTail: (dropped) => log(`spool ${opts.spoolPath}: cut off a torn tail of ${dropped} bytes`),
+      onCorrupt: (offset, bytes) => {
+        opts.metrics?.spoolCorruptBytes.inc(bytes);
+        log(
+          `spool ${opts.spoolPath}: skipped ${bytes} damaged bytes at offset ${offset} (failed CRC or ` +
+            `framing; the click events in them are lost), replay goes on with the next valid record`,
+        );
+      },
+      onLockLost: (e) => log(e.message),
+    });
     return new ClickLog(opts, spool);
   }
 
@@ -267,7 +296,10 @@ export class ClickLog {
     if (this.mode === 'spooling') return;
     this.mode = 'spooling';
     this.log(`spooling click events: ${reason}`);
-    this.replaying ??= this.replay().finally(() => (this.replaying = undefined));
+    // replay() handles its own errors; this catch only keeps a bug there from killing the process.
+    this.replaying ??= this.replay()
+      .catch((e: Error) => this.log(`spool replay stopped: ${e.message}`))
+      .finally(() => (this.replaying = undefined));
   }
 
   /** Sends the spool into Kafka in order, then switches back to direct sends. */
@@ -287,8 +319,20 @@ export class ClickLog {
         // event can slip into a spool that nobody replays; then send directly again.
         this.holdFlush = true;
         while (this.flushing > 0) await sleep(1);
-        const emptied = !this.spool.pending && (await this.spool.resetIfDrained());
+        let emptied: boolean | Error;
+        try {
+          emptied = !this.spool.pending && (await this.spool.resetIfDrained());
+        } catch (e) {
+          emptied = e as Error;
+        }
         this.holdFlush = false;
+        if (emptied instanceof Error) {
+          if (emptied instanceof SpoolLockLostError) throw emptied;
+          this.log(`cannot empty the replayed spool, retrying: ${emptied.message}`);
+          this.flushSoon(0);
+          await this.pause(RETRY_MS);
+          continue;
+        }
         if (emptied) {
           this.mode = 'direct';
           this.log('spool replayed; sending click events directly to Kafka again');
@@ -298,21 +342,47 @@ export class ClickLog {
         if (emptied) return;
         continue;
       }
-      const { records, frames, next } = await this.spool.read(REPLAY_BATCH);
+      let batch: SpoolBatch;
       try {
-        if (records.length > 0) {
-          const messages = records.map((r) =>
-            toMessage({ event: decodeClickEvent(r.payload), value: r.payload }),
-          );
+        batch = await this.spool.read(REPLAY_BATCH);
+      } catch (e) {
+        if (e instanceof SpoolLockLostError) return this.log(`spool replay stopped: ${e.message}`);
+        this.log(`cannot read the spool, retrying: ${(e as Error).message}`);
+        await this.pause(RETRY_MS);
+        continue;
+      }
+      const { messages, poison } = spooledMessages(batch.records);
+      try {
+        if (messages.length > 0) {
           await this.lanes[0]!.producer.send({ topic: this.opts.topic, acks: -1, messages });
         }
-        await this.spool.commit(next, frames);
       } catch (e) {
         this.log(`spool replay failed, retrying: ${(e as Error).message}`);
         await this.resetProducer();
         await this.pause(RETRY_MS);
+        continue;
+      }
+      try {
+        // After the send, so that a send retried during an outage does not quarantine them again.
+        if (poison.length > 0) await this.quarantine(poison);
+        await this.spool.commit(batch.next, batch.frames);
+      } catch (e) {
+        if (e instanceof SpoolLockLostError) return this.log(`spool replay stopped: ${e.message}`);
+        // The batch is read and sent again: the at-least-once corner of spool.ts.
+        this.log(`cannot record spool replay progress, retrying: ${(e as Error).message}`);
+        await this.pause(RETRY_MS);
       }
     }
+  }
+
+  private async quarantine(poison: PoisonRecord[]): Promise<void> {
+    await this.spool.quarantine(poison.map((p) => p.record));
+    this.opts.metrics?.spoolPoison.inc(poison.length);
+    this.log(
+      `spool ${this.opts.spoolPath}: moved ${poison.length} record(s) that are no click event to ` +
+        `${this.opts.spoolPath}.poison (first at offset ${poison[0]!.record.offset}: ${poison[0]!.reason}); ` +
+        `replay goes on`,
+    );
   }
 
   /** Waits for every lane's connection; lanes that failed start connecting again. */
@@ -346,6 +416,29 @@ export class ClickLog {
       this.wake = done;
     });
   }
+}
+
+export interface PoisonRecord {
+  record: SpoolRecord;
+  /** Why it is no click event. */
+  reason: string;
+}
+
+/** Spooled records as Kafka messages, and the ones that are no (longer a) click event: poison. */
+export function spooledMessages(records: SpoolRecord[]): { messages: Message[]; poison: PoisonRecord[] } {
+  const messages: Message[] = [];
+  const poison: PoisonRecord[] = [];
+  for (const r of records) {
+    let event: ClickEvent;
+    try {
+      event = decodeClickEvent(r.payload);
+    } catch (e) {
+      poison.push({ record: r, reason: (e as Error).message });
+      continue;
+    }
+    messages.push(toMessage({ event, value: r.payload }));
+  }
+  return { messages, poison };
 }
 
 function toMessage(w: Pick<Waiting, 'event' | 'value'>): Message {

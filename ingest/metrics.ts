@@ -13,6 +13,10 @@ export interface ClickMetrics {
   spoolBytes: Gauge;
   redisFailOpen: Counter;
   adCache: Counter<'result'>;
+  /** Spooled records that passed their CRC but are no click event, moved to `<spool>.poison`. */
+  spoolPoison: Counter;
+  /** Damaged spool bytes that replay skipped (resynchronising to the next valid record). */
+  spoolCorruptBytes: Counter;
 }
 
 /** Spools of this process report their backlog here; the spool gauges sum them when scraped. */
@@ -91,6 +95,24 @@ export function clickMetrics(): ClickMetrics {
           name: 'adclick_ad_cache_total',
           help: 'Ad lookups of the click path by result (hit, negative_hit, miss)',
           labelNames: ['result'],
+          registers: [registry],
+        }),
+    ),
+    spoolPoison: getOrCreate(
+      'adclick_spool_poison_records_total',
+      () =>
+        new Counter({
+          name: 'adclick_spool_poison_records_total',
+          help: 'Spooled records that could not be decoded as click events, moved aside to <spool>.poison (look there)',
+          registers: [registry],
+        }),
+    ),
+    spoolCorruptBytes: getOrCreate(
+      'adclick_spool_corrupt_bytes_total',
+      () =>
+        new Counter({
+          name: 'adclick_spool_corrupt_bytes_total',
+          help: 'Damaged spool bytes (failed CRC or framing) skipped by replay; the records in them are lost',
           registers: [registry],
         }),
     ),

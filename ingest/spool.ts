@@ -1,36 +1,110 @@
 // The click spool: an append-only file of framed records (spool-format.ts) for click events Kafka
-// did not take in time, plus a marker file with the replay progress. One writer per file (each
-// click worker has its own), all operations serialized in one queue.
+// did not take in time, plus a marker file with the replay progress. One owner per file, enforced by
+// a lock; all operations of the owner are serialized in one queue.
 //
 // Durability: `append` writes a batch and fdatasyncs it before resolving, so a click is answered
 // with its 302 only once its event is on disk (one fsync per batch, not per click: batches form
-// while the previous fsync runs). The marker (committed offset + the offsets of records that a
-// late Kafka ack delivered anyway) is replaced atomically (write, fsync, rename, fsync folder)
-// after every replayed batch is acked. A crash between the ack and the marker write resends that
-// batch once: the one at-least-once corner, harmless downstream because counts dedup by eventId.
+// while the previous fsync runs). The file's folder is fsynced when the file is opened (and every
+// folder `open` created, in its parent), so the file's name is as durable as its records. The
+// marker (committed offset, the offsets of records that a late Kafka ack delivered anyway, and the
+// durable size) is replaced atomically (write, fsync, rename, fsync folder) after every replayed
+// batch is acked. A crash between the ack and the marker write resends that batch once: the one
+// at-least-once corner, harmless downstream because counts dedup by eventId.
 //
-// On open, the records after the committed offset are checked; a torn or corrupt tail (a crash in
-// the middle of a write) is cut off, so it is neither replayed nor followed by new records.
+// Recovery on open (what may be cut, what must be kept). Appends are serialized and each is one
+// write followed by fdatasync, so at a crash only the last write can be incomplete, and it is the
+// end of the file. Hence:
+//   - bad bytes followed by a valid frame are not a torn tail (or are part of a last write that was
+//     never acknowledged): they are skipped, never cut, and replay resynchronises to the next frame;
+//   - bad bytes after the last valid frame are the torn last write, unless they lie before the
+//     durable size recorded in the marker (written at open, after each replayed batch and at close;
+//     not per append, which would double the fsyncs of the click path): those were fsynced, so they
+//     are damage, skipped like any other, and only what lies past the durable size is cut.
+// A record after the committed offset is thus either replayed or reported (onCorrupt), never lost
+// silently. Bytes fsynced since the last marker write that end in damage with nothing valid after
+// them cannot be told from a torn tail; that window is one outage at most.
+//
+// Ownership: `open` takes `<spool>.lock` (proper-lockfile: an atomic mkdir whose mtime the owner
+// refreshes every LOCK_STALE_MS / 2). A second opener waits up to `lockWaitMs`, then gets a
+// SpoolLockedError. A lock not refreshed for LOCK_STALE_MS belongs to a dead process (kill -9, power
+// loss: a normal exit, even by an uncaught exception, removes it) and is taken over, so a crashed
+// worker's restart waits at most that long. We chose an mtime heartbeat over a pid file because
+// spool folders may be shared by containers (docker volumes) whose pids mean nothing to each other,
+// and over flock(2) because Node has no flock without a native add-on. If the owner's event loop
+// stalls past LOCK_STALE_MS and another process takes the lock over, this spool fails closed: every
+// later operation rejects with SpoolLockLostError, so it can never write over the new owner's records.
 import { constants } from 'node:fs';
-import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { decodeRecords, encodeRecords, type SpoolRecord } from './spool-format.js';
+import lockfile from 'proper-lockfile';
+import {
+  decodeRecords,
+  encodeRecords,
+  findFrame,
+  HEADER_BYTES,
+  MAX_FRAME_BYTES,
+  type SpoolRecord,
+} from './spool-format.js';
 
 const SCAN_CHUNK = 4 << 20;
+/** A lock not refreshed for this long is a dead owner's. Every opener of one spool must agree on it. */
+export const LOCK_STALE_MS = 10_000;
+const LOCK_RETRY_MS = 250;
 
 interface Marker {
   /** Every record before this offset is in Kafka. */
   offset: number;
   /** Offsets of records after `offset` that reached Kafka through a late ack: skipped on replay. */
   delivered: number[];
+  /** Bytes of the file known to be fsynced when the marker was written (older markers lack it: 0). */
+  durable: number;
 }
 
 export interface SpoolBatch {
   records: SpoolRecord[];
   /** Records read, the skipped (delivered) ones included. */
   frames: number;
-  /** Where the next read starts once these are acked (also covers skipped, delivered records). */
+  /** Where the next read starts once these are acked (also covers skipped records and damaged bytes). */
   next: number;
+}
+
+export interface SpoolOptions {
+  /** Told how many bytes of a torn last write were cut off the end. */
+  onTornTail?: (droppedBytes: number) => void;
+  /** Told about damaged bytes that replay skips (offset in the file, length). */
+  onCorrupt?: (offset: number, bytes: number) => void;
+  /** How long to wait for a lock another process holds; 0 refuses at once. Default: long enough for a dead owner's lock to go stale. */
+  lockWaitMs?: number;
+  /** After how long without a refresh the lock is a dead owner's (default LOCK_STALE_MS; at least 2 s). Every opener of one spool must use the same. */
+  lockStaleMs?: number;
+  /** Told when the lock was taken over by another process while this spool was open (see above). */
+  onLockLost?: (e: SpoolLockLostError) => void;
+}
+
+/** Another process owns the spool (its lock is fresh). */
+export class SpoolLockedError extends Error {
+  constructor(
+    readonly path: string,
+    waitedMs: number,
+  ) {
+    super(
+      `spool ${path} is locked by another process (${path}.lock is refreshed by its owner; waited ` +
+        `${waitedMs} ms). A spool has one owner at a time: stop the other click process or drain, or ` +
+        `wait for it; a dead owner's lock is taken over ${LOCK_STALE_MS / 1000} s after it died.`,
+    );
+    this.name = 'SpoolLockedError';
+  }
+}
+
+/** This process no longer owns the spool: another one took its lock over. */
+export class SpoolLockLostError extends Error {
+  constructor(path: string, cause: Error) {
+    super(
+      `lost the lock of spool ${path} (${cause.message}): another process may own it now; this ` +
+        `process no longer writes or replays it (restart it to take the spool back)`,
+    );
+    this.name = 'SpoolLockLostError';
+  }
 }
 
 export class Spool {
@@ -38,46 +112,69 @@ export class Spool {
   private delivered = new Set<number>();
   /** Records between `committed` and `size` (skipped ones included). */
   private records = 0;
+  private closed = false;
+  private lockLost: SpoolLockLostError | undefined;
 
   private constructor(
     readonly path: string,
     private readonly fh: FileHandle,
+    private readonly releaseLock: () => Promise<void>,
     private committedOffset: number,
     private durableSize: number,
+    /** Damaged ranges after the committed offset: start → end (the next valid frame, or the size). */
+    private readonly holes: Map<number, number>,
+    private readonly onCorrupt: (offset: number, bytes: number) => void,
   ) {}
 
-  /** Opens (or creates) the spool at `path`, cutting off a torn tail. `onTornTail` hears about it. */
-  static async open(path: string, onTornTail?: (droppedBytes: number) => void): Promise<Spool> {
-    await mkdir(dirname(path), { recursive: true });
-    // Not O_APPEND: writes go to the tracked durable end, even after a failed partial write.
-    const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
-    const marker = await readMarker(`${path}.marker`);
-    const fileSize = (await fh.stat()).size;
-    const start = Math.min(marker.offset, fileSize);
-    let pos = start;
-    let count = 0;
-    for (;;) {
-      const buf = Buffer.allocUnsafe(Math.min(SCAN_CHUNK, fileSize - pos));
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      const d = decodeRecords(buf.subarray(0, bytesRead), pos);
-      count += d.records.length;
-      // A partial record at the end of a chunk is read again with the next chunk.
-      if (d.stop === 'partial' && d.end > pos && pos + bytesRead < fileSize) {
-        pos = d.end;
-        continue;
+  /** Takes the lock, opens (or creates) the spool at `path` and recovers it (see the top comment). */
+  static async open(path: string, opts: SpoolOptions = {}): Promise<Spool> {
+    const onCorrupt = opts.onCorrupt ?? (() => undefined);
+    await mkdirDurable(dirname(path));
+    let spool: Spool | undefined;
+    const lost = (e: Error): void => {
+      const err = new SpoolLockLostError(path, e);
+      if (spool) spool.lockLost = err;
+      (opts.onLockLost ?? ((x: Error) => console.error(x.message)))(err);
+    };
+    const releaseLock = await lockSpool(path, opts, lost);
+    let fh: FileHandle | undefined;
+    try {
+      // Not O_APPEND: writes go to the tracked durable end, even after a failed partial write.
+      fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+      await fsyncDir(dirname(path));
+      const marker = await readMarker(`${path}.marker`);
+      const fileSize = (await fh.stat()).size;
+      const start = Math.min(marker.offset, fileSize);
+      const scan = await scanFrom(fh, start, fileSize, onCorrupt);
+      let end = fileSize;
+      if (scan.validEnd < fileSize) {
+        // Nothing valid after validEnd: what the marker says was fsynced is damage, the rest torn.
+        const keep = Math.min(Math.max(scan.validEnd, marker.durable), fileSize);
+        if (keep > scan.validEnd) {
+          scan.holes.set(scan.validEnd, keep);
+          onCorrupt(scan.validEnd, keep - scan.validEnd);
+        }
+        if (keep < fileSize) {
+          await fh.truncate(keep);
+          await fh.datasync();
+          opts.onTornTail?.(fileSize - keep);
+        }
+        end = keep;
       }
-      pos = d.end;
-      break;
-    }
-    if (pos < fileSize) {
-      await fh.truncate(pos);
+      spool = new Spool(path, fh, releaseLock, start, end, scan.holes, onCorrupt);
+      spool.records = scan.records;
+      for (const o of marker.delivered) if (o >= start && o < end) spool.delivered.add(o);
+      // What was read is on disk (a killed process's last write may have been in the page cache
+      // only), so the durable size the marker records is true; the marker write also resets an
+      // offset past the end of the file (a crash inside resetIfDrained) before anything is appended.
       await fh.datasync();
-      onTornTail?.(fileSize - pos);
+      await spool.writeMarker();
+      return spool;
+    } catch (e) {
+      await fh?.close().catch(() => undefined);
+      await releaseLock().catch(() => undefined);
+      throw e;
     }
-    const spool = new Spool(path, fh, start, pos);
-    spool.records = count;
-    for (const o of marker.delivered) if (o >= start && o < pos) spool.delivered.add(o);
-    return spool;
   }
 
   get committed(): number {
@@ -106,7 +203,7 @@ export class Spool {
       let o = at;
       for (const p of payloads) {
         offsets.push(o);
-        o += 8 + p.length;
+        o += HEADER_BYTES + p.length;
       }
       this.durableSize = at + bytes.length;
       this.records += payloads.length;
@@ -114,23 +211,40 @@ export class Spool {
     });
   }
 
-  /** Reads up to `maxRecords` records from the committed offset, leaving out delivered ones. */
+  /**
+   * Reads up to `maxRecords` records (about `maxBytes`) from the committed offset, leaving out
+   * delivered ones and skipping damaged bytes (reported once through onCorrupt).
+   */
   read(maxRecords: number, maxBytes = 1 << 20): Promise<SpoolBatch> {
     return this.serial(async () => {
-      const from = this.committedOffset;
-      const len = Math.min(maxBytes, this.durableSize - from);
-      const buf = Buffer.allocUnsafe(len);
-      const { bytesRead } = await this.fh.read(buf, 0, len, from);
-      let d = decodeRecords(buf.subarray(0, bytesRead), from, maxRecords);
-      if (d.records.length === 0 && d.stop === 'partial' && len < this.durableSize - from) {
-        // One record larger than maxBytes: read exactly it.
-        const big = Buffer.allocUnsafe(8 + buf.readUInt32BE(0));
-        await this.fh.read(big, 0, big.length, from);
-        d = decodeRecords(big, from, 1);
+      const records: SpoolRecord[] = [];
+      let frames = 0;
+      let at = this.committedOffset;
+      while (frames < maxRecords && at < this.durableSize) {
+        const holeEnd = this.holes.get(at);
+        if (holeEnd !== undefined) {
+          at = holeEnd;
+          continue;
+        }
+        const len = Math.min(Math.max(maxBytes, HEADER_BYTES), this.durableSize - at);
+        const buf = await readAt(this.fh, at, len);
+        let d = decodeRecords(buf, at, maxRecords - frames);
+        if (d.records.length === 0 && d.stop === 'partial' && at + len < this.durableSize) {
+          // One record larger than maxBytes (decodeRecords found its length plausible): read exactly it.
+          const frame = Math.min(HEADER_BYTES + buf.readUInt32BE(0), this.durableSize - at);
+          d = decodeRecords(await readAt(this.fh, at, frame), at, 1);
+        }
+        frames += d.records.length;
+        for (const r of d.records) if (!this.delivered.has(r.offset)) records.push(r);
+        at = d.end;
+        // Damaged bytes, or a frame that runs past the durable end: skip to the next valid frame.
+        if (d.stop === 'corrupt' || (d.stop === 'partial' && d.records.length === 0)) {
+          at = await this.skipDamage(at);
+          continue;
+        }
+        break;
       }
-      if (d.stop === 'corrupt') throw new Error(`spool ${this.path} is corrupt at offset ${d.end}`);
-      const records = d.records.filter((r) => !this.delivered.has(r.offset));
-      return { records, frames: d.records.length, next: d.end };
+      return { records, frames, next: at };
     });
   }
 
@@ -140,6 +254,7 @@ export class Spool {
       this.committedOffset = next;
       this.records = Math.max(0, this.records - recordsDone);
       for (const o of this.delivered) if (o < next) this.delivered.delete(o);
+      for (const h of this.holes.keys()) if (h < next) this.holes.delete(h);
       await this.writeMarker();
     });
   }
@@ -152,36 +267,113 @@ export class Spool {
     });
   }
 
+  /**
+   * Moves records aside to `<spool>.poison` (appended in the same framing, fsynced), for records that
+   * pass their CRC but cannot be sent (a schema change, a bug). The caller commits past them after.
+   * A crash before that commit quarantines them again on the next replay: the poison file is for
+   * people, who may see a record twice there, never in Kafka.
+   */
+  quarantine(records: SpoolRecord[]): Promise<void> {
+    return this.serial(async () => {
+      if (records.length === 0) return;
+      const fh = await open(
+        `${this.path}.poison`,
+        constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT,
+        0o644,
+      );
+      try {
+        await fh.write(encodeRecords(records.map((r) => r.payload)));
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      await fsyncDir(dirname(this.path));
+    });
+  }
+
   /** Empties the file if everything in it was replayed; false if something was appended meanwhile. */
   resetIfDrained(): Promise<boolean> {
     return this.serial(async () => {
       if (this.durableSize !== this.committedOffset) return false;
       if (this.durableSize === 0) return true;
       // Truncate first, then the marker: a crash in between leaves a marker offset past the end of
-      // an empty file, which open() clamps to 0. The other order could resend the whole file.
+      // an empty file, which open() clamps to 0 and rewrites. The other order could resend the file.
       await this.fh.truncate(0);
       await this.fh.datasync();
       this.durableSize = 0;
       this.committedOffset = 0;
       this.records = 0;
       this.delivered.clear();
+      this.holes.clear();
       await this.writeMarker();
       return true;
     });
   }
 
+  /**
+   * Deletes the spool (file and marker) and releases it, if everything in it was replayed: for a
+   * spool whose process is gone for good (the drain command). False, and still open, otherwise.
+   */
+  removeIfDrained(): Promise<boolean> {
+    return this.serial(async () => {
+      if (this.durableSize !== this.committedOffset) return false;
+      // The file goes first: a crash before the marker is gone leaves a marker past the end of a
+      // missing file, which the next open() clamps to 0.
+      await unlink(this.path);
+      await unlink(`${this.path}.marker`).catch(ignoreMissing);
+      await fsyncDir(dirname(this.path));
+      await this.shut();
+      return true;
+    });
+  }
+
+  /** Records the durable size in the marker, closes the file and releases the lock. */
   async close(): Promise<void> {
-    await this.serial(async () => this.fh.close());
+    await this.serial(async () => {
+      await this.writeMarker();
+      await this.shut();
+    }).catch(async (e: Error) => {
+      if (this.closed) return;
+      await this.shut(); // closing must release the file and the lock even if the marker failed
+      if (!(e instanceof SpoolLockLostError)) throw e;
+    });
+  }
+
+  private async shut(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+    if (!this.lockLost) await this.releaseLock();
+  }
+
+  /** Finds the end of damaged bytes at `at` (the next valid frame, or the durable end) and remembers them. */
+  private async skipDamage(at: number): Promise<number> {
+    const known = this.holes.get(at);
+    if (known !== undefined) return known; // found (and reported) by open()
+    const next = await nextFrame(this.fh, at, this.durableSize);
+    const end = next < 0 ? this.durableSize : next;
+    this.holes.set(at, end);
+    this.onCorrupt(at, end - at);
+    return end;
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+    const guarded = (): Promise<T> => {
+      if (this.lockLost) return Promise.reject(this.lockLost);
+      if (this.closed) return Promise.reject(new Error(`spool ${this.path} is closed`));
+      return fn();
+    };
+    const run = this.queue.then(guarded, guarded);
     this.queue = run.catch(() => undefined);
     return run;
   }
 
   private async writeMarker(): Promise<void> {
-    const marker: Marker = { offset: this.committedOffset, delivered: [...this.delivered] };
+    const marker: Marker = {
+      offset: this.committedOffset,
+      delivered: [...this.delivered],
+      durable: this.durableSize,
+    };
     const tmp = `${this.path}.marker.tmp`;
     const fh = await open(tmp, 'w');
     try {
@@ -195,19 +387,106 @@ export class Spool {
   }
 }
 
+/** Takes the spool's lock, waiting up to opts.lockWaitMs for another owner to release it or go stale. */
+async function lockSpool(
+  path: string,
+  opts: SpoolOptions,
+  onCompromised: (e: Error) => void,
+): Promise<() => Promise<void>> {
+  const stale = opts.lockStaleMs ?? LOCK_STALE_MS;
+  const waitMs = opts.lockWaitMs ?? stale + 2000;
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await lockfile.lock(path, { stale, realpath: false, retries: 0, onCompromised });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
+      const waited = Date.now() - started;
+      if (waited >= waitMs) throw new SpoolLockedError(path, waited);
+      await sleep(Math.min(LOCK_RETRY_MS, waitMs - waited));
+    }
+  }
+}
+
+interface Scan {
+  /** Valid records from `start`. */
+  records: number;
+  /** End of the last valid frame (`start` if none). */
+  validEnd: number;
+  /** Damaged ranges that a valid frame follows. */
+  holes: Map<number, number>;
+}
+
+/** Checks every frame in [start, end), resynchronising past damaged bytes. */
+async function scanFrom(
+  fh: FileHandle,
+  start: number,
+  end: number,
+  onCorrupt: (offset: number, bytes: number) => void,
+): Promise<Scan> {
+  const scan: Scan = { records: 0, validEnd: start, holes: new Map() };
+  let pos = start;
+  while (pos < end) {
+    const len = Math.min(SCAN_CHUNK, end - pos);
+    const d = decodeRecords(await readAt(fh, pos, len), pos);
+    scan.records += d.records.length;
+    if (d.records.length > 0) scan.validEnd = d.end;
+    // A chunk may end exactly on a record boundary ('end') or inside a record ('partial', read again
+    // from its start with the next chunk); either way the scan goes on to the end of the file.
+    if (d.stop === 'end' || (d.stop === 'partial' && d.end > pos && pos + len < end)) {
+      pos = d.end;
+      continue;
+    }
+    const next = await nextFrame(fh, d.end, end);
+    if (next < 0) break; // nothing valid follows: the caller decides what of the rest is durable
+    scan.holes.set(d.end, next);
+    onCorrupt(d.end, next - d.end);
+    pos = next;
+  }
+  return scan;
+}
+
+/** The offset of the first valid frame after `from` and before `end`, or -1. */
+async function nextFrame(fh: FileHandle, from: number, end: number): Promise<number> {
+  for (let c = from + 1; c + HEADER_BYTES < end; c += SCAN_CHUNK) {
+    // MAX_FRAME_BYTES beyond the candidates, so that each candidate frame can be checked whole.
+    const buf = await readAt(fh, c, Math.min(SCAN_CHUNK + MAX_FRAME_BYTES, end - c));
+    const i = findFrame(buf, 0, SCAN_CHUNK);
+    if (i >= 0) return c + i;
+  }
+  return -1;
+}
+
+async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  const { bytesRead } = await fh.read(buf, 0, length, position);
+  return buf.subarray(0, bytesRead);
+}
+
 async function readMarker(path: string): Promise<Marker> {
   try {
     const m = JSON.parse(await readFile(path, 'utf8')) as Partial<Marker>;
-    const offset = Number.isSafeInteger(m.offset) && (m.offset as number) >= 0 ? (m.offset as number) : 0;
+    const count = (v: unknown): number => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : 0);
     const delivered = Array.isArray(m.delivered) ? m.delivered.filter((o) => Number.isSafeInteger(o)) : [];
-    return { offset, delivered };
+    return { offset: count(m.offset), delivered, durable: count(m.durable) };
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { offset: 0, delivered: [] };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { offset: 0, delivered: [], durable: 0 };
     throw new Error(`cannot read spool marker ${path}: ${(e as Error).message}`);
   }
 }
 
-/** Makes a rename in `dir` durable. */
+/** mkdir -p, then makes each new folder's name durable (fsync of its parent). */
+async function mkdirDurable(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  const created: string[] = [];
+  for (let d = dir; d !== dirname(first); d = dirname(d)) created.unshift(d);
+  await fsyncDir(dirname(first));
+  // The spool's own folder is fsynced by open() once the file is in it.
+  for (const d of created.slice(0, -1)) await fsyncDir(d);
+}
+
+/** Makes a rename, creation or deletion in `dir` durable. */
 async function fsyncDir(dir: string): Promise<void> {
   const fh = await open(dir, 'r');
   try {
@@ -216,3 +495,9 @@ async function fsyncDir(dir: string): Promise<void> {
     await fh.close();
   }
 }
+
+function ignoreMissing(e: NodeJS.ErrnoException): void {
+  if (e.code !== 'ENOENT') throw e;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
