@@ -10,6 +10,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { Agent } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import type { RequestHandler } from 'express';
 import { createProxyServer } from 'http-proxy-3';
@@ -21,10 +22,13 @@ import { appTopics, createKafka, ensureTopics } from '../common/kafka.js';
 import { metricsText, registry } from '../common/metrics.js';
 import { ClickLog } from '../ingest/click-log.js';
 import { clickMetrics } from '../ingest/metrics.js';
+import { SpoolLockedError, spoolLockDir } from '../ingest/spool.js';
 import { startClickService, type ClickService, type ClickServiceOptions } from '../ingest/service.js';
 
 const METRICS_REQ = 'adclick:metrics-req';
 const METRICS_RES = 'adclick:metrics-res';
+/** A worker tells the primary it holds its spool's lock (so the primary may clear it once it dies). */
+const SPOOL_OWNED = 'adclick:spool-owned';
 interface MetricsMessage {
   type: string;
   id: number;
@@ -87,7 +91,9 @@ async function primary(): Promise<void> {
       ADCLICK_WORKER_INDEX: String(index),
       ADCLICK_WORKER_COUNT: String(count),
     });
+    let ownsSpool = false;
     w.on('message', (m: MetricsMessage) => {
+      if (m?.type === SPOOL_OWNED) ownsSpool = true;
       if (m?.type !== METRICS_REQ) return;
       aggregator.clusterMetrics().then(
         (text) => w.send({ type: METRICS_RES, id: m.id, text }),
@@ -95,6 +101,10 @@ async function primary(): Promise<void> {
       );
     });
     w.on('exit', (code, signal) => {
+      // The worker is gone: its spool lock would otherwise hold its replacement back until it goes
+      // stale (~10 s of refused clicks). Only a lock this worker held is cleared, never another
+      // process's.
+      if (ownsSpool) rmSync(spoolLockDir(spoolFile(index)), { recursive: true, force: true });
       if (stopping) return;
       // A worker that ran for a while gets a fresh backoff; one that keeps dying (a taken port, a
       // bad config) waits longer each time instead of spinning a core.
@@ -128,6 +138,7 @@ async function worker(): Promise<void> {
   AggregatorRegistry.setRegistries([registry]);
   new AggregatorRegistry(); // installs the worker's answer to the primary's metrics requests
   const service = await startClickWorker({ spoolPath: spoolFile(index), metricsText: clusterMetricsText });
+  process.send?.({ type: SPOOL_OWNED, id: 0 });
   const orphans = index === 0 ? await drainOrphanSpools(count) : [];
 
   let stopping = false;
@@ -140,24 +151,33 @@ async function worker(): Promise<void> {
   process.on('SIGINT', () => undefined); // the primary decides; a terminal's ^C reaches every process
 }
 
-/** Spool files of worker indexes this run does not have: replayed by worker 0. */
+/**
+ * Spool files of worker indexes this run does not have: replayed by worker 0. A spool another live
+ * process owns (its lock is held) is left to it; `npm run spool:drain` drains one by hand.
+ */
 async function drainOrphanSpools(count: number): Promise<ClickLog[]> {
   const files = await readdir(config.ADCLICK_SPOOL_DIR).catch(() => [] as string[]);
   const logs: ClickLog[] = [];
   for (const f of files) {
     const m = /^spool-(\d+)\.log$/.exec(f);
     if (!m || Number(m[1]) < count) continue;
-    logs.push(
-      await ClickLog.open({
-        kafka: createKafka(`adclick-ingest-orphan-${m[1]}`),
-        topic: config.KAFKA_CLICKS_TOPIC,
-        spoolPath: join(config.ADCLICK_SPOOL_DIR, f),
-        deadlineMs: config.ADCLICK_PRODUCE_DEADLINE_MS,
-        lingerMs: config.ADCLICK_PRODUCE_LINGER_MS,
-        batchMax: config.ADCLICK_PRODUCE_BATCH_MAX,
-        metrics: clickMetrics(),
-      }),
-    );
+    try {
+      logs.push(
+        await ClickLog.open({
+          kafka: createKafka(`adclick-ingest-orphan-${m[1]}`),
+          topic: config.KAFKA_CLICKS_TOPIC,
+          spoolPath: join(config.ADCLICK_SPOOL_DIR, f),
+          deadlineMs: config.ADCLICK_PRODUCE_DEADLINE_MS,
+          lingerMs: config.ADCLICK_PRODUCE_LINGER_MS,
+          batchMax: config.ADCLICK_PRODUCE_BATCH_MAX,
+          metrics: clickMetrics(),
+          spoolLockWaitMs: 0,
+        }),
+      );
+    } catch (e) {
+      if (!(e instanceof SpoolLockedError)) throw e;
+      console.log(`click worker 0: ${f} is owned by another live process; leaving it to its owner`);
+    }
   }
   return logs;
 }

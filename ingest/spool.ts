@@ -387,6 +387,9 @@ export class Spool {
   }
 }
 
+/** The folder proper-lockfile makes for a spool's lock (its default: `<spool>.lock`). */
+export const spoolLockDir = (spoolPath: string): string => `${spoolPath}.lock`;
+
 /** Takes the spool's lock, waiting up to opts.lockWaitMs for another owner to release it or go stale. */
 async function lockSpool(
   path: string,
@@ -398,7 +401,13 @@ async function lockSpool(
   const started = Date.now();
   for (;;) {
     try {
-      return await lockfile.lock(path, { stale, realpath: false, retries: 0, onCompromised });
+      return await lockfile.lock(path, {
+        stale,
+        realpath: false,
+        retries: 0,
+        onCompromised,
+        lockfilePath: spoolLockDir(path),
+      });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
       const waited = Date.now() - started;
