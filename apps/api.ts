@@ -3,22 +3,40 @@
 // is not a click, so users keep one base URL. It serves its own /healthz, /readyz (PostgreSQL and the
 // speed store) and /metrics (query latencies). Clicks never run here: a heavy advertiser query
 // takes no CPU from redirects. `createApiApp` is the whole app, used as-is by the tests.
+//
+// In front of every route: a request id (X-Request-Id, in every error body and log line), security
+// headers (helmet), 405 for a method a path does not take, and on /v1 the rate limits (Redis, so
+// they hold across replicas): failed authentications per client address, then requests per key.
+// /openapi.json describes it all, made from the same zod schemas the routes validate with.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import express, { type Express } from 'express';
+import type { Redis } from 'ioredis';
 import type pg from 'pg';
+import { z } from 'zod';
 import { authenticate } from '../common/auth.js';
 import { config } from '../common/config.js';
 import { createPool, migrate } from '../common/db.js';
-import { healthRouter } from '../common/health.js';
-import { sendApiError } from '../common/http-errors.js';
+import { healthRouter, healthRoutes } from '../common/health.js';
+import { apiErrorHandler, requestId, sendApiError } from '../common/http-errors.js';
+import { json, methodNotAllowed, openApiDocument, type ApiRoute } from '../common/openapi.js';
+import { configuredRateLimits, rateLimiters, type RateLimits } from '../common/rate-limits.js';
+import { createRedis } from '../common/redis.js';
+import { securityHeaders } from '../common/security-headers.js';
 import type { SpeedStore } from '../common/speed-store.js';
 import { createTemporalClient } from '../common/temporal.js';
 import { isoSeconds } from '../common/time.js';
 import { startBackfill } from '../batch-layer/operations.js';
-import { catalogueRouter } from '../ingest/catalogue-router.js';
-import { createServingRouter, dashboardStatic, type StartBackfill } from '../serving-layer/router.js';
+import { catalogueRouter, catalogueRoutes } from '../ingest/catalogue-router.js';
+import { clickRoutes } from '../ingest/click-handler.js';
+import { configuredSigningKeys, signingKeys, type SigningKeys } from '../ingest/impression.js';
+import {
+  createServingRouter,
+  dashboardStatic,
+  servingRoutes,
+  type StartBackfill,
+} from '../serving-layer/router.js';
 import { createSpeedStore } from '../speed-layer/speed-store.js';
 
 export interface ApiDeps {
@@ -26,29 +44,65 @@ export interface ApiDeps {
   speedStore: SpeedStore;
   /** For POST /v1/admin/backfills; default: a client connected on first use. */
   temporalClient?: Client;
-  signingSecret?: string;
+  /** Default: ADCLICK_SIGNING_KEYS / ADCLICK_SIGNING_SECRET. A plain secret: that one key, no key id. */
+  signingKeys?: SigningKeys | string;
+  /** Where the rate limits count (default: a client of REDIS_URL). */
+  redis?: Redis;
+  /** Over the configured limits (the bench raises them; tests lower them). */
+  rateLimits?: Partial<RateLimits>;
+  /** Key prefix of the rate-limit counters in Redis (tests keep their own buckets). */
+  rateLimitPrefix?: string;
   impressionTtlSeconds?: number;
   speedTimeoutMs?: number;
   now?: () => number;
 }
 
+/** Every route of the public HTTP surface (API.md), with its schemas. */
+export const apiRoutes: ApiRoute[] = [
+  ...catalogueRoutes,
+  ...servingRoutes,
+  ...clickRoutes,
+  ...healthRoutes,
+  {
+    method: 'get',
+    path: '/openapi.json',
+    summary: 'This document',
+    responses: { '200': json('OpenAPI 3.1', z.record(z.string(), z.unknown())) },
+  },
+];
+
 export function createApiApp(deps: ApiDeps): Express {
   const { pool, speedStore } = deps;
+  const keys = deps.signingKeys ?? configuredSigningKeys();
+  const limiters = rateLimiters(
+    deps.redis ?? rateLimitRedis(),
+    { ...configuredRateLimits(), ...deps.rateLimits },
+    deps.rateLimitPrefix,
+  );
+  const openApi = openApiDocument(apiRoutes, { title: 'adclick', version: '1' });
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', config.ADCLICK_TRUSTED_PROXY_HOPS);
+  app.use(requestId, securityHeaders());
   app.use(
     healthRouter({ probes: { postgres: () => pool.query('select 1'), speed: () => speedStore.ping() } }),
   );
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openApi);
+  });
+  app.use(methodNotAllowed(apiRoutes));
   app.use(dashboardStatic());
+  // Every /v1 route needs a key: authenticated once here, behind the failed-authentication limit.
+  app.use('/v1', limiters.authFailures, authenticate(pool), limiters.perCaller);
   app.use(
     catalogueRouter({
       pool,
-      signingSecret: deps.signingSecret ?? config.ADCLICK_SIGNING_SECRET,
+      signingKeys: typeof keys === 'string' ? signingKeys(undefined, keys) : keys,
       impressionTtlSeconds: deps.impressionTtlSeconds ?? config.ADCLICK_IMPRESSION_TTL_S,
       now: deps.now,
     }),
   );
-  app.use('/v1', express.json({ limit: '16kb' }), authenticate(pool));
+  app.use('/v1', express.json({ limit: '16kb' }));
   app.use(
     createServingRouter({
       pool,
@@ -59,7 +113,18 @@ export function createApiApp(deps: ApiDeps): Express {
     }),
   );
   app.use((_req, res) => sendApiError(res, 404, 'not_found', 'no such route'));
+  app.use(apiErrorHandler('api'));
   return app;
+}
+
+let sharedRedis: Redis | undefined;
+/** One Redis client per process for the rate limits of every app it builds (connects in the background). */
+function rateLimitRedis(): Redis {
+  if (!sharedRedis) {
+    sharedRedis = createRedis();
+    sharedRedis.connect().catch(() => undefined); // reconnects by itself; limits pass while it is away
+  }
+  return sharedRedis;
 }
 
 /** Starts the backfill workflow of a window (idempotent per window), connecting to Temporal lazily. */

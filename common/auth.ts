@@ -57,14 +57,24 @@ export function callerOf(res: Response): Caller {
 // Keys are never revoked today; the TTL bounds how long a revoked key would still work.
 const CACHE_TTL_MS = 60_000;
 const CACHE_MAX = 10_000;
+// A new key is random, so it was never looked up before it existed: remembering misses is safe.
+const UNKNOWN_TTL_MS = 60_000;
 
 /**
  * Express middleware: resolves `Authorization: Bearer <key>` to a `Caller` in `res.locals.caller`,
  * or answers 401 (missing or unknown key). The admin key is checked first, then advertisers by hash.
+ * A request already authenticated further up (apps/api.ts authenticates all of /v1 once, behind the
+ * failed-authentication limit) passes. Unknown keys are remembered briefly too: a client repeating
+ * a wrong key costs no query each time.
  */
 export function authenticate(pool: pg.Pool): RequestHandler {
   const cache = new LRUCache<string, string>({ max: CACHE_MAX, ttl: CACHE_TTL_MS });
+  const unknown = new LRUCache<string, true>({ max: CACHE_MAX, ttl: UNKNOWN_TTL_MS });
   return (req: Request, res: Response, next: NextFunction) => {
+    if ((res.locals as { caller?: Caller }).caller) {
+      next();
+      return;
+    }
     const key = bearerToken(req.headers.authorization);
     if (!key) {
       sendApiError(res, 401, 'unauthorized', 'send your API key as "Authorization: Bearer <key>"');
@@ -77,6 +87,10 @@ export function authenticate(pool: pg.Pool): RequestHandler {
     }
     const hash = hashApiKey(key);
     const hit = cache.get(hash);
+    if (unknown.has(hash)) {
+      sendApiError(res, 401, 'unauthorized', 'unknown API key');
+      return;
+    }
     if (hit !== undefined) {
       res.locals.caller = { kind: 'advertiser', advertiserId: hit } satisfies Caller;
       next();
@@ -89,6 +103,7 @@ export function authenticate(pool: pg.Pool): RequestHandler {
       .then((r) => {
         const row = r.rows[0];
         if (!row) {
+          unknown.set(hash, true);
           sendApiError(res, 401, 'unauthorized', 'unknown API key');
           return;
         }

@@ -4,6 +4,7 @@
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { isProduction, productionProblems, productionRefusal } from './production.js';
 
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -19,6 +20,28 @@ const schema = z.object({
   // Keys and secrets (dev defaults only; set real ones in production)
   ADCLICK_ADMIN_KEY: z.string().min(8).default('dev-admin-key'),
   ADCLICK_SIGNING_SECRET: z.string().min(16).default('dev-signing-secret-change-me'),
+  // --- Exposure: signing keys, rate limits, proxies (README "Running in production") ---
+  // Signing keys by id, current first: "k2:secret2,k1:secret1". New impressions are signed with the
+  // first and name it (`kid`); clicks are checked with the key they name, so a previous key stays
+  // valid until its impressions expire. A click URL without `kid` is checked with
+  // ADCLICK_SIGNING_SECRET (the single-key setting, still accepted), else with the current key.
+  ADCLICK_SIGNING_KEYS: z
+    .string()
+    .regex(/^\s*[A-Za-z0-9_-]{1,16}:[^,]{16,}(\s*,\s*[A-Za-z0-9_-]{1,16}:[^,]{16,})*\s*$/, {
+      message: 'must be "id:secret,id:secret" (id: 1-16 of A-Z a-z 0-9 _ -; secret: 16+ characters)',
+    })
+    .optional(),
+  // Requests per window; a request over the limit gets 429 with Retry-After. Counted in Redis, so
+  // the limits hold across API replicas. Failed authentications count per client address.
+  ADCLICK_RATE_LIMIT_WINDOW_S: positiveInt.default(60),
+  ADCLICK_RATE_LIMIT_ADVERTISER: positiveInt.default(600),
+  ADCLICK_RATE_LIMIT_ADMIN: positiveInt.default(6000),
+  ADCLICK_RATE_LIMIT_AUTH_FAILURES: positiveInt.default(20),
+  ADCLICK_RATE_LIMIT_AUTH_WINDOW_S: positiveInt.default(600),
+  // Proxies in front of the API that set X-Forwarded-For (the click process's proxy, or nginx in
+  // docker-compose.yml): the client address is taken that many hops from the right, no further.
+  ADCLICK_TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).default(1),
+  // --- end exposure ---
   ADCLICK_IMPRESSION_TTL_S: positiveInt.default(24 * 3600),
   // Kafka
   KAFKA_BROKERS: z.string().default('127.0.0.1:9092'),
@@ -96,7 +119,9 @@ const schema = z.object({
   SPEED_FLUSH_INTERVAL_MS: positiveInt.default(250),
   SPEED_LAYER_METRICS_PORT: port.default(9464),
   // Pinot table (REALTIME) over KAFKA_MINUTE_COUNTS_TOPIC, and how long it keeps minutes (days).
-  SPEED_PINOT_TABLE: z.string().default('minute_counts'),
+  // v2 rows carry the advertiser id (advertiser-wide reads): a new table, because Pinot's consuming
+  // segments do not take a column added to a live schema (docs/operations.md, "Advertiser ids").
+  SPEED_PINOT_TABLE: z.string().default('minute_counts_v2'),
   SPEED_PINOT_RETENTION_DAYS: positiveInt.default(7),
   // --- end speed layer ---
   // --- Failure drills: click clock offset ---
@@ -120,6 +145,17 @@ function load(env: NodeJS.ProcessEnv): Config {
 }
 
 export const config: Config = load(process.env);
+
+/** NODE_ENV=production: dev defaults are refused at start (common/production.ts), /metrics needs the admin key. */
+export const production = isProduction(process.env);
+if (production) {
+  const problems = productionProblems(config, process.env);
+  if (problems.length > 0) {
+    // Every process imports this module first: one message naming each problem, then no start.
+    console.error(productionRefusal(problems));
+    process.exit(1);
+  }
+}
 
 /** host and port of a `host:port` string, e.g. the first Kafka broker. */
 export function hostPort(address: string): { host: string; port: number } {

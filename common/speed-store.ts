@@ -29,6 +29,12 @@ export interface SpeedStore {
    * shipping one row per (ad, minute) of 1,000 busy ads would cost more than the query.
    */
   clickSums(adIds: readonly string[], from: number, to: number, bucketMs: number): Promise<SpeedTotals>;
+  /**
+   * The same sums over every ad of one advertiser, keyed by the advertiser where the data lives: the
+   * query does not list the advertiser's ads, so its cost does not grow with a list of 100,000 ids.
+   * Counts written before rows carried the advertiser (see docs/operations.md) are not in it.
+   */
+  advertiserClickSums(advertiserId: string, from: number, to: number, bucketMs: number): Promise<SpeedTotals>;
   /** Resolves when the store answers; rejects with the reason otherwise (used by /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,6 +1,8 @@
 // The catalogue and impressions API (API.md: Catalogue, Impressions) as an Express router:
-// advertisers and their keys, ads, and signed impressions. Bodies are validated with zod and every
-// error has the API's shape `{"error": {"code", "message"}}`.
+// advertisers and their keys, ads, and signed impressions. Every body, query string and path
+// parameter is validated by the zod schemas below, which `catalogueRoutes` also hands to the OpenAPI
+// document (common/openapi.ts); every error has the API's shape `{"error": {"code", "message",
+// "requestId"}}`.
 import express, { type Request, type Response, type Router } from 'express';
 import type pg from 'pg';
 import { z } from 'zod';
@@ -13,13 +15,14 @@ import {
   requireAdmin,
   type Caller,
 } from '../common/auth.js';
-import { apiErrorHandler, BadRequest, sendApiError } from '../common/http-errors.js';
-import { clickPath, newImpression } from './impression.js';
+import { apiErrorHandler, BadRequest, sendApiError, validate } from '../common/http-errors.js';
+import { json, jsonBody, keyedErrors, type ApiRoute } from '../common/openapi.js';
+import { clickPath, newImpression, type SigningKeys } from './impression.js';
 import { ID_PATTERN } from '../common/ids.js';
 
 export interface CatalogueOptions {
   pool: pg.Pool;
-  signingSecret: string;
+  signingKeys: SigningKeys;
   impressionTtlSeconds: number;
   now?: () => number;
 }
@@ -50,6 +53,77 @@ const listQuery = z.object({
   cursor: id.optional(),
   advertiserId: id.optional(),
 });
+const adParams = z.object({ adId: id });
+
+const adReply = z.object({
+  adId: z.string(),
+  advertiserId: z.string(),
+  redirectUrl: z.string(),
+  name: z.string().nullable(),
+});
+const advertiserReply = z.object({ advertiserId: z.string(), name: z.string(), apiKey: z.string() });
+const impressionReply = z.object({
+  impressionId: z.string(),
+  adId: z.string(),
+  expiresAt: z.string(),
+  clickUrl: z.string().describe('/c/<adId>?imp=&exp=&sig=[&kid=]: kid names the signing key'),
+});
+
+/** The routes of this router with their schemas (the OpenAPI document is made from them). */
+export const catalogueRoutes: ApiRoute[] = [
+  {
+    method: 'post',
+    path: '/v1/advertisers',
+    summary: 'Create an advertiser (admin); its key is returned this once',
+    security: [{ bearer: [] }],
+    request: { body: jsonBody(newAdvertiser) },
+    responses: {
+      '201': json('the advertiser and its key', advertiserReply),
+      ...keyedErrors({ '403': 'not the admin key', '413': 'body too large' }),
+    },
+  },
+  {
+    method: 'post',
+    path: '/v1/ads',
+    summary: 'Create an ad (its advertiser, or the admin naming the advertiser)',
+    security: [{ bearer: [] }],
+    request: { body: jsonBody(newAd) },
+    responses: {
+      '201': json('the ad', adReply),
+      ...keyedErrors({ '404': 'no such advertiser', '413': 'body too large' }),
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/ads',
+    summary: "One advertiser's ads, keyset-paged",
+    security: [{ bearer: [] }],
+    request: { query: listQuery },
+    responses: {
+      '200': json('a page of ads', z.object({ ads: z.array(adReply), nextCursor: z.string().nullable() })),
+      ...keyedErrors(),
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/ads/{adId}',
+    summary: 'One ad (its owner or the admin)',
+    security: [{ bearer: [] }],
+    request: { params: adParams },
+    responses: { '200': json('the ad', adReply), ...keyedErrors({ '404': 'no such ad (or not yours)' }) },
+  },
+  {
+    method: 'post',
+    path: '/v1/impressions',
+    summary: "A signed click URL for one showing of an ad (admin, or the ad's owner)",
+    security: [{ bearer: [] }],
+    request: { body: jsonBody(newImpressionBody) },
+    responses: {
+      '201': json('the impression', impressionReply),
+      ...keyedErrors({ '404': 'no such ad (or not yours)', '413': 'body too large' }),
+    },
+  },
+];
 
 interface AdRow {
   ad_id: string;
@@ -64,11 +138,7 @@ const adJson = (r: AdRow) => ({
   name: r.name,
 });
 
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  throw badRequest(r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-}
+const parse = <S extends z.ZodType>(schema: S, value: unknown): z.output<S> => validate(schema, value);
 
 const badRequest = (message: string): BadRequest => new BadRequest('bad_request', message);
 
@@ -130,7 +200,7 @@ function ownerForNewAd(caller: Caller, requested: string | undefined): string {
 /** GET /v1/ads/:adId (owner or admin; anyone else gets 404, no hint that it exists). */
 function getAd({ pool }: CatalogueOptions): Handler {
   return async (req, res) => {
-    const adId = parse(id, req.params.adId);
+    const { adId } = parse(adParams, req.params);
     const ad = await findAd(pool, adId);
     if (!ad || !canSeeAd(callerOf(res), ad.advertiser_id))
       return sendApiError(res, 404, 'not_found', `no ad ${adId}`);
@@ -166,7 +236,7 @@ function createImpression(opts: CatalogueOptions): Handler {
     const ad = await findAd(opts.pool, body.adId);
     if (!ad || !canSeeAd(callerOf(res), ad.advertiser_id))
       return sendApiError(res, 404, 'not_found', `no ad ${body.adId}`);
-    const i = newImpression(opts.signingSecret, body.adId, opts.impressionTtlSeconds, now());
+    const i = newImpression(opts.signingKeys, body.adId, opts.impressionTtlSeconds, now());
     res.status(201).json({
       impressionId: i.impressionId,
       adId: i.adId,

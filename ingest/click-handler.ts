@@ -3,6 +3,9 @@
 //   400 malformed ad id · 404 unknown ad (nothing logged) · 302 to the ad's registered URL for
 //   every known ad, whatever the impression says · 503 if the click cannot be logged durably.
 // The Location is always the URL stored with the ad; nothing from the request can change it.
+// Forged clicks stay cheap: the signature (and key id) is checked before Redis is asked anything, so
+// a bad one costs no Redis call, and the ad comes from the cache (one shared lookup per unknown id).
+// An error answer carries a request id (body and X-Request-Id), and the log line the same id.
 import { createHmac, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
@@ -10,19 +13,57 @@ import { CLICK_EVENT_VERSION, saltOf, type ClickEvent, type ClickStatus } from '
 import type { AdCache, CachedAd } from './ad-cache.js';
 import type { Destination } from './click-log.js';
 import type { DedupStore } from './dedup.js';
-import { checkImpression, isImpressionId } from './impression.js';
+import { checkImpression, isImpressionId, type SigningKeys } from './impression.js';
 import type { ClickMetrics, ClickOutcome } from './metrics.js';
 import { isId } from '../common/ids.js';
+import { z } from 'zod';
+import type { ApiRoute } from '../common/openapi.js';
+
+/**
+ * GET /c/:adId for the OpenAPI document. The lean path checks these parameters by hand (checkImpression,
+ * pure and unit-tested): a zod parse per click would cost more than the rest of the check, and a
+ * malformed impression is not a 400 here but a redirect that is not counted.
+ */
+export const clickRoutes: ApiRoute[] = [
+  {
+    method: 'get',
+    path: '/c/{adId}',
+    summary:
+      "A click: 302 to the ad's registered URL; counted only for a valid first click (HEAD is never counted)",
+    request: {
+      params: z.object({ adId: z.string().describe('decimal ad id') }),
+      query: z.object({
+        imp: z.string().uuid().optional().describe('impression id'),
+        exp: z.string().optional().describe('expiry, epoch ms'),
+        sig: z.string().optional().describe('HMAC-SHA256, base64url'),
+        kid: z.string().optional().describe('id of the signing key; absent: the unnamed key'),
+      }),
+    },
+    responses: {
+      '302': {
+        description: "redirect to the ad's registered URL (also for invalid or duplicate impressions)",
+      },
+      '400': { description: 'malformed ad id' },
+      '404': { description: 'unknown ad' },
+      '503': {
+        description:
+          'the click could not be logged (log_unavailable) or the catalogue read (catalogue_unavailable)',
+      },
+    },
+  },
+];
 
 export interface ClickHandlerDeps {
   ads: AdCache;
   dedup: DedupStore;
   clickLog: { append(event: ClickEvent): Promise<Destination> };
-  signingSecret: string;
+  signingKeys: SigningKeys;
   /** Key salts per ad (rule 7). */
   salts: number;
   metrics: ClickMetrics;
   now?: () => number;
+  /** Where error details go, under the request id of the answer (default: console.error). */
+  log?: (message: string) => void;
 }
 
 export type ClickRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -42,8 +83,22 @@ class ClickRoute {
   // one client (or proxy) sends many clicks.
   private readonly ipHashes = new LRUCache<string, string>({ max: 10_000 });
 
+  private readonly error: (
+    res: ServerResponse,
+    status: number,
+    code: string,
+    message: string,
+    detail?: string,
+  ) => void;
+
   constructor(private readonly deps: ClickHandlerDeps) {
     this.now = deps.now ?? Date.now;
+    const log = deps.log ?? ((m: string) => console.error(m));
+    this.error = (res, status, code, message, detail) => {
+      const requestId = error(res, status, code, message);
+      if (status >= 500 && requestId)
+        log(`[click] request ${requestId}: ${status} ${code}${detail ? `: ${detail}` : ''}`);
+    };
   }
 
   /** Checks the ad id and method, then answers from the ad cache (or after one catalogue lookup). */
@@ -53,12 +108,12 @@ class ClickRoute {
     const adId = url.slice(PREFIX.length, q === -1 ? undefined : q);
     if (!isId(adId)) {
       this.count('malformed');
-      error(res, 400, 'bad_ad_id', 'the ad id must be a positive decimal integer');
+      this.error(res, 400, 'bad_ad_id', 'the ad id must be a positive decimal integer');
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
-      error(res, 405, 'method_not_allowed', 'clicks are GET requests');
+      this.error(res, 405, 'method_not_allowed', 'clicks are GET requests');
       return;
     }
     const query = q === -1 ? '' : url.slice(q + 1);
@@ -69,7 +124,14 @@ class ClickRoute {
     }
     this.deps.ads.get(adId).then(
       (ad) => this.answer(req, res, adId, ad, query),
-      () => error(res, 503, 'catalogue_unavailable', 'the ad catalogue cannot be read; try again'),
+      (e: Error) =>
+        this.error(
+          res,
+          503,
+          'catalogue_unavailable',
+          'the ad catalogue cannot be read; try again',
+          e.message,
+        ),
     );
   }
 
@@ -82,7 +144,7 @@ class ClickRoute {
   ) {
     if (!ad) {
       this.count('unknown_ad');
-      error(res, 404, 'not_found', `no ad ${adId}`);
+      this.error(res, 404, 'not_found', `no ad ${adId}`);
       return;
     }
     // HEAD (link previews, prefetchers) learns the target but is not a click.
@@ -90,7 +152,9 @@ class ClickRoute {
       redirect(res, ad.redirectUrl);
       return;
     }
-    this.log(req, res, adId, ad, query).catch(() => error(res, 500, 'internal', 'click handling failed'));
+    this.log(req, res, adId, ad, query).catch((e: Error) =>
+      this.error(res, 500, 'internal', 'click handling failed', e.stack ?? e.message),
+    );
   }
 
   /** Judges the impression, logs the click durably, then redirects (503 when it cannot be logged). */
@@ -99,7 +163,15 @@ class ClickRoute {
     const params = new URLSearchParams(query);
     const imp = params.get('imp');
     const exp = params.get('exp');
-    const check = checkImpression(this.deps.signingSecret, adId, imp, exp, params.get('sig'), ts);
+    const check = checkImpression(
+      this.deps.signingKeys,
+      adId,
+      imp,
+      exp,
+      params.get('sig'),
+      ts,
+      params.get('kid'),
+    );
     let status: ClickStatus = check === 'ok' ? 'valid' : check;
     if (check === 'ok') {
       const answer = await this.deps.dedup.firstClick(imp!, Number(exp) - ts);
@@ -109,8 +181,14 @@ class ClickRoute {
     const eventId = imp && isImpressionId(imp) ? imp : randomUUID();
     try {
       await this.deps.clickLog.append(this.event(req, eventId, adId, ad, ts, status));
-    } catch {
-      error(res, 503, 'log_unavailable', 'the click could not be logged; try again');
+    } catch (e) {
+      this.error(
+        res,
+        503,
+        'log_unavailable',
+        'the click could not be logged; try again',
+        (e as Error).message,
+      );
       return;
     }
     this.count(status);
@@ -148,7 +226,10 @@ class ClickRoute {
     if (!ip) return undefined;
     let h = this.ipHashes.get(ip);
     if (!h) {
-      h = createHmac('sha256', this.deps.signingSecret).update(ip).digest('base64url').slice(0, 16);
+      h = createHmac('sha256', this.deps.signingKeys.current.secret)
+        .update(ip)
+        .digest('base64url')
+        .slice(0, 16);
       this.ipHashes.set(ip, h);
     }
     return h;
@@ -166,9 +247,17 @@ function redirect(res: ServerResponse, location: string): void {
   res.end();
 }
 
-function error(res: ServerResponse, status: number, code: string, message: string): void {
-  if (res.headersSent) return;
-  const body = JSON.stringify({ error: { code, message } });
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+/** Answers the API's error shape with a fresh request id (returned; undefined if too late to answer). */
+function error(res: ServerResponse, status: number, code: string, message: string): string | undefined {
+  if (res.headersSent) return undefined;
+  const requestId = randomUUID();
+  const body = JSON.stringify({ error: { code, message, requestId } });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-request-id': requestId,
+    'x-content-type-options': 'nosniff',
+  });
   res.end(body);
+  return requestId;
 }

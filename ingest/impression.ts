@@ -1,7 +1,14 @@
-// Signed impressions: the ad-serving side gets `/c/<adId>?imp&exp&sig` from POST /v1/impressions and
-// the click path checks it. The signature is HMAC-SHA256 over `${adId}.${imp}.${exp}` (base64url),
+// Signed impressions: the ad-serving side gets `/c/<adId>?imp&exp&sig[&kid]` from POST /v1/impressions
+// and the click path checks it. The signature is HMAC-SHA256 over `${adId}.${imp}.${exp}` (base64url),
 // compared in constant time; pure functions, no I/O.
+//
+// Key rotation: an impression names the key that signed it (`kid`), so a new key can sign while the
+// previous one still checks the impressions it signed until they expire. A URL without `kid` (every
+// URL issued before key ids existed, and those signed with ADCLICK_SIGNING_SECRET alone) is checked
+// with the unnamed key. An unknown `kid` is a bad signature, decided without any HMAC.
 import { createHmac, createSecretKey, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { config } from '../common/config.js';
+import { DEV_DEFAULTS } from '../common/production.js';
 
 export interface Impression {
   impressionId: string;
@@ -9,7 +16,51 @@ export interface Impression {
   /** Epoch ms after which a click is `expired`. */
   expiresAt: number;
   sig: string;
+  /** Id of the key that signed it; absent for the unnamed key. */
+  kid?: string;
 }
+
+/** The keys of the click path: one signs, every listed one checks what it signed. */
+export interface SigningKeys {
+  /** Signs new impressions; `id` goes into the click URL (none: the unnamed key). */
+  current: { id?: string; secret: string };
+  /** Secrets by key id, for clicks that name their key. */
+  byId: ReadonlyMap<string, string>;
+  /** Checks clicks that name no key. */
+  unnamed: string;
+}
+
+/**
+ * The keyring from ADCLICK_SIGNING_KEYS ("k2:secret2,k1:secret1", current first) and
+ * ADCLICK_SIGNING_SECRET. Without keys, the secret alone signs and checks, with no key id (the URLs
+ * of before key ids). With keys, URLs without a key id are checked with the secret, unless it is
+ * the development default (i.e. not set), then with the current key.
+ */
+export function signingKeys(keysText: string | undefined, secret: string): SigningKeys {
+  const entries = (keysText ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '')
+    .map((e) => {
+      const at = e.indexOf(':');
+      return { id: e.slice(0, at), secret: e.slice(at + 1) };
+    });
+  const first = entries[0];
+  if (!first) return { current: { secret }, byId: new Map(), unnamed: secret };
+  return {
+    current: first,
+    byId: new Map(entries.map((e) => [e.id, e.secret])),
+    unnamed: secret === DEV_DEFAULTS.ADCLICK_SIGNING_SECRET ? first.secret : secret,
+  };
+}
+
+/** The keyring of the configuration (ADCLICK_SIGNING_KEYS, ADCLICK_SIGNING_SECRET). */
+export const configuredSigningKeys = (): SigningKeys =>
+  signingKeys(config.ADCLICK_SIGNING_KEYS, config.ADCLICK_SIGNING_SECRET);
+
+/** A single secret (tests, tools) as a keyring: it signs and checks URLs without a key id. */
+const asKeys = (keys: SigningKeys | string): SigningKeys =>
+  typeof keys === 'string' ? { current: { secret: keys }, byId: new Map(), unnamed: keys } : keys;
 
 /** What the signature and expiry say about a click, before the duplicate check. */
 export type ImpressionCheck = 'ok' | 'bad_signature' | 'expired';
@@ -43,30 +94,43 @@ export function signImpression(
     .digest('base64url');
 }
 
-export function newImpression(secret: string, adId: string, ttlSeconds: number, now: number): Impression {
+export function newImpression(
+  keys: SigningKeys | string,
+  adId: string,
+  ttlSeconds: number,
+  now: number,
+): Impression {
+  const { current } = asKeys(keys);
   const impressionId = randomUUID();
   const expiresAt = now + ttlSeconds * 1000;
-  return { impressionId, adId, expiresAt, sig: signImpression(secret, adId, impressionId, expiresAt) };
+  const sig = signImpression(current.secret, adId, impressionId, expiresAt);
+  return { impressionId, adId, expiresAt, sig, ...(current.id !== undefined && { kid: current.id }) };
 }
 
 /** The click URL path of an impression, relative to the click service's base URL. */
 export function clickPath(i: Impression): string {
-  return `/c/${i.adId}?imp=${i.impressionId}&exp=${i.expiresAt}&sig=${i.sig}`;
+  const kid = i.kid === undefined ? '' : `&kid=${encodeURIComponent(i.kid)}`;
+  return `/c/${i.adId}?imp=${i.impressionId}&exp=${i.expiresAt}&sig=${i.sig}${kid}`;
 }
 
 /**
  * Checks the query parameters of a click against `adId`. The signature is checked first, so an
- * unsigned or tampered link is `bad_signature` whatever its expiry says.
+ * unsigned or tampered link is `bad_signature` whatever its expiry says; so is one naming a key id
+ * the keyring does not have.
  */
 export function checkImpression(
-  secret: string,
+  keys: SigningKeys | string,
   adId: string,
   imp: string | null,
   exp: string | null,
   sig: string | null,
   now: number,
+  kid: string | null = null,
 ): ImpressionCheck {
   if (!imp || !exp || !sig || !isImpressionId(imp) || !EXPIRY.test(exp)) return 'bad_signature';
+  const ring = asKeys(keys);
+  const secret = kid === null ? ring.unnamed : ring.byId.get(kid);
+  if (secret === undefined) return 'bad_signature';
   const expected = Buffer.from(signImpression(secret, adId, imp, Number(exp)), 'utf8');
   const given = Buffer.from(sig, 'utf8');
   // timingSafeEqual needs equal lengths; a length mismatch leaks only the (public) signature length.

@@ -10,13 +10,15 @@ import type pg from 'pg';
 import { config } from '../common/config.js';
 import { createPool } from '../common/db.js';
 import { healthRouter } from '../common/health.js';
-import { sendApiError } from '../common/http-errors.js';
+import { requestId, sendApiError } from '../common/http-errors.js';
+import { securityHeaders } from '../common/security-headers.js';
 import { createKafka } from '../common/kafka.js';
 import { AdCache, pgAdLoader } from './ad-cache.js';
 import { createClickHandler } from './click-handler.js';
 import { ClickLog } from './click-log.js';
 import { createClickRedis, redisDedup, redisReady } from './dedup.js';
 import { createHttpServer } from './http-server.js';
+import { configuredSigningKeys, signingKeys, type SigningKeys } from './impression.js';
 import { clickMetrics } from './metrics.js';
 
 export interface ClickServiceOptions {
@@ -27,7 +29,8 @@ export interface ClickServiceOptions {
   kafka?: Kafka;
   redisUrl?: string;
   pool?: pg.Pool;
-  signingSecret?: string;
+  /** Default: ADCLICK_SIGNING_KEYS and ADCLICK_SIGNING_SECRET. A plain secret: that one key, no key id. */
+  signingKeys?: SigningKeys | string;
   salts?: number;
   deadlineMs?: number;
   lingerMs?: number;
@@ -63,7 +66,8 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
   const kafka = opts.kafka ?? createKafka('adclick-ingest');
   const redis = createClickRedis(opts.redisUrl ?? config.REDIS_URL);
   const metrics = clickMetrics();
-  const signingSecret = opts.signingSecret ?? config.ADCLICK_SIGNING_SECRET;
+  const keys = opts.signingKeys ?? configuredSigningKeys();
+  const signing = typeof keys === 'string' ? signingKeys(undefined, keys) : keys;
 
   const redisUp = redisReady(redis, opts.redisStartWaitMs ?? 3000);
   const clickLog = await ClickLog.open({
@@ -96,7 +100,7 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
     ads,
     dedup: redisDedup(redis, opts.redisDeadlineMs ?? config.ADCLICK_REDIS_DEADLINE_MS),
     clickLog,
-    signingSecret,
+    signingKeys: signing,
     salts: opts.salts ?? config.ADCLICK_KEY_SALTS,
     metrics,
     now: clickClock(opts.clockOffsetMs ?? config.ADCLICK_CLOCK_OFFSET_MS),
@@ -105,6 +109,7 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
   const kafkaAdmin = kafka.admin();
   const app = express();
   app.disable('x-powered-by');
+  app.use(requestId, securityHeaders());
   app.use(
     healthRouter({
       probes: {

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { DAY_MS, HOUR_MS } from '../common/time.js';
-import type { BatchStore, FinalizedHour } from './batch-store.js';
+import type { AdScope, BatchStore, FinalizedHour } from './batch-store.js';
 import type { AdClicks } from './speed-sums.js';
 
 export class FinalizedAdTotals {
@@ -18,9 +18,10 @@ export class FinalizedAdTotals {
     this.days = new LRUCache({ max: maxDays });
   }
 
+  /** `ads`: every ad of the advertiser (keyed by it), or a list of its ads. */
   async totals(
     advertiserId: string,
-    adIds: readonly string[],
+    ads: AdScope,
     from: number,
     to: number,
     hours: readonly FinalizedHour[],
@@ -37,14 +38,15 @@ export class FinalizedAdTotals {
       for (let h = d; h < d + DAY_MS; h += HOUR_MS) versions.push(version.get(h) ?? '');
       if (versions.includes('')) continue;
       cachedDays.add(d);
-      const key = `${advertiserId}:${adIds.length}:${d}:${createHash('sha1').update(versions.join(',')).digest('hex')}`;
+      const scope = 'advertiserId' in ads ? 'all' : ads.length;
+      const key = `${advertiserId}:${scope}:${d}:${createHash('sha1').update(versions.join(',')).digest('hex')}`;
       const hit = this.days.get(key);
       if (hit) {
         for (const [adId, clicks] of hit) add(adId, clicks);
       } else missing.push({ day: d, key });
     }
     const fetched = await this.batch.adDayTotals(
-      adIds,
+      ads,
       missing.map((m) => m.day),
     );
     for (const { day, key } of missing) {
@@ -55,7 +57,7 @@ export class FinalizedAdTotals {
 
     // The finalized hours outside those days (partial days, partial hours at the ends) from SQL.
     const rest = new Set([...version.keys()].filter((h) => !cachedDays.has(h - (h % DAY_MS))));
-    for (const r of await this.batch.adTotalsOverFinalized(adIds, from, to, rest)) add(r.adId, r.clicks);
+    for (const r of await this.batch.adTotalsOverFinalized(ads, from, to, rest)) add(r.adId, r.clicks);
     return [...sum].map(([adId, clicks]) => ({ adId, clicks }));
   }
 }

@@ -23,6 +23,15 @@ export interface StoredReconciliation {
 }
 
 const ts = (ms: number): Date => new Date(ms);
+
+/** Which ads a per-ad sum covers: listed ones, or every ad of an advertiser (no id list in the query). */
+export type AdScope = readonly string[] | { advertiserId: string };
+/** The `where` condition on `ad_id` for `scope`, its value bound as `$1`. */
+const adCondition = (scope: AdScope): [string, unknown] =>
+  'advertiserId' in scope
+    ? ['ad_id in (select ad_id from ads where advertiser_id = $1)', scope.advertiserId]
+    : ['ad_id = any($1::bigint[])', scope];
+const isEmpty = (scope: AdScope): boolean => !('advertiserId' in scope) && scope.length === 0;
 const toCounts = (rows: Array<{ start: number; clicks: string | number }>): Count[] =>
   rows.map((r) => ({ start: r.start, clicks: Number(r.clicks) }));
 /** Epoch ms of a timestamptz column, computed by PostgreSQL (cheaper than parsing a Date per row). */
@@ -105,16 +114,17 @@ export class BatchStore {
   }
 
   /**
-   * Clicks per ad of `adIds` over the finalized hours of [from, to): hour rollups for whole hours,
+   * Clicks per ad of `ads` over the finalized hours of [from, to): hour rollups for whole hours,
    * minute rows for the partial hours at the ends of a minute-aligned range.
    */
   async adTotalsOverFinalized(
-    adIds: readonly string[],
+    ads: AdScope,
     from: number,
     to: number,
     finalized: ReadonlySet<number>,
   ): Promise<Array<{ adId: string; clicks: number }>> {
-    if (adIds.length === 0) return [];
+    if (isEmpty(ads)) return [];
+    const [adsWhere, adsValue] = adCondition(ads);
     const wholeFrom = Math.ceil(from / HOUR_MS) * HOUR_MS;
     const wholeTo = Math.max(wholeFrom, hourOf(to));
     const wholeHours = [...finalized].filter((h) => h >= wholeFrom && h < wholeTo).map(ts);
@@ -131,32 +141,30 @@ export class BatchStore {
     const r = await this.pool.query<{ ad_id: string; clicks: string }>(
       `select ad_id, sum(clicks)::bigint as clicks from (
          select ad_id, clicks from click_counts_hour
-          where ad_id = any($1::bigint[]) and hour = any($2::timestamptz[])
+          where ${adsWhere} and hour = any($2::timestamptz[])
          union all
          select ad_id, clicks from click_counts_minute
-          where ad_id = any($1::bigint[])
+          where ${adsWhere}
             and ((minute >= $3 and minute < $4) or (minute >= $5 and minute < $6))
        ) c group by ad_id`,
-      [adIds, wholeHours, e1from, e1to, e2from, e2to],
+      [adsValue, wholeHours, e1from, e1to, e2from, e2to],
     );
     return r.rows.map((row) => ({ adId: row.ad_id, clicks: Number(row.clicks) }));
   }
 
   /** Per-ad clicks of each of `days` (day starts, every hour finalized) from the hour rollups. */
-  async adDayTotals(
-    adIds: readonly string[],
-    days: readonly number[],
-  ): Promise<Map<number, Map<string, number>>> {
+  async adDayTotals(ads: AdScope, days: readonly number[]): Promise<Map<number, Map<string, number>>> {
     const out = new Map<number, Map<string, number>>();
-    if (adIds.length === 0 || days.length === 0) return out;
+    if (isEmpty(ads) || days.length === 0) return out;
+    const [adsWhere, adsValue] = adCondition(ads);
     const r = await this.pool.query<{ ad_id: string; day: number; clicks: string }>(
       `select ad_id, ${epochMs("date_bin('1 day', hour, timestamptz '1970-01-01')")} as day,
               sum(clicks)::bigint as clicks
          from click_counts_hour
-        where ad_id = any($1::bigint[]) and hour >= $2 and hour < $3
+        where ${adsWhere} and hour >= $2 and hour < $3
           and date_bin('1 day', hour, timestamptz '1970-01-01') = any($4::timestamptz[])
         group by 1, 2`,
-      [adIds, ts(Math.min(...days)), ts(Math.max(...days) + DAY_MS), days.map(ts)],
+      [adsValue, ts(Math.min(...days)), ts(Math.max(...days) + DAY_MS), days.map(ts)],
     );
     for (const d of days) out.set(d, new Map());
     for (const row of r.rows) out.get(row.day)?.set(row.ad_id, Number(row.clicks));

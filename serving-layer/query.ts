@@ -1,5 +1,9 @@
 // Parsing and validation of the metrics API's query parameters (API.md, Metrics): ids, times,
 // granularity, alignment, range limits and their defaults. Pure; errors carry the 400 body to send.
+// The zod schemas say what each query string may hold (they validate every request and make the
+// OpenAPI document); the functions below turn the checked strings into ranges and apply the rules
+// that involve several fields or the clock.
+import { z } from 'zod';
 import { BadRequest } from '../common/http-errors.js';
 import {
   DAY_MS,
@@ -11,7 +15,61 @@ import {
   parseDate,
   type Granularity,
 } from '../common/time.js';
-import { isId } from '../common/ids.js';
+import { ID_PATTERN, isId } from '../common/ids.js';
+
+const TIME_TEXT = /^(\d{1,15}|\d{4}-\d{2}-\d{2}T.*(Z|[+-]\d{2}:?\d{2}))$/;
+const time = z
+  .union([z.literal(''), z.string().regex(TIME_TEXT)], {
+    error: 'must be an ISO-8601 UTC time like 2026-11-27T10:00:00Z, or epoch milliseconds (once)',
+  })
+  .describe(
+    'ISO-8601 UTC time (e.g. 2026-11-27T10:00:00Z) or epoch milliseconds, aligned to the granularity',
+  );
+const id = z.string().regex(ID_PATTERN, 'must be a decimal id (1 to 18 digits, no leading zero)');
+
+/** Query of GET /v1/ads/:adId/clicks. */
+export const clicksQuery = z.object({
+  from: time.optional(),
+  to: time.optional(),
+  granularity: z
+    .enum(['minute', 'hour', 'day'], { error: 'granularity must be one of minute, hour, day' })
+    .or(z.literal(''))
+    .optional(),
+});
+/** Query of GET /v1/advertisers/me/clicks. */
+export const advertiserClicksQuery = clicksQuery.extend({
+  top: z
+    .string()
+    .regex(/^\d{1,4}$/, 'top must be an integer from 1 to 1000')
+    .or(z.literal(''))
+    .optional()
+    .describe('how many top ads (1 to 1000, default 10)'),
+  advertiserId: id.optional().describe('with the admin key: the advertiser'),
+});
+export const adPathParams = z.object({ adId: id });
+/** Query of GET /v1/admin/hours. */
+export const hoursQuery = z.object({ from: time.optional(), to: time.optional() });
+/** Query of GET /v1/admin/reconciliation. */
+export const reconciliationQuery = z.object({
+  date: z
+    .string({ error: 'date must be given as YYYY-MM-DD' })
+    .regex(/^\d{4}-\d{2}-\d{2}$/, 'date must be YYYY-MM-DD'),
+});
+/** Body of POST /v1/admin/backfills. */
+export const backfillBody = z.object({
+  from: z.union([z.string(), z.number()]).describe('hour-aligned ISO-8601 UTC time or epoch ms'),
+  to: z.union([z.string(), z.number()]).describe('hour-aligned ISO-8601 UTC time or epoch ms'),
+});
+/** The 400 code of a bad query field. */
+export const QUERY_CODES: Record<string, string> = {
+  from: 'invalid_time',
+  to: 'invalid_time',
+  granularity: 'invalid_granularity',
+  top: 'invalid_top',
+  advertiserId: 'invalid_advertiser_id',
+  adId: 'invalid_ad_id',
+  date: 'invalid_date',
+};
 
 export function parseId(value: unknown, what: string): string {
   if (!isId(value))

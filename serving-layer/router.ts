@@ -8,15 +8,31 @@
 // advertiser's ad id list, which only grows).
 //
 // Speed layer down: the request still answers 200 from the batch layer; buckets that needed the speed
-// layer carry `"unavailable": true` (their `clicks` hold only the batch part) and the body says why
-// in `"unavailable": {"layer": "speed", "reason": ...}`. Clients that only look at `final` still see
-// those buckets as not final.
+// layer carry `"unavailable": true` (their `clicks` hold only the batch part) and the body says so
+// in `"unavailable": {"layer": "speed", "reason": ..., "requestId": ...}` — the store's own error
+// (hosts, broker replies) goes to the log under that request id, never to the client. Clients that
+// only look at `final` still see those buckets as not final.
+//
+// An advertiser's series and top ads are read keyed by the advertiser in every store, never by a list
+// of its ad ids, so an advertiser with 100,000 ads costs no 100,000-literal query.
+//
+// Every query string and body is validated by the schemas of query.ts; `servingRoutes` hands the
+// same schemas to the OpenAPI document.
 import express, { type Request, type Response, type Router } from 'express';
+import { z } from 'zod';
 import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 import { Histogram } from 'prom-client';
 import { callerOf, canSeeAd, requireAdmin, type Caller } from '../common/auth.js';
-import { apiErrorHandler, BadRequest, sendApiError } from '../common/http-errors.js';
+import {
+  apiErrorHandler,
+  BadRequest,
+  logRequest,
+  requestIdOf,
+  sendApiError,
+  validate,
+} from '../common/http-errors.js';
+import { json, jsonBody, keyedErrors, type ApiRoute } from '../common/openapi.js';
 import { registry } from '../common/metrics.js';
 import type { SpeedStore } from '../common/speed-store.js';
 import { HOUR_MS, hourOf, isoSeconds } from '../common/time.js';
@@ -24,15 +40,22 @@ import { BatchStore } from './batch-store.js';
 import { FinalizedAdTotals } from './ad-totals.js';
 import { mergeClicks, topAds, type Count, type MergedPoint, type MergedSeries } from './merge.js';
 import {
+  adPathParams,
+  advertiserClicksQuery,
+  backfillBody,
   checkRange,
+  clicksQuery,
+  hoursQuery,
   parseDateParam,
   parseId,
   parseRange,
   parseTime,
   parseTop,
+  QUERY_CODES,
+  reconciliationQuery,
   type TimeRange,
 } from './query.js';
-import { speedPart, type SpeedPart } from './speed-sums.js';
+import { speedPart, type SpeedPart, type SpeedScope } from './speed-sums.js';
 
 /** Starts the batch layer's backfill of [from, to) (the API process wires it to Temporal). */
 export type StartBackfill = (range: { from: number; to: number }) => Promise<{ workflowId: string }>;
@@ -68,7 +91,6 @@ class ServingContext {
   readonly finalizedAdTotals: FinalizedAdTotals;
   readonly now: () => number;
   private readonly owners = new LRUCache<string, string>({ max: 100_000 }); // an ad never changes owner
-  private readonly adIdLists = new LRUCache<string, string[]>({ max: 10_000, ttl: 1000 });
 
   constructor(readonly deps: ServingDeps) {
     this.batch = new BatchStore(deps.pool);
@@ -76,8 +98,8 @@ class ServingContext {
     this.now = deps.now ?? Date.now;
   }
 
-  speed(adIds: readonly string[], range: TimeRange, finalized: ReadonlySet<number>): Promise<SpeedPart> {
-    return speedPart(this.deps.speedStore, adIds, range, finalized, this.deps.speedTimeoutMs ?? 2000);
+  speed(scope: SpeedScope, range: TimeRange, finalized: ReadonlySet<number>): Promise<SpeedPart> {
+    return speedPart(this.deps.speedStore, scope, range, finalized, this.deps.speedTimeoutMs ?? 2000);
   }
 
   async adOwner(adId: string): Promise<string | undefined> {
@@ -87,17 +109,112 @@ class ServingContext {
     if (owner !== undefined) this.owners.set(adId, owner);
     return owner;
   }
-
-  async advertiserAdIds(advertiserId: string): Promise<string[]> {
-    const hit = this.adIdLists.get(advertiserId);
-    if (hit) return hit;
-    const ids = await this.batch.advertiserAdIds(advertiserId);
-    this.adIdLists.set(advertiserId, ids);
-    return ids;
-  }
 }
 
 type Handler = (req: Request, res: Response) => Promise<void>;
+
+const point = z.object({
+  start: z.string(),
+  clicks: z.number().int(),
+  final: z.boolean(),
+  unavailable: z.literal(true).optional(),
+});
+const series = {
+  granularity: z.enum(['minute', 'hour', 'day']),
+  from: z.string(),
+  to: z.string(),
+  total: z.number().int(),
+  points: z.array(point),
+  unavailable: z
+    .object({ layer: z.literal('speed'), reason: z.string(), requestId: z.string() })
+    .optional()
+    .describe('the speed layer did not answer: provisional counts are missing'),
+};
+const adminOnly = { '403': 'not the admin key' };
+
+/** The routes of this router with their schemas (the OpenAPI document is made from them). */
+export const servingRoutes: ApiRoute[] = [
+  {
+    method: 'get',
+    path: '/',
+    summary: 'The dashboard (enter an advertiser key in the page)',
+    responses: { '200': { description: 'HTML', content: { 'text/html': { schema: z.string() } } } },
+  },
+  {
+    method: 'get',
+    path: '/v1/ads/{adId}/clicks',
+    summary: "One ad's clicks per minute, hour or day (owner or admin)",
+    security: [{ bearer: [] }],
+    request: { params: adPathParams, query: clicksQuery },
+    responses: {
+      '200': json('the merged series', z.object({ adId: z.string(), ...series })),
+      ...keyedErrors({ '404': 'no such ad (or not yours)' }),
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/advertisers/me/clicks',
+    summary: "The advertiser's clicks summed over its ads, and its top ads",
+    security: [{ bearer: [] }],
+    request: { query: advertiserClicksQuery },
+    responses: {
+      '200': json(
+        'the merged series and the top ads',
+        z.object({
+          advertiserId: z.string(),
+          ...series,
+          ads: z.array(z.object({ adId: z.string(), clicks: z.number().int(), name: z.string().nullable() })),
+        }),
+      ),
+      ...keyedErrors(),
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/admin/hours',
+    summary: "Each hour's state and counts per layer (admin)",
+    security: [{ bearer: [] }],
+    request: { query: hoursQuery },
+    responses: {
+      '200': json(
+        'the hours',
+        z.object({ from: z.string(), to: z.string(), hours: z.array(z.record(z.string(), z.unknown())) }),
+      ),
+      ...keyedErrors(adminOnly),
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/admin/reconciliation',
+    summary: 'The daily reconciliation report (admin)',
+    security: [{ bearer: [] }],
+    request: { query: reconciliationQuery },
+    responses: {
+      '200': json(
+        'the report',
+        z.object({
+          date: z.string(),
+          createdAt: z.string(),
+          speedTotal: z.number(),
+          batchTotal: z.number(),
+          report: z.unknown(),
+        }),
+      ),
+      ...keyedErrors({ ...adminOnly, '404': 'no report for that day yet' }),
+    },
+  },
+  {
+    method: 'post',
+    path: '/v1/admin/backfills',
+    summary: 'Start the backfill workflow of an hour-aligned window (admin)',
+    security: [{ bearer: [] }],
+    request: { body: jsonBody(backfillBody) },
+    responses: {
+      '202': json('the workflow', z.object({ workflowId: z.string(), from: z.string(), to: z.string() })),
+      ...keyedErrors({ ...adminOnly, '413': 'body too large' }),
+    },
+  },
+];
 
 export function createServingRouter(deps: ServingDeps): Router {
   const ctx = new ServingContext(deps);
@@ -122,8 +239,8 @@ function timed(endpoint: string, handler: Handler): Handler {
 /** GET /v1/ads/:adId/clicks — one ad's merged series. */
 function adClicks(ctx: ServingContext): Handler {
   return async (req, res) => {
-    const adId = parseId(req.params.adId, 'ad_id');
-    const range = parseRange(req.query, ctx.now());
+    const { adId } = validate(adPathParams, req.params, QUERY_CODES);
+    const range = parseRange(validate(clicksQuery, req.query, QUERY_CODES), ctx.now());
     const owner = await ctx.adOwner(adId);
     if (owner === undefined || !canSeeAd(callerOf(res), owner))
       return sendApiError(res, 404, 'not_found', 'no such ad');
@@ -132,45 +249,45 @@ function adClicks(ctx: ServingContext): Handler {
       range.granularity === 'minute'
         ? ctx.batch.adMinutes(adId, range.from, range.to)
         : ctx.batch.adHours(adId, range.from, range.to),
-      ctx.speed([adId], range, finalized),
+      ctx.speed({ adIds: [adId] }, range, finalized),
     ]);
     const merged = mergeClicks(range, finalized, batchCounts, speed.totals && speed.totals.buckets);
-    res.json({ adId, ...seriesBody(range, merged, speed) });
+    res.json({ adId, ...seriesBody(req, res, range, merged, speed) });
   };
 }
 
 /** GET /v1/advertisers/me/clicks — the advertiser's series summed over its ads, and its top ads. */
 function advertiserClicks(ctx: ServingContext): Handler {
   return async (req, res) => {
-    const advertiserId = advertiserOf(callerOf(res), req.query.advertiserId);
-    const range = parseRange(req.query, ctx.now());
-    const top = parseTop(req.query.top);
-    const [adIds, hours] = await Promise.all([
-      ctx.advertiserAdIds(advertiserId),
-      ctx.batch.finalizedHours(range.from, range.to),
-    ]);
+    const q = validate(advertiserClicksQuery, req.query, QUERY_CODES);
+    const advertiserId = advertiserOf(callerOf(res), q.advertiserId);
+    const range = parseRange(q, ctx.now());
+    const top = parseTop(q.top);
+    const hours = await ctx.batch.finalizedHours(range.from, range.to);
     const finalized = new Set(hours.map((h) => h.hour));
+    const scope = { advertiserId };
     const [batchSeries, batchTotals, speed] = await Promise.all([
       range.granularity === 'minute'
         ? ctx.batch.advertiserMinutes(advertiserId, range.from, range.to)
         : ctx.batch.advertiserHours(advertiserId, range.from, range.to),
-      ctx.finalizedAdTotals.totals(advertiserId, adIds, range.from, range.to, hours),
-      ctx.speed(adIds, range, finalized),
+      ctx.finalizedAdTotals.totals(advertiserId, scope, range.from, range.to, hours),
+      ctx.speed(scope, range, finalized),
     ]);
     const merged = mergeClicks(range, finalized, batchSeries, speed.totals && speed.totals.buckets);
     const ranked = topAds(batchTotals, speed.totals?.ads ?? [], top);
     const names = await ctx.batch.adNames(ranked.map((a) => a.adId));
     const ads = ranked.map((a) => ({ ...a, name: names.get(a.adId) ?? null }));
-    res.json({ advertiserId, ...seriesBody(range, merged, speed), ads });
+    res.json({ advertiserId, ...seriesBody(req, res, range, merged, speed), ads });
   };
 }
 
 /** GET /v1/admin/hours — each hour's state and its counts per layer. */
 function adminHours(ctx: ServingContext): Handler {
   return async (req, res) => {
+    const q = validate(hoursQuery, req.query, QUERY_CODES);
     const range = checkRange(
-      parseTime(req.query.from, 'from'),
-      parseTime(req.query.to, 'to'),
+      parseTime(q.from, 'from'),
+      parseTime(q.to, 'to'),
       'hour',
       ctx.now(),
       92 * 24 * HOUR_MS,
@@ -178,6 +295,7 @@ function adminHours(ctx: ServingContext): Handler {
     const hours = await ctx.batch.finalizedHours(range.from, range.to);
     const byHour = new Map(hours.map((h) => [h.hour, h]));
     const speed = await speedHourTotals(ctx.deps.speedStore, range);
+    if (speed.detail) logRequest('serving', req, res, `speed layer unavailable: ${speed.detail}`);
     const list = [];
     for (let h = range.from; h < range.to; h += HOUR_MS) {
       const f = byHour.get(h);
@@ -200,7 +318,9 @@ function adminHours(ctx: ServingContext): Handler {
       from: isoSeconds(range.from),
       to: isoSeconds(range.to),
       hours: list,
-      ...(speed.reason && { unavailable: { layer: 'speed', reason: speed.reason } }),
+      ...(speed.reason && {
+        unavailable: { layer: 'speed', reason: speed.reason, requestId: requestIdOf(res) },
+      }),
     });
   };
 }
@@ -208,20 +328,20 @@ function adminHours(ctx: ServingContext): Handler {
 async function speedHourTotals(
   store: SpeedStore,
   range: TimeRange,
-): Promise<{ byHour?: Map<number, number>; reason?: string }> {
+): Promise<{ byHour?: Map<number, number>; reason?: string; detail?: string }> {
   if (!hasHourTotals(store)) return {};
   try {
     const totals = await store.hourTotals(range.from, range.to);
     return { byHour: new Map(totals.map((c) => [c.start, c.clicks])) };
   } catch (e) {
-    return { reason: `speed layer unavailable: ${(e as Error).message}` };
+    return { reason: 'the speed layer did not answer; its counts are missing', detail: (e as Error).message };
   }
 }
 
 /** GET /v1/admin/reconciliation?date= — the stored daily report. */
 function reconciliation(ctx: ServingContext): Handler {
   return async (req, res) => {
-    const date = parseDateParam(req.query.date);
+    const date = parseDateParam(validate(reconciliationQuery, req.query, QUERY_CODES).date);
     const stored = await ctx.batch.reconciliation(date);
     if (!stored) return sendApiError(res, 404, 'not_found', `no reconciliation report for ${date} yet`);
     res.json({
@@ -237,8 +357,7 @@ function reconciliation(ctx: ServingContext): Handler {
 /** POST /v1/admin/backfills {from, to} — starts (or finds the running) backfill of the window. */
 function backfill(ctx: ServingContext): Handler {
   return async (req, res) => {
-    const body: unknown = req.body;
-    const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const fields = validate(backfillBody, req.body ?? {}, {}, 'invalid_range');
     const asText = (v: unknown): unknown => (typeof v === 'number' ? String(v) : v);
     const from = parseTime(asText(fields.from), 'from');
     const to = parseTime(asText(fields.to), 'to');
@@ -265,7 +384,8 @@ function advertiserOf(caller: Caller, requested: unknown): string {
   return parseId(requested, 'advertiser_id');
 }
 
-function seriesBody(range: TimeRange, merged: MergedSeries, speed: SpeedPart) {
+function seriesBody(req: Request, res: Response, range: TimeRange, merged: MergedSeries, speed: SpeedPart) {
+  if (speed.totals === null) logRequest('serving', req, res, `speed layer unavailable: ${speed.detail}`);
   return {
     granularity: range.granularity,
     from: isoSeconds(range.from),
@@ -277,6 +397,8 @@ function seriesBody(range: TimeRange, merged: MergedSeries, speed: SpeedPart) {
       final: p.final,
       ...(p.unavailable && { unavailable: true }),
     })),
-    ...(speed.totals === null && { unavailable: { layer: 'speed', reason: speed.reason } }),
+    ...(speed.totals === null && {
+      unavailable: { layer: 'speed', reason: speed.reason, requestId: requestIdOf(res) },
+    }),
   };
 }

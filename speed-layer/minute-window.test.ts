@@ -58,7 +58,9 @@ describe('MinuteWindow', () => {
     w.flush();
     w.add(click('c', T0), 2);
     const { changes } = w.flush();
-    expect(changes).toEqual([{ adId: '7', salt: 0, minute: T0, part: 'e0', clicks: 2, delta: 1 }]);
+    expect(changes).toEqual([
+      { adId: '7', advertiserId: '1', salt: 0, minute: T0, part: 'e0', clicks: 2, delta: 1 },
+    ]);
     expect(w.flush().changes).toEqual([]);
   });
 
@@ -86,10 +88,14 @@ describe('MinuteWindow', () => {
     expect(w.add(click('a', T0 + 7), 104)).toBe('late');
     const first = w.flush();
     const late = first.changes.filter((c) => c.part.startsWith('l'));
-    expect(late).toEqual([{ adId: '7', salt: 0, minute: T0, part: 'l100', clicks: 3, delta: 3 }]);
+    expect(late).toEqual([
+      { adId: '7', advertiserId: '1', salt: 0, minute: T0, part: 'l100', clicks: 3, delta: 3 },
+    ]);
     expect(w.add(click('e', T0 + 8), 105)).toBe('late');
     const second = w.flush();
-    expect(second.changes).toEqual([{ adId: '7', salt: 0, minute: T0, part: 'l105', clicks: 1, delta: 1 }]);
+    expect(second.changes).toEqual([
+      { adId: '7', advertiserId: '1', salt: 0, minute: T0, part: 'l105', clicks: 1, delta: 1 },
+    ]);
   });
 
   it('drops a late event whose impression id is held by an open minute', () => {

@@ -36,6 +36,8 @@ export interface Checkpoint {
 
 export interface CountChange {
   adId: string;
+  /** The ad's advertiser (it never changes), so stores can key advertiser-wide reads by it. */
+  advertiserId: string;
   salt: number;
   /** Minute start, epoch ms. */
   minute: number;
@@ -131,7 +133,7 @@ export class MinuteWindow {
     const duplicate = this.seen(event.eventId);
     if (!this.isOpen(minute)) {
       if (duplicate) return 'duplicate';
-      this.bump(event.adId, event.salt, minute, `l${this.batchStart}`, 1);
+      this.bump(event, minute, `l${this.batchStart}`, 1);
       return 'late';
     }
     const open = this.openMinute(minute, offset);
@@ -140,7 +142,7 @@ export class MinuteWindow {
     const key = `${event.adId}:${event.salt}`;
     const cumulative = (open.counts.get(key) ?? 0) + 1;
     open.counts.set(key, cumulative);
-    this.bump(event.adId, event.salt, minute, `e${this.epochStart}`, cumulative);
+    this.bump(event, minute, `e${this.epochStart}`, cumulative);
     return 'counted';
   }
 
@@ -191,14 +193,23 @@ export class MinuteWindow {
   }
 
   /** Records a part's new count (`value`: cumulative for `e` parts, +1 for `l` parts). */
-  private bump(adId: string, salt: number, minute: number, part: string, value: number): void {
+  private bump(event: ClickEvent, minute: number, part: string, value: number): void {
+    const { adId, advertiserId, salt } = event;
     const key = `${adId}:${salt}:${minute}:${part}`;
     const change = this.dirty.get(key);
     if (change) {
       change.clicks = part.startsWith('e') ? value : change.clicks + value;
       change.delta += 1;
     } else {
-      this.dirty.set(key, { adId, salt, minute, part, clicks: part.startsWith('e') ? value : 1, delta: 1 });
+      this.dirty.set(key, {
+        adId,
+        advertiserId,
+        salt,
+        minute,
+        part,
+        clicks: part.startsWith('e') ? value : 1,
+        delta: 1,
+      });
     }
   }
 }

@@ -41,15 +41,17 @@ export class PostgresSink implements PartitionSink {
     await inTransaction(this.pool, async (client) => {
       if (rows.length > 0) {
         await client.query(
-          `insert into speed_counts_minute (ad_id, salt, minute, clicks)
-         select ad_id, salt, to_timestamp(minute_ms / 1000.0), clicks
-           from unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::int[]) as t(ad_id, salt, minute_ms, clicks)
+          `insert into speed_counts_minute (ad_id, salt, minute, clicks, advertiser_id)
+         select ad_id, salt, to_timestamp(minute_ms / 1000.0), clicks, advertiser_id
+           from unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::int[], $5::bigint[])
+                as t(ad_id, salt, minute_ms, clicks, advertiser_id)
          on conflict (ad_id, minute, salt) do update set clicks = speed_counts_minute.clicks + excluded.clicks`,
           [
             rows.map((r) => r.adId),
             rows.map((r) => r.salt),
             rows.map((r) => r.minute),
             rows.map((r) => r.delta),
+            rows.map((r) => r.advertiserId),
           ],
         );
       }
@@ -85,15 +87,21 @@ export class PostgresSink implements PartitionSink {
 }
 
 /** One row per (ad, salt, minute): on-time and late parts of a minute may share a flush. */
-function sumDeltas(
-  changes: CountChange[],
-): Array<{ adId: string; salt: number; minute: number; delta: number }> {
-  const byKey = new Map<string, { adId: string; salt: number; minute: number; delta: number }>();
+type DeltaRow = Pick<CountChange, 'adId' | 'advertiserId' | 'salt' | 'minute' | 'delta'>;
+function sumDeltas(changes: CountChange[]): DeltaRow[] {
+  const byKey = new Map<string, DeltaRow>();
   for (const c of changes) {
     const key = `${c.adId}:${c.salt}:${c.minute}`;
     const row = byKey.get(key);
     if (row) row.delta += c.delta;
-    else byKey.set(key, { adId: c.adId, salt: c.salt, minute: c.minute, delta: c.delta });
+    else
+      byKey.set(key, {
+        adId: c.adId,
+        advertiserId: c.advertiserId,
+        salt: c.salt,
+        minute: c.minute,
+        delta: c.delta,
+      });
   }
   return [...byKey.values()];
 }

@@ -1,4 +1,5 @@
 // SpeedStore over speed_counts_minute (SPEED_STORE=postgres): sums the salts of each (ad, minute).
+// Advertiser-wide sums walk the (advertiser_id, minute) index: no list of the advertiser's ads.
 import type pg from 'pg';
 import type { MinuteCount, SpeedStore, SpeedTotals } from '../common/speed-store.js';
 
@@ -28,8 +29,29 @@ export class PostgresSpeedStore implements SpeedStore {
     to: number,
     bucketMs: number,
   ): Promise<SpeedTotals> {
+    if (adIds.length === 0) return { buckets: [], ads: [] };
+    return this.sums('ad_id = any($1::bigint[])', adIds, from, to, bucketMs);
+  }
+
+  async advertiserClickSums(
+    advertiserId: string,
+    from: number,
+    to: number,
+    bucketMs: number,
+  ): Promise<SpeedTotals> {
+    return this.sums('advertiser_id = $1', advertiserId, from, to, bucketMs);
+  }
+
+  /** Sums of the rows matching `where` (on `$1` = `key`) in [from, to), per bucket and per ad. */
+  private async sums(
+    where: string,
+    key: unknown,
+    from: number,
+    to: number,
+    bucketMs: number,
+  ): Promise<SpeedTotals> {
     const totals: SpeedTotals = { buckets: [], ads: [] };
-    if (adIds.length === 0 || to <= from) return totals;
+    if (to <= from) return totals;
     // One scan, two groupings: per bucket (ad_id null) and per ad (start null).
     const { rows } = await this.pool.query<{ ad_id: string | null; start: number | null; clicks: string }>(
       `select ad_id,
@@ -37,10 +59,10 @@ export class PostgresSpeedStore implements SpeedStore {
                 as start,
               sum(clicks) as clicks
          from speed_counts_minute
-        where ad_id = any($1::bigint[]) and minute >= to_timestamp($2 / 1000.0) and minute < to_timestamp($3 / 1000.0)
+        where ${where} and minute >= to_timestamp($2 / 1000.0) and minute < to_timestamp($3 / 1000.0)
         group by grouping sets ((1), (2))
        having sum(clicks) > 0`,
-      [adIds, from, to, bucketMs],
+      [key, from, to, bucketMs],
     );
     for (const r of rows) {
       if (r.ad_id !== null) totals.ads.push({ adId: r.ad_id, clicks: Number(r.clicks) });

@@ -162,10 +162,12 @@ describe('GET /v1/ads/:adId/clicks', () => {
     expect((await getJson(path(a1, q), 'ak_not-a-key')).status).toBe(401);
     const other = await getJson(path(a1, q), adv2.key);
     expect(other.status).toBe(404);
-    expect(other.body).toEqual({ error: { code: 'not_found', message: expect.any(String) } });
+    expect(other.body).toEqual({
+      error: { code: 'not_found', message: expect.any(String), requestId: expect.any(String) },
+    });
     const missing = await getJson(path('999999999999999999', q), adv1.key);
     expect(missing.status).toBe(404);
-    expect(missing.body).toEqual(other.body); // no hint whether the ad exists
+    expect(missing.body).toEqual({ error: { ...other.body.error, requestId: expect.any(String) } }); // no hint whether the ad exists
     expect((await getJson(path(b1, q), adv2.key)).status).toBe(200);
   });
 
@@ -218,7 +220,7 @@ describe('GET /v1/ads/:adId/clicks', () => {
   ])('400 for %s', async (_what, ad, q, code) => {
     const { status, body } = await getJson(path(ad === 'A' ? a1 : ad, q as Record<string, string>), adv1.key);
     expect(status).toBe(400);
-    expect(body).toEqual({ error: { code, message: expect.any(String) } });
+    expect(body).toEqual({ error: { code, message: expect.any(String), requestId: expect.any(String) } });
   });
 
   it('accepts epoch milliseconds and the longest allowed ranges', async () => {
@@ -345,7 +347,8 @@ describe('speed layer down', () => {
       ]);
       expect(body.unavailable).toEqual({
         layer: 'speed',
-        reason: expect.stringContaining('speed layer unavailable'),
+        reason: expect.stringContaining('speed layer did not answer'),
+        requestId: expect.any(String),
       });
       // A fully finalized range never asks the speed layer, so it is complete.
       const final = await getJson(

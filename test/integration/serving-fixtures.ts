@@ -91,14 +91,15 @@ export async function insertBatchRows(pool: pg.Pool, rows: BatchRows): Promise<v
       ]);
 }
 
-/** Provisional counts as the speed layer's PostgreSQL sink stores them: one row per (ad, minute, salt). */
+/** Provisional counts as the speed layer's PostgreSQL sink stores them: one row per (ad, minute, salt), with the ad's advertiser. */
 export async function insertSpeedRows(
   pool: pg.Pool,
   rows: Array<[adId: string, minute: number, salt: number, clicks: number]>,
 ): Promise<void> {
   for (const [adId, minute, salt, clicks] of rows)
     await pool.query(
-      'insert into speed_counts_minute (ad_id, minute, salt, clicks) values ($1, $2, $3, $4)',
+      `insert into speed_counts_minute (ad_id, minute, salt, clicks, advertiser_id)
+       values ($1, $2, $3, $4, (select advertiser_id from ads where ad_id = $1))`,
       [adId, new Date(minute), salt, clicks],
     );
 }
