@@ -8,6 +8,7 @@ import { isProduction, productionProblems, productionRefusal } from './productio
 
 const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+const emptyAsUnset = (v: unknown): unknown => (v === '' ? undefined : v);
 
 const schema = z.object({
   // HTTP
@@ -19,18 +20,25 @@ const schema = z.object({
   HOST: z.string().default('127.0.0.1'),
   // Keys and secrets (dev defaults only; set real ones in production)
   ADCLICK_ADMIN_KEY: z.string().min(8).default('dev-admin-key'),
-  ADCLICK_SIGNING_SECRET: z.string().min(16).default('dev-signing-secret-change-me'),
+  // Empty counts as unset (docker-compose.yml passes it through, usually empty).
+  ADCLICK_SIGNING_SECRET: z.preprocess(
+    emptyAsUnset,
+    z.string().min(16).default('dev-signing-secret-change-me'),
+  ),
   // --- Exposure: signing keys, rate limits, proxies (README "Running in production") ---
   // Signing keys by id, current first: "k2:secret2,k1:secret1". New impressions are signed with the
   // first and name it (`kid`); clicks are checked with the key they name, so a previous key stays
   // valid until its impressions expire. A click URL without `kid` is checked with
   // ADCLICK_SIGNING_SECRET (the single-key setting, still accepted), else with the current key.
-  ADCLICK_SIGNING_KEYS: z
-    .string()
-    .regex(/^\s*[A-Za-z0-9_-]{1,16}:[^,]{16,}(\s*,\s*[A-Za-z0-9_-]{1,16}:[^,]{16,})*\s*$/, {
-      message: 'must be "id:secret,id:secret" (id: 1-16 of A-Z a-z 0-9 _ -; secret: 16+ characters)',
-    })
-    .optional(),
+  ADCLICK_SIGNING_KEYS: z.preprocess(
+    emptyAsUnset,
+    z
+      .string()
+      .regex(/^\s*[A-Za-z0-9_-]{1,16}:[^,]{16,}(\s*,\s*[A-Za-z0-9_-]{1,16}:[^,]{16,})*\s*$/, {
+        message: 'must be "id:secret,id:secret" (id: 1-16 of A-Z a-z 0-9 _ -; secret: 16+ characters)',
+      })
+      .optional(),
+  ),
   // Requests per window; a request over the limit gets 429 with Retry-After. Counted in Redis, so
   // the limits hold across API replicas. Failed authentications count per client address.
   ADCLICK_RATE_LIMIT_WINDOW_S: positiveInt.default(60),

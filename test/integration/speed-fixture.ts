@@ -31,8 +31,9 @@ export function click(
   ts: number,
   salt: number,
   status: ClickEvent['status'] = 'valid',
+  advertiserId = '1',
 ): ClickEvent {
-  return { v: 1, eventId: randomUUID(), adId, advertiserId: '1', ts, status, salt };
+  return { v: 1, eventId: randomUUID(), adId, advertiserId, ts, status, salt };
 }
 
 /** One speed-layer pipeline under test: its own clicks topic, group, counts topic and table. */

@@ -17,13 +17,15 @@ describe.each(stores)('SpeedStore contract: %s', (kind) => {
   const rig = new SpeedRig(kind);
   const T = minuteOf(Date.now()) - 30 * MINUTE_MS;
   const [adA, adB, adC, silent] = uniqueAdIds(4) as [string, string, string, string];
+  // adA and adB belong to one advertiser, adC to another (advertiser-wide reads).
+  const [advAB, advC, advNone] = uniqueAdIds(3) as [string, string, string];
   const events = [
-    click(adA, T + 10, 0),
-    click(adA, T + 20, 5),
-    click(adA, T + 30, 7),
-    click(adA, T + 2 * MINUTE_MS + 1, 1),
-    click(adB, T + MINUTE_MS - 1, 3),
-    click(adC, T + 5 * MINUTE_MS, 0),
+    click(adA, T + 10, 0, 'valid', advAB),
+    click(adA, T + 20, 5, 'valid', advAB),
+    click(adA, T + 30, 7, 'valid', advAB),
+    click(adA, T + 2 * MINUTE_MS + 1, 1, 'valid', advAB),
+    click(adB, T + MINUTE_MS - 1, 3, 'valid', advAB),
+    click(adC, T + 5 * MINUTE_MS, 0, 'valid', advC),
   ];
 
   beforeAll(async () => {
@@ -90,6 +92,33 @@ describe.each(stores)('SpeedStore contract: %s', (kind) => {
     // [from, to) is respected and empty inputs give empty sums.
     expect((await rig.store.clickSums([adA], T + MINUTE_MS, T + 2 * MINUTE_MS, MINUTE_MS)).ads).toEqual([]);
     expect(await rig.store.clickSums([], T, T + 10 * MINUTE_MS, MINUTE_MS)).toEqual({ buckets: [], ads: [] });
+  });
+
+  it('advertiserClickSums: the same sums keyed by the advertiser, no list of its ads', async () => {
+    const byAd = <T extends { adId: string }>(xs: T[]) => [...xs].sort((a, b) => (a.adId < b.adId ? -1 : 1));
+    const ab = await rig.store.advertiserClickSums(advAB, T, T + 10 * MINUTE_MS, MINUTE_MS);
+    expect([...ab.buckets].sort((a, b) => a.start - b.start)).toEqual([
+      { start: T, clicks: 4 },
+      { start: T + 2 * MINUTE_MS, clicks: 1 },
+    ]);
+    expect(byAd(ab.ads)).toEqual(
+      byAd([
+        { adId: adA, clicks: 4 },
+        { adId: adB, clicks: 1 },
+      ]),
+    );
+    expect(await rig.store.advertiserClickSums(advC, T, T + 10 * MINUTE_MS, HOUR_MS)).toEqual({
+      buckets: [{ start: floorTo(T + 5 * MINUTE_MS, HOUR_MS), clicks: 1 }],
+      ads: [{ adId: adC, clicks: 1 }],
+    });
+    expect(await rig.store.advertiserClickSums(advC, T, T + 5 * MINUTE_MS, MINUTE_MS)).toEqual({
+      buckets: [],
+      ads: [],
+    });
+    expect(await rig.store.advertiserClickSums(advNone, T, T + 10 * MINUTE_MS, MINUTE_MS)).toEqual({
+      buckets: [],
+      ads: [],
+    });
   });
 
   it('answers ping', async () => {

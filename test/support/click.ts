@@ -9,10 +9,10 @@ import { Kafka, logLevel, type ISocketFactory } from 'kafkajs';
 import type pg from 'pg';
 import { decodeClickEvent, type ClickEvent } from '../../common/click-event.js';
 import { kafkaBrokers } from '../../common/config.js';
-import { createApiApp, listen } from '../../apps/api.js';
+import { createApiApp, listen, type ApiDeps } from '../../apps/api.js';
 import { startClickWorker } from '../../apps/click.js';
 import { generateApiKey, hashApiKey } from '../../common/auth.js';
-import type { ClickService } from '../../ingest/service.js';
+import type { ClickService, ClickServiceOptions } from '../../ingest/service.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 
 export interface GatedKafka {
@@ -190,13 +190,18 @@ export async function startLocalSystem(opts: {
   kafka: Kafka;
   pool: pg.Pool;
   spoolPath?: string;
+  /** Over the API process's defaults (keys, rate limits, stores). */
+  api?: Partial<ApiDeps>;
+  /** Over the click worker's defaults. */
+  click?: Partial<ClickServiceOptions>;
 }): Promise<LocalSystem> {
   const api = await listen(
-    createApiApp({ pool: opts.pool, speedStore: new PostgresSpeedStore(opts.pool) }),
+    createApiApp({ pool: opts.pool, speedStore: new PostgresSpeedStore(opts.pool), ...opts.api }),
     0,
     '127.0.0.1',
   );
   const click = await startClickWorker({
+    ...opts.click,
     port: 0,
     topic: opts.topic,
     kafka: opts.kafka,
