@@ -159,7 +159,18 @@ async function main(): Promise<void> {
   const pool = createPool(10);
   await migrate(pool);
   const speedStore = createSpeedStore();
-  const { server, url } = await listen(createApiApp({ pool, speedStore }), config.API_PORT, config.HOST);
+  // The rate limits' Redis, connected before the first request (they pass requests while it is away).
+  const redis = createRedis();
+  await redis
+    .connect()
+    .catch((e: Error) =>
+      console.error(`[api] Redis not reachable yet (${e.message}); rate limits wait for it`),
+    );
+  const { server, url } = await listen(
+    createApiApp({ pool, speedStore, redis }),
+    config.API_PORT,
+    config.HOST,
+  );
   console.log(`[api] listening on ${url} (speed store: ${config.SPEED_STORE})`);
   let stopping = false;
   const stop = (): void => {
@@ -167,6 +178,7 @@ async function main(): Promise<void> {
     stopping = true;
     server.close();
     server.closeIdleConnections();
+    redis.disconnect();
     void Promise.allSettled([speedStore.close(), pool.end()]).finally(() => process.exit(0));
   };
   process.on('SIGTERM', stop);

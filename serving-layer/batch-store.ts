@@ -152,21 +152,20 @@ export class BatchStore {
     return r.rows.map((row) => ({ adId: row.ad_id, clicks: Number(row.clicks) }));
   }
 
-  /** Per-ad clicks of each of `days` (day starts, every hour finalized) from the hour rollups. */
-  async adDayTotals(ads: AdScope, days: readonly number[]): Promise<Map<number, Map<string, number>>> {
+  /** Per-ad clicks over `hours` (finalized hour starts) from the hour rollups, per day of those hours. */
+  async adDayTotals(ads: AdScope, hours: readonly number[]): Promise<Map<number, Map<string, number>>> {
     const out = new Map<number, Map<string, number>>();
-    if (isEmpty(ads) || days.length === 0) return out;
+    if (isEmpty(ads) || hours.length === 0) return out;
     const [adsWhere, adsValue] = adCondition(ads);
     const r = await this.pool.query<{ ad_id: string; day: number; clicks: string }>(
       `select ad_id, ${epochMs("date_bin('1 day', hour, timestamptz '1970-01-01')")} as day,
               sum(clicks)::bigint as clicks
          from click_counts_hour
-        where ${adsWhere} and hour >= $2 and hour < $3
-          and date_bin('1 day', hour, timestamptz '1970-01-01') = any($4::timestamptz[])
+        where ${adsWhere} and hour = any($2::timestamptz[])
         group by 1, 2`,
-      [adsValue, ts(Math.min(...days)), ts(Math.max(...days) + DAY_MS), days.map(ts)],
+      [adsValue, hours.map(ts)],
     );
-    for (const d of days) out.set(d, new Map());
+    for (const h of hours) out.set(h - (h % DAY_MS), new Map());
     for (const row of r.rows) out.get(row.day)?.set(row.ad_id, Number(row.clicks));
     return out;
   }

@@ -37,7 +37,7 @@ import { registry } from '../common/metrics.js';
 import type { SpeedStore } from '../common/speed-store.js';
 import { HOUR_MS, hourOf, isoSeconds } from '../common/time.js';
 import { BatchStore } from './batch-store.js';
-import { FinalizedAdTotals } from './ad-totals.js';
+import { FinalizedAdTotals, topCandidates } from './ad-totals.js';
 import { mergeClicks, topAds, type Count, type MergedPoint, type MergedSeries } from './merge.js';
 import {
   adPathParams,
@@ -274,7 +274,8 @@ function advertiserClicks(ctx: ServingContext): Handler {
       ctx.speed(scope, range, finalized),
     ]);
     const merged = mergeClicks(range, finalized, batchSeries, speed.totals && speed.totals.buckets);
-    const ranked = topAds(batchTotals, speed.totals?.ads ?? [], top);
+    const speedAds = speed.totals?.ads ?? [];
+    const ranked = topAds(topCandidates(batchTotals, speedAds, top), speedAds, top);
     const names = await ctx.batch.adNames(ranked.map((a) => a.adId));
     const ads = ranked.map((a) => ({ ...a, name: names.get(a.adId) ?? null }));
     res.json({ advertiserId, ...seriesBody(req, res, range, merged, speed), ads });
