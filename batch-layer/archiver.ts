@@ -187,11 +187,13 @@ export class Archiver {
       const path = join(this.opts.workDir, `${process.pid}-${++fileSeq}.parquet`);
       try {
         await writeRawParquet(hourRows, path);
-        await uploadFile(
-          this.opts.s3,
-          this.opts.bucket,
-          rawFileKey(this.opts.prefix, hour, partition, first, last),
-          path,
+        const key = rawFileKey(this.opts.prefix, hour, partition, first, last);
+        await uploadFile(this.opts.s3, this.opts.bucket, key, path);
+        // Before the offsets are committed: a file of an hour already finalized is found by the late
+        // path (docs/completeness.md) from this row.
+        await this.opts.pool.query(
+          'insert into raw_files (hour, key) values ($1, $2) on conflict (hour, key) do nothing',
+          [new Date(hour), key],
         );
       } finally {
         await rm(path, { force: true });

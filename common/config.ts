@@ -88,6 +88,16 @@ const schema = z.object({
   // In-process ad cache of each click worker (entries) and how long an unknown id stays unknown (ms).
   ADCLICK_AD_CACHE_SIZE: positiveInt.default(200_000),
   ADCLICK_AD_NEGATIVE_TTL_MS: positiveInt.default(30_000),
+  // How often each click worker reports how far its clicks are in Kafka (docs/completeness.md), and
+  // the stamp-to-log margin a report never claims (covers the Redis dedup deadline).
+  ADCLICK_PROGRESS_REPORT_MS: positiveInt.default(5000),
+  ADCLICK_PROGRESS_MARGIN_MS: positiveInt.default(5000),
+  // --- Final means complete (batch layer, docs/completeness.md) ---
+  // A click process silent for longer is not waited for: its hour is finalized and the late path
+  // finalizes it again when its clicks arrive.
+  FINALIZE_SILENCE_BOUND_MS: positiveInt.default(15 * 60_000),
+  // How often the late path looks for raw files that arrived after their hour was finalized.
+  LATE_PATH_EVERY_MINUTES: positiveInt.default(5),
   // --- Speed layer (speed-layer/) ---
   SPEED_CONSUMER_GROUP: z.string().default('adclick-speed-layer'),
   // Minutes behind the newest minute of a partition that stay open (their impression ids dedup).

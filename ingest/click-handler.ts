@@ -110,6 +110,8 @@ class ClickRoute {
     try {
       await this.deps.clickLog.append(this.event(req, eventId, adId, ad, ts, status));
     } catch {
+      // Not redirected, so not a click: the dedup key this click set must not make its retry a duplicate.
+      if (status === 'valid' && imp) await this.deps.dedup.forget(imp);
       error(res, 503, 'log_unavailable', 'the click could not be logged; try again');
       return;
     }

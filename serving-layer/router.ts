@@ -19,10 +19,17 @@ import { callerOf, canSeeAd, requireAdmin, type Caller } from '../common/auth.js
 import { apiErrorHandler, BadRequest, sendApiError } from '../common/http-errors.js';
 import { registry } from '../common/metrics.js';
 import type { SpeedStore } from '../common/speed-store.js';
-import { HOUR_MS, hourOf, isoSeconds } from '../common/time.js';
-import { BatchStore } from './batch-store.js';
+import { GRANULARITY_MS, HOUR_MS, hourOf, isoSeconds } from '../common/time.js';
+import { BatchStore, type FinalizedHour } from './batch-store.js';
 import { FinalizedAdTotals } from './ad-totals.js';
-import { mergeClicks, topAds, type Count, type MergedPoint, type MergedSeries } from './merge.js';
+import {
+  finalizationOf,
+  mergeClicks,
+  topAds,
+  type Count,
+  type MergedPoint,
+  type MergedSeries,
+} from './merge.js';
 import {
   checkRange,
   parseDateParam,
@@ -127,7 +134,8 @@ function adClicks(ctx: ServingContext): Handler {
     const owner = await ctx.adOwner(adId);
     if (owner === undefined || !canSeeAd(callerOf(res), owner))
       return sendApiError(res, 404, 'not_found', 'no such ad');
-    const finalized = await ctx.batch.finalizedHourSet(range.from, range.to);
+    const hours = await ctx.batch.finalizedHours(range.from, range.to);
+    const finalized = new Set(hours.map((h) => h.hour));
     const [batchCounts, speed] = await Promise.all([
       range.granularity === 'minute'
         ? ctx.batch.adMinutes(adId, range.from, range.to)
@@ -135,7 +143,7 @@ function adClicks(ctx: ServingContext): Handler {
       ctx.speed([adId], range, finalized),
     ]);
     const merged = mergeClicks(range, finalized, batchCounts, speed.totals && speed.totals.buckets);
-    res.json({ adId, ...seriesBody(range, merged, speed) });
+    res.json({ adId, ...seriesBody(range, merged, speed, hours) });
   };
 }
 
@@ -161,7 +169,7 @@ function advertiserClicks(ctx: ServingContext): Handler {
     const ranked = topAds(batchTotals, speed.totals?.ads ?? [], top);
     const names = await ctx.batch.adNames(ranked.map((a) => a.adId));
     const ads = ranked.map((a) => ({ ...a, name: names.get(a.adId) ?? null }));
-    res.json({ advertiserId, ...seriesBody(range, merged, speed), ads });
+    res.json({ advertiserId, ...seriesBody(range, merged, speed, hours), ads });
   };
 }
 
@@ -175,7 +183,10 @@ function adminHours(ctx: ServingContext): Handler {
       ctx.now(),
       92 * 24 * HOUR_MS,
     );
-    const hours = await ctx.batch.finalizedHours(range.from, range.to);
+    const [hours, revisions] = await Promise.all([
+      ctx.batch.finalizedHours(range.from, range.to),
+      ctx.batch.hourRevisions(range.from, range.to),
+    ]);
     const byHour = new Map(hours.map((h) => [h.hour, h]));
     const speed = await speedHourTotals(ctx.deps.speedStore, range);
     const list = [];
@@ -185,9 +196,18 @@ function adminHours(ctx: ServingContext): Handler {
         hour: isoSeconds(h),
         state: f ? 'finalized' : 'open',
         ...(f && {
+          revision: f.revision,
           runId: f.runId,
           workflowId: f.workflowId,
           finalizedAt: new Date(f.finalizedAt).toISOString(),
+          revisions: (revisions.get(h) ?? []).map((r) => ({
+            revision: r.revision,
+            finalizedAt: new Date(r.finalizedAt).toISOString(),
+            workflowId: r.workflowId,
+            runId: r.runId,
+            validClicks: r.validClicks,
+            events: r.events,
+          })),
         }),
         counts: {
           batch: f ? f.validClicks : null,
@@ -265,18 +285,29 @@ function advertiserOf(caller: Caller, requested: unknown): string {
   return parseId(requested, 'advertiser_id');
 }
 
-function seriesBody(range: TimeRange, merged: MergedSeries, speed: SpeedPart) {
+function seriesBody(
+  range: TimeRange,
+  merged: MergedSeries,
+  speed: SpeedPart,
+  hours: readonly FinalizedHour[],
+) {
+  const finalizations = new Map(hours.map((h) => [h.hour, h]));
+  const step = GRANULARITY_MS[range.granularity];
   return {
     granularity: range.granularity,
     from: isoSeconds(range.from),
     to: isoSeconds(range.to),
     total: merged.total,
-    points: merged.points.map((p: MergedPoint) => ({
-      start: isoSeconds(p.start),
-      clicks: p.clicks,
-      final: p.final,
-      ...(p.unavailable && { unavailable: true }),
-    })),
+    points: merged.points.map((p: MergedPoint) => {
+      const f = p.final ? finalizationOf(p.start, step, finalizations) : undefined;
+      return {
+        start: isoSeconds(p.start),
+        clicks: p.clicks,
+        final: p.final,
+        ...(f && { revision: f.revision, finalizedAt: isoSeconds(f.finalizedAt) }),
+        ...(p.unavailable && { unavailable: true }),
+      };
+    }),
     ...(speed.totals === null && { unavailable: { layer: 'speed', reason: speed.reason } }),
   };
 }
