@@ -2,9 +2,7 @@
 // definition (partitions, replication, retention, cleanup policy), and `ensureTopics` applies it on
 // every start: a missing topic is created, an existing one grows to the configured partitions and
 // gets the configured settings, so the knobs work on a live system and not only on a new one.
-import {
-  ConfigResourceTypes,
-  ConfigSource,
+import kafkajs, {
   Kafka,
   logLevel,
   type Admin,
@@ -18,6 +16,10 @@ import {
   type ProducerConfig,
 } from 'kafkajs';
 import { config, kafkaBrokers } from './config.js';
+
+// Not named imports: Node's ESM loader does not see these among kafkajs' CommonJS exports (only
+// bundlers such as Vitest's do), so a named import fails when a process starts.
+const { ConfigResourceTypes, ConfigSource } = kafkajs;
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;

@@ -2,7 +2,7 @@
 // their settings, and on a later start brings existing topics (made by an older version, or changed
 // by hand) to the configured partitions and settings without dropping an operator's own settings.
 import { randomUUID } from 'node:crypto';
-import { ConfigResourceTypes, type Admin } from 'kafkajs';
+import kafkajs, { type Admin } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 // The topic definitions read their names and knobs from the configuration, read once on import.
@@ -13,6 +13,7 @@ process.env.KAFKA_CLICKS_PARTITIONS = '3';
 process.env.SPEED_PINOT_RETENTION_DAYS = '3';
 const { appTopics, createKafka, ensureTopics } = await import('../../common/kafka.js');
 
+const { ConfigResourceTypes } = kafkajs;
 const clicks = `topics-clicks-${id}`;
 const counts = `topics-counts-${id}`;
 const DAY_MS = 86_400_000;
