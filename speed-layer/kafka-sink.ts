@@ -56,7 +56,10 @@ export class KafkaTransactionSink implements PartitionSink {
       groupId: string;
       clicksTopic: string;
       countsTopic: string;
-      /** Called after this sink grew minute_counts, with its new partition count (e.g. to make Pinot consume them). */
+      /**
+       * Called when minute_counts has more partitions than this sink last saw (also on its first
+       * claim), with the count: e.g. to make Pinot consume the new partitions now.
+       */
       onCountsTopicGrown?: (partitions: number) => Promise<void>;
       log?: (message: string) => void;
     },
@@ -156,24 +159,31 @@ export class KafkaTransactionSink implements PartitionSink {
 
   /**
    * Makes sure minute_counts has `partition`: grows it to the clicks topic's partition count when
-   * `clicks` grew (several members may race; growPartitions tolerates that).
+   * `clicks` grew (several members may race; growPartitions tolerates that). Whenever minute_counts
+   * has more partitions than this sink last saw — grown here, or by another process (a click service
+   * started with a larger KAFKA_CLICKS_PARTITIONS grows both topics) — the caller hears of it.
    */
   private async ensureCountsPartition(partition: number): Promise<void> {
     if (partition < this.countsPartitions) return;
-    this.countsPartitions = (await partitionCount(this.admin, this.opts.countsTopic)) ?? 0;
-    if (partition < this.countsPartitions) return;
-    const clicks = (await partitionCount(this.admin, this.opts.clicksTopic)) ?? 0;
-    const wanted = Math.max(clicks, partition + 1);
-    const before = await growPartitions(this.admin, this.opts.countsTopic, wanted);
-    this.countsPartitions = wanted;
-    if (before < wanted) {
-      this.opts.log?.(
-        `grew ${this.opts.countsTopic} from ${before} to ${wanted} partitions to follow ${this.opts.clicksTopic}`,
-      );
+    const known = this.countsPartitions;
+    let count = (await partitionCount(this.admin, this.opts.countsTopic)) ?? 0;
+    if (partition >= count) {
+      const clicks = (await partitionCount(this.admin, this.opts.clicksTopic)) ?? 0;
+      const wanted = Math.max(clicks, partition + 1);
+      const before = await growPartitions(this.admin, this.opts.countsTopic, wanted);
+      if (before < wanted) {
+        this.opts.log?.(
+          `grew ${this.opts.countsTopic} from ${before} to ${wanted} partitions to follow ${this.opts.clicksTopic}`,
+        );
+      }
+      count = Math.max(before, wanted);
+    }
+    this.countsPartitions = count;
+    if (count > known) {
       // Pinot's own periodic check is the backstop: a failure here must not stop the counting.
       await this.opts
-        .onCountsTopicGrown?.(wanted)
-        .catch((e: Error) => this.opts.log?.(`after growing ${this.opts.countsTopic}: ${e.message}`));
+        .onCountsTopicGrown?.(count)
+        .catch((e: Error) => this.opts.log?.(`after ${this.opts.countsTopic} grew: ${e.message}`));
     }
   }
 
