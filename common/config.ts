@@ -116,6 +116,23 @@ const schema = z.object({
   // 0 in production: never set it there.
   ADCLICK_CLOCK_OFFSET_MS: z.coerce.number().int().default(0),
   // --- end failure drills ---
+  // --- Topics and long-lived processes (common/kafka.ts, batch-layer/archiver.ts) ---
+  // Copies of each partition of the app's topics, and how many must have an acks=all write before
+  // it succeeds. A production cluster wants 3 and 2; the single-broker local stack keeps 1 and 1.
+  // Applied by ensureTopics on every start (min.insync.replicas also to existing topics).
+  KAFKA_REPLICATION_FACTOR: positiveInt.default(1),
+  KAFKA_MIN_INSYNC_REPLICAS: positiveInt.default(1),
+  // How long `clicks` keeps events (hours). The archiver and a speed-layer rebuild must read an
+  // event within it; keep it well above ADCLICK_IMPRESSION_TTL_S. (minute_counts keeps
+  // SPEED_PINOT_RETENTION_DAYS, the speed store's own retention.)
+  KAFKA_CLICKS_RETENTION_HOURS: positiveInt.default(168),
+  // How often every producer and consumer refreshes topic metadata (ms), i.e. how soon partitions
+  // added to a live topic are used (kafkajs' own default is 5 minutes).
+  KAFKA_METADATA_MAX_AGE_MS: positiveInt.default(30_000),
+  // Events the archiver holds over all its partitions. At the bound it stops fetching until a flush
+  // to S3 succeeds, so an S3 outage shows as consumer lag, not as memory.
+  ARCHIVER_MAX_BUFFERED_EVENTS: positiveInt.default(400_000),
+  // --- end topics and long-lived processes ---
 });
 
 export type Config = z.infer<typeof schema>;
