@@ -3,18 +3,26 @@
 // reuses the files its previous attempt downloaded (same scratch folder) and reports where it resumed.
 import { Context, log } from '@temporalio/activity';
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { Admin } from 'kafkajs';
 import type pg from 'pg';
 import type { SpeedStore } from '../common/speed-store.js';
-import { HOUR_MS } from '../common/time.js';
 import {
   compactHourFromS3,
-  watermarkPassed,
   type CompactHourResult,
   type CompactionProgress,
 } from '../batch-layer/compaction.js';
+import {
+  archivedOffsets,
+  archivedThrough,
+  endOffsets,
+  judgeHour,
+  readHourEvidence,
+  type Offsets,
+} from '../batch-layer/completeness.js';
+import { lateHours } from '../batch-layer/late-files.js';
 import { reconcileDay } from '../batch-layer/reconciliation.js';
 import type { ReconciliationReport } from '../common/reconciliation.js';
-import { parseDate, parseHour } from '../common/time.js';
+import { HOUR_MS, hourIso, parseDate, parseHour } from '../common/time.js';
 
 export interface BatchActivityDeps {
   pool: pg.Pool;
@@ -22,21 +30,63 @@ export interface BatchActivityDeps {
   bucket: string;
   prefix: string;
   workDir: string;
-  /** The clicks topic whose archive watermarks say when an hour is complete. */
+  /** The clicks topic whose archive says when an hour is complete. */
   topic: string;
+  /** Kafka admin client: the topic's partitions and end offsets, the archiver's committed offsets. */
+  kafkaAdmin: Admin;
+  /** The archiver's consumer group (its committed offsets are what is in S3). */
+  archiverGroupId: string;
+  /** Click processes silent for longer are not waited for (docs/completeness.md). */
+  silenceBoundMs: number;
   lookbackHours: number;
   /** The speed layer, for reconciliation; without it the daily report cannot be made. */
   speedStore?: SpeedStore;
   faultPauseMs?: number;
 }
 
-export type { CompactHourResult, ReconciliationReport };
+export type { CompactHourResult, Offsets, ReconciliationReport };
+
+/** The answer of `hourComplete`: complete, or what it waits for and the offsets the archiver must reach. */
+export type HourCompleteness =
+  { complete: true; notWaitedFor: string[] } | { complete: false; waitingFor: string; target?: Offsets };
 
 export function createActivities(deps: BatchActivityDeps) {
   return {
-    /** True once every partition's archive watermark has passed the end of the hour. */
-    async hourArchived(hour: string): Promise<boolean> {
-      return watermarkPassed(deps.pool, deps.topic, parseHour(hour) + HOUR_MS);
+    /**
+     * Is every click of the hour in the raw archive (batch-layer/completeness.ts)? Once the archive
+     * watermarks and the click processes' reports allow it, the answer names the topic's end offsets
+     * (`target`) the archiver must have committed; the workflow passes them back on the next check.
+     */
+    async hourComplete(hour: string, target?: Offsets): Promise<HourCompleteness> {
+      const evidence = await readHourEvidence(
+        deps.pool,
+        deps.kafkaAdmin,
+        deps.topic,
+        parseHour(hour) + HOUR_MS,
+        deps.silenceBoundMs,
+      );
+      const judged = judgeHour(evidence);
+      if (!judged.ready) return { complete: false, waitingFor: judged.waitingFor, target };
+      const goal = target ?? (await endOffsets(deps.kafkaAdmin, deps.topic));
+      const archived = await archivedOffsets(deps.kafkaAdmin, deps.archiverGroupId, deps.topic);
+      if (!archivedThrough(archived, goal))
+        return { complete: false, waitingFor: 'the archiver to upload what Kafka holds', target: goal };
+      if (judged.notWaitedFor.length > 0)
+        log.warn('finalizing without silent click processes; the late path covers them', {
+          hour,
+          processes: judged.notWaitedFor,
+        });
+      return { complete: true, notWaitedFor: judged.notWaitedFor };
+    },
+
+    /**
+     * Finalized hours in [from, to) (ISO hours; default: any) with raw files uploaded after their last
+     * compaction listed S3, oldest first.
+     */
+    async lateHours(range: { from?: string; to?: string }, limit: number): Promise<string[]> {
+      const from = range.from ? parseHour(range.from) : 0;
+      const to = range.to ? parseHour(range.to) : Date.UTC(9999, 0);
+      return (await lateHours(deps.pool, from, to, limit)).map(hourIso);
     },
 
     /** Compacts one hour into PostgreSQL and marks it finalized by the calling workflow run. */

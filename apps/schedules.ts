@@ -10,6 +10,7 @@ try {
   const ids = await ensureSchedules(client, {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     prefix: config.BATCH_SCHEDULE_PREFIX,
+    lateEveryMinutes: config.LATE_PATH_EVERY_MINUTES,
   });
   console.log(`[schedules] ready on task queue ${config.TEMPORAL_TASK_QUEUE}: ${ids.join(', ')}`);
 } catch (e) {

@@ -3,13 +3,19 @@
 // upload. A crash between upload and commit re-reads the range; the next flush may cut it at other
 // offsets, so files may overlap — harmless, because compaction counts distinct impression ids and
 // distinct (partition, offset) messages, never rows. Per-partition watermarks go to PostgreSQL.
+//
+// Memory stays bounded when S3 is down: a failed flush keeps its rows, a message already buffered is
+// never buffered again (redelivered batches are skipped by offset), and at `maxBufferedEvents` the
+// consumer stops fetching until a flush succeeds — the outage shows as consumer lag, Kafka keeps the
+// events, and the timer retries the upload and resumes.
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type pg from 'pg';
-import { Counter, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from 'prom-client';
 import { decodeClickEvent } from '../common/click-event.js';
+import { config } from '../common/config.js';
 import { registry } from '../common/metrics.js';
 import { hourOf } from '../common/time.js';
 import { rawFileKey } from './layout.js';
@@ -30,6 +36,8 @@ export interface ArchiverOptions {
   flushMs: number;
   graceMs: number;
   workDir: string;
+  /** Events held over all partitions before fetching pauses (default ARCHIVER_MAX_BUFFERED_EVENTS). */
+  maxBufferedEvents?: number;
   fromBeginning?: boolean;
   log?: (msg: string) => void;
 }
@@ -42,6 +50,10 @@ interface PartitionBuffer {
   /** Last consumed offset (also of skipped messages) and last committed one. */
   lastOffset?: string;
   committedOffset?: string;
+  /** Rows a running flush took out of `rows` (still in memory; put back if the flush fails). */
+  uploading: number;
+  /** Oldest event time among them: the watermark must not pass it before the upload succeeds. */
+  uploadingMinTs?: number;
   /** Serializes flushes of this partition (from eachBatch and from the timer). */
   lock: Promise<void>;
 }
@@ -62,6 +74,17 @@ const flushSeconds = new Histogram({
   registers: [registry],
 });
 
+const bufferedGauge = new Gauge({
+  name: 'archiver_buffered_events',
+  help: 'Click events held in memory, not yet in S3 (bounded by ARCHIVER_MAX_BUFFERED_EVENTS)',
+  registers: [registry],
+});
+const flushFailures = new Counter({
+  name: 'archiver_flush_failures_total',
+  help: 'Partition flushes that failed (S3 or Kafka unreachable); their rows stay buffered and are retried',
+  registers: [registry],
+});
+
 let fileSeq = 0;
 
 export class Archiver {
@@ -71,11 +94,24 @@ export class Archiver {
   private assigned = new Set<number>();
   private timer?: NodeJS.Timeout;
   private ticking = false;
-  readonly stats = { events: 0, files: 0, commits: 0 };
+  /** Fetching is paused because the buffers are full and a flush failed. */
+  private paused = false;
+  /** After a failed flush, batches do not try again before this time (the timer does). */
+  private flushRetryAt = 0;
+  private readonly maxBuffered: number;
+  readonly stats = { events: 0, files: 0, commits: 0, flushFailures: 0, pauses: 0 };
 
   constructor(private readonly opts: ArchiverOptions) {
     this.consumer = opts.kafka.consumer({ groupId: opts.groupId, sessionTimeout: 30_000 });
     this.admin = opts.kafka.admin();
+    this.maxBuffered = opts.maxBufferedEvents ?? config.ARCHIVER_MAX_BUFFERED_EVENTS;
+  }
+
+  /** Events held in memory over all partitions, not yet in S3 (including those being uploaded). */
+  get bufferedEvents(): number {
+    let n = 0;
+    for (const b of this.buffers.values()) n += b.rows.length + b.uploading;
+    return n;
   }
 
   async start(): Promise<void> {
@@ -91,7 +127,9 @@ export class Archiver {
     await this.consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.fromBeginning ?? true });
     await this.consumer.run({
       autoCommit: false,
-      eachBatchAutoResolve: true,
+      // Resolved message by message: when onBatch stops early (buffers full), the rest of the batch
+      // is fetched again after the resume instead of being skipped.
+      eachBatchAutoResolve: false,
       eachBatch: (payload) => this.onBatch(payload),
     });
     const every = Math.min(this.opts.flushMs, 5000);
@@ -104,7 +142,12 @@ export class Archiver {
     // Offsets can only be committed while the consumer runs: pause fetching, flush and commit what
     // is buffered, then leave the group.
     this.consumer.pause([{ topic: this.opts.topic }]);
-    for (const p of [...this.buffers.keys()]) await this.flush(p);
+    for (const p of [...this.buffers.keys()]) {
+      // What cannot be uploaded now stays uncommitted: the next owner reads it again from Kafka.
+      await this.flush(p).catch((e: Error) =>
+        this.opts.log?.(`final flush of partition ${p} failed: ${e.message}`),
+      );
+    }
     await this.consumer.disconnect();
     await this.admin.disconnect();
   }
@@ -112,15 +155,31 @@ export class Archiver {
   private buffer(partition: number): PartitionBuffer {
     let b = this.buffers.get(partition);
     if (!b) {
-      b = { rows: [], openedAt: Date.now(), lock: Promise.resolve() };
+      b = { rows: [], openedAt: Date.now(), uploading: 0, lock: Promise.resolve() };
       this.buffers.set(partition, b);
     }
     return b;
   }
 
-  private async onBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
+  private async onBatch({
+    batch,
+    heartbeat,
+    resolveOffset,
+    isRunning,
+    isStale,
+  }: EachBatchPayload): Promise<void> {
     const b = this.buffer(batch.partition);
     for (const m of batch.messages) {
+      if (!isRunning() || isStale()) return;
+      if (b.lastOffset !== undefined && BigInt(m.offset) <= BigInt(b.lastOffset)) {
+        // Fetched again (a rejoin that kept this partition, a retried batch): already buffered.
+        resolveOffset(m.offset);
+        continue;
+      }
+      if (this.bufferedEvents >= this.maxBuffered && !(await this.makeRoom())) {
+        this.pauseFetching();
+        return; // unresolved: this message and the rest are fetched again after the resume
+      }
       b.lastMessageTime = Number(m.timestamp);
       b.lastOffset = m.offset;
       try {
@@ -133,11 +192,48 @@ export class Archiver {
         eventsRejected.inc();
         this.opts.log?.(`skipping offset ${batch.partition}/${m.offset}: ${(e as Error).message}`);
       }
-      if (b.rows.length >= this.opts.flushEvents) {
-        await this.flush(batch.partition);
+      resolveOffset(m.offset);
+      bufferedGauge.set(this.bufferedEvents);
+      if (b.rows.length >= this.opts.flushEvents && Date.now() >= this.flushRetryAt) {
+        // A failed flush keeps its rows; the bound above decides when to stop fetching.
+        await this.flush(batch.partition).catch((e: Error) => this.noteFlushFailure(batch.partition, e));
         await heartbeat();
       }
     }
+  }
+
+  /** Flushes the fullest buffers until below the bound; false if a flush failed. */
+  private async makeRoom(): Promise<boolean> {
+    if (Date.now() < this.flushRetryAt) return false;
+    const fullest = [...this.buffers].sort(([, x], [, y]) => y.rows.length - x.rows.length);
+    for (const [p, b] of fullest) {
+      if (this.bufferedEvents < this.maxBuffered) break;
+      if (b.rows.length === 0) continue;
+      try {
+        await this.flush(p);
+      } catch (e) {
+        this.noteFlushFailure(p, e as Error);
+        return false;
+      }
+    }
+    return this.bufferedEvents < this.maxBuffered;
+  }
+
+  private pauseFetching(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.stats.pauses++;
+    this.consumer.pause([{ topic: this.opts.topic }]);
+    this.opts.log?.(
+      `${this.bufferedEvents} events buffered (bound ${this.maxBuffered}) and S3 does not take them: fetching paused until a flush succeeds`,
+    );
+  }
+
+  private noteFlushFailure(partition: number, e: Error): void {
+    this.flushRetryAt = Date.now() + Math.min(this.opts.flushMs, 5000);
+    this.stats.flushFailures++;
+    flushFailures.inc();
+    this.opts.log?.(`flush of partition ${partition} failed (rows kept, retried): ${e.message}`);
   }
 
   /** Writes the partition's buffer (one file per event hour), uploads, then commits the offsets. */
@@ -148,6 +244,7 @@ export class Archiver {
       // Taken synchronously: messages consumed while this flush uploads belong to the next one.
       const rows = b.rows;
       const last = b.lastOffset;
+      const minTs = b.minTs;
       b.rows = [];
       b.minTs = undefined;
       if (last === undefined || last === b.committedOffset) return;
@@ -158,6 +255,8 @@ export class Archiver {
       }
       const end = flushSeconds.startTimer();
       const first = rows[0]!.offset;
+      b.uploading = rows.length;
+      b.uploadingMinTs = minTs;
       try {
         await this.upload(partition, rows, first, last);
       } catch (e) {
@@ -165,6 +264,9 @@ export class Archiver {
         b.rows = rows.concat(b.rows);
         for (const r of rows) b.minTs = b.minTs === undefined ? r.event.ts : Math.min(b.minTs, r.event.ts);
         throw e;
+      } finally {
+        b.uploading = 0;
+        b.uploadingMinTs = undefined;
       }
       b.committedOffset = last;
       this.stats.events += rows.length;
@@ -187,11 +289,13 @@ export class Archiver {
       const path = join(this.opts.workDir, `${process.pid}-${++fileSeq}.parquet`);
       try {
         await writeRawParquet(hourRows, path);
-        await uploadFile(
-          this.opts.s3,
-          this.opts.bucket,
-          rawFileKey(this.opts.prefix, hour, partition, first, last),
-          path,
+        const key = rawFileKey(this.opts.prefix, hour, partition, first, last);
+        await uploadFile(this.opts.s3, this.opts.bucket, key, path);
+        // Before the offsets are committed: a file of an hour already finalized is found by the late
+        // path (docs/completeness.md) from this row.
+        await this.opts.pool.query(
+          'insert into raw_files (hour, key) values ($1, $2) on conflict (hour, key) do nothing',
+          [new Date(hour), key],
         );
       } finally {
         await rm(path, { force: true });
@@ -217,7 +321,20 @@ export class Archiver {
       for (const [p, b] of this.buffers) {
         const pending =
           b.rows.length > 0 || (b.lastOffset !== undefined && b.lastOffset !== b.committedOffset);
-        if (pending && now - b.openedAt >= this.opts.flushMs) await this.flush(p);
+        // While paused every buffer is retried at once: the sooner they are empty, the sooner it resumes.
+        if (pending && (this.paused || now - b.openedAt >= this.opts.flushMs)) {
+          try {
+            await this.flush(p);
+          } catch (e) {
+            this.noteFlushFailure(p, e as Error);
+          }
+        }
+      }
+      bufferedGauge.set(this.bufferedEvents);
+      if (this.paused && this.bufferedEvents < this.maxBuffered) {
+        this.paused = false;
+        this.consumer.resume([{ topic: this.opts.topic }]);
+        this.opts.log?.(`flushes succeed again: fetching resumed (${this.bufferedEvents} events buffered)`);
       }
       await this.recordWatermarks();
     } catch (e) {
@@ -243,10 +360,11 @@ export class Archiver {
     const now = Date.now();
     for (const p of this.assigned) {
       const b = this.buffers.get(p);
-      const buffered = b !== undefined && b.rows.length > 0;
+      const buffered = b !== undefined && b.rows.length + b.uploading > 0;
       const caughtUp = !buffered && (committedOf.get(p) ?? 0n) >= (endOf.get(p) ?? 0n);
+      const bufferedMinTs = buffered ? minDefined(b.minTs, b.uploadingMinTs) : undefined;
       const wm = partitionWatermark(
-        { bufferedMinTs: buffered ? b.minTs : undefined, lastMessageTime: b?.lastMessageTime, caughtUp },
+        { bufferedMinTs, lastMessageTime: b?.lastMessageTime, caughtUp },
         now,
         this.opts.graceMs,
       );
@@ -259,3 +377,6 @@ export class Archiver {
     }
   }
 }
+
+const minDefined = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined ? b : b === undefined ? a : Math.min(a, b);

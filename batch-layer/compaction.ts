@@ -3,7 +3,9 @@
 // one transaction that replaces the hour. Deterministic: the same raw files give the same rows.
 //
 // Dedup rule (DESIGN rule 1): an impression counts once, in the minute of its first valid click.
-// Inside the hour: group valid events by impression id and keep min(ts). Across hours: an impression
+// "Valid" here is signed and unexpired, whatever Redis said: a click logged `duplicate` counts when no
+// earlier click of its impression reached the log (its first click's append failed, or Redis kept a
+// key it should not have). Inside the hour: group those events by impression id and keep min(ts). Across hours: an impression
 // with a valid click in any of the `lookbackHours` before this one is not counted here. Each hour's
 // "seen" index (its distinct valid impression ids) depends only on that hour's raw files, so hours
 // can be compacted in any order or in parallel and still agree; the index is named after the raw
@@ -50,6 +52,15 @@ export interface CompactionProgress {
 
 export interface CompactHourResult {
   hour: string;
+  /** The hour's finalization revision after this run (a run that changes no number keeps it). */
+  revision: number;
+  /** This run made a new revision. */
+  changed: boolean;
+  /**
+   * Finalized later hours (within the impression lifetime) that counted an impression this hour now
+   * holds an earlier click of: they must be finalized again (the late path does it).
+   */
+  affectedLaterHours: string[];
   files: number;
   /** Distinct Kafka messages of the hour, all statuses. */
   events: number;
@@ -83,9 +94,10 @@ async function downloadAll(
   return paths;
 }
 
+/** Signed, unexpired clicks of the hour: the candidates for an impression's first click. */
 const validInHour = (files: readonly string[], hourStart: number): string =>
   `select event_id, ts, ad_id, advertiser_id from read_parquet(${sqlFileList(files)})
-   where status = 'valid' and ts >= ${hourStart} and ts < ${hourStart + HOUR_MS}`;
+   where status in ('valid', 'duplicate') and ts >= ${hourStart} and ts < ${hourStart + HOUR_MS}`;
 
 /** Writes the distinct valid impression ids of an hour's raw files to a Parquet index. */
 async function writeSeenIndex(files: readonly string[], hourStart: number, path: string): Promise<void> {
@@ -243,10 +255,11 @@ export async function writeHourCounts(
   hourStart: number,
   counts: HourCounts,
   run: CompactionRun,
-): Promise<void> {
+  listedAt: Date,
+): Promise<{ revision: number; changed: boolean }> {
   const from = new Date(hourStart);
   const to = new Date(hourStart + HOUR_MS);
-  await inTransaction(pool, async (client) => {
+  return inTransaction(pool, async (client) => {
     await client.query("set local time zone 'UTC'"); // the CSVs carry zone-less UTC timestamps
     // Two runs of the same hour (schedule, backfill, daily) may overlap: let them take turns.
     await client.query('select pg_advisory_xact_lock($1, $2)', [7_262_005, hourStart / HOUR_MS]);
@@ -270,14 +283,47 @@ export async function writeHourCounts(
         );
       }
     }
-    await client.query(
-      `insert into finalized_hours (hour, run_id, workflow_id, finalized_at, valid_clicks, events)
-       values ($1, $2, $3, now(), $4, $5)
-       on conflict (hour) do update set run_id = excluded.run_id, workflow_id = excluded.workflow_id,
-         finalized_at = excluded.finalized_at, valid_clicks = excluded.valid_clicks, events = excluded.events`,
-      [from, run.runId, run.workflowId, counts.validClicks, counts.events],
-    );
+    return recordFinalization(client, hourStart, counts, run, listedAt);
   });
+}
+
+/**
+ * Marks the hour finalized by `run`. A run whose numbers differ from the hour's current revision (or
+ * the hour's first) makes a new revision, kept in hour_revisions; one that changes nothing keeps the
+ * revision and its time, so `revision` changes exactly when a final number may have.
+ */
+async function recordFinalization(
+  client: pg.PoolClient,
+  hourStart: number,
+  counts: HourCounts,
+  run: CompactionRun,
+  listedAt: Date,
+): Promise<{ revision: number; changed: boolean }> {
+  const hour = new Date(hourStart);
+  const current = await client.query<{ revision: number; valid_clicks: string; events: string }>(
+    'select revision, valid_clicks, events from finalized_hours where hour = $1',
+    [hour],
+  );
+  const was = current.rows[0];
+  const changed =
+    !was || Number(was.valid_clicks) !== counts.validClicks || Number(was.events) !== counts.events;
+  const revision = !was ? 1 : changed ? was.revision + 1 : was.revision;
+  await client.query(
+    `insert into finalized_hours (hour, run_id, workflow_id, finalized_at, valid_clicks, events, revision, listed_at)
+     values ($1, $2, $3, now(), $4, $5, $6, $7)
+     on conflict (hour) do update set run_id = excluded.run_id, workflow_id = excluded.workflow_id,
+       valid_clicks = excluded.valid_clicks, events = excluded.events, listed_at = excluded.listed_at,
+       revision = excluded.revision,
+       finalized_at = case when $8 then excluded.finalized_at else finalized_hours.finalized_at end`,
+    [hour, run.runId, run.workflowId, counts.validClicks, counts.events, revision, listedAt, changed],
+  );
+  if (changed)
+    await client.query(
+      `insert into hour_revisions (hour, revision, finalized_at, run_id, workflow_id, valid_clicks, events)
+       values ($1, $2, now(), $3, $4, $5, $6) on conflict (hour, revision) do nothing`,
+      [hour, revision, run.runId, run.workflowId, counts.validClicks, counts.events],
+    );
+  return { revision, changed };
 }
 
 /** The whole hourly compaction: list, download, index, count, write. Safe to run again. */
@@ -290,6 +336,8 @@ export async function compactHourFromS3(
   const dir = hourDir(deps, hourStart);
   await mkdir(dir, { recursive: true });
   onProgress({ phase: 'listing', filesDone: 0, filesTotal: 0 });
+  // On the database's clock, before the listing: a raw file recorded after this is late for this run.
+  const listedAt = (await deps.pool.query<{ now: Date }>('select now()')).rows[0]!.now;
   const raw = await listObjects(deps.s3, deps.bucket, rawHourPrefix(deps.prefix, hourStart));
   let done = 0;
   const files = await downloadAll(deps, raw, join(dir, 'raw'), () =>
@@ -306,24 +354,17 @@ export async function compactHourFromS3(
   const indexPath = join(dir, 'seen-index.parquet');
   const counts = await countHour(files, earlier, hourStart, dir, indexPath);
   onProgress({ phase: 'publishing-index', filesDone: done, filesTotal: raw.length });
-  if (files.length > 0) {
-    const key = seenIndexKey(
-      deps.prefix,
-      hourStart,
-      raw.map((o) => o.key),
-    );
-    const stale = (await listObjects(deps.s3, deps.bucket, seenIndexHourPrefix(deps.prefix, hourStart)))
-      .map((o) => o.key)
-      .filter((k) => k !== key);
-    await uploadFile(deps.s3, deps.bucket, key, indexPath);
-    await deleteObjects(deps.s3, deps.bucket, stale);
-  }
+  const added = files.length > 0 ? await publishSeenIndex(deps, hourStart, raw, indexPath, dir) : undefined;
   onProgress({ phase: 'writing', filesDone: done, filesTotal: raw.length });
-  await writeHourCounts(deps.pool, hourStart, counts, run);
+  const { revision, changed } = await writeHourCounts(deps.pool, hourStart, counts, run, listedAt);
+  const affectedLaterHours = added ? await laterHoursHolding(deps, hourStart, added, dir) : [];
   onProgress({ phase: 'done', filesDone: done, filesTotal: raw.length });
   await rm(dir, { recursive: true, force: true });
   return {
     hour: hourIso(hourStart),
+    revision,
+    changed,
+    affectedLaterHours: affectedLaterHours.map(hourIso),
     files: raw.length,
     events: counts.events,
     validClicks: counts.validClicks,
@@ -332,12 +373,82 @@ export async function compactHourFromS3(
   };
 }
 
-/** Every partition of `topic` has archived all events before `hourEnd` (rows exist for the topic). */
-export async function watermarkPassed(pool: pg.Pool, topic: string, hourEnd: number): Promise<boolean> {
-  const res = await pool.query<{ n: string; low: Date | null }>(
-    'select count(*) as n, min(watermark) as low from archive_watermarks where topic = $1',
-    [topic],
+/**
+ * Publishes the hour's seen index under the name of the raw files it covers, replacing older ones.
+ * When the raw files changed since the index a later hour may have used, returns a Parquet file of
+ * the impression ids the hour holds now and did not then (undefined when nothing can have changed).
+ */
+async function publishSeenIndex(
+  deps: CompactionDeps,
+  hourStart: number,
+  raw: readonly S3Object[],
+  indexPath: string,
+  dir: string,
+): Promise<string | undefined> {
+  const key = seenIndexKey(
+    deps.prefix,
+    hourStart,
+    raw.map((o) => o.key),
   );
-  const row = res.rows[0];
-  return !!row && Number(row.n) > 0 && row.low !== null && row.low.getTime() >= hourEnd;
+  const existing = await listObjects(deps.s3, deps.bucket, seenIndexHourPrefix(deps.prefix, hourStart));
+  const stale = existing.filter((o) => o.key !== key);
+  // This very file set indexed before: no later hour can have seen a different one.
+  const indexedBefore = stale.length < existing.length;
+  let added: string | undefined;
+  if (!indexedBefore) {
+    added = join(dir, 'added-impressions.parquet');
+    const previous = stale[0] && join(dir, 'previous-seen-index.parquet');
+    if (previous) await downloadObject(deps.s3, deps.bucket, stale[0]!, previous);
+    await newImpressions(indexPath, previous, added);
+  }
+  await uploadFile(deps.s3, deps.bucket, key, indexPath);
+  await deleteObjects(
+    deps.s3,
+    deps.bucket,
+    stale.map((o) => o.key),
+  );
+  return added;
+}
+
+/** Writes the impression ids of index `now` that index `before` (if any) lacks. */
+async function newImpressions(now: string, before: string | undefined, out: string): Promise<void> {
+  const conn = await duckConnect();
+  try {
+    const minus = before ? ` except select event_id from read_parquet(${sqlString(before)})` : '';
+    await conn.run(
+      `copy (select event_id from read_parquet(${sqlString(now)})${minus})
+       to ${sqlString(out)} (format parquet, compression zstd)`,
+    );
+  } finally {
+    conn.closeSync();
+  }
+}
+
+/** Finalized hours after `hourStart`, within the impression lifetime, whose seen ids meet `added`. */
+async function laterHoursHolding(
+  deps: CompactionDeps,
+  hourStart: number,
+  added: string,
+  dir: string,
+): Promise<number[]> {
+  const { rows } = await deps.pool.query<{ hour: Date }>(
+    'select hour from finalized_hours where hour > $1 and hour <= $2 order by hour',
+    [new Date(hourStart), new Date(hourStart + deps.lookbackHours * HOUR_MS)],
+  );
+  const affected: number[] = [];
+  for (const { hour } of rows) {
+    const index = await seenIndexOf(deps, hour.getTime(), dir);
+    if (!index) continue;
+    const conn = await duckConnect();
+    try {
+      const r = await conn.runAndReadAll(
+        `select count(*)::integer as n from read_parquet(${sqlString(added)})
+         where event_id in (select event_id from read_parquet(${sqlString(index)}))`,
+      );
+      if (Number(r.getRowObjectsJS()[0]!.n) > 0) affected.push(hour.getTime());
+    } finally {
+      conn.closeSync();
+    }
+  }
+  return affected;
 }

@@ -45,9 +45,11 @@ export async function startBackfill(
 
 export const hourlyScheduleId = (prefix: string): string => `${prefix}-compact-hourly`;
 export const dailyScheduleId = (prefix: string): string => `${prefix}-compact-daily`;
+export const lateScheduleId = (prefix: string): string => `${prefix}-finalize-late`;
 
 /**
- * Creates (or updates to the current definition) the hourly and daily compaction schedules.
+ * Creates (or updates to the current definition) the hourly and daily compaction schedules and the
+ * late path's (every `lateEveryMinutes`: hours that got raw files after they were finalized).
  * Schedule arguments are fixed at creation, so the workflows get no window in their input and take
  * it from the run's nominal time (TemporalScheduledStartTime); the started workflow ids get that
  * nominal time appended by Temporal, so each window has one id. BUFFER_ALL: a window that comes
@@ -55,7 +57,7 @@ export const dailyScheduleId = (prefix: string): string => `${prefix}-compact-da
  */
 export async function ensureSchedules(
   client: Client,
-  opts: { taskQueue: string; prefix: string },
+  opts: { taskQueue: string; prefix: string; lateEveryMinutes?: number },
 ): Promise<string[]> {
   const defs: ScheduleOptions[] = [
     {
@@ -81,6 +83,20 @@ export async function ensureSchedules(
         args: [{}],
       },
       policies: { overlap: ScheduleOverlapPolicy.BUFFER_ALL, catchupWindow: '1 day' },
+    },
+    {
+      scheduleId: lateScheduleId(opts.prefix),
+      spec: { intervals: [{ every: `${opts.lateEveryMinutes ?? 5}m` }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'finalizeLateHours',
+        workflowId: `${opts.prefix}-scheduled-finalize-late`,
+        taskQueue: opts.taskQueue,
+        args: [{}],
+      },
+      // A run still busy when the next is due: one waits, the rest are skipped (each run finds every
+      // late hour there is, so nothing is lost).
+      policies: { overlap: ScheduleOverlapPolicy.BUFFER_ONE, catchupWindow: '1 hour' },
     },
   ];
   for (const def of defs) {

@@ -119,6 +119,16 @@ const schema = z.object({
   // In-process ad cache of each click worker (entries) and how long an unknown id stays unknown (ms).
   ADCLICK_AD_CACHE_SIZE: positiveInt.default(200_000),
   ADCLICK_AD_NEGATIVE_TTL_MS: positiveInt.default(30_000),
+  // How often each click worker reports how far its clicks are in Kafka (docs/completeness.md), and
+  // the stamp-to-log margin a report never claims (covers the Redis dedup deadline).
+  ADCLICK_PROGRESS_REPORT_MS: positiveInt.default(5000),
+  ADCLICK_PROGRESS_MARGIN_MS: positiveInt.default(5000),
+  // --- Final means complete (batch layer, docs/completeness.md) ---
+  // A click process silent for longer is not waited for: its hour is finalized and the late path
+  // finalizes it again when its clicks arrive.
+  FINALIZE_SILENCE_BOUND_MS: positiveInt.default(15 * 60_000),
+  // How often the late path looks for raw files that arrived after their hour was finalized.
+  LATE_PATH_EVERY_MINUTES: positiveInt.default(5),
   // --- Speed layer (speed-layer/) ---
   SPEED_CONSUMER_GROUP: z.string().default('adclick-speed-layer'),
   // Minutes behind the newest minute of a partition that stay open (their impression ids dedup).
@@ -139,6 +149,23 @@ const schema = z.object({
   // 0 in production: never set it there.
   ADCLICK_CLOCK_OFFSET_MS: z.coerce.number().int().default(0),
   // --- end failure drills ---
+  // --- Topics and long-lived processes (common/kafka.ts, batch-layer/archiver.ts) ---
+  // Copies of each partition of the app's topics, and how many must have an acks=all write before
+  // it succeeds. A production cluster wants 3 and 2; the single-broker local stack keeps 1 and 1.
+  // Applied by ensureTopics on every start (min.insync.replicas also to existing topics).
+  KAFKA_REPLICATION_FACTOR: positiveInt.default(1),
+  KAFKA_MIN_INSYNC_REPLICAS: positiveInt.default(1),
+  // How long `clicks` keeps events (hours). The archiver and a speed-layer rebuild must read an
+  // event within it; keep it well above ADCLICK_IMPRESSION_TTL_S. (minute_counts keeps
+  // SPEED_PINOT_RETENTION_DAYS, the speed store's own retention.)
+  KAFKA_CLICKS_RETENTION_HOURS: positiveInt.default(168),
+  // How often every producer and consumer refreshes topic metadata (ms), i.e. how soon partitions
+  // added to a live topic are used (kafkajs' own default is 5 minutes).
+  KAFKA_METADATA_MAX_AGE_MS: positiveInt.default(30_000),
+  // Events the archiver holds over all its partitions. At the bound it stops fetching until a flush
+  // to S3 succeeds, so an S3 outage shows as consumer lag, not as memory.
+  ARCHIVER_MAX_BUFFERED_EVENTS: positiveInt.default(400_000),
+  // --- end topics and long-lived processes ---
 });
 
 export type Config = z.infer<typeof schema>;

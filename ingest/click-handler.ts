@@ -182,6 +182,8 @@ class ClickRoute {
     try {
       await this.deps.clickLog.append(this.event(req, eventId, adId, ad, ts, status));
     } catch (e) {
+      // Not redirected, so not a click: the dedup key this click set must not make its retry a duplicate.
+      if (status === 'valid' && imp) await this.deps.dedup.forget(imp);
       this.error(
         res,
         503,

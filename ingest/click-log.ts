@@ -88,6 +88,13 @@ export class ClickLog {
   private closing = false;
   private wake: (() => void) | undefined;
   private drainedWaiters: Array<() => void> = [];
+  /** Batches taken from the buffer and not settled yet (sending, or being spooled). */
+  private readonly inFlight = new Set<Waiting[]>();
+  /**
+   * A lower bound of the ts of every event in the spool that is not in Kafka yet; undefined when the
+   * spool holds none. Records left by an earlier run are of unknown age: 0 until the spool is empty.
+   */
+  private spooledOldestTs: number | undefined;
   private readonly log: (message: string) => void;
   private readonly depthSource = (): { depth: number; bytes: number } => ({
     depth: this.spool.depth,
@@ -101,7 +108,10 @@ export class ClickLog {
     this.log = opts.log ?? ((m) => console.error(`[click-log] ${m}`));
     this.lanes = Array.from({ length: Math.max(1, opts.lanes ?? 1) }, () => this.newLane());
     spoolSources.add(this.depthSource);
-    if (spool.pending) this.enterSpooling('records left in the spool by an earlier run');
+    if (spool.pending) {
+      this.spooledOldestTs = 0;
+      this.enterSpooling('records left in the spool by an earlier run');
+    }
   }
 
   /** Opens the spool (replaying what an earlier run left in it) and connects the producer. */
@@ -128,6 +138,21 @@ export class ClickLog {
   }
   get spoolDepth(): number {
     return this.spool.depth;
+  }
+
+  /**
+   * The ts of the oldest event handed to this log that Kafka has not acknowledged yet (buffered, in
+   * flight, or in the spool), or a lower bound of it; undefined when every event is in Kafka. What a
+   * click process reports so that an hour is finalized only once its clicks are in (docs/completeness.md).
+   */
+  oldestUnlogged(): number | undefined {
+    let oldest = this.spooledOldestTs;
+    const consider = (w: Waiting): void => {
+      if (oldest === undefined || w.event.ts < oldest) oldest = w.event.ts;
+    };
+    for (const w of this.buffer) consider(w);
+    for (const batch of this.inFlight) for (const w of batch) consider(w);
+    return oldest;
   }
 
   /** Logs one click event; resolves with where it is durably kept once it is. */
@@ -215,6 +240,7 @@ export class ClickLog {
     if (!this.canFlush()) return;
     this.flushing++;
     const batch = this.buffer.splice(0, this.opts.batchMax);
+    this.inFlight.add(batch);
     try {
       if (this.mode === 'direct') await this.sendDirect(batch);
       else await this.toSpool(batch, undefined);
@@ -223,6 +249,7 @@ export class ClickLog {
       for (const w of batch) w.reject(e as Error);
       this.log(`cannot write the spool: ${(e as Error).message}`);
     } finally {
+      this.inFlight.delete(batch);
       this.flushing--;
       // Events that arrived during this batch's send or fsync leave at once (group commit).
       if (this.buffer.length > 0) this.flushSoon(0);
@@ -267,6 +294,9 @@ export class ClickLog {
   /** Spools a batch; `lateSend` is a send of the same events that may still be acked. */
   private async toSpool(batch: Waiting[], lateSend: Promise<unknown> | undefined): Promise<void> {
     if (this.mode === 'direct') this.enterSpooling('spooling');
+    for (const w of batch)
+      if (this.spooledOldestTs === undefined || w.event.ts < this.spooledOldestTs)
+        this.spooledOldestTs = w.event.ts;
     const appended = this.spool.append(batch.map((w) => w.value));
     if (lateSend) {
       // Registered before the append can complete, so the replayer (which checks `unsettled`
@@ -334,6 +364,7 @@ export class ClickLog {
           continue;
         }
         if (emptied) {
+          this.spooledOldestTs = undefined;
           this.mode = 'direct';
           this.log('spool replayed; sending click events directly to Kafka again');
           for (const w of this.drainedWaiters.splice(0)) w();

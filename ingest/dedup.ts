@@ -9,6 +9,12 @@ export type DedupAnswer = 'first' | 'duplicate' | 'unavailable';
 
 export interface DedupStore {
   firstClick(impressionId: string, ttlMs: number): Promise<DedupAnswer>;
+  /**
+   * Undoes a `first` answer whose click could not be logged (503: the person was not redirected), so
+   * the retry is the first click again. Best effort: a key left behind only makes the provisional
+   * count miss that click; the batch layer counts it anyway (it does not trust Redis's verdict).
+   */
+  forget(impressionId: string): Promise<void>;
 }
 
 // One round trip and one command for every first-click check of an event-loop turn: per-command
@@ -93,6 +99,9 @@ export function redisDedup(redis: Redis, deadlineMs: number): DedupStore {
           setImmediate(flush);
         }
       });
+    },
+    async forget(impressionId) {
+      await redis.del(`dedup:${impressionId}`).catch(() => undefined);
     },
   };
 }

@@ -3,6 +3,8 @@
 // request goes to `fallback` (apps/click.ts: the proxy to the API process). apps/click.ts runs one
 // per core; tests start their own with unique topics, spool folders and injected clients.
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import type { Server } from 'node:http';
 import express, { type RequestHandler } from 'express';
 import type { Admin, Kafka } from 'kafkajs';
@@ -20,6 +22,7 @@ import { createClickRedis, redisDedup, redisReady } from './dedup.js';
 import { createHttpServer } from './http-server.js';
 import { configuredSigningKeys, signingKeys, type SigningKeys } from './impression.js';
 import { clickMetrics } from './metrics.js';
+import { startProgressReports } from './progress-report.js';
 
 export interface ClickServiceOptions {
   port?: number;
@@ -46,6 +49,8 @@ export interface ClickServiceOptions {
   clockOffsetMs?: number;
   /** Every request that is neither a click nor a health or metrics route (default: 404). */
   fallback?: RequestHandler;
+  /** How often progress is reported to the batch layer (ingest/progress-report.ts); 0 = never. */
+  progressReportMs?: number;
   /** Where /metrics gets its text (apps/click.ts: summed over the cluster's workers). */
   metricsText?: () => Promise<string>;
   log?: (message: string) => void;
@@ -70,9 +75,10 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
   const signing = typeof keys === 'string' ? signingKeys(undefined, keys) : keys;
 
   const redisUp = redisReady(redis, opts.redisStartWaitMs ?? 3000);
+  const topic = opts.topic ?? config.KAFKA_CLICKS_TOPIC;
   const clickLog = await ClickLog.open({
     kafka,
-    topic: opts.topic ?? config.KAFKA_CLICKS_TOPIC,
+    topic,
     spoolPath: opts.spoolPath,
     deadlineMs: opts.deadlineMs ?? config.ADCLICK_PRODUCE_DEADLINE_MS,
     lingerMs: opts.lingerMs ?? config.ADCLICK_PRODUCE_LINGER_MS,
@@ -96,6 +102,21 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
     negativeTtlMs: config.ADCLICK_AD_NEGATIVE_TTL_MS,
     onLookup: (result) => cacheCounters[result].inc(),
   });
+  const now = clickClock(opts.clockOffsetMs ?? config.ADCLICK_CLOCK_OFFSET_MS);
+  const reportMs = opts.progressReportMs ?? config.ADCLICK_PROGRESS_REPORT_MS;
+  const progress =
+    reportMs > 0
+      ? startProgressReports({
+          pool,
+          processId: `${hostname()}:${resolve(opts.spoolPath)}`,
+          topic,
+          clickLog,
+          clock: now,
+          intervalMs: reportMs,
+          marginMs: config.ADCLICK_PROGRESS_MARGIN_MS,
+          log: opts.log ?? ((m) => console.error(`[click] ${m}`)),
+        })
+      : undefined;
   const click = createClickHandler({
     ads,
     dedup: redisDedup(redis, opts.redisDeadlineMs ?? config.ADCLICK_REDIS_DEADLINE_MS),
@@ -103,7 +124,7 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
     signingKeys: signing,
     salts: opts.salts ?? config.ADCLICK_KEY_SALTS,
     metrics,
-    now: clickClock(opts.clockOffsetMs ?? config.ADCLICK_CLOCK_OFFSET_MS),
+    now,
   });
 
   const kafkaAdmin = kafka.admin();
@@ -141,6 +162,7 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
         await Promise.race([stopped, new Promise((r) => setTimeout(r, 5000))]);
         server.closeAllConnections();
         await clickLog.close();
+        await progress?.stop();
         await kafkaAdmin.disconnect().catch(() => undefined);
         redis.disconnect();
         if (ownPool) await pool.end();

@@ -9,9 +9,21 @@ import type { Count } from './merge.js';
 
 export interface FinalizedHour {
   hour: number;
+  /** Grows each time a finalization changes the hour's numbers (late clicks). */
+  revision: number;
   runId: string;
   workflowId: string;
   finalizedAt: number;
+  validClicks: number;
+  events: number;
+}
+
+/** One finalization of an hour that changed its numbers (hour_revisions). */
+export interface HourRevision {
+  revision: number;
+  finalizedAt: number;
+  runId: string;
+  workflowId: string;
   validClicks: number;
   events: number;
 }
@@ -49,19 +61,52 @@ export class BatchStore {
       finalized_at: Date;
       valid_clicks: string;
       events: string;
+      revision: number;
     }>(
-      `select hour, run_id, workflow_id, finalized_at, valid_clicks, events
+      `select hour, run_id, workflow_id, finalized_at, valid_clicks, events, revision
          from finalized_hours where hour >= $1 and hour < $2 order by hour`,
       [ts(hourOf(from)), ts(to)],
     );
     return r.rows.map((row) => ({
       hour: row.hour.getTime(),
+      revision: row.revision,
       runId: row.run_id,
       workflowId: row.workflow_id,
       finalizedAt: row.finalized_at.getTime(),
       validClicks: Number(row.valid_clicks),
       events: Number(row.events),
     }));
+  }
+
+  /** Every revision of each hour in [from, to): when it was made, by which run, with which counts. */
+  async hourRevisions(from: number, to: number): Promise<Map<number, HourRevision[]>> {
+    const r = await this.pool.query<{
+      hour: Date;
+      revision: number;
+      finalized_at: Date;
+      run_id: string;
+      workflow_id: string;
+      valid_clicks: string;
+      events: string;
+    }>(
+      `select hour, revision, finalized_at, run_id, workflow_id, valid_clicks, events from hour_revisions
+        where hour >= $1 and hour < $2 order by hour, revision`,
+      [ts(hourOf(from)), ts(to)],
+    );
+    const byHour = new Map<number, HourRevision[]>();
+    for (const row of r.rows) {
+      const list = byHour.get(row.hour.getTime()) ?? [];
+      list.push({
+        revision: row.revision,
+        finalizedAt: row.finalized_at.getTime(),
+        runId: row.run_id,
+        workflowId: row.workflow_id,
+        validClicks: Number(row.valid_clicks),
+        events: Number(row.events),
+      });
+      byHour.set(row.hour.getTime(), list);
+    }
+    return byHour;
   }
 
   /** Just the hour starts of `finalizedHours`, as the merge wants them. */

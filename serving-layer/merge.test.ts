@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DAY_MS, HOUR_MS, MINUTE_MS } from '../common/time.js';
-import { mergeClicks, speedSpans, topAds } from './merge.js';
+import { finalizationOf, mergeClicks, speedSpans, topAds } from './merge.js';
 
 const T0 = Date.UTC(2026, 10, 27); // a day start
 const h = (n: number): number => T0 + n * HOUR_MS;
@@ -204,5 +204,21 @@ describe('topAds', () => {
       1,
     );
     expect(r).toEqual([{ adId: '2', clicks: 3 }]);
+  });
+});
+
+describe('finalizationOf', () => {
+  const H = Date.UTC(2026, 10, 27, 10);
+  const hours = new Map([
+    [H, { revision: 1, finalizedAt: 1000 }],
+    [H + HOUR_MS, { revision: 3, finalizedAt: 5000 }],
+  ]);
+  it('a minute or hour point carries the revision and time of its hour', () => {
+    expect(finalizationOf(H + 5 * 60_000, 60_000, hours)).toEqual({ revision: 1, finalizedAt: 1000 });
+    expect(finalizationOf(H + HOUR_MS, HOUR_MS, hours)).toEqual({ revision: 3, finalizedAt: 5000 });
+  });
+  it('a point over several hours sums their revisions and keeps the latest time; any open hour: none', () => {
+    expect(finalizationOf(H, 2 * HOUR_MS, hours)).toEqual({ revision: 4, finalizedAt: 5000 });
+    expect(finalizationOf(H, 3 * HOUR_MS, hours)).toBeUndefined();
   });
 });

@@ -69,6 +69,31 @@ export function mergeClicks(
   return { total: list.reduce((sum, p) => sum + p.clicks, 0), points: list };
 }
 
+/** Which finalization a final point comes from. */
+export interface Finalization {
+  /** Changes whenever any hour of the point is finalized again: the sum of its hours' revisions. */
+  revision: number;
+  /** The latest finalization time among the point's hours (epoch ms). */
+  finalizedAt: number;
+}
+
+/** The finalization of the bucket [start, start + stepMs), or undefined unless every hour of it is final. */
+export function finalizationOf(
+  start: number,
+  stepMs: number,
+  hours: ReadonlyMap<number, Finalization>,
+): Finalization | undefined {
+  let revision = 0;
+  let finalizedAt = 0;
+  for (let h = hourOf(start); h < start + stepMs; h += HOUR_MS) {
+    const f = hours.get(h);
+    if (!f) return undefined;
+    revision += f.revision;
+    finalizedAt = Math.max(finalizedAt, f.finalizedAt);
+  }
+  return { revision, finalizedAt };
+}
+
 /**
  * The spans of [from, to) the speed layer owns: maximal runs of hours that are not finalized, clipped
  * to the range. Usually one span (the newest hours), none for a fully finalized range.

@@ -35,10 +35,17 @@ import {
 import { json, jsonBody, keyedErrors, type ApiRoute } from '../common/openapi.js';
 import { registry } from '../common/metrics.js';
 import type { SpeedStore } from '../common/speed-store.js';
-import { HOUR_MS, hourOf, isoSeconds } from '../common/time.js';
-import { BatchStore } from './batch-store.js';
+import { GRANULARITY_MS, HOUR_MS, hourOf, isoSeconds } from '../common/time.js';
+import { BatchStore, type FinalizedHour } from './batch-store.js';
 import { FinalizedAdTotals, topCandidates } from './ad-totals.js';
-import { mergeClicks, topAds, type Count, type MergedPoint, type MergedSeries } from './merge.js';
+import {
+  finalizationOf,
+  mergeClicks,
+  topAds,
+  type Count,
+  type MergedPoint,
+  type MergedSeries,
+} from './merge.js';
 import {
   adPathParams,
   advertiserClicksQuery,
@@ -117,6 +124,8 @@ const point = z.object({
   start: z.string(),
   clicks: z.number().int(),
   final: z.boolean(),
+  revision: z.number().int().optional().describe('final points: the finalization they come from'),
+  finalizedAt: z.string().optional(),
   unavailable: z.literal(true).optional(),
 });
 const series = {
@@ -244,7 +253,8 @@ function adClicks(ctx: ServingContext): Handler {
     const owner = await ctx.adOwner(adId);
     if (owner === undefined || !canSeeAd(callerOf(res), owner))
       return sendApiError(res, 404, 'not_found', 'no such ad');
-    const finalized = await ctx.batch.finalizedHourSet(range.from, range.to);
+    const hours = await ctx.batch.finalizedHours(range.from, range.to);
+    const finalized = new Set(hours.map((h) => h.hour));
     const [batchCounts, speed] = await Promise.all([
       range.granularity === 'minute'
         ? ctx.batch.adMinutes(adId, range.from, range.to)
@@ -252,7 +262,7 @@ function adClicks(ctx: ServingContext): Handler {
       ctx.speed({ adIds: [adId] }, range, finalized),
     ]);
     const merged = mergeClicks(range, finalized, batchCounts, speed.totals && speed.totals.buckets);
-    res.json({ adId, ...seriesBody(req, res, range, merged, speed) });
+    res.json({ adId, ...seriesBody(req, res, range, merged, speed, hours) });
   };
 }
 
@@ -278,7 +288,7 @@ function advertiserClicks(ctx: ServingContext): Handler {
     const ranked = topAds(topCandidates(batchTotals, speedAds, top), speedAds, top);
     const names = await ctx.batch.adNames(ranked.map((a) => a.adId));
     const ads = ranked.map((a) => ({ ...a, name: names.get(a.adId) ?? null }));
-    res.json({ advertiserId, ...seriesBody(req, res, range, merged, speed), ads });
+    res.json({ advertiserId, ...seriesBody(req, res, range, merged, speed, hours), ads });
   };
 }
 
@@ -293,7 +303,10 @@ function adminHours(ctx: ServingContext): Handler {
       ctx.now(),
       92 * 24 * HOUR_MS,
     );
-    const hours = await ctx.batch.finalizedHours(range.from, range.to);
+    const [hours, revisions] = await Promise.all([
+      ctx.batch.finalizedHours(range.from, range.to),
+      ctx.batch.hourRevisions(range.from, range.to),
+    ]);
     const byHour = new Map(hours.map((h) => [h.hour, h]));
     const speed = await speedHourTotals(ctx.deps.speedStore, range);
     if (speed.detail) logRequest('serving', req, res, `speed layer unavailable: ${speed.detail}`);
@@ -304,9 +317,18 @@ function adminHours(ctx: ServingContext): Handler {
         hour: isoSeconds(h),
         state: f ? 'finalized' : 'open',
         ...(f && {
+          revision: f.revision,
           runId: f.runId,
           workflowId: f.workflowId,
           finalizedAt: new Date(f.finalizedAt).toISOString(),
+          revisions: (revisions.get(h) ?? []).map((r) => ({
+            revision: r.revision,
+            finalizedAt: new Date(r.finalizedAt).toISOString(),
+            workflowId: r.workflowId,
+            runId: r.runId,
+            validClicks: r.validClicks,
+            events: r.events,
+          })),
         }),
         counts: {
           batch: f ? f.validClicks : null,
@@ -385,19 +407,32 @@ function advertiserOf(caller: Caller, requested: unknown): string {
   return parseId(requested, 'advertiser_id');
 }
 
-function seriesBody(req: Request, res: Response, range: TimeRange, merged: MergedSeries, speed: SpeedPart) {
+function seriesBody(
+  req: Request,
+  res: Response,
+  range: TimeRange,
+  merged: MergedSeries,
+  speed: SpeedPart,
+  hours: readonly FinalizedHour[],
+) {
   if (speed.totals === null) logRequest('serving', req, res, `speed layer unavailable: ${speed.detail}`);
+  const finalizations = new Map(hours.map((h) => [h.hour, h]));
+  const step = GRANULARITY_MS[range.granularity];
   return {
     granularity: range.granularity,
     from: isoSeconds(range.from),
     to: isoSeconds(range.to),
     total: merged.total,
-    points: merged.points.map((p: MergedPoint) => ({
-      start: isoSeconds(p.start),
-      clicks: p.clicks,
-      final: p.final,
-      ...(p.unavailable && { unavailable: true }),
-    })),
+    points: merged.points.map((p: MergedPoint) => {
+      const f = p.final ? finalizationOf(p.start, step, finalizations) : undefined;
+      return {
+        start: isoSeconds(p.start),
+        clicks: p.clicks,
+        final: p.final,
+        ...(f && { revision: f.revision, finalizedAt: isoSeconds(f.finalizedAt) }),
+        ...(p.unavailable && { unavailable: true }),
+      };
+    }),
     ...(speed.totals === null && {
       unavailable: { layer: 'speed', reason: speed.reason, requestId: requestIdOf(res) },
     }),

@@ -8,9 +8,15 @@
 // `<group>-<topic>-<partition>` (the pre-KIP-447 pattern; KafkaJS sends no group metadata). A new
 // owner's initProducerId bumps the epoch, aborts the old owner's open transaction and makes every
 // later commit of the old owner fail. A count part is written to the same-numbered partition of
-// `minute_counts` as its clicks partition, so all records of one primary key share a partition, as
-// Pinot's upsert requires.
+// `minute_counts` as its clicks partition, and its part name carries that partition, so all records
+// of one primary key share a partition, as Pinot's upsert requires — also after `clicks` grows and a
+// key (adId:salt) starts landing in another partition, whose window counts it from its own epoch.
+//
+// `clicks` can grow while the system runs: claiming a partition that `minute_counts` does not have
+// yet grows `minute_counts` to the clicks partition count first (and tells the caller, so that Pinot
+// starts consuming the new partitions), instead of failing every flush of that partition.
 import type { Admin, Kafka, Producer } from 'kafkajs';
+import { growPartitions, partitionCount } from '../common/kafka.js';
 import type { Checkpoint, Flush } from './minute-window.js';
 import { FencedError, type PartitionSink } from './sink.js';
 
@@ -43,10 +49,22 @@ export class KafkaTransactionSink implements PartitionSink {
   private readonly producers = new Map<number, Producer>();
   private readonly admin: Admin;
   private adminConnected = false;
+  /** Partitions minute_counts is known to have (read again when a claim needs more). */
+  private countsPartitions = 0;
 
   constructor(
     private readonly kafka: Kafka,
-    private readonly opts: { groupId: string; clicksTopic: string; countsTopic: string },
+    private readonly opts: {
+      groupId: string;
+      clicksTopic: string;
+      countsTopic: string;
+      /**
+       * Called when minute_counts has more partitions than this sink last saw (also on its first
+       * claim), with the count: e.g. to make Pinot consume the new partitions now.
+       */
+      onCountsTopicGrown?: (partitions: number) => Promise<void>;
+      log?: (message: string) => void;
+    },
   ) {
     this.admin = kafka.admin();
   }
@@ -55,6 +73,11 @@ export class KafkaTransactionSink implements PartitionSink {
     const old = this.producers.get(partition);
     this.producers.delete(partition);
     if (old) await old.disconnect().catch(() => undefined);
+    if (!this.adminConnected) {
+      await this.admin.connect();
+      this.adminConnected = true;
+    }
+    await this.ensureCountsPartition(partition);
     const producer = this.kafka.producer({
       transactionalId: `${this.opts.groupId}-${this.opts.clicksTopic}-${partition}`,
       idempotent: true,
@@ -68,10 +91,6 @@ export class KafkaTransactionSink implements PartitionSink {
     await fence.abort();
     this.producers.set(partition, producer);
 
-    if (!this.adminConnected) {
-      await this.admin.connect();
-      this.adminConnected = true;
-    }
     const [topicOffsets] = await this.admin.fetchOffsets({
       groupId: this.opts.groupId,
       topics: [this.opts.clicksTopic],
@@ -90,6 +109,10 @@ export class KafkaTransactionSink implements PartitionSink {
   async commit(partition: number, flush: Flush, _previous: Checkpoint): Promise<void> {
     const producer = this.producers.get(partition);
     if (!producer) throw new FencedError(`${this.opts.clicksTopic}[${partition}] is not claimed here`);
+    // kafkajs silently drops records for a partition its metadata does not know, and the offsets
+    // would commit without them: never send to a minute_counts partition claim() did not see.
+    if (partition >= this.countsPartitions)
+      throw new Error(`${this.opts.countsTopic} has no partition ${partition}; claim the partition again`);
     const now = Date.now();
     const tx = await producer.transaction();
     try {
@@ -103,12 +126,12 @@ export class KafkaTransactionSink implements PartitionSink {
               advertiserId: c.advertiserId,
               salt: c.salt,
               minute: c.minute,
-              part: c.part,
+              part: countPart(partition, c.part),
               clicks: c.clicks,
               updatedAt: now,
             };
             return {
-              key: `${c.adId}:${c.salt}:${c.minute}:${c.part}`,
+              key: `${c.adId}:${c.salt}:${c.minute}:${record.part}`,
               value: JSON.stringify(record),
               partition,
             };
@@ -137,6 +160,36 @@ export class KafkaTransactionSink implements PartitionSink {
     }
   }
 
+  /**
+   * Makes sure minute_counts has `partition`: grows it to the clicks topic's partition count when
+   * `clicks` grew (several members may race; growPartitions tolerates that). Whenever minute_counts
+   * has more partitions than this sink last saw — grown here, or by another process (a click service
+   * started with a larger KAFKA_CLICKS_PARTITIONS grows both topics) — the caller hears of it.
+   */
+  private async ensureCountsPartition(partition: number): Promise<void> {
+    if (partition < this.countsPartitions) return;
+    const known = this.countsPartitions;
+    let count = (await partitionCount(this.admin, this.opts.countsTopic)) ?? 0;
+    if (partition >= count) {
+      const clicks = (await partitionCount(this.admin, this.opts.clicksTopic)) ?? 0;
+      const wanted = Math.max(clicks, partition + 1);
+      const before = await growPartitions(this.admin, this.opts.countsTopic, wanted);
+      if (before < wanted) {
+        this.opts.log?.(
+          `grew ${this.opts.countsTopic} from ${before} to ${wanted} partitions to follow ${this.opts.clicksTopic}`,
+        );
+      }
+      count = Math.max(before, wanted);
+    }
+    this.countsPartitions = count;
+    if (count > known) {
+      // Pinot's own periodic check is the backstop: a failure here must not stop the counting.
+      await this.opts
+        .onCountsTopicGrown?.(count)
+        .catch((e: Error) => this.opts.log?.(`after ${this.opts.countsTopic} grew: ${e.message}`));
+    }
+  }
+
   async close(): Promise<void> {
     for (const producer of this.producers.values()) await producer.disconnect().catch(() => undefined);
     this.producers.clear();
@@ -153,4 +206,13 @@ function parseMetadata(text: string | null): OffsetMetadata | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The part name in minute_counts: the window's part (`e<offset>` / `l<offset>`, unique within one
+ * clicks partition) prefixed with that partition, because after `clicks` grows the same
+ * (adId, salt, minute) can be counted in two partitions whose windows may share an offset.
+ */
+export function countPart(clicksPartition: number, part: string): string {
+  return `p${clicksPartition}-${part}`;
 }

@@ -1,5 +1,7 @@
 // Applies the speed layer's Pinot schema and REALTIME table (speed-layer/pinot/*.json) through the
-// controller (common/pinot.ts), idempotently: an existing schema or table is left as it is.
+// controller (common/pinot.ts), idempotently: an existing schema or table is left as it is. Pinot
+// starts consuming partitions added to the topic only when its realtime validation task runs
+// (hourly by default): `consumeNewPartitions` runs it now.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { config } from '../common/config.js';
@@ -52,7 +54,35 @@ export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<v
   }
   if (!(await tableExists(table, 'REALTIME', endpoints))) {
     await addTable(render<PinotTableConfig>('minute_counts.table.json', vars), endpoints);
+  } else {
+    // Partitions added to the topic while the speed layer was down are consumed from now on.
+    await consumeNewPartitions(table, endpoints.controllerUrl);
   }
+}
+
+/**
+ * Makes Pinot consume every partition of the table's topic now, including ones added since it last
+ * looked, by running the controller's RealtimeSegmentValidationManager for this table (it creates
+ * the consuming segments of new partitions, from their first offset). Pinot 0.11 names the table
+ * `tableName` + `type`; newer releases `tablename` with the type suffix: both are sent.
+ */
+export async function consumeNewPartitions(
+  table: string,
+  controllerUrl = config.PINOT_CONTROLLER_URL,
+): Promise<void> {
+  const params = new URLSearchParams({
+    taskname: 'RealtimeSegmentValidationManager',
+    tableName: table,
+    type: 'REALTIME',
+    tablename: `${table}_REALTIME`,
+  });
+  const url = `${controllerUrl.replace(/\/$/, '')}/periodictask/run?${params.toString()}`;
+  const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+  const text = await res.text();
+  if (!res.ok)
+    throw new Error(
+      `Pinot controller GET /periodictask/run for ${table}: ${res.status} ${text.slice(0, 300)}`,
+    );
 }
 
 /** Drops the table with its segments, then its schema (tests; missing ones are fine). */

@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { config } from '../common/config.js';
 
 export const cacheDir = config.ADCLICK_CACHE_DIR;
@@ -28,6 +28,9 @@ export function dataDir(service: string): string {
 }
 export const logFile = (service: string): string => join(logDir, `${service}.log`);
 const pidFile = (service: string): string => join(runDir, `${service}.pid`);
+// The command line the PID was started with: a PID the kernel has since given to another program
+// must not count as the service (nor be signalled by stopDetached).
+const commandFile = (service: string): string => join(runDir, `${service}.cmd.json`);
 
 export const isRoot = (): boolean => process.getuid?.() === 0;
 
@@ -123,18 +126,77 @@ export function readPid(service: string): number | undefined {
   }
 }
 
+/**
+ * Whether the process exists and has not exited. A process killed with -9 whose parent has not
+ * reaped it yet is a zombie: it still answers kill(pid, 0), but it will never serve again (in a
+ * container whose init does not reap, it stays a zombie for good). /proc says which it is.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  const state = procState(pid);
+  return state !== 'Z' && state !== 'X';
+}
+
+/** The state letter of /proc/<pid>/stat (R, S, D, Z, ...); undefined without /proc or the process. */
+export function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) || undefined;
+  } catch {
+    return undefined;
   }
 }
 
+/**
+ * Whether `pid` still runs the program recorded for it: the same executable name, and the same
+ * arguments unless the program rewrote its own title (Redis and PostgreSQL do: one NUL-free field).
+ * Without /proc (not Linux) or without a record (a stack started by an older version) it trusts
+ * the PID.
+ */
+export function runsCommand(pid: number, recorded: readonly string[] | undefined): boolean {
+  if (!recorded || recorded.length === 0) return true;
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return !existsSync('/proc/self/cmdline');
+  }
+  const argv = cmdline.split('\0').filter((a) => a.length > 0);
+  if (argv.length === 0) return false; // a zombie or a kernel thread
+  const program = (arg: string): string => basename(arg.split(' ')[0] ?? '');
+  if (program(argv[0]!) !== program(recorded[0]!)) return false;
+  return argv.length === 1 || argv.join('\0') === recorded.join('\0');
+}
+
+function readCommand(service: string): string[] | undefined {
+  try {
+    const argv = JSON.parse(readFileSync(commandFile(service), 'utf8')) as unknown;
+    return Array.isArray(argv) && argv.every((a) => typeof a === 'string') ? (argv as string[]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Records the PID a service runs as and the command line it was started with. */
+export function recordPid(service: string, pid: number, argv: readonly string[]): void {
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(commandFile(service), JSON.stringify(argv));
+  writeFileSync(pidFile(service), String(pid));
+}
+
+/**
+ * The PID of the service if it is running: recorded, alive (not dead, not a zombie) and still
+ * running the recorded program. Anything else means "not running": start it.
+ */
 export function runningPid(service: string): number | undefined {
   const pid = readPid(service);
-  return pid !== undefined && isAlive(pid) ? pid : undefined;
+  if (pid === undefined || !isAlive(pid)) return undefined;
+  return runsCommand(pid, readCommand(service)) ? pid : undefined;
 }
 
 /** Starts a long-running process in its own process group, output appended to its log. */
@@ -156,14 +218,20 @@ export function startDetached(
   closeSync(out);
   if (child.pid === undefined) throw new Error(`${service}: could not start ${command}`);
   child.unref();
-  writeFileSync(pidFile(service), String(child.pid));
+  recordPid(service, child.pid, [command, ...args]);
   return child.pid;
 }
 
 /** Stops the process group this stack started for `service` (by recorded PID, never by name). */
 export async function stopDetached(service: string, graceMs = 20_000): Promise<boolean> {
-  const pid = readPid(service);
-  if (pid === undefined) return false;
+  if (readPid(service) === undefined) return false;
+  // Only a PID that still runs the service is signalled: a reused PID belongs to someone else.
+  const pid = runningPid(service);
+  if (pid === undefined) {
+    rmSync(pidFile(service), { force: true });
+    rmSync(commandFile(service), { force: true });
+    return true;
+  }
   const signal = (sig: NodeJS.Signals): void => {
     try {
       process.kill(-pid, sig);
@@ -183,6 +251,7 @@ export async function stopDetached(service: string, graceMs = 20_000): Promise<b
     while (isAlive(pid)) await sleep(100);
   }
   rmSync(pidFile(service), { force: true });
+  rmSync(commandFile(service), { force: true });
   return true;
 }
 

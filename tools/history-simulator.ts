@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import type { Producer } from 'kafkajs';
 import { clickKey, encodeClickEvent, type ClickEvent } from '../common/click-event.js';
 import { config } from '../common/config.js';
-import { createKafka, ensureTopics } from '../common/kafka.js';
+import { clicksTopicSpec, createKafka, ensureTopics } from '../common/kafka.js';
 import { parseHour } from '../common/time.js';
 import { generateHistory, type History } from './history.js';
 
@@ -67,9 +67,7 @@ async function main(): Promise<void> {
   const kafka = createKafka('history-simulator');
   const admin = kafka.admin();
   await admin.connect();
-  await ensureTopics(admin, [
-    { topic: values.topic, numPartitions: config.KAFKA_CLICKS_PARTITIONS, replicationFactor: 1 },
-  ]);
+  await ensureTopics(admin, [clicksTopicSpec({ topic: values.topic })]);
   await admin.disconnect();
   const producer = kafka.producer({ idempotent: true });
   await producer.connect();

@@ -1,7 +1,9 @@
 // Batch workflows: deterministic orchestration only (no S3, Kafka or SQL here — see activities/).
-//   compactHour({hour})          wait for the archive watermark, then compact the hour
+//   compactHour({hour})          wait until the hour is complete (docs/completeness.md), then compact it
 //   compactDay({date})           re-compact the 24 hours of a day, then reconcile with the speed layer
 //   backfill({from, to, parallelism?})  compactHour for every hour in [from, to) as child workflows
+//   finalizeLateHours({})        the late path: finalize again every hour that got raw files after its
+//                                last compaction, and the later hours whose dedup that changes
 // Started by a schedule with no input, compactHour/compactDay take their window from the schedule's
 // nominal time (TemporalScheduledStartTime): schedule arguments are fixed when the schedule is made.
 import {
@@ -21,7 +23,12 @@ import {
   WorkflowExecutionAlreadyStartedError,
   defineSearchAttributeKey,
 } from '@temporalio/common';
-import type { BatchActivities, CompactHourResult, ReconciliationReport } from '../activities/index.js';
+import type {
+  BatchActivities,
+  CompactHourResult,
+  Offsets,
+  ReconciliationReport,
+} from '../activities/index.js';
 import {
   backfillHours,
   dateOf,
@@ -34,7 +41,7 @@ import {
 } from '../common/time.js';
 import { compactHourId } from '../common/workflow-ids.js';
 
-const { hourArchived } = proxyActivities<BatchActivities>({
+const { hourComplete, lateHours } = proxyActivities<BatchActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
@@ -79,20 +86,32 @@ function nominalStart(what: string): number {
 export interface CompactHourInput {
   /** ISO, hour-aligned, e.g. "2026-11-27T10:00:00Z". Omitted when started by the hourly schedule. */
   hour?: string;
-  /** How long to wait for the archive watermark before giving up (default 180 min). */
+  /** How long to wait for the hour to be complete before giving up (default 180 min). */
   maxWatermarkWaitMinutes?: number;
-  /** Between two watermark checks (default 60 s). */
+  /** Between two completeness checks (default 30 s). */
   watermarkPollSeconds?: number;
 }
 
-/** Waits until every partition archived past the end of `hourStart`, bounded. */
-async function awaitArchived(hourStart: number, maxWaitMinutes: number, pollSeconds: number): Promise<void> {
+/**
+ * Waits, bounded, until every click of the hour is in the raw archive: archive watermarks, the click
+ * processes' reports, then the archiver's offsets (activities: hourComplete). What it waits for is
+ * in the workflow's memo, so the Web UI shows why an hour is not final yet.
+ */
+async function awaitComplete(hourStart: number, maxWaitMinutes: number, pollSeconds: number): Promise<void> {
   const deadline = Date.now() + maxWaitMinutes * 60_000; // workflow time: deterministic
-  while (!(await hourArchived(hourIso(hourStart)))) {
+  let target: Offsets | undefined;
+  let shown: string | undefined;
+  for (;;) {
+    const answer = await hourComplete(hourIso(hourStart), target);
+    if (answer.complete) {
+      if (shown !== undefined) upsertMemo({ waitingFor: null });
+      return;
+    }
+    target = answer.target;
+    if (answer.waitingFor !== shown) upsertMemo({ waitingFor: (shown = answer.waitingFor) });
     if (Date.now() >= deadline) {
       throw ApplicationFailure.nonRetryable(
-        `archive watermark has not passed the end of ${hourIso(hourStart)} after ${maxWaitMinutes} min: ` +
-          'check that the archiver is running and keeping up (archive_watermarks table)',
+        `${hourIso(hourStart)} is not complete after ${maxWaitMinutes} min: waiting for ${answer.waitingFor}`,
       );
     }
     await sleep(pollSeconds * 1000);
@@ -101,9 +120,9 @@ async function awaitArchived(hourStart: number, maxWaitMinutes: number, pollSeco
 
 export async function compactHour(input: CompactHourInput = {}): Promise<CompactHourResult> {
   const hourStart = input.hour ? parseHour(input.hour) : hourBeforeNominal(nominalStart('compactHour'));
-  await awaitArchived(hourStart, input.maxWatermarkWaitMinutes ?? 180, input.watermarkPollSeconds ?? 60);
+  await awaitComplete(hourStart, input.maxWatermarkWaitMinutes ?? 180, input.watermarkPollSeconds ?? 30);
   const result = await compactHourCounts(hourIso(hourStart));
-  log.info('hour finalized', { ...result });
+  log.info(result.changed ? 'hour finalized' : 'hour finalized again, numbers unchanged', { ...result });
   return result;
 }
 
@@ -142,7 +161,7 @@ export async function compactDay(input: CompactDayInput = {}): Promise<CompactDa
   const dayStart = input.date ? parseDate(input.date) : dayBeforeNominal(nominalStart('compactDay'));
   const date = dateOf(dayStart);
   const hours = hoursOfDay(dayStart);
-  await awaitArchived(hours[hours.length - 1]!, 180, 60);
+  await awaitComplete(hours[hours.length - 1]!, 180, 30);
   // Every hour is recounted against the seen-ids of the hours before it, so late files that landed
   // after an hour's first compaction are now counted exactly once across the day.
   const results = await boundedMap(hours, input.parallelism ?? 2, (h) => compactHourCounts(hourIso(h)));
@@ -205,8 +224,8 @@ export async function backfill(input: BackfillInput): Promise<BackfillProgress> 
         try {
           const r = await executeChild(compactHour, {
             workflowId: compactHourId(hourStart),
-            // History is replayed, not awaited: an hour not archived yet fails at once, visibly.
-            args: [{ hour: hourIso(hourStart), maxWatermarkWaitMinutes: 0 }],
+            // History is replayed, hardly awaited: an hour not complete within minutes fails, visibly.
+            args: [{ hour: hourIso(hourStart), maxWatermarkWaitMinutes: 5, watermarkPollSeconds: 5 }],
             parentClosePolicy: ParentClosePolicy.TERMINATE,
           });
           progress.validClicks += r.validClicks;
@@ -238,4 +257,53 @@ export async function backfill(input: BackfillInput): Promise<BackfillProgress> 
     );
   }
   return progress;
+}
+
+export interface FinalizeLateInput {
+  /** Only hours in [from, to) (ISO, hour-aligned); default: every finalized hour. */
+  from?: string;
+  to?: string;
+  /** Most hours taken up in one run (default 48); the rest wait for the next run. */
+  maxHours?: number;
+}
+
+export interface FinalizeLateResult {
+  /** Hours finalized again, in the order they ran, with the revision each ended at. */
+  hours: Array<{ hour: string; revision: number; changed: boolean }>;
+}
+
+/**
+ * The late path (docs/completeness.md), run by its schedule every few minutes: every finalized hour
+ * that got raw files after its last compaction is compacted again (its own `compact-hour-<hour>`
+ * id, so it never runs beside a backfill of that hour), then every later hour whose count that
+ * changes through the cross-hour dedup. Idempotent: an hour whose numbers do not change keeps its
+ * revision.
+ */
+export async function finalizeLateHours(input: FinalizeLateInput = {}): Promise<FinalizeLateResult> {
+  const queue = await lateHours({ from: input.from, to: input.to }, input.maxHours ?? 48);
+  const done = new Set<string>();
+  const result: FinalizeLateResult = { hours: [] };
+  while (queue.length > 0) {
+    const hour = queue.shift()!;
+    if (done.has(hour)) continue;
+    done.add(hour);
+    upsertMemo({ running: hour, left: queue.length, done: result.hours.length });
+    let r: CompactHourResult;
+    try {
+      r = await executeChild(compactHour, {
+        workflowId: compactHourId(parseHour(hour)),
+        args: [{ hour, maxWatermarkWaitMinutes: 60, watermarkPollSeconds: 10 }],
+        parentClosePolicy: ParentClosePolicy.TERMINATE,
+      });
+    } catch (e) {
+      // A backfill of this hour is running: it lists S3 after the late file, so it covers it (and
+      // if not, the next run finds the hour again).
+      if (e instanceof WorkflowExecutionAlreadyStartedError) continue;
+      throw e;
+    }
+    result.hours.push({ hour, revision: r.revision, changed: r.changed });
+    for (const later of r.affectedLaterHours) if (!done.has(later)) queue.push(later);
+  }
+  upsertMemo({ running: null, left: 0, done: result.hours.length });
+  return result;
 }

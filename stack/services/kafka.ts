@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { hostPort, kafkaBrokers } from '../../common/config.js';
-import { appTopics, createKafka, ensureTopics } from '../../common/kafka.js';
+import { appTopics, createKafka, describeTopicChanges, ensureTopics } from '../../common/kafka.js';
 import type { StackService } from '../service.js';
-import { cacheDir, dataDir, ensureMavenJars, runStep, startDetached } from '../runtime.js';
+import { cacheDir, dataDir, ensureMavenJars, log, runStep, startDetached } from '../runtime.js';
 
 const { host, port } = hostPort(kafkaBrokers()[0]!);
 const controllerPort = port + 1;
@@ -93,7 +93,7 @@ export const kafka: StackService = {
     const admin = createKafka('adclick-stack').admin();
     await admin.connect();
     try {
-      await ensureTopics(admin, appTopics());
+      for (const line of describeTopicChanges(await ensureTopics(admin, appTopics()))) log(line);
     } finally {
       await admin.disconnect();
     }

@@ -87,6 +87,9 @@ function writeConfigs(dir: string): string[] {
     // Deep store: completed realtime segments are uploaded here and downloaded back on restart.
     'controller.data.dir': join(dir, 'controller', 'deepstore'),
     'controller.local.temp.dir': join(dir, 'controller', 'tmp'),
+    // Partitions added to a table's topic are consumed once this task runs (default hourly). The
+    // speed layer also runs it when it grows minute_counts; this is the backstop.
+    'controller.realtime.segment.validation.frequencyPeriod': '5m',
   });
   const broker = writeProperties(join(conf, 'broker.properties'), {
     'pinot.service.role': 'BROKER',

@@ -9,7 +9,6 @@ import type pg from 'pg';
 import { config } from '../../common/config.js';
 import { HOUR_MS } from '../../common/time.js';
 import { Archiver } from '../../batch-layer/archiver.js';
-import { watermarkPassed } from '../../batch-layer/compaction.js';
 import { produceHistory } from '../../tools/history-simulator.js';
 import type { History } from '../../tools/history.js';
 import { ensureTopics } from '../../common/kafka.js';
@@ -89,6 +88,16 @@ export async function archiveHistory(opts: {
     30_000,
   );
   return archiver;
+}
+
+/** Every partition of `topic` that the archive reported on has its watermark at or past `hourEnd`. */
+export async function watermarkPassed(pool: pg.Pool, topic: string, hourEnd: number): Promise<boolean> {
+  const { rows } = await pool.query<{ n: string; low: Date | null }>(
+    'select count(*) as n, min(watermark) as low from archive_watermarks where topic = $1',
+    [topic],
+  );
+  const row = rows[0];
+  return !!row && Number(row.n) > 0 && row.low !== null && row.low.getTime() >= hourEnd;
 }
 
 /** click_counts_minute rows of these ads in [from, to) as `${adId}|${minute ms}` → clicks. */

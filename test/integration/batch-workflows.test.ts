@@ -14,7 +14,12 @@ import { createTemporalClient } from '../../common/temporal.js';
 import { DAY_MS, HOUR_MS, dayOf } from '../../common/time.js';
 import type { Archiver } from '../../batch-layer/archiver.js';
 import { generateHistory, truthIn } from '../../tools/history.js';
-import { dailyScheduleId, hourlyScheduleId, startBackfill } from '../../batch-layer/operations.js';
+import {
+  dailyScheduleId,
+  hourlyScheduleId,
+  lateScheduleId,
+  startBackfill,
+} from '../../batch-layer/operations.js';
 import { BatchStore } from '../../serving-layer/batch-store.js';
 import { deleteObjects, listObjects } from '../../batch-layer/storage.js';
 import { dateOf, hourIso } from '../../common/time.js';
@@ -52,6 +57,7 @@ describe('batch workflows', () => {
         ...process.env,
         TEMPORAL_TASK_QUEUE: iso.taskQueue,
         KAFKA_CLICKS_TOPIC: iso.topic,
+        ARCHIVER_GROUP_ID: iso.groupId,
         BATCH_S3_PREFIX: iso.prefix,
         SPEED_STORE: 'postgres',
         ...extraEnv,
@@ -98,7 +104,7 @@ describe('batch workflows', () => {
   afterAll(async () => {
     worker?.kill('SIGKILL');
     await archiver?.stop();
-    for (const id of [hourlyScheduleId(`test-${iso.run}`), dailyScheduleId(`test-${iso.run}`)]) {
+    for (const id of [hourlyScheduleId, dailyScheduleId, lateScheduleId].map((f) => f(`test-${iso.run}`))) {
       await client?.schedule
         .getHandle(id)
         .delete()
@@ -225,6 +231,8 @@ describe('batch workflows', () => {
     expect(hourly.spec.intervals?.[0]).toMatchObject({ every: HOUR_MS, offset: 5 * 60_000 });
     const daily = await client.schedule.getHandle(dailyScheduleId(`test-${iso.run}`)).describe();
     expect(daily.action).toMatchObject({ workflowType: 'compactDay' });
+    const late = await client.schedule.getHandle(lateScheduleId(`test-${iso.run}`)).describe();
+    expect(late.action).toMatchObject({ workflowType: 'finalizeLateHours', taskQueue: iso.taskQueue });
   });
 
   it('compactDay reconciles against the speed layer and flags an injected difference', async () => {

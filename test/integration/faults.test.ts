@@ -36,6 +36,8 @@ import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
 import { createS3 } from '../../common/s3.js';
 import { createTemporalClient } from '../../common/temporal.js';
+import { PinotSpeedStore } from '../../speed-layer/pinot-speed-store.js';
+import { dropPinotTable } from '../../speed-layer/pinot-tables.js';
 import { HOUR_MS, MINUTE_MS, hourOf, isoSeconds } from '../../common/time.js';
 import { deleteObjects, listObjects } from '../../batch-layer/storage.js';
 import { totalOf, type GroundTruth } from '../../tools/ground-truth.js';
@@ -58,6 +60,7 @@ import {
 const PARTITIONS = config.KAFKA_CLICKS_PARTITIONS;
 const READY = {
   speed: /consuming .* into postgres/,
+  speedPinot: /consuming .* into pinot/,
   archiver: /\[archiver\] consuming/,
   worker: /\[worker\] polling task queue/,
 };
@@ -99,11 +102,13 @@ describe('end to end under faults', () => {
 
   let client: Client;
   let hour = 0;
+  const pinotTable = `faults_${run.replaceAll('-', '_')}`;
   let env: Record<string, string> = {};
   let base = '';
   let click: AppProcess;
   let api: AppProcess;
   let speed: AppProcess;
+  let speedPinot: AppProcess;
   let archiver: AppProcess;
   let worker: AppProcess;
   let simulator: AppProcess | undefined;
@@ -161,6 +166,19 @@ describe('end to end under faults', () => {
     click = new AppProcess('click', 'apps/click.ts', env, logDir);
     api = new AppProcess('api', 'apps/api.ts', env, logDir);
     speed = new AppProcess('speed-layer', 'apps/speed-layer.ts', env, logDir);
+    // The default speed store too, as users run it: its own consumer group and Pinot table.
+    speedPinot = new AppProcess(
+      'speed-layer-pinot',
+      'apps/speed-layer.ts',
+      {
+        ...env,
+        SPEED_STORE: 'pinot',
+        SPEED_CONSUMER_GROUP: `faults-speed-pinot-${run}`,
+        SPEED_PINOT_TABLE: pinotTable,
+        SPEED_LAYER_METRICS_PORT: String(await freePort()),
+      },
+      logDir,
+    );
     archiver = new AppProcess('archiver', 'apps/archiver.ts', env, logDir);
     // The pause after the downloads leaves time to kill the worker in the middle of the compaction.
     worker = new AppProcess('worker', 'apps/worker.ts', { ...env, BATCH_FAULT_PAUSE_MS: '6000' }, logDir);
@@ -169,6 +187,7 @@ describe('end to end under faults', () => {
     await Promise.all([
       api.start({ readyLine: /\[api\] listening on/ }),
       speed.start({ readyLine: READY.speed }),
+      speedPinot.start({ readyLine: READY.speedPinot }),
       archiver.start({ readyLine: READY.archiver }),
       worker.start({ readyLine: READY.worker }),
     ]);
@@ -176,7 +195,8 @@ describe('end to end under faults', () => {
   }, 300_000);
 
   afterAll(async () => {
-    for (const p of [simulator, click, api, speed, archiver, worker]) await p?.stop();
+    for (const p of [simulator, click, api, speed, speedPinot, archiver, worker]) await p?.stop();
+    await dropPinotTable(pinotTable).catch(() => undefined);
     await ensureStackServicesUp();
     if (client) {
       for (const id of [backfillId(hour, hour + HOUR_MS), compactHourId(hour)]) {
@@ -193,7 +213,9 @@ describe('end to end under faults', () => {
       await admin
         .deleteTopics({ topics: [env.KAFKA_CLICKS_TOPIC, env.KAFKA_MINUTE_COUNTS_TOPIC!] })
         .catch(() => undefined);
-      await admin.deleteGroups([env.SPEED_CONSUMER_GROUP!, env.ARCHIVER_GROUP_ID!]).catch(() => undefined);
+      await admin
+        .deleteGroups([env.SPEED_CONSUMER_GROUP!, `faults-speed-pinot-${run}`, env.ARCHIVER_GROUP_ID!])
+        .catch(() => undefined);
       await admin.disconnect();
       const keys = (await listObjects(s3, config.S3_BUCKET, env.BATCH_S3_PREFIX!)).map((o) => o.key);
       await deleteObjects(s3, config.S3_BUCKET, keys);
@@ -245,9 +267,12 @@ describe('end to end under faults', () => {
       note('click service back');
 
       await sleep(5000);
-      await speed.kill9();
-      note('kill -9 speed-layer consumer');
+      await Promise.all([speed.kill9(), speedPinot.kill9()]);
+      note('kill -9 speed-layer consumers (PostgreSQL and Pinot)');
       restarts.push(speed.start({ readyLine: READY.speed }).then(() => note('speed layer back')));
+      restarts.push(
+        speedPinot.start({ readyLine: READY.speedPinot }).then(() => note('speed layer (Pinot) back')),
+      );
 
       await sleep(4000);
       await archiver.kill9();
@@ -327,6 +352,22 @@ describe('end to end under faults', () => {
     expect(r.diffs).toEqual([]);
     expect(r.exact).toBe(true);
     expect(r.allFinal).toBe(false); // nothing finalized this hour yet: these are the speed layer's
+    // The same counts in the default store, Pinot, fed by its own speed-layer process.
+    const pinot = new PinotSpeedStore(undefined, pinotTable);
+    const want = expectedMinuteCounts(expected);
+    const pinotCounts = async (): Promise<Record<string, number>> => {
+      const got = await pinot.minuteCounts(Object.keys(expected!.counts), hour, hour + HOUR_MS);
+      return Object.fromEntries(got.map((c) => [`${c.adId}|${c.minute}`, c.clicks]));
+    };
+    let pinotByKey: Record<string, number> = {};
+    await waitFor(
+      'Pinot to hold the exact provisional counts',
+      async () => JSON.stringify((pinotByKey = await pinotCounts())) === JSON.stringify(want),
+      180_000,
+      2000,
+    ).catch(() => undefined); // the assertion below shows the difference
+    expect(pinotByKey).toEqual(want);
+    note(`provisional counts in Pinot exact too (${totalOf(expected!.counts)} clicks)`);
     const speedMetrics = await fetch(`http://127.0.0.1:${env.SPEED_LAYER_METRICS_PORT}/metrics`);
     const dropped = metricValue(await speedMetrics.text(), 'adclick_speed_duplicates_dropped_total');
     note(`the speed layer (since its restart) dropped ${dropped} repeated impression ids logged as valid`);
@@ -378,9 +419,18 @@ describe('end to end under faults', () => {
       [new Date(hour)],
     );
     expect(Number(rows[0]!.valid_clicks)).toBe(totalOf(expected!.counts));
-    for (const p of [click, api, speed, archiver, worker])
+    for (const p of [click, api, speed, speedPinot, archiver, worker])
       if (p.unexpectedExits.length)
         note(`${p.name} exited on its own (restarted): ${p.unexpectedExits.join(', ')}`);
     note(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }, 420_000);
 });
+
+/** The ground truth's counts as `adId|minute ms` → clicks, in key order (as the stores answer). */
+function expectedMinuteCounts(truth: GroundTruth): Record<string, number> {
+  const out: Array<[string, number]> = [];
+  for (const [adId, minutes] of Object.entries(truth.counts))
+    for (const [minute, clicks] of Object.entries(minutes))
+      if (clicks > 0) out.push([`${adId}|${Date.parse(minute)}`, clicks]);
+  return Object.fromEntries(out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}

@@ -22,6 +22,9 @@ import {
 } from './serving-fixtures.js';
 import type { ReconciliationReport } from '../../common/reconciliation.js';
 
+// A final point says which finalization it comes from (the fixture's hours are each at revision 1).
+const FINAL = { final: true, revision: 1, finalizedAt: expect.any(String) } as const;
+
 const ADMIN = 'dev-admin-key';
 const pool = createPool(4);
 const speedStore = openSpeedStore(pool);
@@ -105,8 +108,8 @@ describe('GET /v1/ads/:adId/clicks', () => {
       to: iso(at(day, 12, 3)),
       total: 9,
       points: [
-        { start: iso(at(day, 11, 58)), clicks: 3, final: true },
-        { start: iso(at(day, 11, 59)), clicks: 0, final: true },
+        { start: iso(at(day, 11, 58)), clicks: 3, ...FINAL },
+        { start: iso(at(day, 11, 59)), clicks: 0, ...FINAL },
         { start: iso(at(day, 12, 0)), clicks: 5, final: false },
         { start: iso(at(day, 12, 1)), clicks: 0, final: false },
         { start: iso(at(day, 12, 2)), clicks: 1, final: false },
@@ -121,9 +124,9 @@ describe('GET /v1/ads/:adId/clicks', () => {
     );
     expect(status).toBe(200);
     expect(body.points).toEqual([
-      { start: iso(at(day, 9)), clicks: 0, final: true },
-      { start: iso(at(day, 10)), clicks: 7, final: true },
-      { start: iso(at(day, 11)), clicks: 3, final: true },
+      { start: iso(at(day, 9)), clicks: 0, ...FINAL },
+      { start: iso(at(day, 10)), clicks: 7, ...FINAL },
+      { start: iso(at(day, 11)), clicks: 3, ...FINAL },
       { start: iso(at(day, 12)), clicks: 6, final: false },
       { start: iso(at(day, 13)), clicks: 0, final: false },
     ]);
@@ -256,8 +259,8 @@ describe('GET /v1/advertisers/me/clicks', () => {
       to: iso(at(day, 14)),
       total: 26,
       points: [
-        { start: iso(at(day, 10)), clicks: 7, final: true },
-        { start: iso(at(day, 11)), clicks: 7, final: true },
+        { start: iso(at(day, 10)), clicks: 7, ...FINAL },
+        { start: iso(at(day, 11)), clicks: 7, ...FINAL },
         { start: iso(at(day, 12)), clicks: 6, final: false },
         { start: iso(at(day, 13)), clicks: 6, final: false },
       ],
@@ -274,8 +277,8 @@ describe('GET /v1/advertisers/me/clicks', () => {
       adv1.key,
     );
     expect(body.points).toEqual([
-      { start: iso(at(day, 11, 58)), clicks: 7, final: true },
-      { start: iso(at(day, 11, 59)), clicks: 0, final: true },
+      { start: iso(at(day, 11, 58)), clicks: 7, ...FINAL },
+      { start: iso(at(day, 11, 59)), clicks: 0, ...FINAL },
       { start: iso(at(day, 12, 0)), clicks: 5, final: false },
     ]);
     expect(body.total).toBe(12);
@@ -341,8 +344,8 @@ describe('speed layer down', () => {
       );
       expect(status).toBe(200);
       expect(body.points).toEqual([
-        { start: iso(at(day, 10)), clicks: 7, final: true },
-        { start: iso(at(day, 11)), clicks: 3, final: true },
+        { start: iso(at(day, 10)), clicks: 7, ...FINAL },
+        { start: iso(at(day, 11)), clicks: 3, ...FINAL },
         { start: iso(at(day, 12)), clicks: 0, final: false, unavailable: true },
       ]);
       expect(body.unavailable).toEqual({
