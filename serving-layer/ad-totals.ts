@@ -12,12 +12,15 @@ import type { AdClicks } from './speed-sums.js';
 
 export class FinalizedAdTotals {
   private readonly days: LRUCache<string, Map<string, number>>;
+  // The sum over a range's days, under the days' keys: a dashboard polling one range adds nothing up.
+  private readonly ranges: LRUCache<string, AdClicks[]>;
 
   constructor(
     private readonly batch: BatchStore,
     maxEntries = 2_000_000,
   ) {
     this.days = new LRUCache({ maxSize: maxEntries, sizeCalculation: (m) => Math.max(1, m.size) });
+    this.ranges = new LRUCache({ maxSize: maxEntries / 2, sizeCalculation: (a) => Math.max(1, a.length) });
   }
 
   /** `ads`: every ad of the advertiser (keyed by it), or a list of its ads. */
@@ -41,10 +44,21 @@ export class FinalizedAdTotals {
       byDay.set(day, [...(byDay.get(day) ?? []), h]);
     }
     const scope = 'advertiserId' in ads ? 'all' : ads.length;
-    const missing: Array<{ day: number; key: string; hours: number[] }> = [];
-    for (const [day, list] of byDay) {
+    const keys = [...byDay].map(([day, list]) => {
       const versions = list.map((h) => `${h.hour}:${h.runId}@${h.finalizedAt}`).join(',');
-      const key = `${advertiserId}:${scope}:${day}:${createHash('sha1').update(versions).digest('hex')}`;
+      return `${advertiserId}:${scope}:${day}:${createHash('sha1').update(versions).digest('hex')}`;
+    });
+    const finalized = new Set(hours.map((h) => h.hour));
+    const edges = new Set(
+      [hourOf(from), wholeTo].filter((h) => finalized.has(h) && (h < wholeFrom || h >= wholeTo)),
+    );
+    const rangeKey = edges.size === 0 ? keys.join('|') : undefined;
+    const known = rangeKey === undefined ? undefined : this.ranges.get(rangeKey);
+    if (known) return known;
+
+    const missing: Array<{ day: number; key: string; hours: number[] }> = [];
+    for (const [i, [day, list]] of [...byDay].entries()) {
+      const key = keys[i]!;
       const hit = this.days.get(key);
       if (hit) for (const [adId, clicks] of hit) add(adId, clicks);
       else missing.push({ day, key, hours: list.map((h) => h.hour) });
@@ -60,13 +74,11 @@ export class FinalizedAdTotals {
     }
 
     // The partial hours at the ends of a minute-aligned range, where finalized, from SQL.
-    const finalized = new Set(hours.map((h) => h.hour));
-    const edges = new Set(
-      [hourOf(from), wholeTo].filter((h) => finalized.has(h) && (h < wholeFrom || h >= wholeTo)),
-    );
     if (edges.size > 0)
       for (const r of await this.batch.adTotalsOverFinalized(ads, from, to, edges)) add(r.adId, r.clicks);
-    return [...sum].map(([adId, clicks]) => ({ adId, clicks }));
+    const totals = [...sum].map(([adId, clicks]) => ({ adId, clicks }));
+    if (rangeKey !== undefined) this.ranges.set(rangeKey, totals);
+    return totals;
   }
 }
 
