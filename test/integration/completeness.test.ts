@@ -21,7 +21,7 @@ import {
 } from '../../common/click-event.js';
 import { config } from '../../common/config.js';
 import { createPool, migrate } from '../../common/db.js';
-import { createKafka } from '../../common/kafka.js';
+import { createKafka, growPartitions } from '../../common/kafka.js';
 import { createS3, ensureBucket } from '../../common/s3.js';
 import { createTemporalClient } from '../../common/temporal.js';
 import { HOUR_MS, MINUTE_MS, hourIso, minuteOf } from '../../common/time.js';
@@ -51,7 +51,8 @@ describe('final means complete', () => {
   const base = Date.UTC(2002, 0, 1) + Math.floor(Math.random() * 5 * 365 * 24) * HOUR_MS;
   const pool = createPool(4);
   const s3 = createS3();
-  const kafka = createKafka(`completeness-${run}`);
+  // New partitions are seen within 2 s (not the default 30 s), so the growth test stays short.
+  const kafka = createKafka(`completeness-${run}`, { metadataMaxAgeMs: 2000 });
   let topicIo: Awaited<ReturnType<typeof clickTopic>>;
   let archiver: Archiver;
   let client: Client;
@@ -272,6 +273,34 @@ describe('final means complete', () => {
       api.server.close();
     }
   }, 240_000);
+
+  it('partitions added while clicks flow: the hour waits for the archive to cover them, and is exact', async () => {
+    const hour = base + 300 * HOUR_MS;
+    const end = hour + HOUR_MS;
+    const a = await clickService(end - 45_000);
+    let sent = await clicks(a.service, a.clock, 24);
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await growPartitions(admin, topic, 6);
+      await waitFor(
+        'clicks in the new partitions',
+        async () => {
+          sent += await clicks(a.service, a.clock, 6);
+          const offsets = await admin.fetchTopicOffsets(topic);
+          return offsets.some((o) => o.partition >= 4 && Number(o.high) > 0);
+        },
+        30_000,
+      );
+    } finally {
+      await admin.disconnect();
+    }
+    expect(a.clock()).toBeLessThan(end); // every click of the test is in the hour
+    await waitFor('the click clock to pass the hour', async () => a.clock() > end + 6000, 60_000);
+    const r = (await (await startCompaction(hour)).result()) as { validClicks: number };
+    expect(r.validClicks).toBe(sent);
+    expect(total(await minuteRows(pool, adIds(), hour, end))).toBe(sent);
+  }, 180_000);
 
   it('a late click moves its impression into its own hour: both hours are finalized again, exact', async () => {
     const hour = base;
