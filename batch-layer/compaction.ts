@@ -317,6 +317,7 @@ async function recordFinalization(
        finalized_at = case when $8 then excluded.finalized_at else finalized_hours.finalized_at end`,
     [hour, run.runId, run.workflowId, counts.validClicks, counts.events, revision, listedAt, changed],
   );
+  await client.query('delete from hour_failures where hour = $1', [hour]);
   if (changed)
     await client.query(
       `insert into hour_revisions (hour, revision, finalized_at, run_id, workflow_id, valid_clicks, events)

@@ -29,6 +29,13 @@ export interface SpeedStore {
    * shipping one row per (ad, minute) of 1,000 busy ads would cost more than the query.
    */
   clickSums(adIds: readonly string[], from: number, to: number, bucketMs: number): Promise<SpeedTotals>;
+  /** Provisional clicks per hour over every ad, hour start in epoch ms; hours without clicks absent. */
+  hourTotals(from: number, to: number): Promise<{ start: number; clicks: number }[]>;
+  /**
+   * Provisional clicks per ad over [from, to) for every ad that has any, however many there are
+   * (reconciliation): never a truncated answer.
+   */
+  adTotals(from: number, to: number): Promise<AdClicks[]>;
   /** Resolves when the store answers; rejects with the reason otherwise (used by /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;
