@@ -14,8 +14,11 @@ export class PinotSpeedStore implements SpeedStore {
   constructor(
     private readonly brokerUrl: string = config.PINOT_BROKER_URL,
     private readonly table: string = config.SPEED_PINOT_TABLE,
-    /** Pinot's per-server group limit for the per-ad totals (its own default when absent). */
-    private readonly numGroupsLimit?: number,
+    /**
+     * The per-ad totals' limits: Pinot's per-segment group limit (query option `numGroupsLimit`; the
+     * server's own when absent) and the most groups one query returns (AD_PAGE).
+     */
+    private readonly adTotalsLimits: { numGroupsLimit?: number; pageSize?: number } = {},
   ) {}
 
   /** The `where` clause of a query over these ads and [from, to). */
@@ -95,6 +98,8 @@ export class PinotSpeedStore implements SpeedStore {
    * so `adId >= 'p' and adId < 'p:'` is every id starting with p) until each part fits.
    */
   async adTotals(from: number, to: number): Promise<AdClicks[]> {
+    const page = this.adTotalsLimits.pageSize ?? AD_PAGE;
+    const { numGroupsLimit } = this.adTotalsLimits;
     const out: AdClicks[] = [];
     // Id ranges still to read: every id starting with `prefix`, or (exact) the id equal to it.
     const ranges: Array<{ prefix: string; exact?: true }> = [{ prefix: '' }];
@@ -104,17 +109,17 @@ export class PinotSpeedStore implements SpeedStore {
       const r = await query(
         `select adId, sum(clicks) from ${this.table}
           where "minute" >= ${Math.floor(from)} and "minute" < ${Math.floor(to)}${range}
-          group by adId limit ${AD_PAGE}`,
+          group by adId limit ${page}`,
         {
           brokerUrl: this.brokerUrl,
           allowTruncatedGroups: true,
           queryOptions: {
             timeoutMs: 10_000,
-            ...(this.numGroupsLimit && { numGroupsLimit: this.numGroupsLimit }),
+            ...(numGroupsLimit && { numGroupsLimit }),
           },
         },
       );
-      if (!exact && (r.numGroupsLimitReached || r.rows.length >= AD_PAGE)) {
+      if (!exact && (r.numGroupsLimitReached || r.rows.length >= page)) {
         if (p.length >= 18) throw new Error(`cannot narrow the per-ad totals below prefix ${p}`);
         if (p !== '') ranges.push({ prefix: p, exact: true });
         for (let d = p === '' ? 1 : 0; d <= 9; d++) ranges.push({ prefix: `${p}${d}` });

@@ -129,8 +129,13 @@ describe.each(stores)('SpeedStore contract: %s', (kind) => {
         clicks,
       ]);
     try {
-      // A group limit of 2 (three ads have speed clicks): Pinot truncates, the store narrows the ids.
-      const store = kind === 'pinot' ? new PinotSpeedStore(undefined, rig.table, 2) : rig.store;
+      // Three ads have speed clicks; with a group limit and a page of 2 one group-by cannot hold them:
+      // the store narrows the ids until each part fits (Pinot 0.11 keeps the server's group limit,
+      // so the page size is what forces it here).
+      const store =
+        kind === 'pinot'
+          ? new PinotSpeedStore(undefined, rig.table, { numGroupsLimit: 2, pageSize: 2 })
+          : rig.store;
       const report = await buildReconciliation(rig.pool, store, dayOf(T));
       const ours = (list: Array<{ adId: string }>) =>
         list.filter((d) => [adA, adB, adC, onlyBatch].includes(d.adId));
