@@ -19,10 +19,10 @@ import {
   readHourEvidence,
   type Offsets,
 } from '../batch-layer/completeness.js';
-import { lateHours } from '../batch-layer/late-files.js';
+import { hoursToSweep, lateHours, recordHourFailure } from '../batch-layer/late-files.js';
 import { reconcileDay } from '../batch-layer/reconciliation.js';
 import type { ReconciliationReport } from '../common/reconciliation.js';
-import { HOUR_MS, hourIso, parseDate, parseHour } from '../common/time.js';
+import { HOUR_MS, hourIso, hourOf, parseDate, parseHour } from '../common/time.js';
 
 export interface BatchActivityDeps {
   pool: pg.Pool;
@@ -38,6 +38,8 @@ export interface BatchActivityDeps {
   archiverGroupId: string;
   /** Click processes silent for longer are not waited for (docs/completeness.md). */
   silenceBoundMs: number;
+  /** How long raw Parquet is kept: the sweep looks no further back. */
+  rawRetentionHours: number;
   lookbackHours: number;
   /** The speed layer, for reconciliation; without it the daily report cannot be made. */
   speedStore?: SpeedStore;
@@ -87,6 +89,23 @@ export function createActivities(deps: BatchActivityDeps) {
       const from = range.from ? parseHour(range.from) : 0;
       const to = range.to ? parseHour(range.to) : Date.UTC(9999, 0);
       return (await lateHours(deps.pool, from, to, limit)).map(hourIso);
+    },
+
+    /**
+     * Hours to (re)start, oldest first: never finalized, or whose compaction failed since. Default
+     * range: the raw-data retention up to two hours ago (the hourly schedule owns the newest).
+     */
+    async hoursToSweep(range: { from?: string; to?: string }, limit: number): Promise<string[]> {
+      const now = Date.now();
+      const from = range.from ? parseHour(range.from) : hourOf(now) - deps.rawRetentionHours * HOUR_MS;
+      const to = range.to ? parseHour(range.to) : hourOf(now) - 2 * HOUR_MS;
+      return (await hoursToSweep(deps.pool, from, to, limit)).map(hourIso);
+    },
+
+    /** Records an hour's failed compaction: `failed` in GET /v1/admin/hours until it is finalized. */
+    async recordHourFailure(hour: string, reason: string): Promise<void> {
+      const execution = Context.current().info.workflowExecution;
+      await recordHourFailure(deps.pool, parseHour(hour), execution?.workflowId ?? 'unknown', reason);
     },
 
     /** Compacts one hour into PostgreSQL and marks it finalized by the calling workflow run. */

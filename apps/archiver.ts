@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { config } from '../common/config.js';
 import { createPool, migrate } from '../common/db.js';
-import { createKafka, ensureTopics, appTopics } from '../common/kafka.js';
+import {
+  appTopics,
+  clicksTopicSpec,
+  createKafka,
+  describeTopicChanges,
+  ensureTopics,
+} from '../common/kafka.js';
 import { serveMetrics } from '../common/metrics.js';
 import { createS3, ensureBucket } from '../common/s3.js';
 import { Archiver } from '../batch-layer/archiver.js';
@@ -26,12 +32,11 @@ await ensureBucket(s3, config.S3_BUCKET);
 const kafka = createKafka(`archiver-${process.pid}`);
 const admin = kafka.admin();
 await admin.connect();
-await ensureTopics(
+const changes = await ensureTopics(
   admin,
-  values.topic === config.KAFKA_CLICKS_TOPIC
-    ? appTopics()
-    : [{ topic: values.topic, numPartitions: config.KAFKA_CLICKS_PARTITIONS, replicationFactor: 1 }],
+  values.topic === config.KAFKA_CLICKS_TOPIC ? appTopics() : [clicksTopicSpec({ topic: values.topic })],
 );
+for (const line of describeTopicChanges(changes)) console.log(`[archiver] ${line}`);
 await admin.disconnect();
 
 const archiver = new Archiver({
@@ -46,6 +51,7 @@ const archiver = new Archiver({
   flushMs: config.ARCHIVER_FLUSH_MS,
   graceMs: config.ARCHIVER_WATERMARK_GRACE_MS,
   workDir: join(config.BATCH_WORK_DIR, 'archiver'),
+  maxBufferedEvents: config.ARCHIVER_MAX_BUFFERED_EVENTS,
   log: (m) => console.error(`[archiver] ${m}`),
 });
 await archiver.start();

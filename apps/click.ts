@@ -18,7 +18,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { config } from '../common/config.js';
 import { createPool, migrate } from '../common/db.js';
 import { sendApiError } from '../common/http-errors.js';
-import { appTopics, createKafka, ensureTopics } from '../common/kafka.js';
+import { appTopics, createKafka, describeTopicChanges, ensureTopics } from '../common/kafka.js';
 import { metricsText, registry } from '../common/metrics.js';
 import { ClickLog } from '../ingest/click-log.js';
 import { clickMetrics } from '../ingest/metrics.js';
@@ -71,7 +71,7 @@ async function primary(): Promise<void> {
   const admin = createKafka('adclick-ingest-setup').admin();
   try {
     await admin.connect();
-    await ensureTopics(admin, appTopics());
+    for (const line of describeTopicChanges(await ensureTopics(admin, appTopics()))) console.log(line);
   } catch (e) {
     // The click path spools while Kafka is away; topics are created on a later start.
     console.error(

@@ -3,11 +3,17 @@
 // minute_counts topic, or PostgreSQL), serves /metrics, and leaves the group cleanly on SIGTERM.
 import { config } from '../common/config.js';
 import { createPool, migrate } from '../common/db.js';
-import { createKafka, ensureTopics } from '../common/kafka.js';
+import {
+  appTopics,
+  clicksTopicSpec,
+  createKafka,
+  describeTopicChanges,
+  ensureTopics,
+} from '../common/kafka.js';
 import { serveMetrics } from '../common/metrics.js';
 import { SpeedConsumer } from '../speed-layer/consumer.js';
 import { KafkaTransactionSink } from '../speed-layer/kafka-sink.js';
-import { ensurePinotTables } from '../speed-layer/pinot-tables.js';
+import { consumeNewPartitions, ensurePinotTables } from '../speed-layer/pinot-tables.js';
 import { PostgresSink } from '../speed-layer/postgres-sink.js';
 import type { PartitionSink } from '../speed-layer/sink.js';
 
@@ -21,25 +27,25 @@ async function main(): Promise<void> {
 
   const admin = kafka.admin();
   await admin.connect();
-  await ensureTopics(admin, [
-    { topic: clicksTopic, numPartitions: config.KAFKA_CLICKS_PARTITIONS, replicationFactor: 1 },
-  ]);
+  // One topic definition (common/kafka.ts): created, grown and configured on start; minute_counts
+  // keeps as many partitions as clicks.
+  const changes = await ensureTopics(
+    admin,
+    config.SPEED_STORE === 'pinot' ? appTopics() : [clicksTopicSpec()],
+  );
+  for (const line of describeTopicChanges(changes)) log(line);
   const closers: Array<() => Promise<void>> = [];
   let sink: PartitionSink;
   if (config.SPEED_STORE === 'pinot') {
-    // Parts are written to the clicks partition's number: minute_counts needs as many partitions.
-    const [meta] = (await admin.fetchTopicMetadata({ topics: [clicksTopic] })).topics;
-    const partitions = meta?.partitions.length ?? config.KAFKA_CLICKS_PARTITIONS;
-    await ensureTopics(admin, [
-      {
-        topic: countsTopic,
-        numPartitions: partitions,
-        replicationFactor: 1,
-        configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
-      },
-    ]);
     await ensurePinotTables({ table: config.SPEED_PINOT_TABLE, topic: countsTopic });
-    sink = new KafkaTransactionSink(kafka, { groupId, clicksTopic, countsTopic });
+    sink = new KafkaTransactionSink(kafka, {
+      groupId,
+      clicksTopic,
+      countsTopic,
+      // clicks grew while we run: Pinot is told to consume the new minute_counts partitions now.
+      onCountsTopicGrown: () => consumeNewPartitions(config.SPEED_PINOT_TABLE),
+      log,
+    });
   } else {
     const pool = createPool(4);
     await migrate(pool);

@@ -36,6 +36,7 @@ async function main(): Promise<void> {
       kafkaAdmin,
       archiverGroupId: config.ARCHIVER_GROUP_ID,
       silenceBoundMs: config.FINALIZE_SILENCE_BOUND_MS,
+      rawRetentionHours: config.BATCH_RAW_RETENTION_DAYS * 24,
       lookbackHours: Math.ceil(config.ADCLICK_IMPRESSION_TTL_S / 3600),
       speedStore,
       faultPauseMs: config.BATCH_FAULT_PAUSE_MS,

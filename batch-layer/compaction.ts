@@ -139,12 +139,7 @@ async function seenIndexOf(
   const files = await downloadAll(deps, raw, rawDir);
   await mkdir(join(dir, 'lookback'), { recursive: true });
   await writeSeenIndex(files, hourStart, path);
-  await uploadFile(deps.s3, deps.bucket, key, path);
-  await deleteObjects(
-    deps.s3,
-    deps.bucket,
-    existing.map((o) => o.key),
-  );
+  await replaceSeenIndex(deps, key, path, existing);
   await rm(rawDir, { recursive: true, force: true });
   return path;
 }
@@ -317,6 +312,7 @@ async function recordFinalization(
        finalized_at = case when $8 then excluded.finalized_at else finalized_hours.finalized_at end`,
     [hour, run.runId, run.workflowId, counts.validClicks, counts.events, revision, listedAt, changed],
   );
+  await client.query('delete from hour_failures where hour = $1', [hour]);
   if (changed)
     await client.query(
       `insert into hour_revisions (hour, revision, finalized_at, run_id, workflow_id, valid_clicks, events)
@@ -401,13 +397,23 @@ async function publishSeenIndex(
     if (previous) await downloadObject(deps.s3, deps.bucket, stale[0]!, previous);
     await newImpressions(indexPath, previous, added);
   }
-  await uploadFile(deps.s3, deps.bucket, key, indexPath);
+  await replaceSeenIndex(deps, key, indexPath, stale);
+  return added;
+}
+
+/** Uploads an hour's seen index as `key` and deletes the hour's older ones. */
+async function replaceSeenIndex(
+  deps: CompactionDeps,
+  key: string,
+  path: string,
+  older: readonly S3Object[],
+): Promise<void> {
+  await uploadFile(deps.s3, deps.bucket, key, path);
   await deleteObjects(
     deps.s3,
     deps.bucket,
-    stale.map((o) => o.key),
+    older.map((o) => o.key).filter((k) => k !== key),
   );
-  return added;
 }
 
 /** Writes the impression ids of index `now` that index `before` (if any) lacks. */

@@ -46,10 +46,12 @@ export async function startBackfill(
 export const hourlyScheduleId = (prefix: string): string => `${prefix}-compact-hourly`;
 export const dailyScheduleId = (prefix: string): string => `${prefix}-compact-daily`;
 export const lateScheduleId = (prefix: string): string => `${prefix}-finalize-late`;
+export const sweepScheduleId = (prefix: string): string => `${prefix}-sweep`;
 
 /**
- * Creates (or updates to the current definition) the hourly and daily compaction schedules and the
- * late path's (every `lateEveryMinutes`: hours that got raw files after they were finalized).
+ * Creates (or updates to the current definition) the hourly and daily compaction schedules, the
+ * late path's (every `lateEveryMinutes`: hours that got raw files after they were finalized) and the
+ * sweep's (hourly: hours never finalized, or whose compaction failed).
  * Schedule arguments are fixed at creation, so the workflows get no window in their input and take
  * it from the run's nominal time (TemporalScheduledStartTime); the started workflow ids get that
  * nominal time appended by Temporal, so each window has one id. BUFFER_ALL: a window that comes
@@ -96,6 +98,20 @@ export async function ensureSchedules(
       },
       // A run still busy when the next is due: one waits, the rest are skipped (each run finds every
       // late hour there is, so nothing is lost).
+      policies: { overlap: ScheduleOverlapPolicy.BUFFER_ONE, catchupWindow: '1 hour' },
+    },
+    {
+      scheduleId: sweepScheduleId(opts.prefix),
+      spec: { intervals: [{ every: '1h', offset: '35m' }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'sweepHours',
+        workflowId: `${opts.prefix}-scheduled-sweep`,
+        taskQueue: opts.taskQueue,
+        args: [{}],
+      },
+      // No hour left behind: a run still busy makes the next one wait; runs missed in an outage
+      // are not needed (each run finds every hour there is).
       policies: { overlap: ScheduleOverlapPolicy.BUFFER_ONE, catchupWindow: '1 hour' },
     },
   ];

@@ -1,70 +1,114 @@
-// Daily reconciliation: compares each ad's speed-layer day total with its batch total. Pure diff plus
-// the thin reads/writes around it.
+// Daily reconciliation: compares the speed layer's day with the batch layer's, per ad both ways and per
+// hour (common/reconciliation.ts). Pure diffs plus the thin reads and the write around them.
 import type pg from 'pg';
 import type { SpeedStore } from '../common/speed-store.js';
-import type { AdDifference, ReconciliationReport } from '../common/reconciliation.js';
-import { DAY_MS } from '../common/time.js';
+import type { AdDifference, HourDifference, ReconciliationReport } from '../common/reconciliation.js';
+import { DAY_MS, dateOf, hourIso } from '../common/time.js';
 
-/** Ads whose totals differ between the layers; ads missing on one side count as zero there. */
+/** How the layers compare per ad: each disagreeing ad in exactly one list, largest gap first. */
 export function diffTotals(
   batch: ReadonlyMap<string, number>,
   speed: ReadonlyMap<string, number>,
-): { batchTotal: number; speedTotal: number; adsCompared: number; differences: AdDifference[] } {
+): {
+  batchTotal: number;
+  speedTotal: number;
+  adsCompared: number;
+  differences: AdDifference[];
+  onlyInBatch: AdDifference[];
+  onlyInSpeed: AdDifference[];
+} {
   const ads = new Set([...batch.keys(), ...speed.keys()]);
   let batchTotal = 0;
   let speedTotal = 0;
   const differences: AdDifference[] = [];
+  const onlyInBatch: AdDifference[] = [];
+  const onlyInSpeed: AdDifference[] = [];
   for (const adId of ads) {
     const b = batch.get(adId) ?? 0;
     const s = speed.get(adId) ?? 0;
     batchTotal += b;
     speedTotal += s;
-    if (b !== s) differences.push({ adId, batch: b, speed: s, difference: s - b });
+    if (b === s) continue;
+    const d = { adId, batch: b, speed: s, difference: s - b };
+    (s === 0 ? onlyInBatch : b === 0 ? onlyInSpeed : differences).push(d);
   }
-  differences.sort(
-    (x, y) =>
-      Math.abs(y.difference) - Math.abs(x.difference) || (x.adId < y.adId ? -1 : x.adId > y.adId ? 1 : 0),
-  );
-  return { batchTotal, speedTotal, adsCompared: ads.size, differences };
+  for (const list of [differences, onlyInBatch, onlyInSpeed]) list.sort(byGap);
+  return { batchTotal, speedTotal, adsCompared: ads.size, differences, onlyInBatch, onlyInSpeed };
+}
+
+const byGap = (x: AdDifference, y: AdDifference): number =>
+  Math.abs(y.difference) - Math.abs(x.difference) || (x.adId < y.adId ? -1 : x.adId > y.adId ? 1 : 0);
+
+/** Hours whose totals differ between the layers, in time order (a missing side counts as zero). */
+export function diffHours(
+  batch: ReadonlyMap<number, number>,
+  speed: ReadonlyMap<number, number>,
+): HourDifference[] {
+  return [...new Set([...batch.keys(), ...speed.keys()])]
+    .sort((a, b) => a - b)
+    .map((h) => ({ hour: hourIso(h), batch: batch.get(h) ?? 0, speed: speed.get(h) ?? 0 }))
+    .filter((h) => h.batch !== h.speed)
+    .map((h) => ({ ...h, difference: h.speed - h.batch }));
 }
 
 /**
- * Builds and stores the report of one UTC day. The speed layer cannot list its ads, so the ads
- * compared are those with batch clicks that day plus `extraAdIds` (e.g. ads a caller suspects).
+ * The report of one UTC day, both ways: every ad with clicks in either layer (the speed layer lists
+ * its own, complete however many there are) and every hour.
  */
+export async function buildReconciliation(
+  pool: pg.Pool,
+  speed: SpeedStore,
+  dayStart: number,
+  opts: { limit?: number } = {},
+): Promise<ReconciliationReport> {
+  const from = new Date(dayStart);
+  const to = new Date(dayStart + DAY_MS);
+  const [batchAds, batchHours, speedAds, speedHours, finalized] = await Promise.all([
+    pool.query<{ ad_id: string; clicks: string }>(
+      'select ad_id, sum(clicks) as clicks from click_counts_hour where hour >= $1 and hour < $2 group by ad_id',
+      [from, to],
+    ),
+    pool.query<{ hour: Date; clicks: string }>(
+      'select hour, sum(clicks) as clicks from click_counts_hour where hour >= $1 and hour < $2 group by hour',
+      [from, to],
+    ),
+    speed.adTotals(dayStart, dayStart + DAY_MS),
+    speed.hourTotals(dayStart, dayStart + DAY_MS),
+    pool.query<{ n: string }>('select count(*) as n from finalized_hours where hour >= $1 and hour < $2', [
+      from,
+      to,
+    ]),
+  ]);
+  const d = diffTotals(
+    new Map(batchAds.rows.map((r) => [r.ad_id, Number(r.clicks)])),
+    new Map(speedAds.map((a) => [a.adId, a.clicks])),
+  );
+  const limit = opts.limit ?? 1000;
+  return {
+    date: dateOf(dayStart),
+    adsCompared: d.adsCompared,
+    batchTotal: d.batchTotal,
+    speedTotal: d.speedTotal,
+    differingAds: d.differences.length + d.onlyInBatch.length + d.onlyInSpeed.length,
+    differences: d.differences.slice(0, limit),
+    onlyInBatch: d.onlyInBatch.slice(0, limit),
+    onlyInSpeed: d.onlyInSpeed.slice(0, limit),
+    hours: diffHours(
+      new Map(batchHours.rows.map((r) => [r.hour.getTime(), Number(r.clicks)])),
+      new Map(speedHours.map((h) => [h.start, h.clicks])),
+    ),
+    finalizedHours: Number(finalized.rows[0]?.n ?? 0),
+  };
+}
+
+/** Builds the day's report and stores it (served by GET /v1/admin/reconciliation). */
 export async function reconcileDay(
   pool: pg.Pool,
   speed: SpeedStore,
   dayStart: number,
-  opts: { extraAdIds?: readonly string[]; limit?: number } = {},
+  opts: { limit?: number } = {},
 ): Promise<ReconciliationReport> {
-  const from = new Date(dayStart);
-  const to = new Date(dayStart + DAY_MS);
-  const batchRows = await pool.query<{ ad_id: string; clicks: string }>(
-    'select ad_id, sum(clicks) as clicks from click_counts_hour where hour >= $1 and hour < $2 group by ad_id',
-    [from, to],
-  );
-  const batch = new Map(batchRows.rows.map((r) => [r.ad_id, Number(r.clicks)]));
-  const adIds = [...new Set([...batch.keys(), ...(opts.extraAdIds ?? [])])];
-  const speedTotals = new Map<string, number>();
-  for (let i = 0; i < adIds.length; i += 1000) {
-    const counts = await speed.minuteCounts(adIds.slice(i, i + 1000), dayStart, dayStart + DAY_MS);
-    for (const c of counts) speedTotals.set(c.adId, (speedTotals.get(c.adId) ?? 0) + c.clicks);
-  }
-  const d = diffTotals(batch, speedTotals);
-  const hours = await pool.query<{ n: string }>(
-    'select count(*) as n from finalized_hours where hour >= $1 and hour < $2',
-    [from, to],
-  );
-  const report: ReconciliationReport = {
-    date: from.toISOString().slice(0, 10),
-    adsCompared: d.adsCompared,
-    batchTotal: d.batchTotal,
-    speedTotal: d.speedTotal,
-    differingAds: d.differences.length,
-    differences: d.differences.slice(0, opts.limit ?? 1000),
-    finalizedHours: Number(hours.rows[0]?.n ?? 0),
-  };
+  const report = await buildReconciliation(pool, speed, dayStart, opts);
   await pool.query(
     `insert into reconciliation_reports (day, created_at, speed_total, batch_total, report)
      values ($1, now(), $2, $3, $4)

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { saltOf, type ClickEvent } from '../common/click-event.js';
 import { config } from '../common/config.js';
 import { createPool, migrate } from '../common/db.js';
-import { createKafka, ensureTopics } from '../common/kafka.js';
+import { clicksTopicSpec, createKafka, ensureTopics } from '../common/kafka.js';
 import { createS3, ensureBucket } from '../common/s3.js';
 import { HOUR_MS } from '../common/time.js';
 import { Archiver } from '../batch-layer/archiver.js';
@@ -217,7 +217,7 @@ async function archiverBench(): Promise<void> {
   const topic = `bench-archiver-${run}`;
   const admin = kafka.admin();
   await admin.connect();
-  await ensureTopics(admin, [{ topic, numPartitions: 4, replicationFactor: 1 }]);
+  await ensureTopics(admin, [clicksTopicSpec({ topic, partitions: 4 })]);
   const producer = kafka.producer({ idempotent: true });
   await producer.connect();
   const random = rng(7);

@@ -16,7 +16,7 @@ import type pg from 'pg';
 import { clickKey, encodeClickEvent, type ClickEvent } from '../common/click-event.js';
 import { config } from '../common/config.js';
 import { createPool, migrate } from '../common/db.js';
-import { createKafka, ensureTopics } from '../common/kafka.js';
+import { clicksTopicSpec, createKafka, ensureTopics, minuteCountsTopicSpec } from '../common/kafka.js';
 import { query as pinotQuery } from '../common/pinot.js';
 import type { MinuteCount, SpeedStore } from '../common/speed-store.js';
 import { MINUTE_MS, minuteOf } from '../common/time.js';
@@ -379,13 +379,8 @@ async function main(): Promise<void> {
   try {
     await admin.connect();
     await ensureTopics(admin, [
-      { topic: clicksTopic, numPartitions: PARTITIONS, replicationFactor: 1 },
-      {
-        topic: countsTopic,
-        numPartitions: PARTITIONS,
-        replicationFactor: 1,
-        configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
-      },
+      clicksTopicSpec({ topic: clicksTopic, partitions: PARTITIONS }),
+      minuteCountsTopicSpec({ topic: countsTopic, clicksTopic, partitions: PARTITIONS }),
     ]);
     await producer.connect();
 

@@ -129,6 +129,8 @@ const schema = z.object({
   FINALIZE_SILENCE_BOUND_MS: positiveInt.default(15 * 60_000),
   // How often the late path looks for raw files that arrived after their hour was finalized.
   LATE_PATH_EVERY_MINUTES: positiveInt.default(5),
+  // How long raw Parquet is kept in S3 (days): the sweep and the late path look no further back.
+  BATCH_RAW_RETENTION_DAYS: positiveInt.default(30),
   // --- Speed layer (speed-layer/) ---
   SPEED_CONSUMER_GROUP: z.string().default('adclick-speed-layer'),
   // Minutes behind the newest minute of a partition that stay open (their impression ids dedup).

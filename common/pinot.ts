@@ -62,6 +62,11 @@ export interface PinotQueryResult {
   numDocsScanned: number;
   totalDocs: number;
   timeUsedMs: number;
+  /**
+   * A server kept only `numGroupsLimit` groups: a group-by answer is truncated. `query` fails on it
+   * unless the caller takes it (`allowTruncatedGroups`) and narrows the query itself.
+   */
+  numGroupsLimitReached: boolean;
 }
 
 interface BrokerResponse {
@@ -70,6 +75,7 @@ interface BrokerResponse {
   numDocsScanned?: number;
   totalDocs?: number;
   timeUsedMs?: number;
+  numGroupsLimitReached?: boolean;
 }
 
 export class PinotError extends Error {
@@ -183,7 +189,10 @@ export async function deleteTable(
  */
 export async function query(
   sql: string,
-  opts: PinotEndpoints & { queryOptions?: Record<string, string | number | boolean> } = {},
+  opts: PinotEndpoints & {
+    queryOptions?: Record<string, string | number | boolean>;
+    allowTruncatedGroups?: boolean;
+  } = {},
 ): Promise<PinotQueryResult> {
   const queryOptions = Object.entries(opts.queryOptions ?? {})
     .map(([k, v]) => `${k}=${String(v)}`)
@@ -205,7 +214,14 @@ export async function query(
     const messages = body.exceptions!.map((e) => e.message ?? `error ${e.errorCode ?? '?'}`).join('; ');
     throw new PinotError(`Pinot query failed: ${messages.slice(0, 500)}`, problem.errorCode ?? 500);
   }
+  const numGroupsLimitReached = body.numGroupsLimitReached === true;
+  if (numGroupsLimitReached && !opts.allowTruncatedGroups)
+    throw new PinotError(
+      'Pinot query hit its group limit (numGroupsLimit): the answer would be truncated',
+      500,
+    );
   return {
+    numGroupsLimitReached,
     columns: body.resultTable?.dataSchema.columnNames ?? [],
     types: body.resultTable?.dataSchema.columnDataTypes ?? [],
     rows: body.resultTable?.rows ?? [],

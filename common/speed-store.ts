@@ -32,9 +32,16 @@ export interface SpeedStore {
   /**
    * The same sums over every ad of one advertiser, keyed by the advertiser where the data lives: the
    * query does not list the advertiser's ads, so its cost does not grow with a list of 100,000 ids.
-   * Counts written before rows carried the advertiser (see docs/operations.md) are not in it.
+   * Counts written before rows carried the advertiser (see docs/security.md) are not in it.
    */
   advertiserClickSums(advertiserId: string, from: number, to: number, bucketMs: number): Promise<SpeedTotals>;
+  /** Provisional clicks per hour over every ad, hour start in epoch ms; hours without clicks absent. */
+  hourTotals(from: number, to: number): Promise<{ start: number; clicks: number }[]>;
+  /**
+   * Provisional clicks per ad over [from, to) for every ad that has any, however many there are
+   * (reconciliation): never a truncated answer.
+   */
+  adTotals(from: number, to: number): Promise<AdClicks[]>;
   /** Resolves when the store answers; rejects with the reason otherwise (used by /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -28,6 +28,13 @@ export interface HourRevision {
   events: number;
 }
 
+/** An hour's last failed compaction. */
+export interface HourFailure {
+  failedAt: number;
+  workflowId: string;
+  reason: string;
+}
+
 /** A stored daily reconciliation report and when it was made. */
 export interface StoredReconciliation {
   createdAt: number;
@@ -107,6 +114,20 @@ export class BatchStore {
       byHour.set(row.hour.getTime(), list);
     }
     return byHour;
+  }
+
+  /** The last failed compaction of each hour in [from, to) that has one (hour_failures). */
+  async hourFailures(from: number, to: number): Promise<Map<number, HourFailure>> {
+    const r = await this.pool.query<{ hour: Date; failed_at: Date; workflow_id: string; reason: string }>(
+      'select hour, failed_at, workflow_id, reason from hour_failures where hour >= $1 and hour < $2',
+      [ts(hourOf(from)), ts(to)],
+    );
+    return new Map(
+      r.rows.map((row) => [
+        row.hour.getTime(),
+        { failedAt: row.failed_at.getTime(), workflowId: row.workflow_id, reason: row.reason },
+      ]),
+    );
   }
 
   /** Just the hour starts of `finalizedHours`, as the merge wants them. */

@@ -38,14 +38,7 @@ import type { SpeedStore } from '../common/speed-store.js';
 import { GRANULARITY_MS, HOUR_MS, hourOf, isoSeconds } from '../common/time.js';
 import { BatchStore, type FinalizedHour } from './batch-store.js';
 import { FinalizedAdTotals, topCandidates } from './ad-totals.js';
-import {
-  finalizationOf,
-  mergeClicks,
-  topAds,
-  type Count,
-  type MergedPoint,
-  type MergedSeries,
-} from './merge.js';
+import { finalizationOf, mergeClicks, topAds, type MergedPoint, type MergedSeries } from './merge.js';
 import {
   adPathParams,
   advertiserClicksQuery,
@@ -76,13 +69,6 @@ export interface ServingDeps {
   speedTimeoutMs?: number;
   now?: () => number;
 }
-
-/** Optional capability of a speed store: provisional totals per hour over all ads (GET /v1/admin/hours). */
-export interface SpeedHourTotals {
-  hourTotals(from: number, to: number): Promise<Count[]>;
-}
-const hasHourTotals = (s: SpeedStore): s is SpeedStore & SpeedHourTotals =>
-  typeof (s as Partial<SpeedHourTotals>).hourTotals === 'function';
 
 const queryLatency = new Histogram({
   name: 'serving_query_duration_seconds',
@@ -303,9 +289,10 @@ function adminHours(ctx: ServingContext): Handler {
       ctx.now(),
       92 * 24 * HOUR_MS,
     );
-    const [hours, revisions] = await Promise.all([
+    const [hours, revisions, failures] = await Promise.all([
       ctx.batch.finalizedHours(range.from, range.to),
       ctx.batch.hourRevisions(range.from, range.to),
+      ctx.batch.hourFailures(range.from, range.to),
     ]);
     const byHour = new Map(hours.map((h) => [h.hour, h]));
     const speed = await speedHourTotals(ctx.deps.speedStore, range);
@@ -313,9 +300,19 @@ function adminHours(ctx: ServingContext): Handler {
     const list = [];
     for (let h = range.from; h < range.to; h += HOUR_MS) {
       const f = byHour.get(h);
+      const failure = failures.get(h);
+      // Failed: the last compaction failed and no finalization came after it (the sweep retries it).
+      const failed = failure !== undefined && (!f || failure.failedAt > f.finalizedAt);
       list.push({
         hour: isoSeconds(h),
-        state: f ? 'finalized' : 'open',
+        state: failed ? 'failed' : f ? 'finalized' : 'open',
+        ...(failed && {
+          failure: {
+            reason: failure.reason,
+            failedAt: new Date(failure.failedAt).toISOString(),
+            workflowId: failure.workflowId,
+          },
+        }),
         ...(f && {
           revision: f.revision,
           runId: f.runId,
@@ -352,7 +349,6 @@ async function speedHourTotals(
   store: SpeedStore,
   range: TimeRange,
 ): Promise<{ byHour?: Map<number, number>; reason?: string; detail?: string }> {
-  if (!hasHourTotals(store)) return {};
   try {
     const totals = await store.hourTotals(range.from, range.to);
     return { byHour: new Map(totals.map((c) => [c.start, c.clicks])) };

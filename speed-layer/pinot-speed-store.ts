@@ -4,10 +4,12 @@
 // sums filter on the row's advertiserId (inverted index), not on a list of the advertiser's ads.
 import { config } from '../common/config.js';
 import { query } from '../common/pinot.js';
-import { floorTo } from '../common/time.js';
-import type { MinuteCount, SpeedStore, SpeedTotals } from '../common/speed-store.js';
+import { floorTo, HOUR_MS } from '../common/time.js';
+import type { AdClicks, MinuteCount, SpeedStore, SpeedTotals } from '../common/speed-store.js';
 import { isId } from '../common/ids.js';
 
+/** Groups one reconciliation query may return; more and the id range is split (see adTotals). */
+const AD_PAGE = 20_000;
 // Ads of one advertiser with provisional clicks in one query (Pinot's default group limit per
 // server is 100,000 groups: an advertiser with more active ads gets an approximate per-ad list).
 const ADVERTISER_ADS_LIMIT = 1_000_000;
@@ -16,6 +18,11 @@ export class PinotSpeedStore implements SpeedStore {
   constructor(
     private readonly brokerUrl: string = config.PINOT_BROKER_URL,
     private readonly table: string = config.SPEED_PINOT_TABLE,
+    /**
+     * The per-ad totals' limits: Pinot's per-segment group limit (query option `numGroupsLimit`; the
+     * server's own when absent) and the most groups one query returns (AD_PAGE).
+     */
+    private readonly adTotalsLimits: { numGroupsLimit?: number; pageSize?: number } = {},
   ) {}
 
   /** The `where` clause of a query over these ads and [from, to). */
@@ -91,6 +98,60 @@ export class PinotSpeedStore implements SpeedStore {
     for (const [adId, clicks] of perAd.rows)
       if (Number(clicks) > 0) totals.ads.push({ adId: String(adId), clicks: Number(clicks) });
     return totals;
+  }
+
+  async hourTotals(from: number, to: number): Promise<{ start: number; clicks: number }[]> {
+    if (to <= from) return [];
+    const hour = `"minute" - mod("minute", ${HOUR_MS})`;
+    const { rows } = await query(
+      `select ${hour}, sum(clicks) from ${this.table}
+        where "minute" >= ${Math.floor(from)} and "minute" < ${Math.floor(to)}
+        group by ${hour} limit ${Math.ceil((to - from) / HOUR_MS) + 1}`,
+      { brokerUrl: this.brokerUrl, queryOptions: { timeoutMs: 10_000 } },
+    );
+    return rows
+      .map(([start, clicks]) => ({ start: Number(start), clicks: Number(clicks) }))
+      .filter((r) => r.clicks > 0)
+      .sort((a, b) => a.start - b.start);
+  }
+
+  /**
+   * Every ad's total, complete: one group-by while it fits (under AD_PAGE groups and the servers'
+   * group limit); a truncated answer splits the ids by their next digit (ids are decimal strings,
+   * so `adId >= 'p' and adId < 'p:'` is every id starting with p) until each part fits.
+   */
+  async adTotals(from: number, to: number): Promise<AdClicks[]> {
+    const page = this.adTotalsLimits.pageSize ?? AD_PAGE;
+    const { numGroupsLimit } = this.adTotalsLimits;
+    const out: AdClicks[] = [];
+    // Id ranges still to read: every id starting with `prefix`, or (exact) the id equal to it.
+    const ranges: Array<{ prefix: string; exact?: true }> = [{ prefix: '' }];
+    while (ranges.length > 0) {
+      const { prefix: p, exact } = ranges.shift()!;
+      const range = exact ? ` and adId = '${p}'` : p === '' ? '' : ` and adId >= '${p}' and adId < '${p}:'`;
+      const r = await query(
+        `select adId, sum(clicks) from ${this.table}
+          where "minute" >= ${Math.floor(from)} and "minute" < ${Math.floor(to)}${range}
+          group by adId limit ${page}`,
+        {
+          brokerUrl: this.brokerUrl,
+          allowTruncatedGroups: true,
+          queryOptions: {
+            timeoutMs: 10_000,
+            ...(numGroupsLimit && { numGroupsLimit }),
+          },
+        },
+      );
+      if (!exact && (r.numGroupsLimitReached || r.rows.length >= page)) {
+        if (p.length >= 18) throw new Error(`cannot narrow the per-ad totals below prefix ${p}`);
+        if (p !== '') ranges.push({ prefix: p, exact: true });
+        for (let d = p === '' ? 1 : 0; d <= 9; d++) ranges.push({ prefix: `${p}${d}` });
+        continue;
+      }
+      for (const [adId, clicks] of r.rows)
+        if (Number(clicks) > 0) out.push({ adId: String(adId), clicks: Number(clicks) });
+    }
+    return out;
   }
 
   async ping(): Promise<void> {

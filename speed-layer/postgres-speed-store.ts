@@ -1,7 +1,7 @@
 // SpeedStore over speed_counts_minute (SPEED_STORE=postgres): sums the salts of each (ad, minute).
 // Advertiser-wide sums walk the (advertiser_id, minute) index: no list of the advertiser's ads.
 import type pg from 'pg';
-import type { MinuteCount, SpeedStore, SpeedTotals } from '../common/speed-store.js';
+import type { AdClicks, MinuteCount, SpeedStore, SpeedTotals } from '../common/speed-store.js';
 
 export class PostgresSpeedStore implements SpeedStore {
   constructor(
@@ -69,6 +69,26 @@ export class PostgresSpeedStore implements SpeedStore {
       else if (r.start !== null) totals.buckets.push({ start: Number(r.start), clicks: Number(r.clicks) });
     }
     return totals;
+  }
+
+  async hourTotals(from: number, to: number): Promise<{ start: number; clicks: number }[]> {
+    const { rows } = await this.pool.query<{ start: number; clicks: string }>(
+      `select (extract(epoch from date_trunc('hour', minute at time zone 'UTC')) * 1000)::float8 as start,
+              sum(clicks) as clicks
+         from speed_counts_minute where minute >= $1 and minute < $2
+        group by 1 having sum(clicks) > 0 order by 1`,
+      [new Date(from), new Date(to)],
+    );
+    return rows.map((r) => ({ start: Number(r.start), clicks: Number(r.clicks) }));
+  }
+
+  async adTotals(from: number, to: number): Promise<AdClicks[]> {
+    const { rows } = await this.pool.query<{ ad_id: string; clicks: string }>(
+      `select ad_id, sum(clicks) as clicks from speed_counts_minute where minute >= $1 and minute < $2
+        group by ad_id having sum(clicks) > 0`,
+      [new Date(from), new Date(to)],
+    );
+    return rows.map((r) => ({ adId: r.ad_id, clicks: Number(r.clicks) }));
   }
 
   async ping(): Promise<void> {

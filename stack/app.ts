@@ -84,7 +84,7 @@ export async function startApp(opts: { demo?: boolean } = {}): Promise<void> {
     console.log(`The infrastructure is up; the Temporal Web UI is at ${temporalUiUrl}.`);
     return;
   }
-  const owner = claimSupervisor();
+  const owner = claimSupervisor(config.ADCLICK_STACK_DIR);
   if (owner !== undefined) {
     console.error(
       `adclick is already running in this checkout (supervisor PID ${owner}); stop it with Ctrl-C there, ` +
@@ -116,13 +116,13 @@ Ctrl-C stops the app's processes; the infrastructure keeps running until \`npm r
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  releaseSupervisor();
+  releaseSupervisor(config.ADCLICK_STACK_DIR);
 }
 
-const supervisorPidFile = (): string => join(config.ADCLICK_STACK_DIR, 'run', 'app.pid');
+const supervisorPidFile = (stackDir: string): string => join(stackDir, 'run', 'app.pid');
 
 /** A live process (not a zombie) that runs this supervisor's program. */
-function isSupervisor(pid: number): boolean {
+export function isSupervisor(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false;
@@ -133,17 +133,17 @@ function isSupervisor(pid: number): boolean {
 }
 
 /** Records this process as the checkout's supervisor; returns the PID of a live one instead, if any. */
-function claimSupervisor(): number | undefined {
-  const file = supervisorPidFile();
+export function claimSupervisor(stackDir: string): number | undefined {
+  const file = supervisorPidFile(stackDir);
   const recorded = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : NaN;
   if (Number.isInteger(recorded) && recorded !== process.pid && isSupervisor(recorded)) return recorded;
-  mkdirSync(join(config.ADCLICK_STACK_DIR, 'run'), { recursive: true });
+  mkdirSync(join(stackDir, 'run'), { recursive: true });
   writeFileSync(file, String(process.pid));
   return undefined;
 }
 
-function releaseSupervisor(): void {
-  const file = supervisorPidFile();
+export function releaseSupervisor(stackDir: string): void {
+  const file = supervisorPidFile(stackDir);
   if (existsSync(file) && readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file);
 }
 

@@ -4,6 +4,8 @@
 //   backfill({from, to, parallelism?})  compactHour for every hour in [from, to) as child workflows
 //   finalizeLateHours({})        the late path: finalize again every hour that got raw files after its
 //                                last compaction, and the later hours whose dedup that changes
+//   sweepHours({})               no hour left behind: compactHour for every hour in the raw-data
+//                                retention never finalized, or whose compaction failed since
 // Started by a schedule with no input, compactHour/compactDay take their window from the schedule's
 // nominal time (TemporalScheduledStartTime): schedule arguments are fixed when the schedule is made.
 import {
@@ -41,7 +43,7 @@ import {
 } from '../common/time.js';
 import { compactHourId } from '../common/workflow-ids.js';
 
-const { hourComplete, lateHours } = proxyActivities<BatchActivities>({
+const { hourComplete, lateHours, hoursToSweep, recordHourFailure } = proxyActivities<BatchActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
@@ -120,10 +122,16 @@ async function awaitComplete(hourStart: number, maxWaitMinutes: number, pollSeco
 
 export async function compactHour(input: CompactHourInput = {}): Promise<CompactHourResult> {
   const hourStart = input.hour ? parseHour(input.hour) : hourBeforeNominal(nominalStart('compactHour'));
-  await awaitComplete(hourStart, input.maxWatermarkWaitMinutes ?? 180, input.watermarkPollSeconds ?? 30);
-  const result = await compactHourCounts(hourIso(hourStart));
-  log.info(result.changed ? 'hour finalized' : 'hour finalized again, numbers unchanged', { ...result });
-  return result;
+  try {
+    await awaitComplete(hourStart, input.maxWatermarkWaitMinutes ?? 180, input.watermarkPollSeconds ?? 30);
+    const result = await compactHourCounts(hourIso(hourStart));
+    log.info(result.changed ? 'hour finalized' : 'hour finalized again, numbers unchanged', { ...result });
+    return result;
+  } catch (e) {
+    // Never silent: `failed` in GET /v1/admin/hours, and the sweep starts the hour again.
+    await recordHourFailure(hourIso(hourStart), (e as Error).message);
+    throw e;
+  }
 }
 
 export interface CompactDayInput {
@@ -305,5 +313,55 @@ export async function finalizeLateHours(input: FinalizeLateInput = {}): Promise<
     for (const later of r.affectedLaterHours) if (!done.has(later)) queue.push(later);
   }
   upsertMemo({ running: null, left: 0, done: result.hours.length });
+  return result;
+}
+
+export interface SweepInput {
+  /** Only hours in [from, to) (ISO, hour-aligned); default: the raw-data retention up to 2 h ago. */
+  from?: string;
+  to?: string;
+  /** Most hours started by one run (default 48, oldest first); the next run takes the rest. */
+  maxHours?: number;
+  /** Hours compacted at once (default 2). */
+  parallelism?: number;
+}
+
+export interface SweepResult {
+  hours: string[];
+  finalized: string[];
+  failed: string[];
+}
+
+/**
+ * The sweep, run by its schedule every hour: hours the hourly schedule never finalized (a Temporal
+ * outage past its catch-up window, a wait that passed its bound, a compaction that failed for good)
+ * are compacted again, as `compact-hour-<hour>` (never beside a backfill or the late path of that
+ * hour). A failure is recorded by compactHour itself and retried by the next sweep.
+ */
+export async function sweepHours(input: SweepInput = {}): Promise<SweepResult> {
+  const hours = await hoursToSweep({ from: input.from, to: input.to }, input.maxHours ?? 48);
+  const result: SweepResult = { hours, finalized: [], failed: [] };
+  const publish = (): void =>
+    upsertMemo({
+      progress: `${result.finalized.length + result.failed.length}/${hours.length} hours`,
+      ...result,
+    });
+  publish();
+  await boundedMap(hours, input.parallelism ?? 2, async (hour) => {
+    try {
+      await executeChild(compactHour, {
+        workflowId: compactHourId(parseHour(hour)),
+        args: [{ hour, maxWatermarkWaitMinutes: 30, watermarkPollSeconds: 30 }],
+        parentClosePolicy: ParentClosePolicy.TERMINATE,
+      });
+      result.finalized.push(hour);
+    } catch (e) {
+      if (e instanceof WorkflowExecutionAlreadyStartedError) return; // being compacted right now
+      result.failed.push(hour);
+      log.warn('hour failed in sweep', { hour, error: (e as Error).message });
+    } finally {
+      publish();
+    }
+  });
   return result;
 }

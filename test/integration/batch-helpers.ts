@@ -11,7 +11,7 @@ import { HOUR_MS } from '../../common/time.js';
 import { Archiver } from '../../batch-layer/archiver.js';
 import { produceHistory } from '../../tools/history-simulator.js';
 import type { History } from '../../tools/history.js';
-import { ensureTopics } from '../../common/kafka.js';
+import { clicksTopicSpec, ensureTopics } from '../../common/kafka.js';
 
 export function isolation() {
   const run = randomUUID().slice(0, 8);
@@ -57,7 +57,7 @@ export async function archiveHistory(opts: {
 }): Promise<Archiver> {
   const admin = opts.kafka.admin();
   await admin.connect();
-  await ensureTopics(admin, [{ topic: opts.topic, numPartitions: 4, replicationFactor: 1 }]);
+  await ensureTopics(admin, [clicksTopicSpec({ topic: opts.topic, partitions: 4 })]);
   await admin.disconnect();
   const producer = opts.kafka.producer({ idempotent: true });
   await producer.connect();

@@ -18,6 +18,7 @@ import {
   dailyScheduleId,
   hourlyScheduleId,
   lateScheduleId,
+  sweepScheduleId,
   startBackfill,
 } from '../../batch-layer/operations.js';
 import { BatchStore } from '../../serving-layer/batch-store.js';
@@ -104,7 +105,9 @@ describe('batch workflows', () => {
   afterAll(async () => {
     worker?.kill('SIGKILL');
     await archiver?.stop();
-    for (const id of [hourlyScheduleId, dailyScheduleId, lateScheduleId].map((f) => f(`test-${iso.run}`))) {
+    for (const id of [hourlyScheduleId, dailyScheduleId, lateScheduleId, sweepScheduleId].map((f) =>
+      f(`test-${iso.run}`),
+    )) {
       await client?.schedule
         .getHandle(id)
         .delete()
@@ -233,6 +236,8 @@ describe('batch workflows', () => {
     expect(daily.action).toMatchObject({ workflowType: 'compactDay' });
     const late = await client.schedule.getHandle(lateScheduleId(`test-${iso.run}`)).describe();
     expect(late.action).toMatchObject({ workflowType: 'finalizeLateHours', taskQueue: iso.taskQueue });
+    const sweep = await client.schedule.getHandle(sweepScheduleId(`test-${iso.run}`)).describe();
+    expect(sweep.action).toMatchObject({ workflowType: 'sweepHours', taskQueue: iso.taskQueue });
   });
 
   it('compactDay reconciles against the speed layer and flags an injected difference', async () => {

@@ -21,13 +21,15 @@ import {
 } from '../../common/click-event.js';
 import { config } from '../../common/config.js';
 import { createPool, migrate } from '../../common/db.js';
-import { createKafka } from '../../common/kafka.js';
+import { createKafka, growPartitions } from '../../common/kafka.js';
 import { createS3, ensureBucket } from '../../common/s3.js';
 import { createTemporalClient } from '../../common/temporal.js';
 import { HOUR_MS, MINUTE_MS, hourIso, minuteOf } from '../../common/time.js';
 import { compactHourId } from '../../common/workflow-ids.js';
 import { clickPath, newImpression } from '../../ingest/impression.js';
 import { startClickService, type ClickService } from '../../ingest/service.js';
+import { SpeedConsumer } from '../../speed-layer/consumer.js';
+import { PostgresSink } from '../../speed-layer/postgres-sink.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 import { minuteRows, waitFor } from './batch-helpers.js';
 import {
@@ -51,9 +53,11 @@ describe('final means complete', () => {
   const base = Date.UTC(2002, 0, 1) + Math.floor(Math.random() * 5 * 365 * 24) * HOUR_MS;
   const pool = createPool(4);
   const s3 = createS3();
-  const kafka = createKafka(`completeness-${run}`);
+  // New partitions are seen within 2 s (not the default 30 s), so the growth test stays short.
+  const kafka = createKafka(`completeness-${run}`, { metadataMaxAgeMs: 2000 });
   let topicIo: Awaited<ReturnType<typeof clickTopic>>;
   let archiver: Archiver;
+  let speed: SpeedConsumer;
   let client: Client;
   let worker: ChildProcess;
   let cat: CatalogueFixture;
@@ -79,6 +83,18 @@ describe('final means complete', () => {
       workDir: resolve('/tmp', `archiver-${groupId}`),
     });
     await archiver.start();
+    // The speed layer too (PostgreSQL store), so the admin view can show both layers' counts.
+    speed = new SpeedConsumer({
+      kafka,
+      topic,
+      groupId: `completeness-speed-${run}`,
+      sink: new PostgresSink(pool, `completeness-speed-${run}`, topic),
+      storeName: 'postgres',
+      openMinutes: 5,
+      flushIntervalMs: 250,
+      log: () => undefined,
+    });
+    await speed.start();
     client = await createTemporalClient();
     worker = spawn(process.execPath, ['--import', 'tsx', 'apps/worker.ts'], {
       cwd: ROOT,
@@ -112,6 +128,8 @@ describe('final means complete', () => {
   afterAll(async () => {
     worker?.kill('SIGKILL');
     await archiver?.stop();
+    await speed?.stop();
+    await pool.query('delete from speed_offsets where group_id = $1', [`completeness-speed-${run}`]);
     await client?.connection.close();
     const keys = (await listObjects(s3, config.S3_BUCKET, prefix)).map((o) => o.key);
     await deleteObjects(s3, config.S3_BUCKET, keys);
@@ -206,6 +224,30 @@ describe('final means complete', () => {
     expect(result.validClicks).toBe(sent);
     // Every click went to the hour's last minute, spread evenly over the ads.
     expect([...got.keys()].every((k) => k.endsWith(`|${minuteOf(end - 1)}`))).toBe(true);
+    // Caught up, the admin view shows the same count in both layers.
+    const api = await listen(
+      createApiApp({ pool, speedStore: new PostgresSpeedStore(pool) }),
+      0,
+      '127.0.0.1',
+    );
+    try {
+      const hours = await waitFor(
+        'the speed layer to count the hour',
+        async () => {
+          const body = (await (
+            await fetch(`${api.url}/v1/admin/hours?from=${hourIso(hour)}&to=${hourIso(end)}`, {
+              headers: { authorization: `Bearer ${config.ADCLICK_ADMIN_KEY}` },
+            })
+          ).json()) as { hours: Array<{ state: string; counts: { batch: number; speed: number } }> };
+          return body.hours[0]!.counts.speed === sent && body.hours[0];
+        },
+        30_000,
+      );
+      expect(hours).toMatchObject({ state: 'finalized', counts: { batch: sent, speed: sent } });
+    } finally {
+      api.server.closeAllConnections();
+      api.server.close();
+    }
   }, 180_000);
 
   it('a silent process is not waited for; once its spool drains, the late path makes revision 2', async () => {
@@ -272,6 +314,81 @@ describe('final means complete', () => {
       api.server.close();
     }
   }, 240_000);
+
+  it('partitions added while clicks flow: the hour waits for the archive to cover them, and is exact', async () => {
+    const hour = base + 300 * HOUR_MS;
+    const end = hour + HOUR_MS;
+    const a = await clickService(end - 45_000);
+    let sent = await clicks(a.service, a.clock, 24);
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await growPartitions(admin, topic, 6);
+      await waitFor(
+        'clicks in the new partitions',
+        async () => {
+          sent += await clicks(a.service, a.clock, 6);
+          const offsets = await admin.fetchTopicOffsets(topic);
+          return offsets.some((o) => o.partition >= 4 && Number(o.high) > 0);
+        },
+        30_000,
+      );
+    } finally {
+      await admin.disconnect();
+    }
+    expect(a.clock()).toBeLessThan(end); // every click of the test is in the hour
+    await waitFor('the click clock to pass the hour', async () => a.clock() > end + 6000, 60_000);
+    const r = (await (await startCompaction(hour)).result()) as { validClicks: number };
+    expect(r.validClicks).toBe(sent);
+    expect(total(await minuteRows(pool, adIds(), hour, end))).toBe(sent);
+  }, 180_000);
+
+  it('an hour whose compaction failed for good shows as failed, and the sweep finalizes it', async () => {
+    const hour = base + 400 * HOUR_MS;
+    const end = hour + HOUR_MS;
+    const b = await clickService(end - 20_000, { gated: true });
+    b.gate!.cut();
+    const sent = await clicks(b.service, b.clock, 5);
+    await waitFor('the click clock to pass the hour', async () => b.clock() > end + 6000, 60_000);
+    const failing = await client.workflow.start('compactHour', {
+      taskQueue,
+      workflowId: compactHourId(hour),
+      args: [{ hour: hourIso(hour), watermarkPollSeconds: 1, maxWatermarkWaitMinutes: 0 }],
+    });
+    await expect(failing.result()).rejects.toThrow();
+    const api = await listen(
+      createApiApp({ pool, speedStore: new PostgresSpeedStore(pool) }),
+      0,
+      '127.0.0.1',
+    );
+    const adminHours = async () =>
+      (
+        (await (
+          await fetch(`${api.url}/v1/admin/hours?from=${hourIso(hour)}&to=${hourIso(end)}`, {
+            headers: { authorization: `Bearer ${config.ADCLICK_ADMIN_KEY}` },
+          })
+        ).json()) as { hours: Array<{ state: string; failure?: { reason: string } }> }
+      ).hours[0]!;
+    try {
+      expect(await adminHours()).toMatchObject({
+        state: 'failed',
+        failure: { reason: expect.stringMatching(/not complete after 0 min: waiting for click process/) },
+      });
+      b.gate!.restore();
+      await b.service.clickLog.whenDrained();
+      const sweep = await client.workflow.execute('sweepHours', {
+        taskQueue,
+        workflowId: `sweep-${run}`,
+        args: [{ from: hourIso(hour), to: hourIso(end) }],
+      });
+      expect(sweep).toEqual({ hours: [hourIso(hour)], finalized: [hourIso(hour)], failed: [] });
+      expect(total(await minuteRows(pool, adIds(), hour, end))).toBe(sent);
+      expect(await adminHours()).toMatchObject({ state: 'finalized' });
+    } finally {
+      api.server.closeAllConnections();
+      api.server.close();
+    }
+  }, 180_000);
 
   it('a late click moves its impression into its own hour: both hours are finalized again, exact', async () => {
     const hour = base;

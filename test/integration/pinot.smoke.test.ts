@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { config } from '../../common/config.js';
-import { createKafka, ensureTopics } from '../../common/kafka.js';
+import { clicksTopicSpec, createKafka, ensureTopics } from '../../common/kafka.js';
 import {
   addSchema,
   addTable,
@@ -37,7 +37,7 @@ describe('Pinot smoke', () => {
 
   it('a REALTIME table consumes a JSON row from Kafka and the broker returns it', async () => {
     await admin.connect();
-    await ensureTopics(admin, [{ topic, numPartitions: 2, replicationFactor: 1 }]);
+    await ensureTopics(admin, [clicksTopicSpec({ topic, partitions: 2 })]);
 
     const schema: PinotSchema = {
       schemaName: table,

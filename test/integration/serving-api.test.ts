@@ -410,6 +410,9 @@ describe('GET /v1/admin/reconciliation', () => {
       speedTotal: 17,
       differingAds: 1,
       differences: [{ adId: a1, batch: 16, speed: 17, difference: 1 }],
+      onlyInBatch: [],
+      onlyInSpeed: [],
+      hours: [],
       finalizedHours: 24,
     };
     await pool.query(

@@ -5,7 +5,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, describe, expect, it } from 'vitest';
 import { config } from '../../common/config.js';
 import { createPool } from '../../common/db.js';
-import { createKafka, ensureTopics } from '../../common/kafka.js';
+import { clicksTopicSpec, createKafka, ensureTopics } from '../../common/kafka.js';
 import { createRedis } from '../../common/redis.js';
 import { createS3 } from '../../common/s3.js';
 import { createTemporalClient } from '../../common/temporal.js';
@@ -21,7 +21,7 @@ describe('stack smoke', () => {
     const topic = `smoke-${randomUUID()}`;
     const admin = kafka.admin();
     await admin.connect();
-    await ensureTopics(admin, [{ topic, numPartitions: 1, replicationFactor: 1 }]);
+    await ensureTopics(admin, [clicksTopicSpec({ topic, partitions: 1 })]);
     const producer = kafka.producer({ idempotent: true });
     await producer.connect();
     const value = `ping ${Date.now()}`;

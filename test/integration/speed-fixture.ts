@@ -7,7 +7,7 @@ import type { Admin, Kafka, Producer } from 'kafkajs';
 import type pg from 'pg';
 import { clickKey, encodeClickEvent, type ClickEvent } from '../../common/click-event.js';
 import { createPool, migrate } from '../../common/db.js';
-import { createKafka, ensureTopics } from '../../common/kafka.js';
+import { clicksTopicSpec, createKafka, ensureTopics, minuteCountsTopicSpec } from '../../common/kafka.js';
 import type { SpeedStore } from '../../common/speed-store.js';
 import { SpeedConsumer } from '../../speed-layer/consumer.js';
 import { KafkaTransactionSink } from '../../speed-layer/kafka-sink.js';
@@ -59,13 +59,12 @@ export class SpeedRig {
     this.admin = this.kafka.admin();
     await this.admin.connect();
     await ensureTopics(this.admin, [
-      { topic: this.clicksTopic, numPartitions: PARTITIONS, replicationFactor: 1 },
-      {
+      clicksTopicSpec({ topic: this.clicksTopic, partitions: PARTITIONS }),
+      minuteCountsTopicSpec({
         topic: this.countsTopic,
-        numPartitions: PARTITIONS,
-        replicationFactor: 1,
-        configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
-      },
+        clicksTopic: this.clicksTopic,
+        partitions: PARTITIONS,
+      }),
     ]);
     this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await this.producer.connect();

@@ -9,6 +9,7 @@ import { Kafka, logLevel, type ISocketFactory } from 'kafkajs';
 import type pg from 'pg';
 import { decodeClickEvent, type ClickEvent } from '../../common/click-event.js';
 import { kafkaBrokers } from '../../common/config.js';
+import { clicksTopicSpec, ensureTopics } from '../../common/kafka.js';
 import { createApiApp, listen, type ApiDeps } from '../../apps/api.js';
 import { startClickWorker } from '../../apps/click.js';
 import { generateApiKey, hashApiKey } from '../../common/auth.js';
@@ -79,10 +80,7 @@ export interface LoggedClick {
 export async function clickTopic(kafka: Kafka, topic: string, partitions = 4) {
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({
-    topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
-    waitForLeaders: true,
-  });
+  await ensureTopics(admin, [clicksTopicSpec({ topic, partitions })]);
 
   /** Waits until the topic holds at least `atLeast` messages (and for `settleMs` more), then reads all. */
   async function readAll(
