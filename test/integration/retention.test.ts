@@ -12,6 +12,16 @@ import { tiersOf } from '../../common/retention.js';
 import { DAY_MS, HOUR_MS } from '../../common/time.js';
 import { dropExpiredPartitions, ensurePartitions, listPartitions } from '../../batch-layer/partitions.js';
 import { writeHourCounts } from '../../batch-layer/compaction.js';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { Admin } from 'kafkajs';
+import { config } from '../../common/config.js';
+import { createS3 } from '../../common/s3.js';
+import { createTemporalClient } from '../../common/temporal.js';
+import { rawFileKey, seenIndexKey } from '../../batch-layer/layout.js';
+import { deleteObjects, listObjects } from '../../batch-layer/storage.js';
+import { createActivities } from '../../activities/index.js';
+import type { RetentionResult } from '../../workflows/index.js';
 
 const pool = createPool(3);
 const suffix = `_rt${randomInt(1e9)}`;
@@ -188,4 +198,80 @@ describe('compaction and the tiers', () => {
     expect(hour.rows[0].clicks).toBe(7);
     expect(await dayRows()).toEqual({ [ad1]: 1, [ad2]: 7, adv: 8 });
   });
+});
+
+describe('the retention workflow', () => {
+  const s3 = createS3();
+  const prefix = `test-retention-${randomInt(1e9)}/`;
+  const at = now + 2 * DAY_MS; // after the partition tests above: their tables, two days on
+  const old = at - 31 * DAY_MS - 5 * HOUR_MS; // past the 30-day raw retention
+  const kept = at - 29 * DAY_MS;
+
+  afterAll(async () => {
+    await deleteObjects(
+      s3,
+      config.S3_BUCKET,
+      (await listObjects(s3, config.S3_BUCKET, prefix)).map((o) => o.key),
+    );
+    await pool.query('delete from raw_files where key like $1', [`${prefix}%`]);
+    s3.destroy();
+  });
+
+  it('creates and drops partitions and deletes raw Parquet past its retention', async () => {
+    const oldKey = rawFileKey(prefix, old - (old % HOUR_MS), 0, '1', '2');
+    const keptKey = rawFileKey(prefix, kept - (kept % HOUR_MS), 0, '3', '4');
+    const oldIndex = seenIndexKey(prefix, old - (old % HOUR_MS), [oldKey]);
+    for (const key of [oldKey, keptKey, oldIndex])
+      await s3.send(new PutObjectCommand({ Bucket: config.S3_BUCKET, Key: key, Body: 'x' }));
+    await pool.query('insert into raw_files (hour, key) values ($1, $2), ($3, $4)', [
+      new Date(old - (old % HOUR_MS)),
+      oldKey,
+      new Date(kept - (kept % HOUR_MS)),
+      keptKey,
+    ]);
+
+    const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+    const taskQueue = `retention-${randomInt(1e9)}`;
+    const worker = await Worker.create({
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue,
+      workflowsPath: new URL('../../workflows/index.ts', import.meta.url).pathname,
+      activities: createActivities({
+        pool,
+        s3,
+        bucket: config.S3_BUCKET,
+        prefix,
+        workDir: tmpdir(),
+        topic: 'unused',
+        kafkaAdmin: {} as Admin,
+        archiverGroupId: 'unused',
+        silenceBoundMs: 1,
+        rawRetentionHours: 30 * 24,
+        lookbackHours: 2,
+        retention: { minuteDays: 7, hourDays: 92, dayYears: 3 },
+        retentionTableSuffix: suffix,
+      }),
+    });
+    const client = await createTemporalClient();
+    const result = await worker.runUntil(
+      client.workflow.execute('applyRetention', {
+        taskQueue,
+        workflowId: `retention-test-${randomInt(1e9)}`,
+        args: [{ now: new Date(at).toISOString() }],
+      }) as Promise<RetentionResult>,
+    );
+    await client.connection.close();
+    await connection.close();
+
+    // Two days on, the day that has wholly left the 7-day minute tier (06-10 still holds the horizon).
+    expect(result.partitions.dropped.map((d) => d.partition).sort()).toEqual(
+      tiers.minute.tables.map((t) => `${t}_p20310609`).sort(),
+    );
+    expect(result.partitions.created.map((c) => c.partition)).toContain(
+      `${tiers.minute.tables[0]}_p20310619`,
+    );
+    expect(result.raw).toMatchObject({ rawObjects: 1, indexObjects: 1, rawFileRows: 1 });
+    expect((await listObjects(s3, config.S3_BUCKET, prefix)).map((o) => o.key)).toEqual([keptKey]);
+  }, 120_000);
 });
