@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   nextPartitionStart,
-  outsideTier,
   partitionExpired,
   partitionName,
   partitionStart,
@@ -49,14 +48,5 @@ describe('retention tiers', () => {
     expect(partitionExpired(tiers.minute, t('2026-11-24T00:00:00Z'), now)).toBe(false);
     expect(partitionExpired(tiers.hour, t('2026-07-01T00:00:00Z'), now)).toBe(true);
     expect(partitionExpired(tiers.hour, t('2026-08-01T00:00:00Z'), now)).toBe(false);
-  });
-
-  it('names the tier a range older than it falls out of', () => {
-    const now = t('2026-12-01T17:45:00Z');
-    expect(outsideTier('minute', t('2026-11-25T00:00:00Z'), now, policy)).toBeUndefined();
-    expect(outsideTier('minute', t('2026-11-20T00:00:00Z'), now, policy)).toMatch(/minute tier keeps 7 days/);
-    expect(outsideTier('hour', t('2026-08-01T00:00:00Z'), now, policy)).toMatch(/hour tier keeps 92 days/);
-    expect(outsideTier('day', t('2020-01-01T00:00:00Z'), now, policy)).toMatch(/day tier keeps 3 years/);
-    expect(outsideTier('day', t('2025-01-01T00:00:00Z'), now, policy)).toBeUndefined();
   });
 });

@@ -103,20 +103,3 @@ export function wantedPartitions(tier: Tier, now: number): number[] {
 /** A partition [start, next) can be dropped at `now` once all of it is older than the tier's horizon. */
 export const partitionExpired = (tier: Tier, start: number, now: number): boolean =>
   nextPartitionStart(start, tier.unit) <= tierHorizon(tier, now);
-
-/**
- * Why a query of [from, …) at `granularity` cannot be answered at `now`: the oldest tier that holds
- * that granularity no longer holds `from`. Undefined when it can.
- */
-export function outsideTier(
-  granularity: Granularity,
-  from: number,
-  now: number,
-  policy: RetentionPolicy,
-): string | undefined {
-  const tier = tiersOf(policy)[granularity];
-  const horizon = tierHorizon(tier, now);
-  if (from >= horizon) return undefined;
-  const kept = granularity === 'day' ? `${policy.dayYears} years` : `${tier.retentionDays} days`;
-  return `the ${granularity} tier keeps ${kept}: ${granularity} counts start at ${new Date(horizon).toISOString()}; ask a coarser granularity or a later range`;
-}
