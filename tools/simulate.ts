@@ -109,17 +109,20 @@ function networkFailure(e: unknown): { refused: boolean } | undefined {
   return { refused: (e.cause as { code?: string } | undefined)?.code === 'ECONNREFUSED' };
 }
 
-/** Waits until the API answers /readyz (the simulator may start together with the app). */
+/**
+ * Waits until the base URL answers /healthz (the simulator may start together with the app). Not
+ * /readyz: a drill may point it at a click process whose Kafka is away on purpose (it spools).
+ */
 async function waitForApi(timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const ok = await fetch(`${base}/readyz`).then(
+    const ok = await fetch(`${base}/healthz`).then(
       (r) => r.ok,
       () => false,
     );
     if (ok) return;
     if (Date.now() > deadline)
-      throw new Error(`${base}/readyz did not answer 200 within ${timeoutMs / 1000} s`);
+      throw new Error(`${base}/healthz did not answer 200 within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 1000));
   }
 }
