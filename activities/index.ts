@@ -21,6 +21,13 @@ import {
 } from '../batch-layer/completeness.js';
 import { hoursToSweep, lateHours, recordHourFailure } from '../batch-layer/late-files.js';
 import { reconcileDay } from '../batch-layer/reconciliation.js';
+import {
+  applyPartitionRetention,
+  expireRawFiles,
+  type PartitionRetentionResult,
+  type RawRetentionResult,
+} from '../batch-layer/retention.js';
+import { tiersOf, type RetentionPolicy } from '../common/retention.js';
 import type { ReconciliationReport } from '../common/reconciliation.js';
 import { HOUR_MS, hourIso, hourOf, parseDate, parseHour } from '../common/time.js';
 
@@ -41,12 +48,22 @@ export interface BatchActivityDeps {
   /** How long raw Parquet is kept: the sweep looks no further back. */
   rawRetentionHours: number;
   lookbackHours: number;
+  /** The count tiers' retention (common/retention.ts). */
+  retention: RetentionPolicy;
+  /** Tests run retention on tables of their own: `<table><suffix>` ('' in production). */
+  retentionTableSuffix?: string;
   /** The speed layer, for reconciliation; without it the daily report cannot be made. */
   speedStore?: SpeedStore;
   faultPauseMs?: number;
 }
 
-export type { CompactHourResult, Offsets, ReconciliationReport };
+export type {
+  CompactHourResult,
+  Offsets,
+  PartitionRetentionResult,
+  RawRetentionResult,
+  ReconciliationReport,
+};
 
 /** The answer of `hourComplete`: complete, or what it waits for and the offsets the archiver must reach. */
 export type HourCompleteness =
@@ -134,6 +151,21 @@ export function createActivities(deps: BatchActivityDeps) {
       } finally {
         clearInterval(beat);
       }
+    },
+
+    /**
+     * Creates the count tiers' upcoming partitions and drops the expired ones, at `now` (ISO; default:
+     * the activity's clock).
+     */
+    async applyPartitionRetention(now?: string): Promise<PartitionRetentionResult> {
+      const at = now ? Date.parse(now) : Date.now();
+      return applyPartitionRetention(deps.pool, tiersOf(deps.retention, deps.retentionTableSuffix), at);
+    },
+
+    /** Deletes raw Parquet (and seen indexes) of hours older than the raw retention, at `now`. */
+    async expireRawFiles(now?: string): Promise<RawRetentionResult> {
+      const at = now ? Date.parse(now) : Date.now();
+      return expireRawFiles(deps, at, deps.rawRetentionHours, deps.lookbackHours);
     },
 
     /** Writes the day's reconciliation report (speed vs batch per ad) and returns it. */

@@ -38,6 +38,11 @@ async function main(): Promise<void> {
       silenceBoundMs: config.FINALIZE_SILENCE_BOUND_MS,
       rawRetentionHours: config.BATCH_RAW_RETENTION_DAYS * 24,
       lookbackHours: Math.ceil(config.ADCLICK_IMPRESSION_TTL_S / 3600),
+      retention: {
+        minuteDays: config.BATCH_MINUTE_RETENTION_DAYS,
+        hourDays: config.BATCH_HOUR_RETENTION_DAYS,
+        dayYears: config.BATCH_DAY_RETENTION_YEARS,
+      },
       speedStore,
       faultPauseMs: config.BATCH_FAULT_PAUSE_MS,
     }),

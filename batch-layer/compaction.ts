@@ -18,12 +18,13 @@ import { createHash } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { HOUR_MS } from '../common/time.js';
+import { DAY_MS, HOUR_MS, dayOf } from '../common/time.js';
 import { hourIso } from '../common/time.js';
 import { rawHourPrefix, seenIndexHourPrefix, seenIndexKey } from './layout.js';
 import { duckConnect, sqlFileList, sqlString } from './parquet.js';
 import { deleteObjects, downloadObject, listObjects, uploadFile, type S3Object } from './storage.js';
 import { inTransaction } from '../common/db.js';
+import { expiredTables } from './partitions.js';
 
 export interface CompactionDeps {
   pool: pg.Pool;
@@ -244,7 +245,23 @@ export async function countHour(
   }
 }
 
-/** Replaces the hour's rows (minutes, hour rollups, advertiser rollups) and marks it finalized, atomically. */
+/** The count tables of one key (per ad, per advertiser): minute, hour and day tiers. */
+const COUNT_TABLES = [
+  { key: 'ad_id', minute: 'click_counts_minute', hour: 'click_counts_hour', day: 'click_counts_day' },
+  {
+    key: 'advertiser_id',
+    minute: 'advertiser_counts_minute',
+    hour: 'advertiser_counts_hour',
+    day: 'advertiser_counts_day',
+  },
+] as const;
+
+/**
+ * Replaces the hour's rows (minutes, hour rollups, day rollups; per ad and per advertiser) and marks
+ * it finalized, atomically. A tier whose partition of the hour retention has dropped is left alone
+ * (batch-layer/partitions.ts): the hour updates the tiers that still hold it. The day rows of every
+ * key the hour held before or holds now are recomputed from the day's hour rows.
+ */
 export async function writeHourCounts(
   pool: pg.Pool,
   hourStart: number,
@@ -254,29 +271,65 @@ export async function writeHourCounts(
 ): Promise<{ revision: number; changed: boolean }> {
   const from = new Date(hourStart);
   const to = new Date(hourStart + HOUR_MS);
+  const day = new Date(dayOf(hourStart));
+  const nextDay = new Date(dayOf(hourStart) + DAY_MS);
   return inTransaction(pool, async (client) => {
     await client.query("set local time zone 'UTC'"); // the CSVs carry zone-less UTC timestamps
     // Two runs of the same hour (schedule, backfill, daily) may overlap: let them take turns.
     await client.query('select pg_advisory_xact_lock($1, $2)', [7_262_005, hourStart / HOUR_MS]);
-    for (const table of ['click_counts_minute', 'advertiser_counts_minute']) {
-      await client.query(`delete from ${table} where minute >= $1 and minute < $2`, [from, to]);
-    }
-    for (const table of ['click_counts_hour', 'advertiser_counts_hour']) {
-      await client.query(`delete from ${table} where hour = $1`, [from]);
-    }
-    if (counts.validClicks > 0) {
-      const targets: Array<[string, string]> = [
-        ['click_counts_minute (ad_id, minute, clicks)', counts.csv.adMinute],
-        ['click_counts_hour (ad_id, hour, clicks)', counts.csv.adHour],
-        ['advertiser_counts_minute (advertiser_id, minute, clicks)', counts.csv.advertiserMinute],
-        ['advertiser_counts_hour (advertiser_id, hour, clicks)', counts.csv.advertiserHour],
-      ];
-      for (const [target, path] of targets) {
-        await pipeline(
-          createReadStream(path),
-          client.query(copyFrom(`copy ${target} from stdin with (format csv)`)),
-        );
+    // The day's runs take turns too: each recomputes day rows from the day's hour rows.
+    await client.query('select pg_advisory_xact_lock($1, $2)', [7_262_006, dayOf(hourStart) / DAY_MS]);
+    const expired = await expiredTables(
+      client,
+      COUNT_TABLES.flatMap((t) => [
+        { table: t.minute, at: from },
+        { table: t.hour, at: from },
+        { table: t.day, at: day },
+      ]),
+    );
+    const held = (table: string): boolean => !expired.has(table);
+    const csvOf = {
+      click_counts_minute: counts.csv.adMinute,
+      click_counts_hour: counts.csv.adHour,
+      advertiser_counts_minute: counts.csv.advertiserMinute,
+      advertiser_counts_hour: counts.csv.advertiserHour,
+    };
+    const copyIn = async (table: keyof typeof csvOf, columns: string): Promise<void> => {
+      if (counts.validClicks === 0) return;
+      await pipeline(
+        createReadStream(csvOf[table]),
+        client.query(copyFrom(`copy ${table} (${columns}) from stdin with (format csv)`)),
+      );
+    };
+    for (const t of COUNT_TABLES) {
+      if (held(t.minute)) {
+        await client.query(`delete from ${t.minute} where minute >= $1 and minute < $2`, [from, to]);
+        await copyIn(t.minute, `${t.key}, minute, clicks`);
       }
+      if (!held(t.hour)) continue; // without the hour rows the day rows cannot be recomputed
+      const keys = `hour_keys_${t.key}`;
+      const rollDay = held(t.day);
+      if (rollDay)
+        await client.query(
+          `create temp table ${keys} on commit drop as select ${t.key} from ${t.hour} where hour = $1`,
+          [from],
+        );
+      await client.query(`delete from ${t.hour} where hour = $1`, [from]);
+      await copyIn(t.hour, `${t.key}, hour, clicks`);
+      if (!rollDay) continue;
+      await client.query(`insert into ${keys} select ${t.key} from ${t.hour} where hour = $1`, [from]);
+      await client.query(`analyze ${keys}`);
+      await client.query(
+        `delete from ${t.day} where day = $1 and ${t.key} in (select ${t.key} from ${keys})`,
+        [day],
+      );
+      await client.query(
+        `insert into ${t.day} (${t.key}, day, clicks)
+         select ${t.key}, $1, sum(clicks) from ${t.hour}
+          where hour >= $1 and hour < $2 and ${t.key} in (select ${t.key} from ${keys})
+          group by ${t.key}`,
+        [day, nextDay],
+      );
     }
     return recordFinalization(client, hourStart, counts, run, listedAt);
   });

@@ -47,11 +47,13 @@ export const hourlyScheduleId = (prefix: string): string => `${prefix}-compact-h
 export const dailyScheduleId = (prefix: string): string => `${prefix}-compact-daily`;
 export const lateScheduleId = (prefix: string): string => `${prefix}-finalize-late`;
 export const sweepScheduleId = (prefix: string): string => `${prefix}-sweep`;
+export const retentionScheduleId = (prefix: string): string => `${prefix}-retention`;
 
 /**
  * Creates (or updates to the current definition) the hourly and daily compaction schedules, the
  * late path's (every `lateEveryMinutes`: hours that got raw files after they were finalized) and the
- * sweep's (hourly: hours never finalized, or whose compaction failed).
+ * sweep's (hourly: hours never finalized, or whose compaction failed) and retention's (hourly:
+ * partitions ahead, expired partitions dropped, old raw Parquet deleted).
  * Schedule arguments are fixed at creation, so the workflows get no window in their input and take
  * it from the run's nominal time (TemporalScheduledStartTime); the started workflow ids get that
  * nominal time appended by Temporal, so each window has one id. BUFFER_ALL: a window that comes
@@ -113,6 +115,19 @@ export async function ensureSchedules(
       // No hour left behind: a run still busy makes the next one wait; runs missed in an outage
       // are not needed (each run finds every hour there is).
       policies: { overlap: ScheduleOverlapPolicy.BUFFER_ONE, catchupWindow: '1 hour' },
+    },
+    {
+      scheduleId: retentionScheduleId(opts.prefix),
+      spec: { intervals: [{ every: '1h', offset: '50m' }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'applyRetention',
+        workflowId: `${opts.prefix}-scheduled-retention`,
+        taskQueue: opts.taskQueue,
+        args: [{}],
+      },
+      // Each run does everything due: missed runs are not needed, and runs never overlap.
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
     },
   ];
   for (const def of defs) {

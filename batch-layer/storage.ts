@@ -59,3 +59,29 @@ export async function deleteObjects(s3: S3Client, bucket: string, keys: readonly
     );
   }
 }
+
+/**
+ * Keys under `prefix` that sort before `before`, in order. Listing is in key order, so it stops at
+ * the first page that reaches `before`: a dated layout is walked only up to that date.
+ */
+export async function listObjectsBefore(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  before: string,
+): Promise<S3Object[]> {
+  const out: S3Object[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    for (const o of page.Contents ?? []) {
+      if (!o.Key) continue;
+      if (o.Key >= before) return out;
+      out.push({ key: o.Key, size: o.Size ?? 0 });
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}

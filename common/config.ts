@@ -131,6 +131,12 @@ const schema = z.object({
   LATE_PATH_EVERY_MINUTES: positiveInt.default(5),
   // How long raw Parquet is kept in S3 (days): the sweep and the late path look no further back.
   BATCH_RAW_RETENTION_DAYS: positiveInt.default(30),
+  // Retention tiers of the counts (common/retention.ts; docs/operations.md "Retention"): minute rows
+  // at least the API's 7-day minute range (a day partition more is kept), hour rows the API's 92-day
+  // hour range, day rows years. Expiry drops whole time partitions (the retention schedule).
+  BATCH_MINUTE_RETENTION_DAYS: z.coerce.number().int().min(7).default(8),
+  BATCH_HOUR_RETENTION_DAYS: z.coerce.number().int().min(92).default(92),
+  BATCH_DAY_RETENTION_YEARS: positiveInt.default(5),
   // --- Speed layer (speed-layer/) ---
   SPEED_CONSUMER_GROUP: z.string().default('adclick-speed-layer'),
   // Minutes behind the newest minute of a partition that stay open (their impression ids dedup).

@@ -1,7 +1,8 @@
 // Reads of the batch layer's authoritative counts in PostgreSQL (migrations/003_batch.sql) and of the
 // catalogue rows the serving layer needs (who owns an ad, an advertiser's ad ids). Every query walks
-// a primary key: per-ad series by (ad_id, minute|hour), per-advertiser series from the rollup tables
-// by (advertiser_id, minute|hour), so "1,000 ads over 7 days" is 168 rows, not 168,000.
+// a primary key: per-ad series by (ad_id, minute|hour|day), per-advertiser series from the rollup
+// tables by (advertiser_id, minute|hour|day), so "1,000 ads over 7 days" is 168 rows, not 168,000,
+// and 90 days by day is 90 rows. The tables are partitioned by time (migrations/007_time_partitions.sql).
 import type pg from 'pg';
 import { DAY_MS, HOUR_MS, hourOf } from '../common/time.js';
 import type { ReconciliationReport } from '../common/reconciliation.js';
@@ -177,6 +178,70 @@ export class BatchStore {
       [advertiserId, ts(from), ts(to)],
     );
     return toCounts(r.rows);
+  }
+
+  /**
+   * One ad's day series in [from, to) (day-aligned): the day rollup of every day whose 24 hours are
+   * all finalized, the hour rollups of the other days' finalized hours (the merge sums them).
+   */
+  async adDays(adId: string, from: number, to: number, finalized: ReadonlySet<number>): Promise<Count[]> {
+    return this.daySeries('click_counts_day', 'click_counts_hour', 'ad_id', adId, from, to, finalized);
+  }
+
+  /** One advertiser's day series in [from, to), as `adDays` from the per-advertiser rollups. */
+  async advertiserDays(
+    advertiserId: string,
+    from: number,
+    to: number,
+    finalized: ReadonlySet<number>,
+  ): Promise<Count[]> {
+    return this.daySeries(
+      'advertiser_counts_day',
+      'advertiser_counts_hour',
+      'advertiser_id',
+      advertiserId,
+      from,
+      to,
+      finalized,
+    );
+  }
+
+  private async daySeries(
+    dayTable: string,
+    hourTable: string,
+    key: string,
+    id: string,
+    from: number,
+    to: number,
+    finalized: ReadonlySet<number>,
+  ): Promise<Count[]> {
+    const whole: Date[] = [];
+    const partialHours: Date[] = [];
+    for (let d = from; d < to; d += DAY_MS) {
+      const hours = Array.from({ length: 24 }, (_, i) => d + i * HOUR_MS);
+      if (hours.every((h) => finalized.has(h))) whole.push(ts(d));
+      else for (const h of hours) if (finalized.has(h)) partialHours.push(ts(h));
+    }
+    const r = await this.pool.query<{ start: number; clicks: string }>(
+      `select ${epochMs('day')} as start, clicks from ${dayTable} where ${key} = $1 and day = any($2::timestamptz[])
+       union all
+       select ${epochMs('hour')}, clicks from ${hourTable} where ${key} = $1 and hour = any($3::timestamptz[])`,
+      [id, whole, partialHours],
+    );
+    return toCounts(r.rows);
+  }
+
+  /**
+   * The newest end of a partition of the tier's per-ad table that retention dropped inside
+   * [from, to), or undefined: a range reaching into one asks for counts the tier no longer holds.
+   */
+  async expiredThrough(table: string, from: number, to: number): Promise<number | undefined> {
+    const r = await this.pool.query<{ until: Date | null }>(
+      `select max(range_to) as until from expired_partitions
+        where table_name = $1 and range_from < $3 and range_to > $2`,
+      [table, ts(from), ts(to)],
+    );
+    return r.rows[0]?.until?.getTime();
   }
 
   /**

@@ -35,7 +35,7 @@ import {
 import { json, jsonBody, keyedErrors, type ApiRoute } from '../common/openapi.js';
 import { registry } from '../common/metrics.js';
 import type { SpeedStore } from '../common/speed-store.js';
-import { GRANULARITY_MS, HOUR_MS, hourOf, isoSeconds } from '../common/time.js';
+import { GRANULARITY_MS, HOUR_MS, hourOf, isoSeconds, type Granularity } from '../common/time.js';
 import { BatchStore, type FinalizedHour } from './batch-store.js';
 import { FinalizedAdTotals, topCandidates } from './ad-totals.js';
 import { finalizationOf, mergeClicks, topAds, type MergedPoint, type MergedSeries } from './merge.js';
@@ -231,11 +231,32 @@ function timed(endpoint: string, handler: Handler): Handler {
   };
 }
 
+/** The per-ad table of each tier: where retention records what it dropped. */
+const TIER_TABLE: Record<Granularity, string> = {
+  minute: 'click_counts_minute',
+  hour: 'click_counts_hour',
+  day: 'click_counts_day',
+};
+
+/** A range reaching into counts the tier's retention dropped gets a 400 naming the tier. */
+async function checkRetention(ctx: ServingContext, range: TimeRange): Promise<void> {
+  const until = await ctx.batch.expiredThrough(TIER_TABLE[range.granularity], range.from, range.to);
+  if (until === undefined) return;
+  const coarser =
+    range.granularity === 'minute' ? 'hour or day' : range.granularity === 'hour' ? 'day' : undefined;
+  throw new BadRequest(
+    'outside_retention',
+    `the ${range.granularity} tier no longer holds counts before ${isoSeconds(until)} (retention)` +
+      (coarser ? `: ask ${coarser} granularity, or start the range there` : ': start the range there'),
+  );
+}
+
 /** GET /v1/ads/:adId/clicks — one ad's merged series. */
 function adClicks(ctx: ServingContext): Handler {
   return async (req, res) => {
     const { adId } = validate(adPathParams, req.params, QUERY_CODES);
     const range = parseRange(validate(clicksQuery, req.query, QUERY_CODES), ctx.now());
+    await checkRetention(ctx, range);
     const owner = await ctx.adOwner(adId);
     if (owner === undefined || !canSeeAd(callerOf(res), owner))
       return sendApiError(res, 404, 'not_found', 'no such ad');
@@ -244,7 +265,9 @@ function adClicks(ctx: ServingContext): Handler {
     const [batchCounts, speed] = await Promise.all([
       range.granularity === 'minute'
         ? ctx.batch.adMinutes(adId, range.from, range.to)
-        : ctx.batch.adHours(adId, range.from, range.to),
+        : range.granularity === 'hour'
+          ? ctx.batch.adHours(adId, range.from, range.to)
+          : ctx.batch.adDays(adId, range.from, range.to, finalized),
       ctx.speed({ adIds: [adId] }, range, finalized),
     ]);
     const merged = mergeClicks(range, finalized, batchCounts, speed.totals && speed.totals.buckets);
@@ -258,6 +281,7 @@ function advertiserClicks(ctx: ServingContext): Handler {
     const q = validate(advertiserClicksQuery, req.query, QUERY_CODES);
     const advertiserId = advertiserOf(callerOf(res), q.advertiserId);
     const range = parseRange(q, ctx.now());
+    await checkRetention(ctx, range);
     const top = parseTop(q.top);
     const hours = await ctx.batch.finalizedHours(range.from, range.to);
     const finalized = new Set(hours.map((h) => h.hour));
@@ -265,7 +289,9 @@ function advertiserClicks(ctx: ServingContext): Handler {
     const [batchSeries, batchTotals, speed] = await Promise.all([
       range.granularity === 'minute'
         ? ctx.batch.advertiserMinutes(advertiserId, range.from, range.to)
-        : ctx.batch.advertiserHours(advertiserId, range.from, range.to),
+        : range.granularity === 'hour'
+          ? ctx.batch.advertiserHours(advertiserId, range.from, range.to)
+          : ctx.batch.advertiserDays(advertiserId, range.from, range.to, finalized),
       ctx.finalizedAdTotals.totals(advertiserId, scope, range.from, range.to, hours),
       ctx.speed(scope, range, finalized),
     ]);

@@ -94,3 +94,62 @@ export function truthIn(truth: ReadonlyMap<string, number>, from: number, to: nu
   }
   return out;
 }
+
+// --- Volume at scale (tools/scale.ts, docs/capacity.md): Zipf-distributed ads, a diurnal rate. ---
+
+/**
+ * Clicks per second in the hour starting `hourOfDay` (0..23, UTC) of a diurnal curve: a floor of
+ * 2 % of the peak plus a bell of one hour's deviation around 20:00 UTC. Its mean is 12.4 % of the
+ * peak: a 10,000/s peak gives ~107M clicks a day, the target's "~100M a day".
+ */
+export function diurnalRate(hourOfDay: number, peakPerSecond: number): number {
+  const mid = hourOfDay + 0.5;
+  const d = Math.min(Math.abs(mid - 20), 24 - Math.abs(mid - 20));
+  return peakPerSecond * (0.02 + Math.exp(-(d * d) / 2));
+}
+
+/**
+ * The Zipf law over ranks 0..ads−1 as its continuous approximation (a power law on [1, ads+1)),
+ * which DuckDB can draw from in SQL: P(rank < k) = F(k + 1), F below. Exponent 1 is the harmonic law.
+ */
+export function zipfCdf(x: number, ads: number, exponent: number): number {
+  if (exponent === 1) return Math.log(x) / Math.log(ads + 1);
+  const e = 1 - exponent;
+  return (Math.pow(x, e) - 1) / (Math.pow(ads + 1, e) - 1);
+}
+
+/** The SQL expression of a Zipf rank (0-based) from a uniform draw `u` in [0, 1). */
+export function zipfRankSql(u: string, ads: number, exponent: number): string {
+  const x =
+    exponent === 1
+      ? `pow(${ads + 1}, ${u})`
+      : `pow((pow(${ads + 1}, ${1 - exponent}) - 1) * ${u} + 1, ${1 / (1 - exponent)})`;
+  return `least(${ads - 1}, greatest(0, floor(${x}) - 1))::bigint`;
+}
+
+/**
+ * Expected distinct keys among `n` independent draws, for keys with probabilities given in blocks
+ * of `count` keys sharing probability `p` each: Σ count · (1 − (1 − p)^n).
+ */
+export function expectedDistinct(blocks: ReadonlyArray<{ count: number; p: number }>, n: number): number {
+  let sum = 0;
+  for (const { count, p } of blocks) sum += count * -Math.expm1(n * Math.log1p(-p));
+  return sum;
+}
+
+/** The Zipf law of `zipfCdf` as blocks of ranks of nearly equal probability (log-spaced). */
+export function zipfBlocks(
+  ads: number,
+  exponent: number,
+  perDecade = 2000,
+): Array<{ count: number; p: number }> {
+  const blocks: Array<{ count: number; p: number }> = [];
+  let k = 1;
+  while (k <= ads) {
+    const next = Math.min(ads + 1, Math.max(k + 1, Math.floor(k * Math.pow(10, 1 / perDecade))));
+    const count = next - k;
+    blocks.push({ count, p: (zipfCdf(next, ads, exponent) - zipfCdf(k, ads, exponent)) / count });
+    k = next;
+  }
+  return blocks;
+}

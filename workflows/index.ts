@@ -6,6 +6,8 @@
 //                                last compaction, and the later hours whose dedup that changes
 //   sweepHours({})               no hour left behind: compactHour for every hour in the raw-data
 //                                retention never finalized, or whose compaction failed since
+//   applyRetention({})           the retention tiers: create the count tables' upcoming partitions,
+//                                drop expired ones, delete raw Parquet past the raw retention
 // Started by a schedule with no input, compactHour/compactDay take their window from the schedule's
 // nominal time (TemporalScheduledStartTime): schedule arguments are fixed when the schedule is made.
 import {
@@ -29,6 +31,8 @@ import type {
   BatchActivities,
   CompactHourResult,
   Offsets,
+  PartitionRetentionResult,
+  RawRetentionResult,
   ReconciliationReport,
 } from '../activities/index.js';
 import {
@@ -56,6 +60,16 @@ const { compactHourCounts } = proxyActivities<BatchActivities>({
     backoffCoefficient: 2,
     maximumInterval: '1 minute',
     maximumAttempts: 20,
+  },
+});
+
+const retention = proxyActivities<BatchActivities>({
+  startToCloseTimeout: '30 minutes',
+  retry: {
+    initialInterval: '10 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '5 minutes',
+    maximumAttempts: 5,
   },
 });
 
@@ -364,4 +378,30 @@ export async function sweepHours(input: SweepInput = {}): Promise<SweepResult> {
     }
   });
   return result;
+}
+
+export interface RetentionInput {
+  /** The clock retention applies at (ISO); default: now. For tests on tables of their own. */
+  now?: string;
+}
+
+export interface RetentionResult {
+  partitions: PartitionRetentionResult;
+  raw: RawRetentionResult;
+}
+
+/**
+ * Retention, run by its schedule every hour: each count tier gets its upcoming partitions and loses
+ * the ones wholly past its window (a drop, not a delete), then raw Parquet past the raw retention is
+ * deleted. Both steps are idempotent; what changed is in the memo.
+ */
+export async function applyRetention(input: RetentionInput = {}): Promise<RetentionResult> {
+  const partitions = await retention.applyPartitionRetention(input.now);
+  upsertMemo({
+    created: partitions.created.map((c) => c.partition),
+    dropped: partitions.dropped.map((d) => d.partition),
+  });
+  const raw = await retention.expireRawFiles(input.now);
+  upsertMemo({ rawDeletedBefore: raw.before, rawObjects: raw.rawObjects });
+  return { partitions, raw };
 }

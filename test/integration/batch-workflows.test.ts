@@ -18,6 +18,7 @@ import {
   dailyScheduleId,
   hourlyScheduleId,
   lateScheduleId,
+  retentionScheduleId,
   sweepScheduleId,
   startBackfill,
 } from '../../batch-layer/operations.js';
@@ -105,9 +106,13 @@ describe('batch workflows', () => {
   afterAll(async () => {
     worker?.kill('SIGKILL');
     await archiver?.stop();
-    for (const id of [hourlyScheduleId, dailyScheduleId, lateScheduleId, sweepScheduleId].map((f) =>
-      f(`test-${iso.run}`),
-    )) {
+    for (const id of [
+      hourlyScheduleId,
+      dailyScheduleId,
+      lateScheduleId,
+      sweepScheduleId,
+      retentionScheduleId,
+    ].map((f) => f(`test-${iso.run}`))) {
       await client?.schedule
         .getHandle(id)
         .delete()
@@ -238,6 +243,8 @@ describe('batch workflows', () => {
     expect(late.action).toMatchObject({ workflowType: 'finalizeLateHours', taskQueue: iso.taskQueue });
     const sweep = await client.schedule.getHandle(sweepScheduleId(`test-${iso.run}`)).describe();
     expect(sweep.action).toMatchObject({ workflowType: 'sweepHours', taskQueue: iso.taskQueue });
+    const retention = await client.schedule.getHandle(retentionScheduleId(`test-${iso.run}`)).describe();
+    expect(retention.action).toMatchObject({ workflowType: 'applyRetention', taskQueue: iso.taskQueue });
   });
 
   it('compactDay reconciles against the speed layer and flags an injected difference', async () => {

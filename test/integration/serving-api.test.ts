@@ -142,6 +142,65 @@ describe('GET /v1/ads/:adId/clicks', () => {
     expect(body.points).toEqual([{ start: iso(day), clicks: 16, final: false }]);
   });
 
+  it('by day: a wholly finalized day is read from the day rollups', async () => {
+    const earlier = day - 4 * DAY_MS;
+    await finalizeHours(
+      pool,
+      Array.from({ length: 24 }, (_, h) => at(earlier, h)),
+    );
+    await insertBatchRows(pool, {
+      adHours: [
+        [a1, at(earlier, 3), 5],
+        [a1, at(earlier, 20), 6],
+      ],
+    });
+    const q = path(a1, { granularity: 'day', from: iso(earlier), to: iso(earlier + DAY_MS) });
+    expect((await getJson(q, ADMIN)).body.points).toEqual([
+      { start: iso(earlier), clicks: 11, ...FINAL, revision: 24 },
+    ]);
+    // The day rollup, not the hours, is what is read.
+    await pool.query('update click_counts_day set clicks = 12 where ad_id = $1 and day = $2', [
+      a1,
+      new Date(earlier),
+    ]);
+    expect((await getJson(q, ADMIN)).body.points).toEqual([
+      { start: iso(earlier), clicks: 12, ...FINAL, revision: 24 },
+    ]);
+  });
+
+  it('a range reaching into a partition retention dropped is a 400 naming the tier', async () => {
+    const gone = day - 3 * DAY_MS;
+    await pool.query(
+      `insert into expired_partitions (table_name, range_from, range_to) values ('click_counts_minute', $1, $2)`,
+      [new Date(gone), new Date(gone + DAY_MS)],
+    );
+    try {
+      const minutes = await getJson(
+        path(a1, { granularity: 'minute', from: iso(at(gone, 23)), to: iso(at(gone + DAY_MS, 1)) }),
+        ADMIN,
+      );
+      expect(minutes.status).toBe(400);
+      expect(minutes.body.error?.code).toBe('outside_retention');
+      expect(minutes.body.error?.message).toMatch(
+        `the minute tier no longer holds counts before ${iso(gone + DAY_MS)}`,
+      );
+      // The hour tier still holds that range; a minute range after the dropped day is answered.
+      const hours = path(a1, { granularity: 'hour', from: iso(gone), to: iso(gone + DAY_MS) });
+      expect((await getJson(hours, ADMIN)).status).toBe(200);
+      const later = path(a1, {
+        granularity: 'minute',
+        from: iso(gone + DAY_MS),
+        to: iso(at(gone + DAY_MS, 1)),
+      });
+      expect((await getJson(later, ADMIN)).status).toBe(200);
+    } finally {
+      await pool.query(
+        "delete from expired_partitions where table_name = 'click_counts_minute' and range_from = $1",
+        [new Date(gone)],
+      );
+    }
+  });
+
   it('defaults: to = end of the running bucket, from = to - 1 day at hour granularity', async () => {
     const { status, body } = await getJson(path(a1, { granularity: 'hour' }), adv1.key);
     expect(status).toBe(200);

@@ -89,6 +89,22 @@ export async function insertBatchRows(pool: pg.Pool, rows: BatchRows): Promise<v
         new Date(t),
         clicks,
       ]);
+  // The day rollups of the touched days, recomputed from the hour rows as compaction does.
+  const days: Array<[string, string, string, Array<[string, number, number]>]> = [
+    ['click_counts_day', 'click_counts_hour', 'ad_id', rows.adHours ?? []],
+    ['advertiser_counts_day', 'advertiser_counts_hour', 'advertiser_id', rows.advertiserHours ?? []],
+  ];
+  for (const [dayTable, hourTable, key, list] of days)
+    for (const [id, t] of list) {
+      const d = new Date(t - (t % DAY_MS));
+      await pool.query(`delete from ${dayTable} where ${key} = $1 and day = $2`, [id, d]);
+      await pool.query(
+        `insert into ${dayTable} (${key}, day, clicks)
+         select ${key}, $2, sum(clicks) from ${hourTable}
+          where ${key} = $1 and hour >= $2 and hour < $2::timestamptz + interval '1 day' group by ${key}`,
+        [id, d],
+      );
+    }
 }
 
 /** Provisional counts as the speed layer's PostgreSQL sink stores them: one row per (ad, minute, salt), with the ad's advertiser. */
