@@ -392,7 +392,7 @@ describe('end to end under faults', () => {
     // The drill clock stands two minutes into the hour, so the click processes would keep reporting
     // clicks of the hour as possible (docs/completeness.md): time moves on for them as it would
     // for real, by a restart with the clock past the hour's end.
-    await click.stop();
+    await click.kill9();
     await click.start({ env: { ADCLICK_CLOCK_OFFSET_MS: String(hour + HOUR_MS + MINUTE_MS - Date.now()) } });
     await waitFor('click service /healthz', async () => (await get('/healthz')).ok, 60_000);
     note('click processes restarted with their clock past the end of the hour');
