@@ -79,6 +79,12 @@ const bufferedGauge = new Gauge({
   help: 'Click events held in memory, not yet in S3 (bounded by ARCHIVER_MAX_BUFFERED_EVENTS)',
   registers: [registry],
 });
+const consumerLag = new Gauge({
+  name: 'archiver_consumer_lag',
+  help: 'Messages between the high watermark and the next offset to read, per clicks partition',
+  labelNames: ['partition'] as const,
+  registers: [registry],
+});
 const flushFailures = new Counter({
   name: 'archiver_flush_failures_total',
   help: 'Partition flushes that failed (S3 or Kafka unreachable); their rows stay buffered and are retried',
@@ -169,6 +175,11 @@ export class Archiver {
     isStale,
   }: EachBatchPayload): Promise<void> {
     const b = this.buffer(batch.partition);
+    const lag = (): void =>
+      consumerLag.set(
+        { partition: String(batch.partition) },
+        Math.max(0, Number(batch.highWatermark) - Number(b.lastOffset ?? -1) - 1),
+      );
     for (const m of batch.messages) {
       if (!isRunning() || isStale()) return;
       if (b.lastOffset !== undefined && BigInt(m.offset) <= BigInt(b.lastOffset)) {
@@ -178,6 +189,7 @@ export class Archiver {
       }
       if (this.bufferedEvents >= this.maxBuffered && !(await this.makeRoom())) {
         this.pauseFetching();
+        lag();
         return; // unresolved: this message and the rest are fetched again after the resume
       }
       b.lastMessageTime = Number(m.timestamp);
@@ -200,6 +212,7 @@ export class Archiver {
         await heartbeat();
       }
     }
+    lag();
   }
 
   /** Flushes the fullest buffers until below the bound; false if a flush failed. */
