@@ -44,6 +44,18 @@ describe('AdCache', () => {
     expect(calls).toEqual(['9', '9']);
   });
 
+  it('an id remembered as unknown is looked up again when the caller knows it was created', async () => {
+    const known = new Set<string>();
+    const { calls, load } = counting(known);
+    const cache = new AdCache(load, { maxEntries: 10, negativeTtlMs: 60_000 });
+    expect(await cache.get('7')).toBeUndefined();
+    known.add('7'); // created a moment later
+    expect(await cache.get('7')).toBeUndefined(); // an unsigned click keeps the negative entry
+    expect(await cache.get('7', { recheckUnknown: true })).toEqual(ad(7));
+    expect(cache.peek('7')).toEqual(ad(7));
+    expect(calls).toEqual(['7', '7']);
+  });
+
   it('evicts the least recently used ad beyond maxEntries', async () => {
     const { calls, load } = counting(new Set(['1', '2', '3']));
     const cache = new AdCache(load, { maxEntries: 2, negativeTtlMs: 1000 });

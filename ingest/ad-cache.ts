@@ -1,8 +1,11 @@
 // The click path's view of the catalogue: a bounded LRU of ads in front of PostgreSQL, plus a
 // negative cache so a flood of clicks on unknown ids does not become a flood of queries. Ads never
 // change once created (the API has no update), so a cached ad never goes stale; an unknown id is
-// remembered only for a while, as it may be created later. Concurrent misses on one id share one
-// query (lru-cache's fetch). The loader is injected: PostgreSQL in production (`pgAdLoader`).
+// remembered only for a while, as it may be created later — and a caller that holds proof that the
+// ad exists (a click signed for it: impressions are issued only for existing ads) looks it up again
+// at once with `get(adId, { recheckUnknown: true })`, so a new ad is clickable the moment it exists.
+// Concurrent misses on one id share one query (lru-cache's fetch). The loader is injected:
+// PostgreSQL in production (`pgAdLoader`).
 import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 
@@ -59,10 +62,17 @@ export class AdCache {
     return undefined;
   }
 
-  /** The ad, or undefined for an id that does not exist. */
-  async get(adId: string): Promise<CachedAd | undefined> {
+  /**
+   * The ad, or undefined for an id that does not exist. `recheckUnknown`: an id remembered as unknown
+   * is looked up again (the caller knows it was created since), and forgotten as unknown if found.
+   */
+  async get(adId: string, opts: { recheckUnknown?: boolean } = {}): Promise<CachedAd | undefined> {
     const cached = this.peek(adId);
-    if (cached !== undefined) return cached ?? undefined;
+    if (cached) return cached;
+    if (cached === null) {
+      if (!opts.recheckUnknown) return undefined;
+      this.unknown.delete(adId);
+    }
     this.opts.onLookup?.('miss');
     return this.ads.fetch(adId);
   }
