@@ -39,6 +39,8 @@ export interface ArchiverOptions {
   /** Events held over all partitions before fetching pauses (default ARCHIVER_MAX_BUFFERED_EVENTS). */
   maxBufferedEvents?: number;
   fromBeginning?: boolean;
+  /** Fetch sizing (KAFKA_CONSUMER_MIN_BYTES / KAFKA_CONSUMER_MAX_WAIT_MS); kafkajs' defaults if unset. */
+  fetch?: { minBytes: number; maxWaitTimeInMs: number };
   log?: (msg: string) => void;
 }
 
@@ -108,7 +110,7 @@ export class Archiver {
   readonly stats = { events: 0, files: 0, commits: 0, flushFailures: 0, pauses: 0 };
 
   constructor(private readonly opts: ArchiverOptions) {
-    this.consumer = opts.kafka.consumer({ groupId: opts.groupId, sessionTimeout: 30_000 });
+    this.consumer = opts.kafka.consumer({ groupId: opts.groupId, sessionTimeout: 30_000, ...opts.fetch });
     this.admin = opts.kafka.admin();
     this.maxBuffered = opts.maxBufferedEvents ?? config.ARCHIVER_MAX_BUFFERED_EVENTS;
   }

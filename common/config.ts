@@ -103,7 +103,7 @@ const schema = z.object({
   // Minutes behind the newest minute of a partition that stay open (their impression ids dedup).
   SPEED_OPEN_WINDOW_MINUTES: positiveInt.default(5),
   // Each partition's changed counts are committed at least this often (ms).
-  SPEED_FLUSH_INTERVAL_MS: positiveInt.default(250),
+  SPEED_FLUSH_INTERVAL_MS: positiveInt.default(500),
   SPEED_LAYER_METRICS_PORT: port.default(9464),
   // Pinot table (REALTIME) over KAFKA_MINUTE_COUNTS_TOPIC, and how long it keeps minutes (days).
   SPEED_PINOT_TABLE: z.string().default('minute_counts'),
@@ -132,6 +132,11 @@ const schema = z.object({
   // Events the archiver holds over all its partitions. At the bound it stops fetching until a flush
   // to S3 succeeds, so an S3 outage shows as consumer lag, not as memory.
   ARCHIVER_MAX_BUFFERED_EVENTS: positiveInt.default(400_000),
+  // How the two consumer groups on `clicks` (speed layer, archiver) fetch: the broker answers a fetch
+  // once it holds this many bytes for it, or after this many ms. Few large fetches cost the broker
+  // and the consumers far less than many small ones; the wait adds at most that much to freshness.
+  KAFKA_CONSUMER_MIN_BYTES: positiveInt.default(131_072),
+  KAFKA_CONSUMER_MAX_WAIT_MS: positiveInt.default(100),
   // --- end topics and long-lived processes ---
 });
 

@@ -31,6 +31,8 @@ export interface SpeedConsumerOptions {
   flushIntervalMs: number;
   /** Kafka group session timeout: how soon a dead member's partitions move (ms). */
   sessionTimeoutMs?: number;
+  /** Fetch sizing (KAFKA_CONSUMER_MIN_BYTES / KAFKA_CONSUMER_MAX_WAIT_MS); kafkajs' defaults if unset. */
+  fetch?: { minBytes: number; maxWaitTimeInMs: number };
   log?: (message: string) => void;
 }
 
@@ -58,6 +60,7 @@ export class SpeedConsumer {
       readUncommitted: false,
       sessionTimeout: opts.sessionTimeoutMs ?? 10_000,
       heartbeatInterval: Math.min(3000, Math.floor((opts.sessionTimeoutMs ?? 10_000) / 4)),
+      ...opts.fetch,
     });
     this.admin = opts.kafka.admin();
   }
