@@ -78,7 +78,7 @@ function speedLayerEnv(store: 'pinot' | 'postgres', groupId: string): Record<str
     KAFKA_MINUTE_COUNTS_TOPIC: countsTopic,
     SPEED_CONSUMER_GROUP: groupId,
     SPEED_PINOT_TABLE: pinotTable,
-    SPEED_LAYER_METRICS_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
+    SPEED_LAYER_METRICS_PORT: String(20_000 + Math.floor(Math.random() * 12_000)), // below the ephemeral range
   };
 }
 

@@ -83,6 +83,10 @@ const schema = z.object({
   ADCLICK_PRODUCE_BATCH_MAX: positiveInt.default(500),
   // Idempotent producers per click worker sending batches in parallel (kafkajs: one request each).
   ADCLICK_PRODUCE_LANES: positiveInt.default(2),
+  // How click processes write events to Kafka and the spool (docs/click-event.md): `binary` (layout 1,
+  // ~60 bytes) or `json` (~170 bytes). Consumers read both; when upgrading from a version that only
+  // reads JSON, start the upgraded consumers first, or keep `json` here until they run.
+  ADCLICK_CLICK_EVENT_ENCODING: z.enum(['json', 'binary']).default('binary'),
   // Redis dedup answer deadline (ms); past it the click fails open (counted as valid).
   ADCLICK_REDIS_DEADLINE_MS: positiveInt.default(50),
   // In-process ad cache of each click worker (entries) and how long an unknown id stays unknown (ms).

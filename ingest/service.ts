@@ -9,6 +9,7 @@ import type { Server } from 'node:http';
 import express, { type RequestHandler } from 'express';
 import type { Admin, Kafka } from 'kafkajs';
 import type pg from 'pg';
+import type { ClickEventEncoding } from '../common/click-event.js';
 import { config } from '../common/config.js';
 import { createPool } from '../common/db.js';
 import { healthRouter } from '../common/health.js';
@@ -35,6 +36,7 @@ export interface ClickServiceOptions {
   deadlineMs?: number;
   lingerMs?: number;
   batchMax?: number;
+  encoding?: ClickEventEncoding;
   lanes?: number;
   redisDeadlineMs?: number;
   /** How long start waits for Redis before it listens anyway, failing clicks open until Redis is up. */
@@ -79,6 +81,7 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
     deadlineMs: opts.deadlineMs ?? config.ADCLICK_PRODUCE_DEADLINE_MS,
     lingerMs: opts.lingerMs ?? config.ADCLICK_PRODUCE_LINGER_MS,
     batchMax: opts.batchMax ?? config.ADCLICK_PRODUCE_BATCH_MAX,
+    encoding: opts.encoding ?? config.ADCLICK_CLICK_EVENT_ENCODING,
     lanes: opts.lanes ?? config.ADCLICK_PRODUCE_LANES,
     metrics,
     log: opts.log,
