@@ -6,6 +6,8 @@ import { join } from 'node:path';
 export class Child {
   readonly process: ChildProcess;
   readonly logFile: string;
+  /** Resolves once the process has exited and all its output is in the log file. */
+  private readonly done: Promise<void>;
 
   constructor(
     readonly name: string,
@@ -20,8 +22,16 @@ export class Child {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.process.stdout?.pipe(log);
-    this.process.stderr?.pipe(log);
+    // Both streams into one file: neither may end it alone (the other may still write).
+    this.process.stdout?.pipe(log, { end: false });
+    this.process.stderr?.pipe(log, { end: false });
+    this.done = new Promise((resolve) =>
+      this.process.once('close', () => {
+        log.end();
+        log.once('finish', () => resolve());
+        log.once('error', () => resolve());
+      }),
+    );
   }
 
   /** `node --import tsx <entry>`, as the supervisor of `npm start` runs the app's processes. */
@@ -61,8 +71,9 @@ export class Child {
     clearTimeout(timer);
   }
 
-  exited(): Promise<number> {
-    if (!this.running) return Promise.resolve(this.process.exitCode ?? 1);
-    return new Promise((r) => this.process.once('exit', (code) => r(code ?? 1)));
+  /** The exit code, once the process has exited and its output is all in the log file. */
+  async exited(): Promise<number> {
+    await this.done;
+    return this.process.exitCode ?? 1;
   }
 }
