@@ -79,7 +79,7 @@ const schema = z.object({
   // How long a click waits for Kafka's ack before it is spooled instead (ms).
   ADCLICK_PRODUCE_DEADLINE_MS: positiveInt.default(300),
   // Producer batching: a batch leaves after this many ms or events, whichever comes first.
-  ADCLICK_PRODUCE_LINGER_MS: z.coerce.number().int().min(0).default(2),
+  ADCLICK_PRODUCE_LINGER_MS: z.coerce.number().int().min(0).default(5),
   ADCLICK_PRODUCE_BATCH_MAX: positiveInt.default(500),
   // Idempotent producers per click worker sending batches in parallel (kafkajs: one request each).
   ADCLICK_PRODUCE_LANES: positiveInt.default(2),
@@ -87,6 +87,10 @@ const schema = z.object({
   // ~60 bytes) or `json` (~170 bytes). Consumers read both; when upgrading from a version that only
   // reads JSON, start the upgraded consumers first, or keep `json` here until they run.
   ADCLICK_CLICK_EVENT_ENCODING: z.enum(['json', 'binary']).default('binary'),
+  // How long a click worker gathers the Redis first-click checks and the catalogue lookups of its
+  // clicks before sending them as one call each (ms); 0 = those of one event-loop turn. Each round
+  // trip costs a socket write and read on both sides, more than the work it carries.
+  ADCLICK_LOOKUP_BATCH_MS: z.coerce.number().int().min(0).default(1),
   // Redis dedup answer deadline (ms); past it the click fails open (counted as valid).
   ADCLICK_REDIS_DEADLINE_MS: positiveInt.default(50),
   // In-process ad cache of each click worker (entries) and how long an unknown id stays unknown (ms).

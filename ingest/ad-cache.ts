@@ -27,6 +27,8 @@ export interface AdCacheOptions {
   negativeTtlMs: number;
   /** At most this many ids per lookup; a larger turn's misses are split (default 1000). */
   maxBatch?: number;
+  /** 0: the misses of each event-loop turn go together; more: the misses of that many ms. */
+  batchMs?: number;
   now?: () => number;
   onLookup?: (result: CacheResult) => void;
 }
@@ -92,7 +94,10 @@ export class AdCache {
       reject = rej;
     });
     this.pending.set(adId, { promise, resolve, reject });
-    if (this.queued.push(adId) === 1) setImmediate(() => this.lookUpQueued());
+    if (this.queued.push(adId) === 1) {
+      if (this.opts.batchMs) setTimeout(() => this.lookUpQueued(), this.opts.batchMs);
+      else setImmediate(() => this.lookUpQueued());
+    }
     return promise;
   }
 

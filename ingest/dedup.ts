@@ -17,8 +17,9 @@ export interface DedupStore {
   forget(impressionId: string): Promise<void>;
 }
 
-// One round trip and one command for every first-click check of an event-loop turn: per-command
-// client overhead, not Redis, is what a click pays for. Same semantics as one SET NX per key.
+// One round trip and one command for every first-click check of an event-loop turn (or of a short
+// window, `batchMs`): per-command client overhead and the socket write, not Redis, are what a click
+// pays for. Same semantics as one SET NX per key.
 // (A Redis Cluster would need the keys of one call in one slot: hash-tag them, or send per key.)
 const SET_MANY = `
 local r = {}
@@ -66,7 +67,11 @@ interface Check {
   done: (a: DedupAnswer) => void;
 }
 
-export function redisDedup(redis: Redis, deadlineMs: number): DedupStore {
+/**
+ * `batchMs`: 0 sends the checks of each event-loop turn together (setImmediate); more gathers the
+ * checks of that many ms into one call, fewer round trips for at most that much more latency.
+ */
+export function redisDedup(redis: Redis, deadlineMs: number, batchMs = 0): DedupStore {
   if (!('adclickSetMany' in redis)) redis.defineCommand('adclickSetMany', { lua: SET_MANY });
   const setMany = (redis as unknown as { adclickSetMany: SetMany }).adclickSetMany.bind(redis);
   let queue: Check[] = [];
@@ -96,7 +101,8 @@ export function redisDedup(redis: Redis, deadlineMs: number): DedupStore {
         queue.push({ key: `dedup:${impressionId}`, ttlMs: String(Math.max(1, Math.ceil(ttlMs))), done });
         if (!scheduled) {
           scheduled = true;
-          setImmediate(flush);
+          if (batchMs > 0) setTimeout(flush, batchMs);
+          else setImmediate(flush);
         }
       });
     },

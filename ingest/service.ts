@@ -99,6 +99,7 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
   const ads = new AdCache(pgAdLoader(pool), {
     maxEntries: config.ADCLICK_AD_CACHE_SIZE,
     negativeTtlMs: config.ADCLICK_AD_NEGATIVE_TTL_MS,
+    batchMs: config.ADCLICK_LOOKUP_BATCH_MS,
     onLookup: (result) => cacheCounters[result].inc(),
   });
   const now = clickClock(opts.clockOffsetMs ?? config.ADCLICK_CLOCK_OFFSET_MS);
@@ -118,7 +119,11 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
       : undefined;
   const click = createClickHandler({
     ads,
-    dedup: redisDedup(redis, opts.redisDeadlineMs ?? config.ADCLICK_REDIS_DEADLINE_MS),
+    dedup: redisDedup(
+      redis,
+      opts.redisDeadlineMs ?? config.ADCLICK_REDIS_DEADLINE_MS,
+      config.ADCLICK_LOOKUP_BATCH_MS,
+    ),
     clickLog,
     signingSecret,
     salts: opts.salts ?? config.ADCLICK_KEY_SALTS,
