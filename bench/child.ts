@@ -42,7 +42,11 @@ export class Child {
     logDir: string,
     args: string[] = [],
   ): Child {
-    return new Child(name, process.execPath, ['--import', 'tsx', entry, ...args], env, logDir);
+    // BENCH_CPU_PROF=<dir> profiles every Node child (V8 .cpuprofile files, written when it exits).
+    const prof = process.env.BENCH_CPU_PROF
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${name}`]
+      : [];
+    return new Child(name, process.execPath, [...prof, '--import', 'tsx', entry, ...args], env, logDir);
   }
 
   get pid(): number | undefined {

@@ -339,7 +339,7 @@ async function main(): Promise<void> {
   await admin.connect();
   const children = new Map<string, Child>();
   const results: StepResult[] = [];
-  const baseline: Array<{ offered: number; wrk: WrkResult }> = [];
+  const baseline: Array<{ offered: number; wrk: WrkResult; cpuPerK: number }> = [];
   const clickBase = `http://127.0.0.1:${ports.click}`;
   const apiBase = `http://127.0.0.1:${ports.api}`;
   const stackPids = Object.fromEntries(
@@ -351,6 +351,12 @@ async function main(): Promise<void> {
       }
     }),
   ) as Record<string, number | undefined>;
+  // A stack service run elsewhere (e.g. a second broker for a before/after of its settings):
+  // BENCH_SYSTEM_PIDS="kafka=1234,pinot=5678" counts those processes instead.
+  for (const kv of (process.env.BENCH_SYSTEM_PIDS ?? '').split(',').filter(Boolean)) {
+    const [name, pid] = kv.split('=');
+    stackPids[name!] = Number(pid);
+  }
   let probeAdvertiser: string | undefined;
   const loggedBeforeRestart = { all: 0, valid: 0, failOpen: 0 };
 
@@ -562,14 +568,22 @@ async function main(): Promise<void> {
           'the bare server',
         );
         for (const rate of STEPS) {
-          const w = await startWrk(
+          const load = startWrk(
             `http://127.0.0.1:${ports.bare}`,
             BASELINE_S,
             pathsOf(String(rate)),
             rate,
             `wrk-bare-${rate}`,
-          ).done;
-          baseline.push({ offered: rate, wrk: w });
+          );
+          // The bare server's CPU over the same steady part of the step as the system's.
+          await sleep(2000);
+          const c0 = treeCpuSeconds({ bare: bare.pid })['bare']!;
+          const t0 = Date.now();
+          await sleep(Math.max(0, (BASELINE_S - 3) * 1000));
+          const cpuPerK =
+            ((treeCpuSeconds({ bare: bare.pid })['bare']! - c0) / (((Date.now() - t0) / 1000) * rate)) * 1000;
+          const w = await load.done;
+          baseline.push({ offered: rate, wrk: w, cpuPerK });
         }
       } finally {
         bare.kill('SIGTERM');
@@ -669,7 +683,7 @@ function printStep(r: StepResult): void {
 
 function report(
   results: StepResult[],
-  baseline: Array<{ offered: number; wrk: WrkResult }>,
+  baseline: Array<{ offered: number; wrk: WrkResult; cpuPerK: number }>,
   totals: Record<string, number>,
   startedAt: number,
 ): void {
@@ -718,6 +732,15 @@ function report(
     total[`${r.step} cores`] = +(sum / r.cpuWindowS).toFixed(2);
   }
   cpuRows.push(total);
+  if (baseline.length > 0) {
+    const bare: Record<string, string | number> = { process: 'baseline: bare node:http 302 server' };
+    for (const r of results) {
+      const b = baseline.find((x) => x.offered === r.offered);
+      bare[`${r.step} s/1k`] = b ? +b.cpuPerK.toFixed(3) : '-';
+      bare[`${r.step} cores`] = b ? +((b.cpuPerK * r.offered) / 1000).toFixed(2) : '-';
+    }
+    cpuRows.push(bare);
+  }
   const sustained = results.filter((r) => summarize(r).sustained).map((r) => r.offered);
   const headline = sustained.length ? Math.max(...sustained) : 0;
   const notes = [
