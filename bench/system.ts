@@ -52,7 +52,9 @@ const { values: args } = parseArgs({
     'after-seconds': { type: 'string', default: '30' },
     'baseline-seconds': { type: 'string', default: process.env.BENCH_SYSTEM_BASELINE_SECONDS ?? '30' },
     'warmup-seconds': { type: 'string', default: '10' },
-    connections: { type: 'string', default: process.env.BENCH_SYSTEM_CONNECTIONS ?? '128' },
+    // Browsers are many: enough connections that the load generator's pool never caps the rate
+    // (at 20 ms a click, 128 connections carry at most 6,400 clicks/s).
+    connections: { type: 'string', default: process.env.BENCH_SYSTEM_CONNECTIONS ?? '1024' },
     'min-ads': { type: 'string', default: process.env.BENCH_SYSTEM_MIN_ADS ?? '10000000' },
     'no-baseline': { type: 'boolean', default: false },
     'no-restart': { type: 'boolean', default: false },
@@ -590,6 +592,25 @@ async function main(): Promise<void> {
       }
     }
     report(results, baseline, totals, startedAt);
+    // Every probe and lag sample, for a closer look at a step (e.g. when freshness stalled).
+    mkdirSync('bench/results', { recursive: true });
+    const detail = `bench/results/system-${run}-detail.json`;
+    writeFileSync(
+      detail,
+      JSON.stringify(
+        results.map((r) => ({
+          step: r.step,
+          probes: r.probes.map((p) => ({
+            sentAt: p.sentAt,
+            ms: p.seenAt !== undefined && p.at302 !== undefined ? p.seenAt - p.at302 : null,
+            failure: p.failure,
+          })),
+          samples: r.samples,
+          after: r.after,
+        })),
+      ),
+    );
+    console.log(`[system] probes and lag samples of every step in ${detail}`);
   } finally {
     for (const name of ['click', 'api', 'worker', 'archiver', 'speed-layer'])
       await children.get(name)?.stop();
