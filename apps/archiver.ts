@@ -52,6 +52,7 @@ const archiver = new Archiver({
   graceMs: config.ARCHIVER_WATERMARK_GRACE_MS,
   workDir: join(config.BATCH_WORK_DIR, 'archiver'),
   maxBufferedEvents: config.ARCHIVER_MAX_BUFFERED_EVENTS,
+  fetch: { minBytes: config.KAFKA_CONSUMER_MIN_BYTES, maxWaitTimeInMs: config.KAFKA_CONSUMER_MAX_WAIT_MS },
   log: (m) => console.error(`[archiver] ${m}`),
 });
 await archiver.start();

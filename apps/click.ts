@@ -170,6 +170,7 @@ async function drainOrphanSpools(count: number): Promise<ClickLog[]> {
           deadlineMs: config.ADCLICK_PRODUCE_DEADLINE_MS,
           lingerMs: config.ADCLICK_PRODUCE_LINGER_MS,
           batchMax: config.ADCLICK_PRODUCE_BATCH_MAX,
+          encoding: config.ADCLICK_CLICK_EVENT_ENCODING,
           metrics: clickMetrics(),
           spoolLockWaitMs: 0,
         }),

@@ -62,6 +62,7 @@ async function main(): Promise<void> {
     storeName: config.SPEED_STORE,
     openMinutes: config.SPEED_OPEN_WINDOW_MINUTES,
     flushIntervalMs: config.SPEED_FLUSH_INTERVAL_MS,
+    fetch: { minBytes: config.KAFKA_CONSUMER_MIN_BYTES, maxWaitTimeInMs: config.KAFKA_CONSUMER_MAX_WAIT_MS },
     log,
   });
   const metrics = serveMetrics(config.SPEED_LAYER_METRICS_PORT, config.HOST);

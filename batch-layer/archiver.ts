@@ -4,6 +4,12 @@
 // offsets, so files may overlap — harmless, because compaction counts distinct impression ids and
 // distinct (partition, offset) messages, never rows. Per-partition watermarks go to PostgreSQL.
 //
+// A message that is no click event it can read (a newer encoding, a bug, a foreign producer) stops
+// its partition: the archiver pauses it, says so (log every minute, `archiver_stopped_partitions`),
+// and never commits past it, as skipping it would lose authoritative data. What comes before it is
+// archived and committed as usual. After deploying a version that reads it (or deliberately moving
+// the group past it with kafka-consumer-groups.sh --reset-offsets), restart the archiver.
+//
 // Memory stays bounded when S3 is down: a failed flush keeps its rows, a message already buffered is
 // never buffered again (redelivered batches are skipped by offset), and at `maxBufferedEvents` the
 // consumer stops fetching until a flush succeeds — the outage shows as consumer lag, Kafka keeps the
@@ -14,7 +20,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import { decodeClickEvent } from '../common/click-event.js';
+import { decodeClickEvent, type ClickEvent } from '../common/click-event.js';
 import { config } from '../common/config.js';
 import { registry } from '../common/metrics.js';
 import { hourOf } from '../common/time.js';
@@ -39,6 +45,8 @@ export interface ArchiverOptions {
   /** Events held over all partitions before fetching pauses (default ARCHIVER_MAX_BUFFERED_EVENTS). */
   maxBufferedEvents?: number;
   fromBeginning?: boolean;
+  /** Fetch sizing (KAFKA_CONSUMER_MIN_BYTES / KAFKA_CONSUMER_MAX_WAIT_MS); kafkajs' defaults if unset. */
+  fetch?: { minBytes: number; maxWaitTimeInMs: number };
   log?: (msg: string) => void;
 }
 
@@ -65,7 +73,12 @@ const eventsArchived = new Counter({
 });
 const eventsRejected = new Counter({
   name: 'archiver_rejected_total',
-  help: 'Messages on the clicks topic that are not valid v1 click events (skipped)',
+  help: 'Messages on the clicks topic that are not click events this archiver can read (their partition stops)',
+  registers: [registry],
+});
+const stoppedPartitions = new Gauge({
+  name: 'archiver_stopped_partitions',
+  help: 'Partitions stopped at a message that is not a click event this archiver can read',
   registers: [registry],
 });
 const flushSeconds = new Histogram({
@@ -77,6 +90,12 @@ const flushSeconds = new Histogram({
 const bufferedGauge = new Gauge({
   name: 'archiver_buffered_events',
   help: 'Click events held in memory, not yet in S3 (bounded by ARCHIVER_MAX_BUFFERED_EVENTS)',
+  registers: [registry],
+});
+const consumerLag = new Gauge({
+  name: 'archiver_consumer_lag',
+  help: 'Messages between the high watermark and the next offset to read, per clicks partition',
+  labelNames: ['partition'] as const,
   registers: [registry],
 });
 const flushFailures = new Counter({
@@ -99,10 +118,12 @@ export class Archiver {
   /** After a failed flush, batches do not try again before this time (the timer does). */
   private flushRetryAt = 0;
   private readonly maxBuffered: number;
+  /** Partitions stopped at an undecodable message: partition → offset and why (logged every minute). */
+  private readonly stopped = new Map<number, { offset: string; reason: string; loggedAt: number }>();
   readonly stats = { events: 0, files: 0, commits: 0, flushFailures: 0, pauses: 0 };
 
   constructor(private readonly opts: ArchiverOptions) {
-    this.consumer = opts.kafka.consumer({ groupId: opts.groupId, sessionTimeout: 30_000 });
+    this.consumer = opts.kafka.consumer({ groupId: opts.groupId, sessionTimeout: 30_000, ...opts.fetch });
     this.admin = opts.kafka.admin();
     this.maxBuffered = opts.maxBufferedEvents ?? config.ARCHIVER_MAX_BUFFERED_EVENTS;
   }
@@ -169,6 +190,11 @@ export class Archiver {
     isStale,
   }: EachBatchPayload): Promise<void> {
     const b = this.buffer(batch.partition);
+    const lag = (): void =>
+      consumerLag.set(
+        { partition: String(batch.partition) },
+        Math.max(0, Number(batch.highWatermark) - Number(b.lastOffset ?? -1) - 1),
+      );
     for (const m of batch.messages) {
       if (!isRunning() || isStale()) return;
       if (b.lastOffset !== undefined && BigInt(m.offset) <= BigInt(b.lastOffset)) {
@@ -178,20 +204,23 @@ export class Archiver {
       }
       if (this.bufferedEvents >= this.maxBuffered && !(await this.makeRoom())) {
         this.pauseFetching();
+        lag();
         return; // unresolved: this message and the rest are fetched again after the resume
+      }
+      let event: ClickEvent;
+      try {
+        event = decodeClickEvent(m.value ?? Buffer.alloc(0));
+        if (!isId(event.adId) || !isId(event.advertiserId)) throw new Error('malformed ad or advertiser id');
+      } catch (e) {
+        this.stopPartition(batch.partition, m.offset, (e as Error).message);
+        lag();
+        return; // unresolved: never consumed, never committed
       }
       b.lastMessageTime = Number(m.timestamp);
       b.lastOffset = m.offset;
-      try {
-        const event = decodeClickEvent(m.value ?? Buffer.alloc(0));
-        if (!isId(event.adId) || !isId(event.advertiserId)) throw new Error('malformed id');
-        if (b.rows.length === 0) b.openedAt = Date.now();
-        b.rows.push({ event, partition: batch.partition, offset: m.offset });
-        b.minTs = b.minTs === undefined ? event.ts : Math.min(b.minTs, event.ts);
-      } catch (e) {
-        eventsRejected.inc();
-        this.opts.log?.(`skipping offset ${batch.partition}/${m.offset}: ${(e as Error).message}`);
-      }
+      if (b.rows.length === 0) b.openedAt = Date.now();
+      b.rows.push({ event, partition: batch.partition, offset: m.offset });
+      b.minTs = b.minTs === undefined ? event.ts : Math.min(b.minTs, event.ts);
       resolveOffset(m.offset);
       bufferedGauge.set(this.bufferedEvents);
       if (b.rows.length >= this.opts.flushEvents && Date.now() >= this.flushRetryAt) {
@@ -200,6 +229,7 @@ export class Archiver {
         await heartbeat();
       }
     }
+    lag();
   }
 
   /** Flushes the fullest buffers until below the bound; false if a flush failed. */
@@ -217,6 +247,26 @@ export class Archiver {
       }
     }
     return this.bufferedEvents < this.maxBuffered;
+  }
+
+  /** Stops a partition at a message it cannot read; what was read before it is still archived. */
+  private stopPartition(partition: number, offset: string, reason: string): void {
+    if (!this.stopped.has(partition)) eventsRejected.inc();
+    this.stopped.set(partition, { offset, reason, loggedAt: Date.now() });
+    stoppedPartitions.set(this.stopped.size);
+    this.consumer.pause([{ topic: this.opts.topic, partitions: [partition] }]);
+    this.logStopped(partition);
+  }
+
+  private logStopped(partition: number): void {
+    const s = this.stopped.get(partition)!;
+    s.loggedAt = Date.now();
+    (this.opts.log ?? console.error)(
+      `ERROR ${this.opts.topic} partition ${partition} offset ${s.offset}: cannot decode the message (${s.reason}). ` +
+        'Archiving of this partition is stopped there, not skipped (skipping would lose authoritative data): ' +
+        'deploy a version that reads it, or move the group past it deliberately ' +
+        '(kafka-consumer-groups.sh --reset-offsets), then restart the archiver',
+    );
   }
 
   private pauseFetching(): void {
@@ -249,7 +299,7 @@ export class Archiver {
       b.minTs = undefined;
       if (last === undefined || last === b.committedOffset) return;
       if (rows.length === 0) {
-        await this.commit(partition, last); // only skipped (undecodable) messages since the last commit
+        await this.commit(partition, last); // nothing new since (rows re-read after a rejoin)
         b.committedOffset = last;
         return;
       }
@@ -331,9 +381,13 @@ export class Archiver {
         }
       }
       bufferedGauge.set(this.bufferedEvents);
+      for (const [p, s] of this.stopped) if (now - s.loggedAt >= 60_000) this.logStopped(p);
       if (this.paused && this.bufferedEvents < this.maxBuffered) {
         this.paused = false;
+        // Partitions stopped at a message they cannot read stay paused.
         this.consumer.resume([{ topic: this.opts.topic }]);
+        if (this.stopped.size > 0)
+          this.consumer.pause([{ topic: this.opts.topic, partitions: [...this.stopped.keys()] }]);
         this.opts.log?.(`flushes succeed again: fetching resumed (${this.bufferedEvents} events buffered)`);
       }
       await this.recordWatermarks();

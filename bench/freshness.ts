@@ -6,9 +6,8 @@
 // Before the load it seeds 24 h of minute counts for one ad through the pipeline into Pinot and into
 // PostgreSQL (a second speed-layer process, SPEED_STORE=postgres) and times the 24 h by-minute query
 // on each store beside a trivial query on the same store. Every child process is stopped at the end.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Admin } from 'kafkajs';
@@ -25,6 +24,7 @@ import { createAdvertiserWithAds } from '../test/support/click.js';
 import { PinotSpeedStore } from '../speed-layer/pinot-speed-store.js';
 import { dropPinotTable } from '../speed-layer/pinot-tables.js';
 import { PostgresSpeedStore } from '../speed-layer/postgres-speed-store.js';
+import { Child as LoggedChild } from './child.js';
 import { percentile, reportFigure } from './report.js';
 import { parseWrkSummary, wrkScript, type WrkResult } from './wrk-script.js';
 
@@ -60,56 +60,14 @@ interface Probe {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A child process whose output goes to a log file in the bench's folder (printed if it fails). */
-class Child {
-  readonly process: ChildProcess;
-  readonly logFile: string;
-
-  constructor(
-    readonly name: string,
-    command: string,
-    args: string[],
-    env: Record<string, string>,
-  ) {
-    this.logFile = join(dir, `${name}.log`);
-    const log = createWriteStream(this.logFile);
-    this.process = spawn(command, args, {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.process.stdout?.pipe(log);
-    this.process.stderr?.pipe(log);
+/** A child process whose output goes to a log file in this run's folder. */
+class Child extends LoggedChild {
+  constructor(name: string, command: string, args: string[], env: Record<string, string>) {
+    super(name, command, args, env, dir);
   }
 
-  static node(name: string, entry: string, env: Record<string, string>): Child {
+  static override node(name: string, entry: string, env: Record<string, string>): Child {
     return new Child(name, process.execPath, ['--import', 'tsx', entry], env);
-  }
-
-  get running(): boolean {
-    return this.process.exitCode === null && this.process.signalCode === null;
-  }
-
-  output(): string {
-    try {
-      return readFileSync(this.logFile, 'utf8');
-    } catch {
-      return '';
-    }
-  }
-
-  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
-  async stop(graceMs = 20_000): Promise<void> {
-    if (!this.running) return;
-    const exited = new Promise<void>((r) => this.process.once('exit', () => r()));
-    this.process.kill('SIGTERM');
-    const timer = setTimeout(() => this.process.kill('SIGKILL'), graceMs);
-    await exited;
-    clearTimeout(timer);
-  }
-
-  exited(): Promise<number> {
-    if (!this.running) return Promise.resolve(this.process.exitCode ?? 1);
-    return new Promise((r) => this.process.once('exit', (code) => r(code ?? 1)));
   }
 }
 
@@ -120,7 +78,7 @@ function speedLayerEnv(store: 'pinot' | 'postgres', groupId: string): Record<str
     KAFKA_MINUTE_COUNTS_TOPIC: countsTopic,
     SPEED_CONSUMER_GROUP: groupId,
     SPEED_PINOT_TABLE: pinotTable,
-    SPEED_LAYER_METRICS_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
+    SPEED_LAYER_METRICS_PORT: String(20_000 + Math.floor(Math.random() * 12_000)), // below the ephemeral range
   };
 }
 

@@ -18,6 +18,21 @@ export function reportFigure(f: Figure): void {
   console.log(FIGURE_PREFIX + JSON.stringify(f));
 }
 
+/** A table a section prints and keeps whole in the results file (e.g. the `system` steps). */
+export interface Table {
+  section: string;
+  name: string;
+  rows: Array<Record<string, string | number | boolean | null>>;
+  /** What the columns mean, how the run was made (load average, settings). */
+  notes?: string[];
+}
+
+export const TABLE_PREFIX = 'BENCH_TABLE ';
+
+export function reportTable(t: Table): void {
+  console.log(TABLE_PREFIX + JSON.stringify(t));
+}
+
 /** Whether `value` meets a target written as '≥ N' or '≤ N' (undefined when there is none). */
 export function meetsTarget(value: number, target: string | undefined): boolean | undefined {
   const m = target ? /^\s*([≥≤])\s*([\d.]+)/.exec(target) : null;

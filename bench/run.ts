@@ -4,23 +4,28 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { FIGURE_PREFIX, meetsTarget, type Figure } from './report.js';
+import { FIGURE_PREFIX, meetsTarget, TABLE_PREFIX, type Figure, type Table } from './report.js';
 
 const sections = [
   { name: 'clicks', entry: 'bench/clicks.ts' },
   { name: 'freshness', entry: 'bench/freshness.ts' },
   { name: 'queries', entry: 'bench/queries.ts' },
   { name: 'batch', entry: 'bench/batch.ts' },
+  // The whole system of `npm start` under rising paced load (about 20 minutes): last, so the other
+  // sections do not run beside its leftovers.
+  { name: 'system', entry: 'bench/system.ts' },
 ];
 
-function runSection(entry: string, figures: Figure[]): Promise<number> {
+function runSection(entry: string, figures: Figure[], tables: Table[], args: string[]): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (line.startsWith(FIGURE_PREFIX))
         figures.push(JSON.parse(line.slice(FIGURE_PREFIX.length)) as Figure);
+      else if (line.startsWith(TABLE_PREFIX))
+        tables.push(JSON.parse(line.slice(TABLE_PREFIX.length)) as Table);
       else console.log(line);
     });
     child.once('exit', (code) => resolve(code ?? 1));
@@ -28,8 +33,14 @@ function runSection(entry: string, figures: Figure[]): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const only = process.argv.slice(2);
+  // Section names pick sections; anything after `--` goes to every section run (e.g. the system
+  // section's --step-seconds for a short development run).
+  const argv = process.argv.slice(2);
+  const dashes = argv.indexOf('--');
+  const only = dashes === -1 ? argv : argv.slice(0, dashes);
+  const sectionArgs = dashes === -1 ? [] : argv.slice(dashes + 1);
   const figures: Figure[] = [];
+  const tables: Table[] = [];
   const failed: string[] = [];
   for (const s of sections) {
     if (only.length > 0 && !only.includes(s.name)) continue;
@@ -38,7 +49,7 @@ async function main(): Promise<void> {
       continue;
     }
     console.log(`[bench] section ${s.name} ...`);
-    if ((await runSection(s.entry, figures)) !== 0) failed.push(s.name);
+    if ((await runSection(s.entry, figures, tables, sectionArgs)) !== 0) failed.push(s.name);
   }
   const fmt = (n: number | undefined): string =>
     n === undefined || Number.isNaN(n) ? '-' : Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(2);
@@ -54,11 +65,16 @@ async function main(): Promise<void> {
       ratio: f.baseline ? `${(f.value / f.baseline).toFixed(2)}×` : '-',
     })),
   );
+  for (const t of tables) {
+    console.log(`\n[bench] ${t.section}: ${t.name}`);
+    console.table(t.rows);
+    for (const n of t.notes ?? []) console.log(`  ${n}`);
+  }
   mkdirSync('bench/results', { recursive: true });
   const file = `bench/results/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
   writeFileSync(
     file,
-    JSON.stringify({ at: new Date().toISOString(), figures, failedSections: failed }, null, 2),
+    JSON.stringify({ at: new Date().toISOString(), figures, tables, failedSections: failed }, null, 2),
   );
   console.log(
     `[bench] figures written to ${file}${failed.length ? `; sections that failed: ${failed.join(', ')}` : ''}`,

@@ -15,9 +15,14 @@ export interface WrkResult {
   errors: number;
   c302: number;
   other: number;
+  /** Answers 400–499 and 500–599 among `other`. */
+  s4xx?: number;
+  s5xx?: number;
+  /** Times a streamed thread ran out of paths and started its file again. */
+  wraps?: number;
 }
 
-export function wrkScript(opts: { threads: number; rate?: number }): string {
+export function wrkScript(opts: { threads: number; rate?: number; streamed?: boolean }): string {
   const pacing =
     opts.rate === undefined
       ? ''
@@ -51,7 +56,23 @@ function setup(thread)
   counter = counter + 1
   table.insert(threads, thread)
 end
-function init(args)
+${
+  opts.streamed
+    ? `function init(args)
+  paths = io.open(os.getenv("BENCH_PATHS") .. "." .. tid, "r")
+  c302, other, s4xx, s5xx, wraps = 0, 0, 0, 0, 0
+end
+function request()
+  local p = paths:read("*l")
+  if p == nil then
+    paths:seek("set", 0)
+    wraps = wraps + 1
+    p = paths:read("*l")
+  end
+  return wrk.format("GET", p)
+end
+`
+    : `function init(args)
   paths = {}
   local n = 0
   for line in io.lines(os.getenv("BENCH_PATHS")) do
@@ -59,8 +80,7 @@ function init(args)
     n = n + 1
   end
   i = 1
-  c302 = 0
-  other = 0
+  c302, other, s4xx, s5xx, wraps = 0, 0, 0, 0, 0
 end
 function request()
   local p = paths[i]
@@ -68,16 +88,23 @@ function request()
   if i > #paths then i = 1 end
   return wrk.format("GET", p)
 end
-function response(status, headers, body)
-  if status == 302 then c302 = c302 + 1 else other = other + 1 end
+`
+}function response(status, headers, body)
+  if status == 302 then c302 = c302 + 1 else
+    other = other + 1
+    if status >= 500 then s5xx = s5xx + 1 elseif status >= 400 then s4xx = s4xx + 1 end
+  end
 end
 function done(summary, latency, requests)
-  local s302, sother = 0, 0
-  for _, t in ipairs(threads) do s302 = s302 + t:get("c302"); sother = sother + t:get("other") end
+  local s302, sother, s4, s5, sw = 0, 0, 0, 0, 0
+  for _, t in ipairs(threads) do
+    s302 = s302 + t:get("c302"); sother = sother + t:get("other")
+    s4 = s4 + t:get("s4xx"); s5 = s5 + t:get("s5xx"); sw = sw + t:get("wraps")
+  end
   local e = summary.errors
-  io.write(string.format('WRK_JSON {"requests":%d,"seconds":%f,"p50_us":%d,"p99_us":%d,"max_us":%d,"errors":%d,"c302":%d,"other":%d}\\n',
+  io.write(string.format('WRK_JSON {"requests":%d,"seconds":%f,"p50_us":%d,"p99_us":%d,"max_us":%d,"errors":%d,"c302":%d,"other":%d,"s4xx":%d,"s5xx":%d,"wraps":%d}\\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99), latency.max,
-    e.connect + e.read + e.write + e.timeout, s302, sother))
+    e.connect + e.read + e.write + e.timeout, s302, sother, s4, s5, sw))
 end
 `;
 }

@@ -110,10 +110,18 @@ const schema = z.object({
   // How long a click waits for Kafka's ack before it is spooled instead (ms).
   ADCLICK_PRODUCE_DEADLINE_MS: positiveInt.default(300),
   // Producer batching: a batch leaves after this many ms or events, whichever comes first.
-  ADCLICK_PRODUCE_LINGER_MS: z.coerce.number().int().min(0).default(2),
+  ADCLICK_PRODUCE_LINGER_MS: z.coerce.number().int().min(0).default(5),
   ADCLICK_PRODUCE_BATCH_MAX: positiveInt.default(500),
   // Idempotent producers per click worker sending batches in parallel (kafkajs: one request each).
   ADCLICK_PRODUCE_LANES: positiveInt.default(2),
+  // How click processes write events to Kafka and the spool (docs/click-event.md): `binary` (layout 1,
+  // ~60 bytes) or `json` (~170 bytes). Consumers read both; when upgrading from a version that only
+  // reads JSON, start the upgraded consumers first, or keep `json` here until they run.
+  ADCLICK_CLICK_EVENT_ENCODING: z.enum(['json', 'binary']).default('binary'),
+  // How long a click worker gathers the Redis first-click checks and the catalogue lookups of its
+  // clicks before sending them as one call each (ms); 0 = those of one event-loop turn. Each round
+  // trip costs a socket write and read on both sides, more than the work it carries.
+  ADCLICK_LOOKUP_BATCH_MS: z.coerce.number().int().min(0).default(1),
   // Redis dedup answer deadline (ms); past it the click fails open (counted as valid).
   ADCLICK_REDIS_DEADLINE_MS: positiveInt.default(50),
   // In-process ad cache of each click worker (entries) and how long an unknown id stays unknown (ms).
@@ -142,7 +150,7 @@ const schema = z.object({
   // Minutes behind the newest minute of a partition that stay open (their impression ids dedup).
   SPEED_OPEN_WINDOW_MINUTES: positiveInt.default(5),
   // Each partition's changed counts are committed at least this often (ms).
-  SPEED_FLUSH_INTERVAL_MS: positiveInt.default(250),
+  SPEED_FLUSH_INTERVAL_MS: positiveInt.default(500),
   SPEED_LAYER_METRICS_PORT: port.default(9464),
   // Pinot table (REALTIME) over KAFKA_MINUTE_COUNTS_TOPIC, and how long it keeps minutes (days).
   // v2 rows carry the advertiser id (advertiser-wide reads): a new table, because Pinot's consuming
@@ -173,6 +181,11 @@ const schema = z.object({
   // Events the archiver holds over all its partitions. At the bound it stops fetching until a flush
   // to S3 succeeds, so an S3 outage shows as consumer lag, not as memory.
   ARCHIVER_MAX_BUFFERED_EVENTS: positiveInt.default(400_000),
+  // How the two consumer groups on `clicks` (speed layer, archiver) fetch: the broker answers a fetch
+  // once it holds this many bytes for it, or after this many ms. Few large fetches cost the broker
+  // and the consumers far less than many small ones; the wait adds at most that much to freshness.
+  KAFKA_CONSUMER_MIN_BYTES: positiveInt.default(131_072),
+  KAFKA_CONSUMER_MAX_WAIT_MS: positiveInt.default(100),
   // --- end topics and long-lived processes ---
 });
 

@@ -3,13 +3,16 @@ import { AdCache, type CachedAd } from './ad-cache.js';
 
 const ad = (n: number): CachedAd => ({ advertiserId: '1', redirectUrl: `https://example.com/${n}` });
 
+/** A loader over `known` that records every id it was asked for (`calls`) and each query (`batches`). */
 function counting(known: Set<string>) {
   const calls: string[] = [];
-  const load = async (id: string) => {
-    calls.push(id);
-    return known.has(id) ? ad(Number(id)) : undefined;
+  const batches: string[][] = [];
+  const load = async (ids: string[]) => {
+    calls.push(...ids);
+    batches.push(ids);
+    return new Map(ids.filter((id) => known.has(id)).map((id) => [id, ad(Number(id))]));
   };
-  return { calls, load };
+  return { calls, batches, load };
 }
 
 describe('AdCache', () => {
@@ -29,6 +32,17 @@ describe('AdCache', () => {
     expect(calls).toEqual(['5']);
   });
 
+  it('the misses of one event-loop turn cost one load', async () => {
+    const { batches, load } = counting(new Set(['1', '2', '4']));
+    const cache = new AdCache(load, { maxEntries: 10, negativeTtlMs: 1000, maxBatch: 3 });
+    const got = await Promise.all(['1', '2', '3', '2', '4'].map((id) => cache.get(id)));
+    expect(got).toEqual([ad(1), ad(2), undefined, ad(2), ad(4)]);
+    expect(batches).toEqual([['1', '2', '3'], ['4']]); // split at maxBatch
+    expect(cache.peek('3')).toBeNull();
+    await cache.get('1');
+    expect(batches).toHaveLength(2);
+  });
+
   it('unknown ids are remembered until the negative TTL runs out', async () => {
     let now = 5000;
     const { calls, load } = counting(new Set());
@@ -42,6 +56,18 @@ describe('AdCache', () => {
     expect(cache.peek('9')).toBeUndefined();
     expect(await cache.get('9')).toBeUndefined();
     expect(calls).toEqual(['9', '9']);
+  });
+
+  it('an id remembered as unknown is looked up again when the caller knows it was created', async () => {
+    const known = new Set<string>();
+    const { calls, load } = counting(known);
+    const cache = new AdCache(load, { maxEntries: 10, negativeTtlMs: 60_000 });
+    expect(await cache.get('7')).toBeUndefined();
+    known.add('7'); // created a moment later
+    expect(await cache.get('7')).toBeUndefined(); // an unsigned click keeps the negative entry
+    expect(await cache.get('7', { recheckUnknown: true })).toEqual(ad(7));
+    expect(cache.peek('7')).toEqual(ad(7));
+    expect(calls).toEqual(['7', '7']);
   });
 
   it('evicts the least recently used ad beyond maxEntries', async () => {
@@ -60,9 +86,9 @@ describe('AdCache', () => {
   it('a failed load is not cached', async () => {
     let fail = true;
     const cache = new AdCache(
-      async () => {
+      async (ids: string[]) => {
         if (fail) throw new Error('db down');
-        return ad(1);
+        return new Map(ids.map((id) => [id, ad(1)]));
       },
       { maxEntries: 2, negativeTtlMs: 1000 },
     );

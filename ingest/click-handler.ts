@@ -118,11 +118,14 @@ class ClickRoute {
     }
     const query = q === -1 ? '' : url.slice(q + 1);
     const cached = this.deps.ads.peek(adId);
-    if (cached !== undefined) {
+    // An id remembered as unknown may have been created since (e.g. someone tried /c/<next id>
+    // first): a click signed for it proves it exists, as impressions are issued only for existing
+    // ads, so it is looked up again. Unsigned clicks on unknown ids stay cheap.
+    if (cached || (cached === null && !this.signedFor(adId, query))) {
       this.answer(req, res, adId, cached ?? undefined, query);
       return;
     }
-    this.deps.ads.get(adId).then(
+    this.deps.ads.get(adId, { recheckUnknown: true }).then(
       (ad) => this.answer(req, res, adId, ad, query),
       (e: Error) =>
         this.error(
@@ -133,6 +136,21 @@ class ClickRoute {
           e.message,
         ),
     );
+  }
+
+  /** Whether the click carries our signature for this ad (expired or not). */
+  private signedFor(adId: string, query: string): boolean {
+    const params = new URLSearchParams(query);
+    const check = checkImpression(
+      this.deps.signingKeys,
+      adId,
+      params.get('imp'),
+      params.get('exp'),
+      params.get('sig'),
+      this.now(),
+      params.get('kid'),
+    );
+    return check !== 'bad_signature';
   }
 
   private answer(

@@ -21,7 +21,13 @@
 // change, a bug) is moved to `<spool>.poison` once the records around it are acked, with a metric and
 // a log line. Otherwise one such record would keep the log spooling forever, every later click with it.
 import type { Kafka, Message, Producer } from 'kafkajs';
-import { clickKey, decodeClickEvent, encodeClickEvent, type ClickEvent } from '../common/click-event.js';
+import {
+  clickKey,
+  decodeClickEvent,
+  encodeClickEvent,
+  type ClickEvent,
+  type ClickEventEncoding,
+} from '../common/click-event.js';
 import { spoolSources, type ClickMetrics } from './metrics.js';
 import { Spool, SpoolLockLostError, type SpoolBatch } from './spool.js';
 import type { SpoolRecord } from './spool-format.js';
@@ -38,6 +44,8 @@ export interface ClickLogOptions {
   /** How long an idle log waits for more events before sending a batch. */
   lingerMs: number;
   batchMax: number;
+  /** How events are written to Kafka and the spool (default binary); the spool replays either form. */
+  encoding?: ClickEventEncoding;
   /** Producers sending batches in parallel (default 1). */
   lanes?: number;
   metrics?: ClickMetrics;
@@ -159,7 +167,13 @@ export class ClickLog {
   append(event: ClickEvent): Promise<Destination> {
     if (this.closing) return Promise.reject(new Error('click log is closed'));
     return new Promise<Destination>((resolve, reject) => {
-      this.buffer.push({ event, value: encodeClickEvent(event), since: performance.now(), resolve, reject });
+      this.buffer.push({
+        event,
+        value: encodeClickEvent(event, this.opts.encoding),
+        since: performance.now(),
+        resolve,
+        reject,
+      });
       if (this.buffer.length >= this.opts.batchMax) this.flushSoon(0);
       else this.flushSoon(this.opts.lingerMs);
     });

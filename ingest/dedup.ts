@@ -17,8 +17,9 @@ export interface DedupStore {
   forget(impressionId: string): Promise<void>;
 }
 
-// One round trip and one command for every first-click check of an event-loop turn: per-command
-// client overhead, not Redis, is what a click pays for. Same semantics as one SET NX per key.
+// One round trip and one command for every first-click check of an event-loop turn (or of a short
+// window, `batchMs`): per-command client overhead and the socket write, not Redis, are what a click
+// pays for. Same semantics as one SET NX per key.
 // (A Redis Cluster would need the keys of one call in one slot: hash-tag them, or send per key.)
 const SET_MANY = `
 local r = {}
@@ -63,41 +64,60 @@ type SetMany = (keys: number, ...args: string[]) => Promise<number[]>;
 interface Check {
   key: string;
   ttlMs: string;
-  done: (a: DedupAnswer) => void;
+  resolve: (a: DedupAnswer) => void;
 }
 
-export function redisDedup(redis: Redis, deadlineMs: number): DedupStore {
+/** The checks sent in one call, answered together: by Redis, or as unavailable at the deadline. */
+interface CheckBatch {
+  checks: Check[];
+  timer: NodeJS.Timeout;
+  settled: boolean;
+}
+
+/**
+ * `batchMs`: 0 sends the checks of each event-loop turn together (setImmediate); more gathers the
+ * checks of that many ms into one call, fewer round trips for at most that much more latency. The
+ * deadline runs from the batch's first check: one timer per batch, not one per click.
+ */
+export function redisDedup(redis: Redis, deadlineMs: number, batchMs = 0): DedupStore {
   if (!('adclickSetMany' in redis)) redis.defineCommand('adclickSetMany', { lua: SET_MANY });
   const setMany = (redis as unknown as { adclickSetMany: SetMany }).adclickSetMany.bind(redis);
-  let queue: Check[] = [];
-  let scheduled = false;
+  let open: CheckBatch | undefined;
 
-  function flush(): void {
-    scheduled = false;
-    const batch = queue;
-    queue = [];
-    setMany(batch.length, ...batch.map((c) => c.key), ...batch.map((c) => c.ttlMs)).then(
-      (r) => batch.forEach((c, i) => c.done(r[i] === 1 ? 'first' : 'duplicate')),
-      () => batch.forEach((c) => c.done('unavailable')),
+  function settle(batch: CheckBatch, answers: number[] | undefined): void {
+    if (batch.settled) return; // a late answer after the deadline, or the deadline after the answer
+    batch.settled = true;
+    clearTimeout(batch.timer);
+    batch.checks.forEach((c, i) =>
+      c.resolve(answers === undefined ? 'unavailable' : answers[i] === 1 ? 'first' : 'duplicate'),
+    );
+  }
+
+  function send(): void {
+    const batch = open!;
+    open = undefined;
+    const { checks } = batch;
+    setMany(checks.length, ...checks.map((c) => c.key), ...checks.map((c) => c.ttlMs)).then(
+      (r) => settle(batch, r),
+      () => settle(batch, undefined),
     );
   }
 
   return {
     firstClick(impressionId, ttlMs) {
       return new Promise<DedupAnswer>((resolve) => {
-        let settled = false;
-        const done = (a: DedupAnswer) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          resolve(a);
-        };
-        const timer = setTimeout(() => done('unavailable'), deadlineMs);
-        queue.push({ key: `dedup:${impressionId}`, ttlMs: String(Math.max(1, Math.ceil(ttlMs))), done });
-        if (!scheduled) {
-          scheduled = true;
-          setImmediate(flush);
+        if (!open) {
+          const batch: CheckBatch = { checks: [], settled: false, timer: undefined as never };
+          batch.timer = setTimeout(() => settle(batch, undefined), deadlineMs);
+          open = batch;
+          if (batchMs > 0) setTimeout(send, batchMs);
+          else setImmediate(send);
         }
+        open.checks.push({
+          key: `dedup:${impressionId}`,
+          ttlMs: String(Math.max(1, Math.ceil(ttlMs))),
+          resolve,
+        });
       });
     },
     async forget(impressionId) {

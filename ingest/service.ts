@@ -9,6 +9,7 @@ import type { Server } from 'node:http';
 import express, { type RequestHandler } from 'express';
 import type { Admin, Kafka } from 'kafkajs';
 import type pg from 'pg';
+import type { ClickEventEncoding } from '../common/click-event.js';
 import { config } from '../common/config.js';
 import { createPool } from '../common/db.js';
 import { healthRouter } from '../common/health.js';
@@ -38,6 +39,7 @@ export interface ClickServiceOptions {
   deadlineMs?: number;
   lingerMs?: number;
   batchMax?: number;
+  encoding?: ClickEventEncoding;
   lanes?: number;
   redisDeadlineMs?: number;
   /** How long start waits for Redis before it listens anyway, failing clicks open until Redis is up. */
@@ -83,6 +85,7 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
     deadlineMs: opts.deadlineMs ?? config.ADCLICK_PRODUCE_DEADLINE_MS,
     lingerMs: opts.lingerMs ?? config.ADCLICK_PRODUCE_LINGER_MS,
     batchMax: opts.batchMax ?? config.ADCLICK_PRODUCE_BATCH_MAX,
+    encoding: opts.encoding ?? config.ADCLICK_CLICK_EVENT_ENCODING,
     lanes: opts.lanes ?? config.ADCLICK_PRODUCE_LANES,
     metrics,
     log: opts.log,
@@ -100,6 +103,7 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
   const ads = new AdCache(pgAdLoader(pool), {
     maxEntries: config.ADCLICK_AD_CACHE_SIZE,
     negativeTtlMs: config.ADCLICK_AD_NEGATIVE_TTL_MS,
+    batchMs: config.ADCLICK_LOOKUP_BATCH_MS,
     onLookup: (result) => cacheCounters[result].inc(),
   });
   const now = clickClock(opts.clockOffsetMs ?? config.ADCLICK_CLOCK_OFFSET_MS);
@@ -119,7 +123,11 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
       : undefined;
   const click = createClickHandler({
     ads,
-    dedup: redisDedup(redis, opts.redisDeadlineMs ?? config.ADCLICK_REDIS_DEADLINE_MS),
+    dedup: redisDedup(
+      redis,
+      opts.redisDeadlineMs ?? config.ADCLICK_REDIS_DEADLINE_MS,
+      config.ADCLICK_LOOKUP_BATCH_MS,
+    ),
     clickLog,
     signingKeys: signing,
     salts: opts.salts ?? config.ADCLICK_KEY_SALTS,

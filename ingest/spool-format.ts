@@ -67,9 +67,10 @@ export function decodeRecords(buf: Buffer, baseOffset: number, maxRecords = Infi
 /**
  * The first index in [from, until) of `buf` where a whole, valid frame starts, or -1. A frame that
  * would run past the end of `buf` does not count: give `buf` MAX_FRAME_BYTES beyond `until` (or
- * everything up to the end of the file) so that every candidate can be checked whole. Inside JSON
- * payloads a false match is practically impossible: no UTF-8 text byte is 0, so a length read there
- * is far above MAX_PAYLOAD_BYTES, and a plausible length must still match its CRC-32.
+ * everything up to the end of the file) so that every candidate can be checked whole. A false match
+ * inside a payload needs a plausible length followed by a CRC-32 that matches the bytes it spans
+ * (about one chance in 4 billion per plausible length); inside JSON payloads not even the length is
+ * plausible, as no UTF-8 text byte is 0.
  */
 export function findFrame(buf: Buffer, from: number, until: number): number {
   const last = Math.min(until, buf.length - HEADER_BYTES);

@@ -4,7 +4,10 @@
 // transaction). On every (re)assignment it claims each partition from the sink (fencing the
 // previous owner), and seeks to the checkpoint's replayFrom to rebuild the open window's impression
 // ids before counting again from nextOffset — so crashes and rebalances neither lose nor
-// double-count (see minute-window.ts for why the rebuild is exact).
+// double-count (see minute-window.ts for why the rebuild is exact). A message that is no click
+// event it can read stops its partition there (paused, logged every minute, counted in
+// adclick_speed_stopped_partitions): the counts before it are committed, nothing after it is
+// counted, and the checkpoint never passes it, so a version that reads it resumes exactly there.
 import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { decodeClickEvent, type ClickEvent } from '../common/click-event.js';
 import {
@@ -15,6 +18,7 @@ import {
   flushDuration,
   flushFailures,
   lateEvents,
+  stoppedPartitions,
 } from './metrics.js';
 import { MinuteWindow, type Checkpoint } from './minute-window.js';
 import { FencedError, type PartitionSink } from './sink.js';
@@ -31,6 +35,8 @@ export interface SpeedConsumerOptions {
   flushIntervalMs: number;
   /** Kafka group session timeout: how soon a dead member's partitions move (ms). */
   sessionTimeoutMs?: number;
+  /** Fetch sizing (KAFKA_CONSUMER_MIN_BYTES / KAFKA_CONSUMER_MAX_WAIT_MS); kafkajs' defaults if unset. */
+  fetch?: { minBytes: number; maxWaitTimeInMs: number };
   log?: (message: string) => void;
 }
 
@@ -49,6 +55,8 @@ export class SpeedConsumer {
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Partitions stopped at a message they cannot read: partition → offset and why. */
+  private readonly undecodable = new Map<number, { offset: number; reason: string; loggedAt: number }>();
   private readonly log: (message: string) => void;
 
   constructor(private readonly opts: SpeedConsumerOptions) {
@@ -58,6 +66,7 @@ export class SpeedConsumer {
       readUncommitted: false,
       sessionTimeout: opts.sessionTimeoutMs ?? 10_000,
       heartbeatInterval: Math.min(3000, Math.floor((opts.sessionTimeoutMs ?? 10_000) / 4)),
+      ...opts.fetch,
     });
     this.admin = opts.kafka.admin();
   }
@@ -123,17 +132,23 @@ export class SpeedConsumer {
     let lastFed: string | undefined;
     for (const message of batch.messages) {
       if (!isRunning() || isStale()) break;
-      lastFed = message.offset;
       const offset = Number(message.offset);
       let event: ClickEvent;
       try {
         event = decodeClickEvent(message.value ?? Buffer.alloc(0));
         if (!isId(event.adId)) throw new Error(`malformed ad id ${event.adId}`);
-      } catch {
-        window.pass(offset);
-        eventsSkipped.inc({ reason: 'malformed' });
-        continue;
+      } catch (e) {
+        if (offset < window.nextToRead) continue; // redelivered after a seek: already behind us
+        if (window.replaying) {
+          // Before the committed checkpoint (an older version passed it): nothing to count there.
+          window.pass(offset);
+          continue;
+        }
+        // Not passed: the window's position, hence every checkpoint, stays at this message.
+        this.stopPartition(batch.topic, partition, offset, (e as Error).message);
+        break;
       }
+      lastFed = message.offset;
       const outcome = window.add(event, offset);
       if (outcome === 'counted') eventsCounted.inc();
       else if (outcome === 'late') {
@@ -155,6 +170,27 @@ export class SpeedConsumer {
     await heartbeat();
   }
 
+  private stopPartition(topic: string, partition: number, offset: number, reason: string): void {
+    this.undecodable.set(partition, { offset, reason, loggedAt: 0 });
+    stoppedPartitions.set(this.undecodable.size);
+    this.consumer.pause([{ topic, partitions: [partition] }]);
+    this.logStopped();
+  }
+
+  /** Says which partitions are stopped at a message they cannot read (at once, then every minute). */
+  private logStopped(): void {
+    const now = Date.now();
+    for (const [partition, s] of this.undecodable) {
+      if (now - s.loggedAt < 60_000) continue;
+      s.loggedAt = now;
+      (this.opts.log ?? console.error)(
+        `ERROR ${this.opts.topic} partition ${partition} offset ${s.offset}: cannot decode the message (${s.reason}). ` +
+          'Counting of this partition is stopped there, not skipped: deploy a version that reads it, or move ' +
+          'the group past it deliberately (kafka-consumer-groups.sh --reset-offsets), then restart the speed layer',
+      );
+    }
+  }
+
   private async claim(partition: number): Promise<PartitionState> {
     const { topic } = this.opts;
     let checkpoint = await this.opts.sink.claim(partition);
@@ -173,6 +209,7 @@ export class SpeedConsumer {
   }
 
   private async flushDue(all: boolean): Promise<void> {
+    if (this.undecodable.size > 0) this.logStopped();
     for (const [partition, state] of this.states) {
       if (state.generation !== this.generation) {
         this.states.delete(partition); // revoked: its uncommitted work is the next owner's

@@ -20,7 +20,7 @@ export const lateEvents = new Counter({
 });
 export const eventsSkipped = new Counter({
   name: 'adclick_speed_events_skipped_total',
-  help: 'Events not counted: other statuses, malformed messages, or re-read to rebuild the open window',
+  help: 'Events not counted: other statuses, or re-read to rebuild the open window',
   labelNames: ['reason'] as const,
   registers: [registry],
 });
@@ -28,6 +28,11 @@ export const consumerLag = new Gauge({
   name: 'adclick_speed_consumer_lag',
   help: 'Messages between the high watermark and the next offset to read, per clicks partition',
   labelNames: ['topic', 'partition'] as const,
+  registers: [registry],
+});
+export const stoppedPartitions = new Gauge({
+  name: 'adclick_speed_stopped_partitions',
+  help: 'clicks partitions stopped at a message that is not a click event this consumer can read',
   registers: [registry],
 });
 export const flushDuration = new Histogram({

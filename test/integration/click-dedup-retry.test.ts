@@ -26,10 +26,14 @@ describe('a click whose append failed after Redis set its key', () => {
   beforeAll(async () => {
     expect(await redisReady(redis, 5000)).toBe(true);
     const handler = createClickHandler({
-      ads: new AdCache(async () => ({ advertiserId: '1', redirectUrl: 'https://advertiser.example/x' }), {
-        maxEntries: 10,
-        negativeTtlMs: 1000,
-      }),
+      ads: new AdCache(
+        async (ids) =>
+          new Map(ids.map((id) => [id, { advertiserId: '1', redirectUrl: 'https://advertiser.example/x' }])),
+        {
+          maxEntries: 10,
+          negativeTtlMs: 1000,
+        },
+      ),
       dedup: redisDedup(redis, 1000),
       clickLog: {
         async append(event) {

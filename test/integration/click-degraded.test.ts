@@ -210,7 +210,7 @@ describe('click path with failing dependencies', () => {
       };
     });
     const spool = await Spool.open(spoolPath);
-    await spool.append(events.map(encodeClickEvent));
+    await spool.append(events.map((e) => encodeClickEvent(e)));
     await spool.close();
     const torn = encodeRecord(encodeClickEvent({ ...events[0]!, eventId: randomUUID() }));
     await appendFile(spoolPath, torn.subarray(0, torn.length - 7));

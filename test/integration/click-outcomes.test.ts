@@ -172,4 +172,28 @@ describe('click outcomes', () => {
     expect(metrics).toContain('adclick_spool_depth 0');
     expect(metrics).toContain('adclick_redis_fail_open_total');
   });
+
+  it('a click on an ad created a moment after a 404 for its id is a 302 and is counted', async () => {
+    // An explicit id far above the sequence: with other tests creating ads, the next id of the
+    // sequence cannot be predicted. What matters is that the click service saw the id unknown first.
+    const adId = String(2 ** 52 + Math.floor(Math.random() * 1e9));
+    const early = newImpression(secret, adId, 3600, Date.now());
+    expect((await get(service.url + clickPath(early))).status).toBe(404);
+    const redirectUrl = 'https://advertiser.example/created-after-a-404';
+    await pool.query('insert into ads (ad_id, advertiser_id, redirect_url) values ($1, $2, $3)', [
+      adId,
+      cat.advertiserId,
+      redirectUrl,
+    ]);
+    try {
+      const imp = newImpression(secret, adId, 3600, Date.now());
+      const r = await get(service.url + clickPath(imp));
+      expect(r.status).toBe(302);
+      expect(r.headers.get('location')).toBe(redirectUrl);
+      const logged = (await topicIo.readAll(10)).filter((l) => l.event.adId === adId);
+      expect(logged.map((l) => [l.event.status, l.event.eventId])).toEqual([['valid', imp.impressionId]]);
+    } finally {
+      await pool.query('delete from ads where ad_id = $1', [adId]);
+    }
+  });
 });

@@ -90,6 +90,11 @@ export class SpeedRig {
     await this.pool?.end();
   }
 
+  /** Messages as given (e.g. one that is no click event), in one produce request. */
+  async produceRaw(messages: Array<{ key: string; value: Buffer }>): Promise<void> {
+    await this.producer.send({ topic: this.clicksTopic, acks: -1, messages });
+  }
+
   async produce(events: ClickEvent[]): Promise<void> {
     for (let i = 0; i < events.length; i += 500) {
       await this.producer.send({
@@ -161,7 +166,8 @@ export class SpeedRig {
         SPEED_CONSUMER_GROUP: this.groupId,
         SPEED_PINOT_TABLE: this.table,
         SPEED_FLUSH_INTERVAL_MS: '200',
-        SPEED_LAYER_METRICS_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
+        // Below the ephemeral range (32768+), where outgoing connections would collide with it.
+        SPEED_LAYER_METRICS_PORT: String(20_000 + Math.floor(Math.random() * 12_000)),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: false,

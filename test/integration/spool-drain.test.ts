@@ -115,7 +115,7 @@ describe('spool replay and drain against Kafka', () => {
     const spoolPath = spoolIn();
     const events = clickEvents(5);
     const spool = await Spool.open(spoolPath);
-    await spool.append(events.map(encodeClickEvent));
+    await spool.append(events.map((e) => encodeClickEvent(e)));
     await spool.close();
     vi.spyOn(Spool.prototype, 'read').mockRejectedValueOnce(new Error('EIO: i/o error, read (test)'));
 

@@ -69,7 +69,7 @@ async function childMain(args: string[]): Promise<void> {
   const spool = await Spool.open(path);
   const offsets: number[] = [];
   for (let i = 0; i < events.length; i += 100) {
-    offsets.push(...(await spool.append(events.slice(i, i + 100).map(encodeClickEvent))));
+    offsets.push(...(await spool.append(events.slice(i, i + 100).map((e) => encodeClickEvent(e)))));
   }
   const c = Number(committed);
   if (c > 0) await spool.commit(c < offsets.length ? offsets[c]! : spool.size, c);

@@ -1,0 +1,74 @@
+// CPU time of process trees from /proc (Linux): what each part of the system spends, so the
+// `system` benchmark can say which process bounds the click rate. A tree is a root PID and every
+// live descendant (the click process's cluster workers, PostgreSQL's backends); utime + stime of
+// each process already covers all its threads (a JVM's GC and network threads included).
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux build in use). */
+const TICKS_PER_SECOND = 100;
+
+interface ProcStat {
+  ppid: number;
+  /** utime + stime of the process itself, seconds. */
+  cpu: number;
+}
+
+/** Parses `/proc/<pid>/stat`: "pid (comm) state ppid ... utime(14) stime(15) ...". */
+export function parseProcStat(text: string): ProcStat {
+  // comm may hold spaces and parentheses: the fields after it start after the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state), so field n is rest[n - 3].
+  return { ppid: Number(rest[1]), cpu: (Number(rest[11]) + Number(rest[12])) / TICKS_PER_SECOND };
+}
+
+/** Every live process: pid → stat. */
+function allProcesses(): Map<number, ProcStat> {
+  const out = new Map<number, ProcStat>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      out.set(Number(name), parseProcStat(readFileSync(`/proc/${name}/stat`, 'utf8')));
+    } catch {
+      // exited between the listing and the read
+    }
+  }
+  return out;
+}
+
+/** CPU seconds used so far by each named tree (0 for a root that is gone). */
+export function treeCpuSeconds(roots: Record<string, number | undefined>): Record<string, number> {
+  const procs = allProcesses();
+  const children = new Map<number, number[]>();
+  for (const [pid, s] of procs) {
+    let list = children.get(s.ppid);
+    if (!list) children.set(s.ppid, (list = []));
+    list.push(pid);
+  }
+  const out: Record<string, number> = {};
+  for (const [name, root] of Object.entries(roots)) {
+    let sum = 0;
+    const stack = root !== undefined && procs.has(root) ? [root] : [];
+    while (stack.length > 0) {
+      const pid = stack.pop()!;
+      sum += procs.get(pid)?.cpu ?? 0;
+      stack.push(...(children.get(pid) ?? []));
+    }
+    out[name] = sum;
+  }
+  return out;
+}
+
+/** Busy and total CPU seconds of the whole machine (all cores) from /proc/stat. */
+export function machineCpuSeconds(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest times are inside user and nice)
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = f[3]! + f[4]!;
+  return { busy: (total - idle) / TICKS_PER_SECOND, total: total / TICKS_PER_SECOND };
+}
+
+/** The 1-minute load average. */
+export function loadAverage(): number {
+  return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+}
