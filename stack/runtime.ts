@@ -158,8 +158,9 @@ export function procState(pid: number): string | undefined {
  * Without /proc (not Linux) or without a record (a stack started by an older version) it trusts
  * the PID.
  */
-export function runsCommand(pid: number, recorded: readonly string[] | undefined): boolean {
-  if (!recorded || recorded.length === 0) return true;
+export function runsCommand(pid: number, started: readonly string[] | undefined): boolean {
+  if (!started || started.length === 0) return true;
+  const recorded = execTarget(started);
   let cmdline: string;
   try {
     cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
@@ -171,6 +172,14 @@ export function runsCommand(pid: number, recorded: readonly string[] | undefined
   const program = (arg: string): string => basename(arg.split(' ')[0] ?? '');
   if (program(argv[0]!) !== program(recorded[0]!)) return false;
   return argv.length === 1 || argv.join('\0') === recorded.join('\0');
+}
+
+/** What a command that execs another one (PostgreSQL as root: `setpriv … -- postgres …`) runs as. */
+function execTarget(argv: readonly string[]): readonly string[] {
+  const end = argv.indexOf('--');
+  return basename(argv[0] ?? '') === 'setpriv' && end >= 0 && end < argv.length - 1
+    ? argv.slice(end + 1)
+    : argv;
 }
 
 function readCommand(service: string): string[] | undefined {
