@@ -12,7 +12,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { rateLimit, type Options } from 'express-rate-limit';
 import type { Redis } from 'ioredis';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
-import { callerOf } from './auth.js';
+import { bearerToken, callerOf, isAdminKey } from './auth.js';
 import { config } from './config.js';
 import { sendApiError } from './http-errors.js';
 
@@ -61,6 +61,12 @@ export function rateLimiters(redis: Redis, limits: RateLimits, prefix = 'rl:'): 
       store: redisStore(redis, `${prefix}auth:`),
       // Counted up front (a flood in flight is stopped too), given back unless the answer was a 401.
       skipSuccessfulRequests: true,
+      // The admin key (the ad-serving side's) never fails to authenticate, and must not be locked out
+      // by counts a Redis outage left behind (counted before it, never given back during it).
+      skip: (req) => {
+        const key = bearerToken(req.headers.authorization);
+        return key !== undefined && isAdminKey(key);
+      },
       requestWasSuccessful: (_req, res) => res.statusCode !== 401,
       handler: (_req: Request, res: Response) =>
         sendApiError(
