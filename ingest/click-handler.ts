@@ -56,7 +56,11 @@ export const clickRoutes: ApiRoute[] = [
 export interface ClickHandlerDeps {
   ads: AdCache;
   dedup: DedupStore;
-  clickLog: { append(event: ClickEvent): Promise<Destination> };
+  clickLog: {
+    append(event: ClickEvent): Promise<Destination>;
+    /** A click is on its way to append (see ClickLog.announce); returns its release. */
+    announce?(): () => void;
+  };
   signingKeys: SigningKeys;
   /** Key salts per ad (rule 7). */
   salts: number;
@@ -192,9 +196,15 @@ class ClickRoute {
     );
     let status: ClickStatus = check === 'ok' ? 'valid' : check;
     if (check === 'ok') {
-      const answer = await this.deps.dedup.firstClick(imp!, Number(exp) - ts);
-      if (answer === 'duplicate') status = 'duplicate';
-      else if (answer === 'unavailable') this.deps.metrics.redisFailOpen.inc();
+      // While this click waits for Redis, a batch about to leave the click log may wait for it.
+      const release = this.deps.clickLog.announce?.();
+      try {
+        const answer = await this.deps.dedup.firstClick(imp!, Number(exp) - ts);
+        if (answer === 'duplicate') status = 'duplicate';
+        else if (answer === 'unavailable') this.deps.metrics.redisFailOpen.inc();
+      } finally {
+        release?.();
+      }
     }
     const eventId = imp && isImpressionId(imp) ? imp : randomUUID();
     try {

@@ -20,7 +20,7 @@
 // the next valid record), and a record that passes its CRC but is no click event (poison: a schema
 // change, a bug) is moved to `<spool>.poison` once the records around it are acked, with a metric and
 // a log line. Otherwise one such record would keep the log spooling forever, every later click with it.
-import type { Kafka, Message, Producer } from 'kafkajs';
+import { CompressionTypes, type Kafka, type Message, type Producer } from 'kafkajs';
 import {
   clickKey,
   decodeClickEvent,
@@ -48,6 +48,8 @@ export interface ClickLogOptions {
   encoding?: ClickEventEncoding;
   /** Producers sending batches in parallel (default 1). */
   lanes?: number;
+  /** Compression of the batches sent to Kafka (default none; the spool is never compressed). */
+  compression?: 'none' | 'gzip';
   metrics?: ClickMetrics;
   log?: (message: string) => void;
   /**
@@ -104,6 +106,10 @@ export class ClickLog {
    */
   private spooledOldestTs: number | undefined;
   private readonly log: (message: string) => void;
+  private readonly compression: CompressionTypes;
+  /** Clicks announced and not yet released (see announce); `announcing` once any was. */
+  private announced = 0;
+  private announcing = false;
   private readonly depthSource = (): { depth: number; bytes: number } => ({
     depth: this.spool.depth,
     bytes: this.spool.size - this.spool.committed,
@@ -114,6 +120,7 @@ export class ClickLog {
     private readonly spool: Spool,
   ) {
     this.log = opts.log ?? ((m) => console.error(`[click-log] ${m}`));
+    this.compression = opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
     this.lanes = Array.from({ length: Math.max(1, opts.lanes ?? 1) }, () => this.newLane());
     spoolSources.add(this.depthSource);
     if (spool.pending) {
@@ -174,9 +181,28 @@ export class ClickLog {
         resolve,
         reject,
       });
-      if (this.buffer.length >= this.opts.batchMax) this.flushSoon(0);
+      // Lingering pays only while more clicks are on their way: with none announced, waiting adds
+      // latency and gathers nothing (a few busy connections, each waiting for its own answer).
+      const more = this.announced > 0 || !this.announcing;
+      if (this.buffer.length >= this.opts.batchMax || !more) this.flushSoon(0);
       else this.flushSoon(this.opts.lingerMs);
     });
+  }
+
+  /**
+   * Announces a click that will be appended soon (its Redis check is out): until the returned
+   * release is called, a batch waits for it up to `lingerMs`. A log that is never told of clicks
+   * to come lingers for every batch.
+   */
+  announce(): () => void {
+    this.announcing = true;
+    this.announced++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.announced--;
+    };
   }
 
   /** Resolves when nothing is spooled and the log sends directly to Kafka again (for tests, shutdown). */
@@ -280,7 +306,12 @@ export class ClickLog {
     const lane = this.lanes.find((l) => !l.busy)!;
     lane.busy = true;
     const send = lane.connecting.then(() =>
-      lane.producer.send({ topic: this.opts.topic, acks: -1, messages: batch.map(toMessage) }),
+      lane.producer.send({
+        topic: this.opts.topic,
+        acks: -1,
+        compression: this.compression,
+        messages: batch.map(toMessage),
+      }),
     );
     // The lane is free again once this send settles, even if that is after its deadline.
     void send.then(
@@ -399,7 +430,12 @@ export class ClickLog {
       const { messages, poison } = spooledMessages(batch.records);
       try {
         if (messages.length > 0) {
-          await this.lanes[0]!.producer.send({ topic: this.opts.topic, acks: -1, messages });
+          await this.lanes[0]!.producer.send({
+            topic: this.opts.topic,
+            acks: -1,
+            compression: this.compression,
+            messages,
+          });
         }
       } catch (e) {
         this.log(`spool replay failed, retrying: ${(e as Error).message}`);

@@ -87,6 +87,7 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
     batchMax: opts.batchMax ?? config.ADCLICK_PRODUCE_BATCH_MAX,
     encoding: opts.encoding ?? config.ADCLICK_CLICK_EVENT_ENCODING,
     lanes: opts.lanes ?? config.ADCLICK_PRODUCE_LANES,
+    compression: config.ADCLICK_PRODUCE_COMPRESSION,
     metrics,
     log: opts.log,
   });
