@@ -2,8 +2,9 @@
 // docs/store.md): one segment per finalized hour, named after the hour, so finalizing the hour again
 // replaces its segment instead of adding to it. The segment is built by Pinot's own ingestion job
 // (`LaunchDataIngestionJob`, standalone runner, one JVM per hour) from a CSV of the hour's
-// (ad, advertiser, minute) counts, and pushed by URI: the controller copies it from the job's output
-// folder into its deep store and the servers load it from there (no multipart file upload).
+// (ad, advertiser, minute) counts, and pushed as metadata plus a URI: the controller copies the
+// segment from the job's output folder into its deep store and the servers load it from there (no
+// multipart file upload; Pinot 0.11 refuses a `file:` URI for a plain URI push).
 //
 // Grain: minute rows only. Hour and day series are sums over them, and the per-advertiser series
 // come from a star-tree index on (advertiser_id, minute, hour, day) that pre-aggregates the same rows
@@ -143,7 +144,7 @@ export async function writeSegmentInput(
 
 /**
  * The ingestion job's spec (JSON is YAML): every CSV under `inputDir` becomes the one segment
- * `segmentName` in `outputDir`, then the controller is sent its URI and fetches it from there.
+ * `segmentName` in `outputDir`, then the controller is sent its metadata and URI and copies it.
  */
 function jobSpec(deps: PinotOfflineDeps, inputDir: string, outputDir: string, segmentName: string): object {
   const controller = deps.controllerUrl.replace(/\/$/, '');
@@ -152,9 +153,9 @@ function jobSpec(deps: PinotOfflineDeps, inputDir: string, outputDir: string, se
     executionFrameworkSpec: {
       name: 'standalone',
       segmentGenerationJobRunnerClassName: `${standalone}.SegmentGenerationJobRunner`,
-      segmentUriPushJobRunnerClassName: `${standalone}.SegmentUriPushJobRunner`,
+      segmentMetadataPushJobRunnerClassName: `${standalone}.SegmentMetadataPushJobRunner`,
     },
-    jobType: 'SegmentCreationAndUriPush',
+    jobType: 'SegmentCreationAndMetadataPush',
     inputDirURI: `file://${inputDir}`,
     includeFileNamePattern: 'glob:**/*.csv',
     outputDirURI: `file://${outputDir}`,
@@ -172,8 +173,14 @@ function jobSpec(deps: PinotOfflineDeps, inputDir: string, outputDir: string, se
     },
     segmentNameGeneratorSpec: { type: 'fixed', configs: { 'segment.name': segmentName } },
     pinotClusterSpecs: [{ controllerURI: controller }],
-    // The URI the controller fetches is `file://` + the segment's path in outputDir.
-    pushJobSpec: { pushAttempts: 2, pushRetryIntervalMillis: 1000, segmentUriPrefix: 'file://' },
+    // The controller is sent the segment's metadata and its URI in outputDir (`file://` + path) and
+    // copies the segment from there into its deep store (the servers download it from the deep store).
+    pushJobSpec: {
+      pushAttempts: 2,
+      pushRetryIntervalMillis: 1000,
+      segmentUriPrefix: 'file://',
+      copyToDeepStoreForMetadataPush: true,
+    },
   };
 }
 
@@ -211,14 +218,14 @@ export async function runIngestionJob(
 }
 
 /**
- * Wall time of the job's JVM doing nothing: start, class path and plugin scan, exit (PinotAdministrator
- * printing its usage). The fixed cost that a JVM per hour adds to every segment.
+ * Wall time of the job's JVM doing nothing: start, class path and plugin scan, exit (the ingestion
+ * command printing its usage). The fixed cost that a JVM per hour adds to every segment.
  */
 export async function pinotJvmStartMs(deps: PinotOfflineDeps): Promise<number> {
   const tmp = join(deps.workDir, 'jvm-start');
   await mkdir(tmp, { recursive: true });
   const t = performance.now();
-  await runPinotAdmin(deps, tmp, ['-help']);
+  await runPinotAdmin(deps, tmp, ['LaunchDataIngestionJob', '-help']);
   return performance.now() - t;
 }
 
@@ -263,7 +270,7 @@ export interface PublishedHour {
   fingerprint: SegmentFingerprint;
   /** Writing the CSV input (DuckDB). */
   inputMs: number;
-  /** The ingestion job's JVM, start to exit: segment build and URI push. */
+  /** The ingestion job's JVM, start to exit: segment build and metadata push. */
   jobMs: number;
   /** From the end of the push until the broker serves the new segment. */
   servedMs: number;
