@@ -218,14 +218,14 @@ export async function runIngestionJob(
 }
 
 /**
- * Wall time of the job's JVM doing nothing: start, class path and plugin scan, exit (the ingestion
- * command printing its usage). The fixed cost that a JVM per hour adds to every segment.
+ * Wall time of the job's JVM doing nothing: start, class path and plugin scan, exit (PinotAdministrator
+ * printing its usage). The fixed cost that a JVM per hour adds to every segment.
  */
 export async function pinotJvmStartMs(deps: PinotOfflineDeps): Promise<number> {
   const tmp = join(deps.workDir, 'jvm-start');
   await mkdir(tmp, { recursive: true });
   const t = performance.now();
-  await runPinotAdmin(deps, tmp, ['LaunchDataIngestionJob', '-help']);
+  await runPinotAdmin(deps, tmp, ['-help']);
   return performance.now() - t;
 }
 
