@@ -25,6 +25,26 @@ function idLiteral(id: string): string {
 const limitFor = (from: number, to: number, stepMs: number): number =>
   Math.max(1, Math.ceil((to - from) / stepMs));
 
+/**
+ * A day series from hour totals, as BatchStore's day reads answer: one total per day whose 24 hours
+ * are all finalized, the finalized hours of any other day as they are (the merge sums them with the
+ * speed layer's hours of that day). Hours that are not finalized are dropped.
+ */
+export function daySeriesOfHours(hours: readonly Count[], finalized: ReadonlySet<number>): Count[] {
+  const wholeDay = (day: number): boolean =>
+    Array.from({ length: 24 }, (_, i) => day + i * HOUR_MS).every((h) => finalized.has(h));
+  const days = new Map<number, number>();
+  const out: Count[] = [];
+  for (const c of hours) {
+    if (!finalized.has(c.start)) continue;
+    const day = dayOf(c.start);
+    if (wholeDay(day)) days.set(day, (days.get(day) ?? 0) + c.clicks);
+    else out.push(c);
+  }
+  for (const [start, clicks] of days) out.push({ start, clicks });
+  return out.sort((a, b) => a.start - b.start);
+}
+
 export class PinotBatchCounts implements BatchCountReads {
   constructor(
     private readonly table: string,
@@ -97,17 +117,6 @@ export class PinotBatchCounts implements BatchCountReads {
     to: number,
     finalized: ReadonlySet<number>,
   ): Promise<Count[]> {
-    const hours = await this.series(key, id, 'hour', from, to, HOUR_MS);
-    const wholeDay = (day: number): boolean =>
-      Array.from({ length: 24 }, (_, i) => day + i * HOUR_MS).every((h) => finalized.has(h));
-    const days = new Map<number, number>();
-    const out: Count[] = [];
-    for (const c of hours) {
-      const day = dayOf(c.start);
-      if (wholeDay(day)) days.set(day, (days.get(day) ?? 0) + c.clicks);
-      else if (finalized.has(c.start)) out.push(c);
-    }
-    for (const [start, clicks] of days) out.push({ start, clicks });
-    return out.sort((a, b) => a.start - b.start);
+    return daySeriesOfHours(await this.series(key, id, 'hour', from, to, HOUR_MS), finalized);
   }
 }
