@@ -113,8 +113,8 @@ export async function writeSegmentInput(
   hourStart: number,
   path: string,
 ): Promise<SegmentFingerprint> {
-  const none = { rows: 0, clicks: 0, adWeightedClicks: 0 };
-  if (rawFiles.length === 0) return none; // no clicks, and compaction wrote no CSV
+  // No raw files: no clicks, and compaction wrote no CSV.
+  if (rawFiles.length === 0) return { rows: 0, clicks: 0, adWeightedClicks: 0 };
   const conn = await duckConnect();
   try {
     const rows = `select m.ad_id, a.advertiser_id, epoch_ms(m.minute) as minute, ${hourStart}::bigint as hour,

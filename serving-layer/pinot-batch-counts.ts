@@ -2,8 +2,9 @@
 // (batch-layer/pinot-offline.ts: one segment per finalized hour, minute rows of (ad, advertiser)).
 // The same count reads as BatchStore answers from PostgreSQL, with the same signatures, so the two
 // stores can be compared (tools/store-compare.ts, docs/store.md). Hour and day series are sums over
-// the minute rows; per-advertiser sums are answered from the table's star-tree index. The table holds
-// finalized hours only: an hour's segment is pushed before PostgreSQL marks the hour finalized.
+// the minute rows; per-advertiser sums are answered from the table's star-tree index. Callers read
+// finalized hours only (finalized_hours in PostgreSQL): serving from this table needs compaction to
+// push an hour's segment before it records the hour as finalized (docs/store.md).
 import { query, type PinotEndpoints } from '../common/pinot.js';
 import { HOUR_MS, MINUTE_MS, dayOf } from '../common/time.js';
 import type { BatchStore } from './batch-store.js';

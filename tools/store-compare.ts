@@ -72,6 +72,7 @@ async function main(): Promise<void> {
   const clicksOf = (h: number): number => Math.round(diurnalRate(h % 24, peak) * 3600);
   const hourList = Array.from({ length: hours }, (_, h) => h);
   const peakH = hourList.reduce((best, h) => (clicksOf(h) > clicksOf(best) ? h : best), 0);
+  let peakAdMinuteCsv = '';
   try {
     for (const h of hourList) {
       const hourStart = day + h * HOUR_MS;
@@ -115,19 +116,18 @@ async function main(): Promise<void> {
         ].join(' | '),
       );
       // The peak hour's files stay for the re-finalization below.
-      if (h !== peakH) await rm(hourDir, { recursive: true, force: true });
+      if (h === peakH) peakAdMinuteCsv = counts.csv.adMinute;
+      else await rm(hourDir, { recursive: true, force: true });
     }
     console.log(
       `day totals: count ${fmt(totals.count)} s, PostgreSQL write ${fmt(totals.pg)} s, Pinot input ${fmt(totals.input)} s + ` +
-        `job ${fmt(totals.job)} s (of which ${fmt(jvmMs * hours)} s JVM start) + served ${fmt(totals.served)} s`,
+        `job ${fmt(totals.job)} s (about ${fmt(jvmMs * hours)} s of it JVM start) + served ${fmt(totals.served)} s`,
     );
 
     // Finalizing the peak hour again: its segment is replaced, the hour's numbers stay the same.
     const peakStart = day + peakH * HOUR_MS;
     const peakDir = join(dir, `h${peakH}`);
-    const again = await publishHourSegment(pinot, peakStart, join(peakDir, 'ad-minute.csv'), [
-      join(peakDir, 'raw.parquet'),
-    ]);
+    const again = await publishHourSegment(pinot, peakStart, peakAdMinuteCsv, [join(peakDir, 'raw.parquet')]);
     const served = await servedFingerprint(pinot, peakStart);
     console.log(
       `peak hour (${peakH}) finalized again in Pinot: input ${fmt(again.inputMs)} s, job ${fmt(again.jobMs)} s, ` +
