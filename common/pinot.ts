@@ -1,6 +1,7 @@
 // Small typed calls to Pinot's REST APIs (controller: schemas and tables; broker: SQL), plain fetch.
 // Pinot 0.11 answers a failed query with HTTP 200 and an `exceptions` list (newer releases honour the
 // `Pinot-Use-Http-Status-For-Errors` header and answer 4xx/5xx); `query` handles both and throws.
+import { readFileSync } from 'node:fs';
 import { config } from './config.js';
 
 export interface PinotEndpoints {
@@ -78,6 +79,23 @@ interface BrokerResponse {
   numGroupsLimitReached?: boolean;
 }
 
+/**
+ * Pinot 0.11 targets Java 11; on Java 17 its reflection into the JDK (memory-mapped buffers, netty,
+ * Helix) needs these packages opened: the flags of every Pinot JVM (the stack's, the batch layer's
+ * segment ingestion jobs).
+ */
+export const pinotJavaOpens: readonly string[] = [
+  'java.base/java.lang',
+  'java.base/java.lang.reflect',
+  'java.base/java.io',
+  'java.base/java.nio',
+  'java.base/java.util',
+  'java.base/java.util.concurrent',
+  'java.base/sun.nio.ch',
+  'java.base/jdk.internal.misc',
+  'java.base/jdk.internal.ref',
+].map((p) => `--add-opens=${p}=ALL-UNNAMED`);
+
 export class PinotError extends Error {
   constructor(
     message: string,
@@ -127,6 +145,16 @@ async function controller(
     );
   }
   return res;
+}
+
+/** A schema or table config from a JSON file whose `${NAME}` placeholders are filled from `vars`. */
+export function renderPinotConfig<T>(path: string, vars: Record<string, string>): T {
+  const text = readFileSync(path, 'utf8').replace(/\$\{(\w+)\}/g, (_, name: string) => {
+    const value = vars[name];
+    if (value === undefined) throw new Error(`${path}: no value for \${${name}}`);
+    return value;
+  });
+  return JSON.parse(text) as T;
 }
 
 /** Adds or replaces a schema (the controller's `override=true`). */
@@ -181,6 +209,28 @@ export async function deleteTable(
     opts,
     [404],
   );
+}
+
+/** Deletes one segment of a table; a missing one is not an error. */
+export async function deleteSegment(
+  table: string,
+  segment: string,
+  type: PinotTableType,
+  opts: PinotEndpoints = {},
+): Promise<void> {
+  await controller(
+    'DELETE',
+    `/segments/${encodeURIComponent(table)}/${encodeURIComponent(segment)}?type=${type.toLowerCase()}`,
+    undefined,
+    opts,
+    [404],
+  );
+}
+
+/** Bytes of a table's segments as its servers hold them on disk (the controller's size report). */
+export async function tableSizeBytes(table: string, opts: PinotEndpoints = {}): Promise<number> {
+  const res = await controller('GET', `/tables/${encodeURIComponent(table)}/size`, undefined, opts);
+  return (JSON.parse(res.text) as { reportedSizeInBytes: number }).reportedSizeInBytes;
 }
 
 /**

@@ -2,7 +2,6 @@
 // controller (common/pinot.ts), idempotently: an existing schema or table is left as it is. Pinot
 // starts consuming partitions added to the topic only when its realtime validation task runs
 // (hourly by default): `consumeNewPartitions` runs it now.
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { config } from '../common/config.js';
 import {
@@ -12,6 +11,7 @@ import {
   deleteTable,
   getSchema,
   kafkaConsumerFactory,
+  renderPinotConfig,
   tableExists,
   type PinotSchema,
   type PinotTableConfig,
@@ -29,15 +29,6 @@ export interface PinotTableOptions {
   consumerFactory?: string;
 }
 
-function render<T>(file: string, vars: Record<string, string>): T {
-  const text = readFileSync(resolve(DIR, file), 'utf8').replace(/\$\{(\w+)\}/g, (_, name: string) => {
-    const value = vars[name];
-    if (value === undefined) throw new Error(`${file}: no value for \${${name}}`);
-    return value;
-  });
-  return JSON.parse(text) as T;
-}
-
 /** Creates the schema and the table unless they exist. The Kafka topic must exist first. */
 export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<void> {
   const endpoints = { controllerUrl: opts.controllerUrl ?? config.PINOT_CONTROLLER_URL };
@@ -50,10 +41,16 @@ export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<v
     CONSUMER_FACTORY: opts.consumerFactory ?? (await kafkaConsumerFactory(endpoints)),
   };
   if (!(await getSchema(table, endpoints))) {
-    await addSchema(render<PinotSchema>('minute_counts.schema.json', vars), endpoints);
+    await addSchema(
+      renderPinotConfig<PinotSchema>(resolve(DIR, 'minute_counts.schema.json'), vars),
+      endpoints,
+    );
   }
   if (!(await tableExists(table, 'REALTIME', endpoints))) {
-    await addTable(render<PinotTableConfig>('minute_counts.table.json', vars), endpoints);
+    await addTable(
+      renderPinotConfig<PinotTableConfig>(resolve(DIR, 'minute_counts.table.json'), vars),
+      endpoints,
+    );
   } else {
     // Partitions added to the topic while the speed layer was down are consumed from now on.
     await consumeNewPartitions(table, endpoints.controllerUrl);

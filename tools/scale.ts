@@ -8,6 +8,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type pg from 'pg';
 import { config } from '../common/config.js';
 import { createPool, migrate } from '../common/db.js';
 import { createS3, ensureBucket } from '../common/s3.js';
@@ -17,9 +18,11 @@ import { rawFileKey } from '../batch-layer/layout.js';
 import { duckConnect, sqlString } from '../batch-layer/parquet.js';
 import { deleteObjects, listObjects, uploadFile } from '../batch-layer/storage.js';
 import { BatchStore } from '../serving-layer/batch-store.js';
+import type { BatchCountReads } from '../serving-layer/pinot-batch-counts.js';
 import { diurnalRate, zipfRankSql } from './history.js';
 
-const COUNT_TABLES = [
+/** The batch count tables, per ad and per advertiser, minute to day. */
+export const COUNT_TABLES = [
   'click_counts_minute',
   'click_counts_hour',
   'click_counts_day',
@@ -32,7 +35,8 @@ const COUNT_TABLES = [
 const advertiserSql = (rank: string): string =>
   `case when ${rank} < 100000 then 1 else 2 + ${rank} // 1000 end`;
 
-async function writeHour(
+/** Writes one hour of raw clicks (the archiver's schema) with Zipf-drawn ads to a Parquet file. */
+export async function writeHour(
   path: string,
   hourStart: number,
   clicks: number,
@@ -55,7 +59,58 @@ async function writeHour(
   }
 }
 
-async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
+/** A clean day: earlier runs' count rows and finalizations of it go. */
+export async function clearDay(pool: pg.Pool, day: number): Promise<void> {
+  for (const table of COUNT_TABLES) {
+    const col = table.endsWith('minute') ? 'minute' : table.endsWith('hour') ? 'hour' : 'day';
+    await pool.query(`delete from ${table} where ${col} >= $1 and ${col} < $2`, [
+      new Date(day),
+      new Date(day + DAY_MS),
+    ]);
+  }
+  await pool.query('delete from finalized_hours where hour >= $1 and hour < $2', [
+    new Date(day),
+    new Date(day + DAY_MS),
+  ]);
+}
+
+/**
+ * The serving reads the capacity note reports, over a day of data starting at `day` (the 7- and
+ * 90-day ranges end with it), against either authoritative store.
+ */
+export function servingReads(store: BatchCountReads, day: number): Array<[string, () => Promise<unknown>]> {
+  const finalized = new Set(Array.from({ length: 24 }, (_, h) => day + h * HOUR_MS));
+  return [
+    ['one ad (the hottest), 24 h by minute', () => store.adMinutes('0', day, day + DAY_MS)],
+    ['one ad (rank 5000), 24 h by minute', () => store.adMinutes('5000', day, day + DAY_MS)],
+    [
+      'advertiser with 100,000 ads, 7 days by hour',
+      () => store.advertiserHours('1', day - 6 * DAY_MS, day + DAY_MS),
+    ],
+    [
+      'advertiser with 1,000 ads, 7 days by hour',
+      () => store.advertiserHours('2', day - 6 * DAY_MS, day + DAY_MS),
+    ],
+    [
+      'advertiser with 100,000 ads, 90 days by day',
+      () => store.advertiserDays('1', day - 89 * DAY_MS, day + DAY_MS, finalized),
+    ],
+    [
+      'advertiser with 1,000 ads, 90 days by day',
+      () => store.advertiserDays('2', day - 89 * DAY_MS, day + DAY_MS, finalized),
+    ],
+  ];
+}
+
+/** Median time of `runs` calls of `read`, after one warm-up call. */
+export async function medianMs(read: () => Promise<unknown>, runs = 5): Promise<number> {
+  await read();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push((await timed(read))[1]);
+  return times.sort((a, b) => a - b)[Math.floor(runs / 2)]!;
+}
+
+export async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
   const t0 = performance.now();
   const out = await work();
   return [out, performance.now() - t0];
@@ -84,18 +139,7 @@ async function main(): Promise<void> {
   const prefix = `scale-${process.pid}-${Date.now()}/`;
   const dir = join(tmpdir(), `adclick-${prefix}`);
   await mkdir(dir, { recursive: true });
-  // A clean day: earlier runs' rows of it go first.
-  for (const table of COUNT_TABLES) {
-    const col = table.endsWith('minute') ? 'minute' : table.endsWith('hour') ? 'hour' : 'day';
-    await pool.query(`delete from ${table} where ${col} >= $1 and ${col} < $2`, [
-      new Date(day),
-      new Date(day + DAY_MS),
-    ]);
-  }
-  await pool.query('delete from finalized_hours where hour >= $1 and hour < $2', [
-    new Date(day),
-    new Date(day + DAY_MS),
-  ]);
+  await clearDay(pool, day);
   console.log(
     `scale: ${ads} ads, Zipf ${exponent}, diurnal peak ${peak}/s, ${hours} h from ${values.day}; prefix ${prefix}`,
   );
@@ -160,34 +204,8 @@ async function main(): Promise<void> {
     // The serving layer's reads (BatchStore), median of 5 after one warm-up.
     await pool.query(`analyze ${COUNT_TABLES.join(', ')}`);
     const store = new BatchStore(pool);
-    const median = async (read: () => Promise<unknown>): Promise<number> => {
-      await read();
-      const times: number[] = [];
-      for (let i = 0; i < 5; i++) times.push((await timed(read))[1]);
-      return times.sort((a, b) => a - b)[2]!;
-    };
-    const finalized = new Set(Array.from({ length: 24 }, (_, h) => day + h * HOUR_MS));
-    const reads: Array<[string, () => Promise<unknown>]> = [
-      ['one ad (the hottest), 24 h by minute', () => store.adMinutes('0', day, day + DAY_MS)],
-      ['one ad (rank 5000), 24 h by minute', () => store.adMinutes('5000', day, day + DAY_MS)],
-      [
-        'advertiser with 100,000 ads, 7 days by hour',
-        () => store.advertiserHours('1', day - 6 * DAY_MS, day + DAY_MS),
-      ],
-      [
-        'advertiser with 1,000 ads, 7 days by hour',
-        () => store.advertiserHours('2', day - 6 * DAY_MS, day + DAY_MS),
-      ],
-      [
-        'advertiser with 100,000 ads, 90 days by day',
-        () => store.advertiserDays('1', day - 89 * DAY_MS, day + DAY_MS, finalized),
-      ],
-      [
-        'advertiser with 1,000 ads, 90 days by day',
-        () => store.advertiserDays('2', day - 89 * DAY_MS, day + DAY_MS, finalized),
-      ],
-    ];
-    for (const [name, read] of reads) console.log(`${name}: ${(await median(read)).toFixed(2)} ms`);
+    for (const [name, read] of servingReads(store, day))
+      console.log(`${name}: ${(await medianMs(read)).toFixed(2)} ms`);
   } finally {
     await deleteObjects(
       s3,

@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { config, urlPort } from '../../common/config.js';
+import { pinotJavaOpens } from '../../common/pinot.js';
 import type { StackService } from '../service.js';
 import {
   cacheDir,
@@ -36,20 +37,6 @@ const launcherDir = join(cacheDir, 'pinot', 'launcher');
 const launcherSource = resolve('stack/pinot/PinotLauncher.java');
 const log4j = resolve('stack/pinot/log4j2.xml');
 const julConfig = resolve('stack/pinot/jul.properties');
-
-// Pinot 0.11 targets Java 11; on Java 17 its reflection into the JDK (memory-mapped buffers, netty,
-// Helix) needs these packages opened.
-const openPackages = [
-  'java.base/java.lang',
-  'java.base/java.lang.reflect',
-  'java.base/java.io',
-  'java.base/java.nio',
-  'java.base/java.util',
-  'java.base/java.util.concurrent',
-  'java.base/sun.nio.ch',
-  'java.base/jdk.internal.misc',
-  'java.base/jdk.internal.ref',
-];
 
 function writeProperties(file: string, props: Record<string, string | number | boolean>): string {
   const text = Object.entries(props)
@@ -161,7 +148,7 @@ export const pinot: StackService = {
       '-XX:MaxDirectMemorySize=256m',
       '-XX:+UseG1GC',
       '-XX:+ExitOnOutOfMemoryError',
-      ...openPackages.map((p) => `--add-opens=${p}=ALL-UNNAMED`),
+      ...pinotJavaOpens,
       `-Djava.io.tmpdir=${tmp}`,
       `-Dlog4j2.configurationFile=${log4j}`,
       `-Djava.util.logging.config.file=${julConfig}`,

@@ -1,0 +1,332 @@
+// The authoritative counts as a Pinot OFFLINE table (the alternative to PostgreSQL compared in
+// docs/store.md): one segment per finalized hour, named after the hour, so finalizing the hour again
+// replaces its segment instead of adding to it. The segment is built by Pinot's own ingestion job
+// (`LaunchDataIngestionJob`, standalone runner, one JVM per hour) from a CSV of the hour's
+// (ad, advertiser, minute) counts, and pushed as metadata plus a URI: the controller copies the
+// segment from the job's output folder into its deep store and the servers load it from there (no
+// multipart file upload; Pinot 0.11 refuses a `file:` URI for a plain URI push).
+//
+// Grain: minute rows only. Hour and day series are sums over them, and the per-advertiser series
+// come from a star-tree index on (advertiser_id, minute, hour, day) that pre-aggregates the same rows
+// inside each segment, so one row set serves every granularity: no rollup tables to keep in step.
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { config } from '../common/config.js';
+import {
+  addSchema,
+  addTable,
+  deleteSchema,
+  deleteSegment,
+  deleteTable,
+  getSchema,
+  pinotJavaOpens,
+  query,
+  renderPinotConfig,
+  tableExists,
+  type PinotEndpoints,
+  type PinotSchema,
+  type PinotTableConfig,
+} from '../common/pinot.js';
+import { HOUR_MS, dayOf } from '../common/time.js';
+import { duckConnect, sqlFileList, sqlString } from './parquet.js';
+
+const run = promisify(execFile);
+const DIR = resolve(import.meta.dirname, 'pinot');
+
+export interface PinotOfflineDeps {
+  /** OFFLINE table (and schema) name. */
+  table: string;
+  controllerUrl: string;
+  brokerUrl: string;
+  /** Pinot's jars: the stack resolves them from Maven Central (stack/maven/pinot/pom.xml). */
+  libDir: string;
+  /** Scratch space for the job's input, spec and output (one folder per hour, removed after). */
+  workDir: string;
+  /** Heap of the ingestion job's JVM. */
+  jobHeap?: string;
+  /** How long to wait for the servers to serve a pushed segment. */
+  servedTimeoutMs?: number;
+}
+
+/** The deps for the local stack's Pinot, with `table` and `workDir` as given. */
+export function pinotOfflineDeps(table: string, workDir: string): PinotOfflineDeps {
+  return {
+    table,
+    controllerUrl: config.PINOT_CONTROLLER_URL,
+    brokerUrl: config.PINOT_BROKER_URL,
+    libDir: join(config.ADCLICK_CACHE_DIR, 'pinot', 'lib'),
+    workDir,
+  };
+}
+
+/** The segment of one hour: the same name each time the hour is finalized, e.g. `t_2000-01-01T19`. */
+export const hourSegmentName = (table: string, hourStart: number): string =>
+  `${table}_${new Date(hourStart).toISOString().slice(0, 13)}`;
+
+const endpointsOf = (deps: PinotOfflineDeps): PinotEndpoints => ({
+  controllerUrl: deps.controllerUrl,
+  brokerUrl: deps.brokerUrl,
+});
+
+/** Creates the schema and the OFFLINE table unless they exist (batch-layer/pinot/*.json). */
+export async function ensureBatchPinotTable(deps: PinotOfflineDeps): Promise<void> {
+  const endpoints = endpointsOf(deps);
+  const vars = { TABLE: deps.table };
+  if (!(await getSchema(deps.table, endpoints)))
+    await addSchema(renderPinotConfig<PinotSchema>(join(DIR, 'batch_counts.schema.json'), vars), endpoints);
+  if (!(await tableExists(deps.table, 'OFFLINE', endpoints)))
+    await addTable(
+      renderPinotConfig<PinotTableConfig>(join(DIR, 'batch_counts.table.json'), vars),
+      endpoints,
+    );
+}
+
+/** Drops the table with its segments, then its schema (tests and tools; missing ones are fine). */
+export async function dropBatchPinotTable(deps: PinotOfflineDeps): Promise<void> {
+  await deleteTable(deps.table, 'OFFLINE', endpointsOf(deps));
+  await deleteSchema(deps.table, endpointsOf(deps));
+}
+
+/**
+ * What a segment holds, as three sums that the broker can recompute: rows, clicks, and clicks
+ * weighted by ad id modulo 1,000 (so a re-finalized hour whose totals did not change but whose
+ * clicks moved between ads is still told apart from the segment it replaces; the modulo keeps the
+ * sum exact in the broker's doubles).
+ */
+export interface SegmentFingerprint {
+  rows: number;
+  clicks: number;
+  adWeightedClicks: number;
+}
+
+/**
+ * Writes the segment's input: one CSV row per (ad, minute) of the hour with its advertiser, minute,
+ * hour and day (epoch ms) and clicks, sorted by ad then minute (ad_id is the table's sorted column).
+ * The counts are compaction's own ad-minute rows (countHour's CSV: ad_id, minute as UTC text,
+ * clicks), so the dedup rule lives in one place; the advertiser of each ad comes from the raw files.
+ */
+export async function writeSegmentInput(
+  adMinuteCsv: string,
+  rawFiles: readonly string[],
+  hourStart: number,
+  path: string,
+): Promise<SegmentFingerprint> {
+  // No raw files: no clicks, and compaction wrote no CSV.
+  if (rawFiles.length === 0) return { rows: 0, clicks: 0, adWeightedClicks: 0 };
+  const conn = await duckConnect();
+  try {
+    const rows = `select m.ad_id, a.advertiser_id, epoch_ms(m.minute) as minute, ${hourStart}::bigint as hour,
+                         ${dayOf(hourStart)}::bigint as day, m.clicks
+                    from read_csv(${sqlString(adMinuteCsv)}, header = false,
+                                  columns = {'ad_id': 'BIGINT', 'minute': 'TIMESTAMP', 'clicks': 'BIGINT'}) m
+                    join (select ad_id, arg_min(advertiser_id, ts) as advertiser_id
+                            from read_parquet(${sqlFileList(rawFiles)})
+                           where ts >= ${hourStart} and ts < ${hourStart + HOUR_MS}
+                           group by ad_id) a using (ad_id)`;
+    await conn.run(`create or replace temp table segment_input as ${rows}`);
+    await conn.run(
+      `copy (select * from segment_input order by ad_id, minute) to ${sqlString(path)} (format csv, header true)`,
+    );
+    const r = await conn.runAndReadAll(
+      `select count(*)::double as rows, coalesce(sum(clicks), 0)::double as clicks,
+              coalesce(sum(clicks * (ad_id % 1000)), 0)::double as weighted
+         from segment_input`,
+    );
+    const row = r.getRowObjectsJS()[0]!;
+    return { rows: Number(row.rows), clicks: Number(row.clicks), adWeightedClicks: Number(row.weighted) };
+  } finally {
+    await conn.run('drop table if exists temp.segment_input').catch(() => undefined);
+    conn.closeSync();
+  }
+}
+
+/**
+ * The ingestion job's spec (JSON is YAML): every CSV under `inputDir` becomes the one segment
+ * `segmentName` in `outputDir`, then the controller is sent its metadata and URI and copies it.
+ */
+function jobSpec(deps: PinotOfflineDeps, inputDir: string, outputDir: string, segmentName: string): object {
+  const controller = deps.controllerUrl.replace(/\/$/, '');
+  const standalone = 'org.apache.pinot.plugin.ingestion.batch.standalone';
+  return {
+    executionFrameworkSpec: {
+      name: 'standalone',
+      segmentGenerationJobRunnerClassName: `${standalone}.SegmentGenerationJobRunner`,
+      segmentMetadataPushJobRunnerClassName: `${standalone}.SegmentMetadataPushJobRunner`,
+    },
+    jobType: 'SegmentCreationAndMetadataPush',
+    inputDirURI: `file://${inputDir}`,
+    includeFileNamePattern: 'glob:**/*.csv',
+    outputDirURI: `file://${outputDir}`,
+    overwriteOutput: true,
+    pinotFSSpecs: [{ scheme: 'file', className: 'org.apache.pinot.spi.filesystem.LocalPinotFS' }],
+    recordReaderSpec: {
+      dataFormat: 'csv',
+      className: 'org.apache.pinot.plugin.inputformat.csv.CSVRecordReader',
+      configClassName: 'org.apache.pinot.plugin.inputformat.csv.CSVRecordReaderConfig',
+    },
+    tableSpec: {
+      tableName: deps.table,
+      schemaURI: `${controller}/tables/${deps.table}/schema`,
+      tableConfigURI: `${controller}/tables/${deps.table}`,
+    },
+    segmentNameGeneratorSpec: { type: 'fixed', configs: { 'segment.name': segmentName } },
+    pinotClusterSpecs: [{ controllerURI: controller }],
+    // The controller is sent the segment's metadata and its URI in outputDir (`file://` + path) and
+    // copies the segment from there into its deep store (the servers download it from the deep store).
+    pushJobSpec: {
+      pushAttempts: 2,
+      pushRetryIntervalMillis: 1000,
+      segmentUriPrefix: 'file://',
+      copyToDeepStoreForMetadataPush: true,
+    },
+  };
+}
+
+/** Runs PinotAdministrator with `command` in a JVM of its own; throws with its last log lines on failure. */
+async function runPinotAdmin(deps: PinotOfflineDeps, tmpDir: string, command: string[]): Promise<void> {
+  const args = [
+    `-Xmx${deps.jobHeap ?? '1g'}`,
+    '-XX:+UseSerialGC',
+    ...pinotJavaOpens,
+    `-Djava.io.tmpdir=${tmpDir}`,
+    `-Dlog4j2.configurationFile=${join(DIR, 'log4j2.xml')}`,
+    // Without it PinotAdministrator returns from main with status 0 whatever the command did.
+    '-Dpinot.admin.system.exit=true',
+    '-cp',
+    `${deps.libDir}/*`,
+    'org.apache.pinot.tools.admin.PinotAdministrator',
+    ...command,
+  ];
+  try {
+    await run('java', args, { maxBuffer: 64 * 1024 * 1024 });
+  } catch (e) {
+    const err = e as Error & { stderr?: string; stdout?: string };
+    const log = `${err.stdout ?? ''}\n${err.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');
+    throw new Error(`Pinot ${command[0]} failed: ${err.message.split('\n')[0]}\n${log}`);
+  }
+}
+
+/** Runs Pinot's ingestion job on the spec at `specPath` (segment build, then push). */
+export async function runIngestionJob(
+  deps: PinotOfflineDeps,
+  specPath: string,
+  tmpDir: string,
+): Promise<void> {
+  await runPinotAdmin(deps, tmpDir, ['LaunchDataIngestionJob', '-jobSpecFile', specPath]);
+}
+
+/**
+ * Wall time of the job's JVM doing nothing: start, class path and plugin scan, exit (PinotAdministrator
+ * printing its usage). The fixed cost that a JVM per hour adds to every segment.
+ */
+export async function pinotJvmStartMs(deps: PinotOfflineDeps): Promise<number> {
+  const tmp = join(deps.workDir, 'jvm-start');
+  await mkdir(tmp, { recursive: true });
+  const t = performance.now();
+  await runPinotAdmin(deps, tmp, ['-help']);
+  return performance.now() - t;
+}
+
+/** What the broker serves for one hour, as the same sums as `SegmentFingerprint`. */
+export async function servedFingerprint(
+  deps: PinotOfflineDeps,
+  hourStart: number,
+): Promise<SegmentFingerprint> {
+  const r = await query(
+    `select count(*), sum(clicks), sum(clicks * mod(ad_id, 1000)) from ${deps.table}
+      where minute >= ${hourStart} and minute < ${hourStart + HOUR_MS}`,
+    endpointsOf(deps),
+  );
+  const [rows, clicks, weighted] = (r.rows[0] ?? [0, 0, 0]).map(Number);
+  return { rows: rows ?? 0, clicks: clicks ?? 0, adWeightedClicks: weighted ?? 0 };
+}
+
+const sameFingerprint = (a: SegmentFingerprint, b: SegmentFingerprint): boolean =>
+  a.rows === b.rows && a.clicks === b.clicks && a.adWeightedClicks === b.adWeightedClicks;
+
+/** Waits until the broker answers for the hour with exactly `expected` (the new segment is served). */
+async function waitServed(
+  deps: PinotOfflineDeps,
+  hourStart: number,
+  expected: SegmentFingerprint,
+): Promise<void> {
+  const deadline = Date.now() + (deps.servedTimeoutMs ?? 60_000);
+  let served = await servedFingerprint(deps, hourStart);
+  while (!sameFingerprint(served, expected)) {
+    if (Date.now() > deadline)
+      throw new Error(
+        `Pinot ${deps.table}: hour ${new Date(hourStart).toISOString()} serves ${JSON.stringify(served)}, ` +
+          `pushed ${JSON.stringify(expected)}; is the server loading segments? (npm run stack:logs -- pinot)`,
+      );
+    await new Promise((r) => setTimeout(r, 100));
+    served = await servedFingerprint(deps, hourStart);
+  }
+}
+
+export interface PublishedHour {
+  segment: string;
+  fingerprint: SegmentFingerprint;
+  /** Writing the CSV input (DuckDB). */
+  inputMs: number;
+  /** The ingestion job's JVM, start to exit: segment build and metadata push. */
+  jobMs: number;
+  /** From the end of the push until the broker serves the new segment. */
+  servedMs: number;
+  /** The pushed segment's tar.gz (what the deep store keeps). */
+  segmentTarBytes: number;
+}
+
+/**
+ * Publishes one hour's counts as its segment, replacing the hour's previous segment, and returns once
+ * the broker serves them. An hour with no clicks has no segment (an existing one is deleted).
+ * `adMinuteCsv` and `rawFiles` are compaction's ad-minute CSV of the hour and its raw Parquet files.
+ */
+export async function publishHourSegment(
+  deps: PinotOfflineDeps,
+  hourStart: number,
+  adMinuteCsv: string,
+  rawFiles: readonly string[],
+): Promise<PublishedHour> {
+  const segment = hourSegmentName(deps.table, hourStart);
+  const dir = join(deps.workDir, segment);
+  const inputDir = join(dir, 'input');
+  const outputDir = join(dir, 'output');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(inputDir, { recursive: true });
+  await mkdir(join(dir, 'tmp'), { recursive: true });
+  try {
+    let t = performance.now();
+    const fingerprint = await writeSegmentInput(
+      adMinuteCsv,
+      rawFiles,
+      hourStart,
+      join(inputDir, 'counts.csv'),
+    );
+    const inputMs = performance.now() - t;
+    t = performance.now();
+    let segmentTarBytes = 0;
+    if (fingerprint.rows === 0) {
+      await deleteSegment(deps.table, segment, 'OFFLINE', endpointsOf(deps));
+    } else {
+      const specPath = join(dir, 'job.json');
+      await writeFile(specPath, JSON.stringify(jobSpec(deps, inputDir, outputDir, segment), null, 2));
+      await runIngestionJob(deps, specPath, join(dir, 'tmp'));
+      segmentTarBytes = (await stat(join(outputDir, await onlyTar(outputDir)))).size;
+    }
+    const jobMs = performance.now() - t;
+    t = performance.now();
+    await waitServed(deps, hourStart, fingerprint);
+    return { segment, fingerprint, inputMs, jobMs, servedMs: performance.now() - t, segmentTarBytes };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The one segment tar the job wrote into `outputDir`. */
+async function onlyTar(outputDir: string): Promise<string> {
+  const tars = (await readdir(outputDir, { recursive: true })).filter((f) => f.endsWith('.tar.gz'));
+  if (tars.length !== 1) throw new Error(`${outputDir}: expected one segment tar, found ${tars.length}`);
+  return tars[0]!;
+}

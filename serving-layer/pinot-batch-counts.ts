@@ -1,0 +1,123 @@
+// Reads of the authoritative counts from the Pinot OFFLINE table the batch layer can publish
+// (batch-layer/pinot-offline.ts: one segment per finalized hour, minute rows of (ad, advertiser)).
+// The same count reads as BatchStore answers from PostgreSQL, with the same signatures, so the two
+// stores can be compared (tools/store-compare.ts, docs/store.md). Hour and day series are sums over
+// the minute rows; per-advertiser sums are answered from the table's star-tree index. Callers read
+// finalized hours only (finalized_hours in PostgreSQL): serving from this table needs compaction to
+// push an hour's segment before it records the hour as finalized (docs/store.md).
+import { query, type PinotEndpoints } from '../common/pinot.js';
+import { HOUR_MS, MINUTE_MS, dayOf } from '../common/time.js';
+import type { BatchStore } from './batch-store.js';
+import type { Count } from './merge.js';
+
+/** The count reads both authoritative stores answer (BatchStore's, for PostgreSQL). */
+export type BatchCountReads = Pick<
+  BatchStore,
+  'adMinutes' | 'adHours' | 'advertiserMinutes' | 'advertiserHours' | 'adDays' | 'advertiserDays'
+>;
+
+/** Pinot has no bind parameters: ids are inlined, so only decimal ids are accepted. */
+function idLiteral(id: string): string {
+  if (!/^\d{1,19}$/.test(id)) throw new Error(`not a numeric id: ${JSON.stringify(id)}`);
+  return id;
+}
+
+/** A LIMIT that holds one row per `stepMs` bucket of [from, to) (Pinot's default LIMIT is 10). */
+const limitFor = (from: number, to: number, stepMs: number): number =>
+  Math.max(1, Math.ceil((to - from) / stepMs));
+
+/**
+ * A day series from hour totals, as BatchStore's day reads answer: one total per day whose 24 hours
+ * are all finalized, the finalized hours of any other day as they are (the merge sums them with the
+ * speed layer's hours of that day). Hours that are not finalized are dropped.
+ */
+export function daySeriesOfHours(hours: readonly Count[], finalized: ReadonlySet<number>): Count[] {
+  const wholeDay = (day: number): boolean =>
+    Array.from({ length: 24 }, (_, i) => day + i * HOUR_MS).every((h) => finalized.has(h));
+  const days = new Map<number, number>();
+  const out: Count[] = [];
+  for (const c of hours) {
+    if (!finalized.has(c.start)) continue;
+    const day = dayOf(c.start);
+    if (wholeDay(day)) days.set(day, (days.get(day) ?? 0) + c.clicks);
+    else out.push(c);
+  }
+  for (const [start, clicks] of days) out.push({ start, clicks });
+  return out.sort((a, b) => a.start - b.start);
+}
+
+export class PinotBatchCounts implements BatchCountReads {
+  constructor(
+    private readonly table: string,
+    private readonly endpoints: PinotEndpoints = {},
+  ) {}
+
+  /** Sum of clicks per `bucket` column over one key's rows in [from, to). */
+  private async series(
+    key: 'ad_id' | 'advertiser_id',
+    id: string,
+    bucket: 'minute' | 'hour' | 'day',
+    from: number,
+    to: number,
+    stepMs: number,
+  ): Promise<Count[]> {
+    const r = await query(
+      `select ${bucket}, sum(clicks) from ${this.table}
+        where ${key} = ${idLiteral(id)} and minute >= ${from} and minute < ${to}
+        group by ${bucket} limit ${limitFor(from, to, stepMs)}`,
+      this.endpoints,
+    );
+    return r.rows.map(([start, clicks]) => ({ start: Number(start), clicks: Number(clicks) }));
+  }
+
+  /** One ad's minute rows in [from, to): one row per minute, no aggregation needed. */
+  async adMinutes(adId: string, from: number, to: number): Promise<Count[]> {
+    const r = await query(
+      `select minute, clicks from ${this.table}
+        where ad_id = ${idLiteral(adId)} and minute >= ${from} and minute < ${to}
+        limit ${limitFor(from, to, MINUTE_MS)}`,
+      this.endpoints,
+    );
+    return r.rows.map(([start, clicks]) => ({ start: Number(start), clicks: Number(clicks) }));
+  }
+
+  async adHours(adId: string, from: number, to: number): Promise<Count[]> {
+    return this.series('ad_id', adId, 'hour', from, to, HOUR_MS);
+  }
+
+  async advertiserMinutes(advertiserId: string, from: number, to: number): Promise<Count[]> {
+    return this.series('advertiser_id', advertiserId, 'minute', from, to, MINUTE_MS);
+  }
+
+  async advertiserHours(advertiserId: string, from: number, to: number): Promise<Count[]> {
+    return this.series('advertiser_id', advertiserId, 'hour', from, to, HOUR_MS);
+  }
+
+  /**
+   * One ad's day series in [from, to), as BatchStore gives it: a day total for each day whose 24
+   * hours are all finalized, hour totals for the finalized hours of the other days (the merge sums
+   * them; their unfinalized hours come from the speed layer).
+   */
+  async adDays(adId: string, from: number, to: number, finalized: ReadonlySet<number>): Promise<Count[]> {
+    return this.daySeries('ad_id', adId, from, to, finalized);
+  }
+
+  async advertiserDays(
+    advertiserId: string,
+    from: number,
+    to: number,
+    finalized: ReadonlySet<number>,
+  ): Promise<Count[]> {
+    return this.daySeries('advertiser_id', advertiserId, from, to, finalized);
+  }
+
+  private async daySeries(
+    key: 'ad_id' | 'advertiser_id',
+    id: string,
+    from: number,
+    to: number,
+    finalized: ReadonlySet<number>,
+  ): Promise<Count[]> {
+    return daySeriesOfHours(await this.series(key, id, 'hour', from, to, HOUR_MS), finalized);
+  }
+}
