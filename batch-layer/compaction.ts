@@ -67,11 +67,32 @@ export interface CompactHourResult {
   events: number;
   validClicks: number;
   adMinutes: number;
+  adHours: number;
   /** Impressions with a valid click in this hour that were already seen in an earlier hour. */
   seenEarlier: number;
+  /** Where the time went, step by step. */
+  phases: PhaseTime[];
 }
 
 type Progress = (p: CompactionProgress) => void;
+
+/** Wall time of one step of a compaction (the bench prints where an hour's time goes). */
+export interface PhaseTime {
+  phase: string;
+  seconds: number;
+}
+
+/** Times the steps of one compaction: each `lap` closes the step that ran since the previous one. */
+export class PhaseClock {
+  readonly phases: PhaseTime[] = [];
+  private last = performance.now();
+
+  lap(phase: string): void {
+    const now = performance.now();
+    this.phases.push({ phase, seconds: (now - this.last) / 1000 });
+    this.last = now;
+  }
+}
 
 /** Scratch folder of one hour under one bucket/prefix; stable, so a retried activity reuses downloads. */
 function hourDir(deps: CompactionDeps, hourStart: number): string {
@@ -158,6 +179,7 @@ interface HourCounts {
   events: number;
   validClicks: number;
   adMinutes: number;
+  adHours: number;
   seenEarlier: number;
 }
 
@@ -171,6 +193,7 @@ export async function countHour(
   hourStart: number,
   outDir: string,
   seenIndexPath?: string,
+  clock = new PhaseClock(),
 ): Promise<HourCounts> {
   const csv: CountFiles = {
     adMinute: join(outDir, 'ad-minute.csv'),
@@ -178,7 +201,7 @@ export async function countHour(
     advertiserMinute: join(outDir, 'advertiser-minute.csv'),
     advertiserHour: join(outDir, 'advertiser-hour.csv'),
   };
-  if (files.length === 0) return { csv, events: 0, validClicks: 0, adMinutes: 0, seenEarlier: 0 };
+  if (files.length === 0) return { csv, events: 0, validClicks: 0, adMinutes: 0, adHours: 0, seenEarlier: 0 };
   const conn = await duckConnect();
   const t = `first_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e9)}`;
   try {
@@ -187,12 +210,14 @@ export async function countHour(
        select event_id, min(ts) as ts, arg_min(ad_id, ts) as ad_id, arg_min(advertiser_id, ts) as advertiser_id
        from (${validInHour(files, hourStart)}) group by event_id`,
     );
+    clock.lap('dedup: first valid click per impression');
     // This hour's own seen index (for the hours after it) comes from the same table, before the
     // impressions seen earlier are removed: it must not depend on the order hours are compacted in.
     if (seenIndexPath) {
       await conn.run(
         `copy (select event_id from ${t}) to ${sqlString(seenIndexPath)} (format parquet, compression zstd)`,
       );
+      clock.lap('dedup: own seen index written');
     }
     let seenEarlier = 0;
     if (earlierIndexes.length > 0) {
@@ -200,20 +225,23 @@ export async function countHour(
         `delete from ${t} where event_id in (select event_id from read_parquet(${sqlFileList(earlierIndexes)}))`,
       );
       seenEarlier = del.rowsChanged;
+      clock.lap('dedup: impressions seen earlier removed');
     }
     // Timestamps leave as zone-less UTC text ('1980-01-01 00:48:00', DuckDB's own rendering, far
     // cheaper than strftime); the PostgreSQL transaction sets its time zone to UTC before COPY.
     const ts = (ms: string): string => `make_timestamp((${ms}) * 1000)`;
-    const copyCsv = async (select: string, path: string): Promise<number> =>
-      (await conn.runAndReadAll(`copy (${select}) to ${sqlString(path)} (format csv, header false)`))
-        .rowsChanged;
+    const copyCsv = async (select: string, path: string): Promise<number> => {
+      const r = await conn.runAndReadAll(`copy (${select}) to ${sqlString(path)} (format csv, header false)`);
+      clock.lap(`count: ${basename(path, '.csv')} rows`);
+      return r.rowsChanged;
+    };
     // Sorted by primary key: PostgreSQL's index inserts stay local.
     const adMinutes = await copyCsv(
       `select ad_id, ${ts('(ts // 60000) * 60000')} as minute, count(*) from ${t}
        group by ad_id, minute order by ad_id, minute`,
       csv.adMinute,
     );
-    await copyCsv(
+    const adHours = await copyCsv(
       `select ad_id, ${ts(String(hourStart))}, count(*) from ${t} group by ad_id order by ad_id`,
       csv.adHour,
     );
@@ -232,11 +260,13 @@ export async function countHour(
                                      from read_parquet(${sqlFileList(files)}))) as events`,
     );
     const row = totals.getRowObjectsJS()[0]!;
+    clock.lap('count: events (distinct Kafka messages)');
     return {
       csv,
       events: Number(row.events),
       validClicks: Number(row.valid),
       adMinutes,
+      adHours,
       seenEarlier,
     };
   } finally {
@@ -268,6 +298,7 @@ export async function writeHourCounts(
   counts: HourCounts,
   run: CompactionRun,
   listedAt: Date,
+  clock = new PhaseClock(),
 ): Promise<{ revision: number; changed: boolean }> {
   const from = new Date(hourStart);
   const to = new Date(hourStart + HOUR_MS);
@@ -288,6 +319,7 @@ export async function writeHourCounts(
       ]),
     );
     const held = (table: string): boolean => !expired.has(table);
+    clock.lap('write: locks');
     const csvOf = {
       click_counts_minute: counts.csv.adMinute,
       click_counts_hour: counts.csv.adHour,
@@ -304,7 +336,9 @@ export async function writeHourCounts(
     for (const t of COUNT_TABLES) {
       if (held(t.minute)) {
         await client.query(`delete from ${t.minute} where minute >= $1 and minute < $2`, [from, to]);
+        clock.lap(`write: ${t.minute} delete`);
         await copyIn(t.minute, `${t.key}, minute, clicks`);
+        clock.lap(`write: ${t.minute} copy`);
       }
       if (!held(t.hour)) continue; // without the hour rows the day rows cannot be recomputed
       const keys = `hour_keys_${t.key}`;
@@ -315,7 +349,9 @@ export async function writeHourCounts(
           [from],
         );
       await client.query(`delete from ${t.hour} where hour = $1`, [from]);
+      clock.lap(`write: ${t.hour} delete`);
       await copyIn(t.hour, `${t.key}, hour, clicks`);
+      clock.lap(`write: ${t.hour} copy`);
       if (!rollDay) continue;
       await client.query(`insert into ${keys} select ${t.key} from ${t.hour} where hour = $1`, [from]);
       await client.query(`analyze ${keys}`);
@@ -330,8 +366,11 @@ export async function writeHourCounts(
           group by ${t.key}`,
         [day, nextDay],
       );
+      clock.lap(`write: ${t.day} recompute`);
     }
-    return recordFinalization(client, hourStart, counts, run, listedAt);
+    const done = await recordFinalization(client, hourStart, counts, run, listedAt);
+    clock.lap('write: finalization recorded');
+    return done;
   });
 }
 
@@ -382,16 +421,19 @@ export async function compactHourFromS3(
   run: CompactionRun,
   onProgress: Progress = () => undefined,
 ): Promise<CompactHourResult> {
+  const clock = new PhaseClock();
   const dir = hourDir(deps, hourStart);
   await mkdir(dir, { recursive: true });
   onProgress({ phase: 'listing', filesDone: 0, filesTotal: 0 });
   // On the database's clock, before the listing: a raw file recorded after this is late for this run.
   const listedAt = (await deps.pool.query<{ now: Date }>('select now()')).rows[0]!.now;
   const raw = await listObjects(deps.s3, deps.bucket, rawHourPrefix(deps.prefix, hourStart));
+  clock.lap('list');
   let done = 0;
   const files = await downloadAll(deps, raw, join(dir, 'raw'), () =>
     onProgress({ phase: 'downloading', filesDone: ++done, filesTotal: raw.length }),
   );
+  clock.lap('download');
   if (deps.faultPauseMs) await new Promise((r) => setTimeout(r, deps.faultPauseMs));
   onProgress({ phase: 'indexing', filesDone: done, filesTotal: raw.length });
   const earlier: string[] = [];
@@ -399,14 +441,17 @@ export async function compactHourFromS3(
     const path = await seenIndexOf(deps, hourStart - i * HOUR_MS, dir);
     if (path) earlier.push(path);
   }
+  clock.lap('lookback seen indexes');
   onProgress({ phase: 'counting', filesDone: done, filesTotal: raw.length });
   const indexPath = join(dir, 'seen-index.parquet');
-  const counts = await countHour(files, earlier, hourStart, dir, indexPath);
+  const counts = await countHour(files, earlier, hourStart, dir, indexPath, clock);
   onProgress({ phase: 'publishing-index', filesDone: done, filesTotal: raw.length });
   const added = files.length > 0 ? await publishSeenIndex(deps, hourStart, raw, indexPath, dir) : undefined;
+  clock.lap('publish seen index');
   onProgress({ phase: 'writing', filesDone: done, filesTotal: raw.length });
-  const { revision, changed } = await writeHourCounts(deps.pool, hourStart, counts, run, listedAt);
+  const { revision, changed } = await writeHourCounts(deps.pool, hourStart, counts, run, listedAt, clock);
   const affectedLaterHours = added ? await laterHoursHolding(deps, hourStart, added, dir) : [];
+  clock.lap('later hours checked');
   onProgress({ phase: 'done', filesDone: done, filesTotal: raw.length });
   await rm(dir, { recursive: true, force: true });
   return {
@@ -418,7 +463,9 @@ export async function compactHourFromS3(
     events: counts.events,
     validClicks: counts.validClicks,
     adMinutes: counts.adMinutes,
+    adHours: counts.adHours,
     seenEarlier: counts.seenEarlier,
+    phases: clock.phases,
   };
 }
 

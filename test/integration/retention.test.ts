@@ -131,7 +131,7 @@ describe('compaction and the tiers', () => {
     await writeHourCounts(
       pool,
       hour,
-      { csv, events: total, validClicks: total, adMinutes: rows.length, seenEarlier: 0 },
+      { csv, events: total, validClicks: total, adMinutes: rows.length, adHours: perAd.size, seenEarlier: 0 },
       run,
       new Date(),
     );
