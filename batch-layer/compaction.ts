@@ -24,7 +24,7 @@ import { rawHourPrefix, seenIndexHourPrefix, seenIndexKey } from './layout.js';
 import { duckConnect, sqlFileList, sqlString } from './parquet.js';
 import { deleteObjects, downloadObject, listObjects, uploadFile, type S3Object } from './storage.js';
 import { inTransaction } from '../common/db.js';
-import { expiredTables } from './partitions.js';
+import { expiredTables, hourPartitionOf } from './partitions.js';
 
 export interface CompactionDeps {
   pool: pg.Pool;
@@ -100,19 +100,24 @@ function hourDir(deps: CompactionDeps, hourStart: number): string {
   return join(deps.workDir, ns, hourIso(hourStart).replaceAll(':', ''));
 }
 
+/** Files fetched at once: a single stream leaves the S3 server and the disk mostly idle. */
+const DOWNLOAD_CONCURRENCY = 4;
+
 async function downloadAll(
   deps: CompactionDeps,
   objects: readonly S3Object[],
   dir: string,
   onFile?: () => void,
 ): Promise<string[]> {
-  const paths: string[] = [];
-  for (const o of objects) {
-    const path = join(dir, basename(o.key));
-    await downloadObject(deps.s3, deps.bucket, o, path);
-    paths.push(path);
-    onFile?.();
-  }
+  const paths = objects.map((o) => join(dir, basename(o.key)));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < objects.length; i = next++) {
+      await downloadObject(deps.s3, deps.bucket, objects[i]!, paths[i]!);
+      onFile?.();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(DOWNLOAD_CONCURRENCY, objects.length) }, worker));
   return paths;
 }
 
@@ -289,8 +294,12 @@ const COUNT_TABLES = [
 /**
  * Replaces the hour's rows (minutes, hour rollups, day rollups; per ad and per advertiser) and marks
  * it finalized, atomically. A tier whose partition of the hour retention has dropped is left alone
- * (batch-layer/partitions.ts): the hour updates the tiers that still hold it. The day rows of every
- * key the hour held before or holds now are recomputed from the day's hour rows.
+ * (batch-layer/partitions.ts): the hour updates the tiers that still hold it.
+ * - Minute rows: when the hour has its own partition, a new table is loaded, indexed and swapped in
+ *   for it at the end (building an index from sorted rows is several times cheaper than inserting
+ *   the rows into the indexes of a day); otherwise the hour's rows are deleted and copied in.
+ * - Day rows change by what the hour changed: the hour's first finalization adds its rows; a later
+ *   one recomputes, from the day's hour rows, the day rows of the keys whose hour count changed.
  */
 export async function writeHourCounts(
   pool: pg.Pool,
@@ -306,9 +315,10 @@ export async function writeHourCounts(
   const nextDay = new Date(dayOf(hourStart) + DAY_MS);
   return inTransaction(pool, async (client) => {
     await client.query("set local time zone 'UTC'"); // the CSVs carry zone-less UTC timestamps
+    await client.query("set local maintenance_work_mem = '1GB'"); // index builds of the minute rows
     // Two runs of the same hour (schedule, backfill, daily) may overlap: let them take turns.
     await client.query('select pg_advisory_xact_lock($1, $2)', [7_262_005, hourStart / HOUR_MS]);
-    // The day's runs take turns too: each recomputes day rows from the day's hour rows.
+    // The day's runs take turns too: each updates the day rows from the day's hour rows.
     await client.query('select pg_advisory_xact_lock($1, $2)', [7_262_006, dayOf(hourStart) / DAY_MS]);
     const expired = await expiredTables(
       client,
@@ -326,52 +336,126 @@ export async function writeHourCounts(
       advertiser_counts_minute: counts.csv.advertiserMinute,
       advertiser_counts_hour: counts.csv.advertiserHour,
     };
-    const copyIn = async (table: keyof typeof csvOf, columns: string): Promise<void> => {
+    const copyIn = async (table: string, csv: string, columns: string, freeze = false): Promise<void> => {
       if (counts.validClicks === 0) return;
       await pipeline(
-        createReadStream(csvOf[table]),
-        client.query(copyFrom(`copy ${table} (${columns}) from stdin with (format csv)`)),
+        createReadStream(csv),
+        client.query(
+          copyFrom(`copy ${table} (${columns}) from stdin with (format csv${freeze ? ', freeze' : ''})`),
+        ),
       );
     };
+    const swaps: Array<{ staged: string; day: string; hour: string }> = [];
     for (const t of COUNT_TABLES) {
       if (held(t.minute)) {
-        await client.query(`delete from ${t.minute} where minute >= $1 and minute < $2`, [from, to]);
-        clock.lap(`write: ${t.minute} delete`);
-        await copyIn(t.minute, `${t.key}, minute, clicks`);
-        clock.lap(`write: ${t.minute} copy`);
+        const partition = await hourPartitionOf(client, t.minute, hourStart);
+        if (partition) {
+          // Loaded without indexes (and frozen: created in this transaction), then indexed.
+          const staged = `${partition.hour}_n`;
+          await client.query(
+            `create table ${staged} (like ${t.minute} including defaults including constraints,
+               constraint in_hour check (minute >= '${from.toISOString()}' and minute < '${to.toISOString()}'))`,
+          );
+          await copyIn(staged, csvOf[t.minute], `${t.key}, minute, clicks`, true);
+          clock.lap(`write: ${t.minute} hour table loaded`);
+          await client.query(
+            `alter table ${staged} add constraint ${staged}_pkey primary key (${t.key}, minute)`,
+          );
+          await client.query(`create index ${staged}_minute_idx on ${staged} (minute)`);
+          clock.lap(`write: ${t.minute} hour table indexed`);
+          swaps.push({ staged, ...partition });
+        } else {
+          await client.query(`delete from ${t.minute} where minute >= $1 and minute < $2`, [from, to]);
+          clock.lap(`write: ${t.minute} delete`);
+          await copyIn(t.minute, csvOf[t.minute], `${t.key}, minute, clicks`);
+          clock.lap(`write: ${t.minute} copy`);
+        }
       }
       if (!held(t.hour)) continue; // without the hour rows the day rows cannot be recomputed
-      const keys = `hour_keys_${t.key}`;
+      // The hour's rows go through a temporary table (no WAL, no index): the day rows are updated from it.
+      const fresh = `hour_rows_${t.key}`;
+      await client.query(
+        `create temp table ${fresh} (${t.key} bigint not null, hour timestamptz not null, clicks bigint not null)
+         on commit drop`,
+      );
+      await copyIn(fresh, csvOf[t.hour], `${t.key}, hour, clicks`);
       const rollDay = held(t.day);
+      const previous = `previous_hour_rows_${t.key}`;
       if (rollDay)
         await client.query(
-          `create temp table ${keys} on commit drop as select ${t.key} from ${t.hour} where hour = $1`,
+          `create temp table ${previous} on commit drop as select ${t.key}, clicks from ${t.hour} where hour = $1`,
           [from],
         );
       await client.query(`delete from ${t.hour} where hour = $1`, [from]);
-      clock.lap(`write: ${t.hour} delete`);
-      await copyIn(t.hour, `${t.key}, hour, clicks`);
-      clock.lap(`write: ${t.hour} copy`);
-      if (!rollDay) continue;
-      await client.query(`insert into ${keys} select ${t.key} from ${t.hour} where hour = $1`, [from]);
-      await client.query(`analyze ${keys}`);
-      await client.query(
-        `delete from ${t.day} where day = $1 and ${t.key} in (select ${t.key} from ${keys})`,
-        [day],
-      );
-      await client.query(
-        `insert into ${t.day} (${t.key}, day, clicks)
-         select ${t.key}, $1, sum(clicks) from ${t.hour}
-          where hour >= $1 and hour < $2 and ${t.key} in (select ${t.key} from ${keys})
-          group by ${t.key}`,
-        [day, nextDay],
-      );
-      clock.lap(`write: ${t.day} recompute`);
+      await client.query(`insert into ${t.hour} (${t.key}, hour, clicks) select * from ${fresh}`);
+      clock.lap(`write: ${t.hour} replaced`);
+      if (rollDay) await updateDayRows(client, t, fresh, previous, day, nextDay);
+      clock.lap(`write: ${t.day} updated`);
+    }
+    if (swaps.length > 0) {
+      // Last, and briefly: detaching takes the day partition's exclusive lock until commit. Give up
+      // (the activity retries) rather than keep readers of the day queued behind a long reader.
+      await client.query("set local lock_timeout = '30s'");
+      for (const { staged, day: dayPartition, hour } of swaps) {
+        await client.query(`alter table ${dayPartition} detach partition ${hour}`);
+        await client.query(`drop table ${hour}`);
+        await client.query(`alter table ${staged} rename to ${hour}`);
+        await client.query(`alter index ${staged}_pkey rename to ${hour}_pkey`);
+        await client.query(`alter index ${staged}_minute_idx rename to ${hour}_minute_idx`);
+        // The in_hour constraint proves the partition's range: attaching scans nothing.
+        await client.query(
+          `alter table ${dayPartition} attach partition ${hour}
+             for values from ('${from.toISOString()}') to ('${to.toISOString()}')`,
+        );
+      }
+      clock.lap('write: minute hour tables swapped in');
     }
     const done = await recordFinalization(client, hourStart, counts, run, listedAt);
     clock.lap('write: finalization recorded');
     return done;
   });
+}
+
+/**
+ * Updates the day rows of one key table for an hour whose rows were `previous` and are now `fresh`
+ * (temporary tables). The hour's first finalization (no previous rows) adds its counts to the day
+ * rows. A later one recomputes, from the day's hour rows, the day rows of the keys whose count in
+ * the hour changed: exact even if those day rows had drifted, and nothing to do when none changed.
+ */
+async function updateDayRows(
+  client: pg.PoolClient,
+  t: (typeof COUNT_TABLES)[number],
+  fresh: string,
+  previous: string,
+  day: Date,
+  nextDay: Date,
+): Promise<void> {
+  const hadRows = (await client.query(`select 1 from ${previous} limit 1`)).rowCount;
+  if (!hadRows) {
+    await client.query(
+      `insert into ${t.day} (${t.key}, day, clicks) select ${t.key}, $1, clicks from ${fresh}
+       on conflict (${t.key}, day) do update set clicks = ${t.day}.clicks + excluded.clicks`,
+      [day],
+    );
+    return;
+  }
+  const keys = `changed_keys_${t.key}`;
+  await client.query(
+    `create temp table ${keys} on commit drop as
+     select ${t.key} from (select ${t.key}, clicks from ${fresh} union all select ${t.key}, -clicks from ${previous}) c
+      group by ${t.key} having sum(clicks) <> 0`,
+  );
+  await client.query(`analyze ${keys}`);
+  await client.query(`delete from ${t.day} where day = $1 and ${t.key} in (select ${t.key} from ${keys})`, [
+    day,
+  ]);
+  await client.query(
+    `insert into ${t.day} (${t.key}, day, clicks)
+     select ${t.key}, $1, sum(clicks) from ${t.hour}
+      where hour >= $1 and hour < $2 and ${t.key} in (select ${t.key} from ${keys})
+      group by ${t.key}`,
+    [day, nextDay],
+  );
 }
 
 /**

@@ -28,6 +28,8 @@ import { expectedDistinct, rng, zipfBlocks } from '../tools/history.js';
 import { rawFileKey } from '../batch-layer/layout.js';
 import { duckConnect, sqlFileList, writeRawParquet, type RawClickRow } from '../batch-layer/parquet.js';
 import { deleteObjects, listObjects, uploadFile } from '../batch-layer/storage.js';
+import { ensurePartitions } from '../batch-layer/partitions.js';
+import { tiersOf } from '../common/retention.js';
 import { reportFigure, reportTable } from './report.js';
 
 const { values } = parseArgs({
@@ -194,6 +196,13 @@ async function compactionBench(): Promise<void> {
     `compaction count: ${counted.validClicks} clicks into ${counted.adMinutes} (ad, minute) rows in ${countSeconds.toFixed(1)} s`,
   );
 
+  // The bench hour's partitions in each tier, as retention makes them for current hours (the minute
+  // tier's day split by hour): bench hours are in 1980, which no test uses, so they go afterwards.
+  const partitions: string[] = [];
+  for (const tier of Object.values(tiersOf({ minuteDays: 1, hourDays: 1, dayYears: 1 })))
+    for (const c of await ensurePartitions(pool, { ...tier, retentionDays: 0, ahead: 1 }, hour))
+      partitions.push(c.partition);
+
   // The whole activity: S3 download, 24 h of lookback indexes, count, own index, PostgreSQL replace.
   t0 = performance.now();
   const result = await compactHourFromS3(
@@ -257,6 +266,7 @@ async function compactionBench(): Promise<void> {
   });
 
   // Leave nothing behind: the bench hour's rows, its finalized mark, its objects.
+  for (const partition of partitions) await pool.query(`drop table ${partition}`);
   const from = new Date(hour);
   const to = new Date(hour + HOUR_MS);
   await pool.query('delete from click_counts_minute where minute >= $1 and minute < $2', [from, to]);
