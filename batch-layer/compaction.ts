@@ -240,14 +240,19 @@ export async function countHour(
       clock.lap(`count: ${basename(path, '.csv')} rows`);
       return r.rowsChanged;
     };
-    // Sorted by primary key: PostgreSQL's index inserts stay local.
+    // The (ad, minute) cells, kept: the ad-hour rows are their sums (a third of the rows to group).
+    await conn.run(
+      `create temp table ${t}_cells as select ad_id, ts // 60000 as minute, count(*) as clicks from ${t}
+       group by ad_id, minute`,
+    );
+    clock.lap('count: ad-minute cells');
+    // Sorted by primary key: PostgreSQL's index builds and inserts stay local.
     const adMinutes = await copyCsv(
-      `select ad_id, ${ts('(ts // 60000) * 60000')} as minute, count(*) from ${t}
-       group by ad_id, minute order by ad_id, minute`,
+      `select ad_id, ${ts('minute * 60000')}, clicks from ${t}_cells order by ad_id, minute`,
       csv.adMinute,
     );
     const adHours = await copyCsv(
-      `select ad_id, ${ts(String(hourStart))}, count(*) from ${t} group by ad_id order by ad_id`,
+      `select ad_id, ${ts(String(hourStart))}, sum(clicks) from ${t}_cells group by ad_id order by ad_id`,
       csv.adHour,
     );
     await copyCsv(
@@ -275,6 +280,7 @@ export async function countHour(
       seenEarlier,
     };
   } finally {
+    await conn.run(`drop table if exists temp.${t}_cells`).catch(() => undefined);
     await conn.run(`drop table if exists temp.${t}`).catch(() => undefined);
     conn.closeSync();
   }
@@ -350,7 +356,10 @@ export async function writeHourCounts(
       if (held(t.minute)) {
         const partition = await hourPartitionOf(client, t.minute, hourStart);
         if (partition) {
-          // Loaded without indexes (and frozen: created in this transaction), then indexed.
+          // Loaded without indexes, then indexed. FREEZE (the table is new in this transaction) spares
+          // the later passes that set hint bits and freeze its rows. DDL is not MVCC-safe: a
+          // repeatable-read snapshot older than the commit would see these rows (without FREEZE, an
+          // empty hour); the app reads in read committed, where a statement waits for the swap.
           const staged = `${partition.hour}_n`;
           await client.query(
             `create table ${staged} (like ${t.minute} including defaults including constraints,
@@ -575,11 +584,13 @@ async function publishSeenIndex(
   // This very file set indexed before: no later hour can have seen a different one.
   const indexedBefore = stale.length < existing.length;
   let added: string | undefined;
-  if (!indexedBefore) {
+  if (!indexedBefore && stale[0]) {
     added = join(dir, 'added-impressions.parquet');
-    const previous = stale[0] && join(dir, 'previous-seen-index.parquet');
-    if (previous) await downloadObject(deps.s3, deps.bucket, stale[0]!, previous);
+    const previous = join(dir, 'previous-seen-index.parquet');
+    await downloadObject(deps.s3, deps.bucket, stale[0], previous);
     await newImpressions(indexPath, previous, added);
+  } else if (!indexedBefore) {
+    added = indexPath; // the hour's first index: every impression in it is new
   }
   await replaceSeenIndex(deps, key, indexPath, stale);
   return added;
@@ -600,13 +611,13 @@ async function replaceSeenIndex(
   );
 }
 
-/** Writes the impression ids of index `now` that index `before` (if any) lacks. */
-async function newImpressions(now: string, before: string | undefined, out: string): Promise<void> {
+/** Writes the impression ids of index `now` that index `before` lacks. */
+async function newImpressions(now: string, before: string, out: string): Promise<void> {
   const conn = await duckConnect();
   try {
-    const minus = before ? ` except select event_id from read_parquet(${sqlString(before)})` : '';
     await conn.run(
-      `copy (select event_id from read_parquet(${sqlString(now)})${minus})
+      `copy (select event_id from read_parquet(${sqlString(now)})
+             except select event_id from read_parquet(${sqlString(before)}))
        to ${sqlString(out)} (format parquet, compression zstd)`,
     );
   } finally {
