@@ -80,6 +80,8 @@ type Progress = (p: CompactionProgress) => void;
 export interface PhaseTime {
   phase: string;
   seconds: number;
+  /** Ran beside the PostgreSQL writes: its time is inside theirs, not added to them. */
+  besideWrites?: boolean;
 }
 
 /** Times the steps of one compaction: each `lap` closes the step that ran since the previous one. */
@@ -181,11 +183,24 @@ interface CountFiles {
 
 interface HourCounts {
   csv: CountFiles;
+  /** Distinct Kafka messages of the hour, all statuses. */
   events: number;
   validClicks: number;
   adMinutes: number;
   adHours: number;
   seenEarlier: number;
+}
+
+/** The hour's rows, and the work left once they are out: its seen index and its Kafka message count. */
+interface HourRollups {
+  counts: Omit<HourCounts, 'events'>;
+  /**
+   * Writes the hour's own seen index (when asked) and counts the hour's distinct Kafka messages, then
+   * releases the DuckDB tables: it can run while PostgreSQL takes the rows.
+   */
+  rest: Promise<number>;
+  /** The steps of `rest`, timed apart (they overlap the writes). */
+  restClock: PhaseClock;
 }
 
 /**
@@ -200,15 +215,40 @@ export async function countHour(
   seenIndexPath?: string,
   clock = new PhaseClock(),
 ): Promise<HourCounts> {
+  const { counts, rest } = await countRollups(files, earlierIndexes, hourStart, outDir, seenIndexPath, clock);
+  const events = await rest;
+  clock.lap('count: seen index and events');
+  return { ...counts, events };
+}
+
+async function countRollups(
+  files: readonly string[],
+  earlierIndexes: readonly string[],
+  hourStart: number,
+  outDir: string,
+  seenIndexPath: string | undefined,
+  clock: PhaseClock,
+): Promise<HourRollups> {
   const csv: CountFiles = {
     adMinute: join(outDir, 'ad-minute.csv'),
     adHour: join(outDir, 'ad-hour.csv'),
     advertiserMinute: join(outDir, 'advertiser-minute.csv'),
     advertiserHour: join(outDir, 'advertiser-hour.csv'),
   };
-  if (files.length === 0) return { csv, events: 0, validClicks: 0, adMinutes: 0, adHours: 0, seenEarlier: 0 };
+  if (files.length === 0)
+    return {
+      counts: { csv, validClicks: 0, adMinutes: 0, adHours: 0, seenEarlier: 0 },
+      rest: Promise.resolve(0),
+      restClock: new PhaseClock(),
+    };
   const conn = await duckConnect();
   const t = `first_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e9)}`;
+  const release = async (): Promise<void> => {
+    for (const table of [`${t}_cells`, `${t}_counted`, t])
+      await conn.run(`drop table if exists temp.${table}`).catch(() => undefined);
+    conn.closeSync();
+  };
+  let counts: HourRollups['counts'];
   try {
     await conn.run(
       `create temp table ${t} as
@@ -216,20 +256,22 @@ export async function countHour(
        from (${validInHour(files, hourStart)}) group by event_id`,
     );
     clock.lap('dedup: first valid click per impression');
-    // This hour's own seen index (for the hours after it) comes from the same table, before the
-    // impressions seen earlier are removed: it must not depend on the order hours are compacted in.
-    if (seenIndexPath) {
-      await conn.run(
-        `copy (select event_id from ${t}) to ${sqlString(seenIndexPath)} (format parquet, compression zstd)`,
-      );
-      clock.lap('dedup: own seen index written');
-    }
+    // The clicks counted here: the impressions seen in an earlier hour go. The table of all of them
+    // stays for this hour's own seen index (for the hours after it), which must not depend on the
+    // order hours are compacted in.
+    let counted = t;
     let seenEarlier = 0;
     if (earlierIndexes.length > 0) {
-      const del = await conn.runAndReadAll(
-        `delete from ${t} where event_id in (select event_id from read_parquet(${sqlFileList(earlierIndexes)}))`,
+      counted = `${t}_counted`;
+      await conn.run(
+        `create temp table ${counted} as select * from ${t}
+          where not exists (select 1 from read_parquet(${sqlFileList(earlierIndexes)}) e
+                             where e.event_id = ${t}.event_id)`,
       );
-      seenEarlier = del.rowsChanged;
+      const n = await conn.runAndReadAll(
+        `select (select count(*) from ${t}) - (select count(*) from ${counted}) as n`,
+      );
+      seenEarlier = Number(n.getRowObjectsJS()[0]!.n);
       clock.lap('dedup: impressions seen earlier removed');
     }
     // Timestamps leave as zone-less UTC text ('1980-01-01 00:48:00', DuckDB's own rendering, far
@@ -242,7 +284,7 @@ export async function countHour(
     };
     // The (ad, minute) cells, kept: the ad-hour rows are their sums (a third of the rows to group).
     await conn.run(
-      `create temp table ${t}_cells as select ad_id, ts // 60000 as minute, count(*) as clicks from ${t}
+      `create temp table ${t}_cells as select ad_id, ts // 60000 as minute, count(*) as clicks from ${counted}
        group by ad_id, minute`,
     );
     clock.lap('count: ad-minute cells');
@@ -256,34 +298,45 @@ export async function countHour(
       csv.adHour,
     );
     await copyCsv(
-      `select advertiser_id, ${ts('(ts // 60000) * 60000')} as minute, count(*) from ${t}
+      `select advertiser_id, ${ts('(ts // 60000) * 60000')} as minute, count(*) from ${counted}
        group by advertiser_id, minute order by advertiser_id, minute`,
       csv.advertiserMinute,
     );
     await copyCsv(
-      `select advertiser_id, ${ts(String(hourStart))}, count(*) from ${t} group by advertiser_id order by advertiser_id`,
+      `select advertiser_id, ${ts(String(hourStart))}, count(*) from ${counted} group by advertiser_id order by advertiser_id`,
       csv.advertiserHour,
     );
-    const totals = await conn.runAndReadAll(
-      `select (select count(*) from ${t}) as valid,
-              (select count(*) from (select distinct kafka_partition, kafka_offset
-                                     from read_parquet(${sqlFileList(files)}))) as events`,
-    );
-    const row = totals.getRowObjectsJS()[0]!;
-    clock.lap('count: events (distinct Kafka messages)');
-    return {
+    const valid = await conn.runAndReadAll(`select count(*) as n from ${counted}`);
+    counts = {
       csv,
-      events: Number(row.events),
-      validClicks: Number(row.valid),
+      validClicks: Number(valid.getRowObjectsJS()[0]!.n),
       adMinutes,
       adHours,
       seenEarlier,
     };
-  } finally {
-    await conn.run(`drop table if exists temp.${t}_cells`).catch(() => undefined);
-    await conn.run(`drop table if exists temp.${t}`).catch(() => undefined);
-    conn.closeSync();
+  } catch (e) {
+    await release();
+    throw e;
   }
+  const restClock = new PhaseClock();
+  const rest = (async (): Promise<number> => {
+    try {
+      if (seenIndexPath) {
+        await conn.run(
+          `copy (select event_id from ${t}) to ${sqlString(seenIndexPath)} (format parquet, compression zstd)`,
+        );
+        restClock.lap('own seen index written');
+      }
+      const events = await conn.runAndReadAll(
+        `select count(*) as n from (select distinct kafka_partition, kafka_offset from read_parquet(${sqlFileList(files)}))`,
+      );
+      restClock.lap('events (distinct Kafka messages)');
+      return Number(events.getRowObjectsJS()[0]!.n);
+    } finally {
+      await release();
+    }
+  })();
+  return { counts, rest, restClock };
 }
 
 /** The count tables of one key (per ad, per advertiser): minute, hour and day tiers. */
@@ -310,7 +363,8 @@ const COUNT_TABLES = [
 export async function writeHourCounts(
   pool: pg.Pool,
   hourStart: number,
-  counts: HourCounts,
+  // The events count may still be running (beside these writes, in compactHourFromS3).
+  counts: Omit<HourCounts, 'events'> & { events: number | Promise<number> },
   run: CompactionRun,
   listedAt: Date,
   clock = new PhaseClock(),
@@ -381,13 +435,6 @@ export async function writeHourCounts(
         }
       }
       if (!held(t.hour)) continue; // without the hour rows the day rows cannot be recomputed
-      // The hour's rows go through a temporary table (no WAL, no index): the day rows are updated from it.
-      const fresh = `hour_rows_${t.key}`;
-      await client.query(
-        `create temp table ${fresh} (${t.key} bigint not null, hour timestamptz not null, clicks bigint not null)
-         on commit drop`,
-      );
-      await copyIn(fresh, csvOf[t.hour], `${t.key}, hour, clicks`);
       const rollDay = held(t.day);
       const previous = `previous_hour_rows_${t.key}`;
       if (rollDay)
@@ -396,9 +443,9 @@ export async function writeHourCounts(
           [from],
         );
       await client.query(`delete from ${t.hour} where hour = $1`, [from]);
-      await client.query(`insert into ${t.hour} (${t.key}, hour, clicks) select * from ${fresh}`);
+      await copyIn(t.hour, csvOf[t.hour], `${t.key}, hour, clicks`);
       clock.lap(`write: ${t.hour} replaced`);
-      if (rollDay) await updateDayRows(client, t, fresh, previous, day, nextDay);
+      if (rollDay) await updateDayRows(client, t, from, previous, day, nextDay);
       clock.lap(`write: ${t.day} updated`);
     }
     if (swaps.length > 0) {
@@ -419,22 +466,24 @@ export async function writeHourCounts(
       }
       clock.lap('write: minute hour tables swapped in');
     }
-    const done = await recordFinalization(client, hourStart, counts, run, listedAt);
+    const events = await counts.events;
+    clock.lap('write: events count awaited');
+    const done = await recordFinalization(client, hourStart, { ...counts, events }, run, listedAt);
     clock.lap('write: finalization recorded');
     return done;
   });
 }
 
 /**
- * Updates the day rows of one key table for an hour whose rows were `previous` and are now `fresh`
- * (temporary tables). The hour's first finalization (no previous rows) adds its counts to the day
+ * Updates the day rows of one key table for the hour starting `hour`, whose rows were `previous` (a
+ * temporary table) and are now in the hour table. The hour's first finalization (no previous rows) adds its counts to the day
  * rows. A later one recomputes, from the day's hour rows, the day rows of the keys whose count in
  * the hour changed: exact even if those day rows had drifted, and nothing to do when none changed.
  */
 async function updateDayRows(
   client: pg.PoolClient,
   t: (typeof COUNT_TABLES)[number],
-  fresh: string,
+  hour: Date,
   previous: string,
   day: Date,
   nextDay: Date,
@@ -442,17 +491,19 @@ async function updateDayRows(
   const hadRows = (await client.query(`select 1 from ${previous} limit 1`)).rowCount;
   if (!hadRows) {
     await client.query(
-      `insert into ${t.day} (${t.key}, day, clicks) select ${t.key}, $1, clicks from ${fresh}
+      `insert into ${t.day} (${t.key}, day, clicks) select ${t.key}, $1, clicks from ${t.hour} where hour = $2
        on conflict (${t.key}, day) do update set clicks = ${t.day}.clicks + excluded.clicks`,
-      [day],
+      [day, hour],
     );
     return;
   }
   const keys = `changed_keys_${t.key}`;
   await client.query(
     `create temp table ${keys} on commit drop as
-     select ${t.key} from (select ${t.key}, clicks from ${fresh} union all select ${t.key}, -clicks from ${previous}) c
+     select ${t.key} from (select ${t.key}, clicks from ${t.hour} where hour = $1
+                           union all select ${t.key}, -clicks from ${previous}) c
       group by ${t.key} having sum(clicks) <> 0`,
+    [hour],
   );
   await client.query(`analyze ${keys}`);
   await client.query(`delete from ${t.day} where day = $1 and ${t.key} in (select ${t.key} from ${keys})`, [
@@ -537,12 +588,25 @@ export async function compactHourFromS3(
   clock.lap('lookback seen indexes');
   onProgress({ phase: 'counting', filesDone: done, filesTotal: raw.length });
   const indexPath = join(dir, 'seen-index.parquet');
-  const counts = await countHour(files, earlier, hourStart, dir, indexPath, clock);
-  onProgress({ phase: 'publishing-index', filesDone: done, filesTotal: raw.length });
-  const added = files.length > 0 ? await publishSeenIndex(deps, hourStart, raw, indexPath, dir) : undefined;
-  clock.lap('publish seen index');
+  const { counts, rest, restClock } = await countRollups(files, earlier, hourStart, dir, indexPath, clock);
+  // The hour's seen index and its events count (DuckDB), then the index's upload, run beside the
+  // PostgreSQL writes: each side keeps a core busy.
+  const indexed = rest.then(async (events) => {
+    const added = files.length > 0 ? await publishSeenIndex(deps, hourStart, raw, indexPath, dir) : undefined;
+    restClock.lap('seen index published');
+    return { events, added };
+  });
   onProgress({ phase: 'writing', filesDone: done, filesTotal: raw.length });
-  const { revision, changed } = await writeHourCounts(deps.pool, hourStart, counts, run, listedAt, clock);
+  const [written, published] = await Promise.allSettled([
+    writeHourCounts(deps.pool, hourStart, { ...counts, events: rest }, run, listedAt, clock),
+    indexed,
+  ]);
+  if (written.status === 'rejected') throw written.reason;
+  if (published.status === 'rejected') throw published.reason;
+  const { revision, changed } = written.value;
+  const { events, added } = published.value;
+  clock.lap('seen index publication awaited');
+  onProgress({ phase: 'publishing-index', filesDone: done, filesTotal: raw.length });
   const affectedLaterHours = added ? await laterHoursHolding(deps, hourStart, added, dir) : [];
   clock.lap('later hours checked');
   onProgress({ phase: 'done', filesDone: done, filesTotal: raw.length });
@@ -553,12 +617,12 @@ export async function compactHourFromS3(
     changed,
     affectedLaterHours: affectedLaterHours.map(hourIso),
     files: raw.length,
-    events: counts.events,
+    events,
     validClicks: counts.validClicks,
     adMinutes: counts.adMinutes,
     adHours: counts.adHours,
     seenEarlier: counts.seenEarlier,
-    phases: clock.phases,
+    phases: [...clock.phases, ...restClock.phases.map((p) => ({ ...p, besideWrites: true }))],
   };
 }
 

@@ -120,7 +120,8 @@ function* chunks(random: () => number): Generator<RawClickRow[]> {
 
 /**
  * Each step's time at the peak hour: a step over count rows (PostgreSQL writes, the CSVs DuckDB writes
- * for them) scales with those rows, every other step with the clicks.
+ * for them) scales with those rows, every other step with the clicks. Steps beside the writes are
+ * shown, not summed: the writes wait for them (`… awaited` steps) when they take longer.
  */
 function projectPhases(
   phases: readonly PhaseTime[],
@@ -244,7 +245,7 @@ async function compactionBench(): Promise<void> {
     section: 'batch',
     name: 'compaction phases (measured hour, and projected to the peak hour)',
     rows: projected.map((p) => ({
-      phase: p.phase,
+      phase: p.besideWrites ? `(beside the writes) ${p.phase}` : p.phase,
       seconds: Number(p.seconds.toFixed(2)),
       'scales with': p.driver,
       'peak hour s': Number(p.projected.toFixed(1)),
@@ -258,7 +259,7 @@ async function compactionBench(): Promise<void> {
   reportFigure({
     section: 'batch',
     figure: 'one peak hour (36M clicks, ~13M ad-minute rows), projected step by step',
-    value: Math.round(projected.reduce((sum, p) => sum + p.projected, 0)),
+    value: Math.round(projected.reduce((sum, p) => sum + (p.besideWrites ? 0 : p.projected), 0)),
     unit: 's',
     target: '≤ 60',
     baseline: Math.round((PEAK_CLICKS / CLICKS) * baselineSeconds),
