@@ -357,8 +357,9 @@ const COUNT_TABLES = [
  * - Minute rows: when the hour has its own partition, a new table is loaded, indexed and swapped in
  *   for it at the end (building an index from sorted rows is several times cheaper than inserting
  *   the rows into the indexes of a day); otherwise the hour's rows are deleted and copied in.
- * - Day rows change by what the hour changed: the hour's first finalization adds its rows; a later
- *   one recomputes, from the day's hour rows, the day rows of the keys whose hour count changed.
+ * - Day rows exist for whole days only (every hour finalized), the only days the API reads them for:
+ *   the run that makes a day whole writes them from the day's hour rows; in a whole day, a run changes
+ *   them by what the hour changed. The peak hour of a day does not pay for them.
  */
 export async function writeHourCounts(
   pool: pg.Pool,
@@ -389,6 +390,7 @@ export async function writeHourCounts(
       ]),
     );
     const held = (table: string): boolean => !expired.has(table);
+    const dayRows = await dayRowsDue(client, hourStart);
     clock.lap('write: locks');
     const csvOf = {
       click_counts_minute: counts.csv.adMinute,
@@ -435,7 +437,7 @@ export async function writeHourCounts(
         }
       }
       if (!held(t.hour)) continue; // without the hour rows the day rows cannot be recomputed
-      const rollDay = held(t.day);
+      const rollDay = held(t.day) && dayRows !== 'none';
       const previous = `previous_hour_rows_${t.key}`;
       if (rollDay)
         await client.query(
@@ -445,7 +447,8 @@ export async function writeHourCounts(
       await client.query(`delete from ${t.hour} where hour = $1`, [from]);
       await copyIn(t.hour, csvOf[t.hour], `${t.key}, hour, clicks`);
       clock.lap(`write: ${t.hour} replaced`);
-      if (rollDay) await updateDayRows(client, t, from, previous, day, nextDay);
+      if (rollDay && dayRows === 'whole day') await writeDayRows(client, t, day, nextDay);
+      else if (rollDay) await updateDayRows(client, t, from, previous, day, nextDay);
       clock.lap(`write: ${t.day} updated`);
     }
     if (swaps.length > 0) {
@@ -475,10 +478,49 @@ export async function writeHourCounts(
 }
 
 /**
- * Updates the day rows of one key table for the hour starting `hour`, whose rows were `previous` (a
- * temporary table) and are now in the hour table. The hour's first finalization (no previous rows) adds its counts to the day
- * rows. A later one recomputes, from the day's hour rows, the day rows of the keys whose count in
- * the hour changed: exact even if those day rows had drifted, and nothing to do when none changed.
+ * What this run does to the day rows: nothing while the day has an hour not finalized, write them all
+ * when this run finalizes the day's last hour, update them when it finalizes an hour of a whole day
+ * again. Runs of one day take turns (the day's advisory lock), so the answer holds until commit.
+ */
+async function dayRowsDue(
+  client: pg.PoolClient,
+  hourStart: number,
+): Promise<'none' | 'whole day' | 'update'> {
+  const day = dayOf(hourStart);
+  const { rows } = await client.query<{ others: number; this_hour: boolean }>(
+    `select count(*) filter (where hour <> $3)::int as others, bool_or(hour = $3) as this_hour
+       from finalized_hours where hour >= $1 and hour < $2`,
+    [new Date(day), new Date(day + DAY_MS), new Date(hourStart)],
+  );
+  const { others, this_hour: thisHour } = rows[0]!;
+  if (others < 23) return 'none';
+  return thisHour ? 'update' : 'whole day';
+}
+
+/**
+ * The day rows of one key table for a day just made whole, from its hour rows. Rows of the day left
+ * by a release that wrote day rows for partial days are replaced.
+ */
+async function writeDayRows(
+  client: pg.PoolClient,
+  t: (typeof COUNT_TABLES)[number],
+  day: Date,
+  nextDay: Date,
+): Promise<void> {
+  await client.query(`delete from ${t.day} where day = $1`, [day]);
+  await client.query(
+    `insert into ${t.day} (${t.key}, day, clicks)
+     select ${t.key}, $1, sum(clicks) from ${t.hour} where hour >= $1 and hour < $2 group by ${t.key}`,
+    [day, nextDay],
+  );
+}
+
+/**
+ * Updates the day rows of one key table (a whole day) for the hour starting `hour`, finalized again,
+ * whose rows were `previous` (a temporary table) and are now in the hour table. An hour that had no
+ * rows adds its counts to the day rows. Otherwise the day rows of the keys whose count in the hour
+ * changed are recomputed from the day's hour rows: exact even if those rows had drifted, and nothing
+ * to do when none changed.
  */
 async function updateDayRows(
   client: pg.PoolClient,

@@ -170,12 +170,14 @@ describe('compaction and the tiers', () => {
     );
   });
 
-  it("writes day rollups with the hour, recomputed from the day's hours when an hour is replaced", async () => {
+  it('writes day rollups when the day is whole, recomputed from its hours when an hour is replaced', async () => {
+    for (let h = 0; h < 24; h++) if (h !== 3 && h !== 4) await writeHour(day + h * HOUR_MS, []);
     await writeHour(day + 3 * HOUR_MS, [
       [ad1, 0, 3],
       [ad1, 5, 1],
       [ad2, 7, 2],
     ]);
+    expect(await dayRows()).toEqual({}); // the API reads day rows of whole days only
     await writeHour(day + 4 * HOUR_MS, [[ad1, 1, 1]]);
     expect(await dayRows()).toEqual({ [ad1]: 5, [ad2]: 2, adv: 7 });
     // The late path replaces hour 3: ad1 no longer in it, ad2 more.
@@ -218,13 +220,16 @@ describe('compaction into hour partitions of the minute tier', () => {
     retentionDays: 0,
     ahead: 1,
   };
-  const [ad1, ad2] = [ad(3), ad(4)];
+  const ad1 = ad(3);
+  const ad2 = String(BigInt(ad1) + 1n); // after ad1: the rows below are in (ad, minute) order
   const adv = String(9_300_000_000 + randomInt(1e6));
   const hour = day + 5 * HOUR_MS;
   let created: string[] = [];
 
   beforeAll(async () => {
     created = (await ensurePartitions(pool, minuteTier, day + 12 * HOUR_MS)).map((c) => c.partition);
+    // The day's other hours, finalized empty: the day is whole once the hour is written.
+    for (let h = 0; h < 24; h++) if (h !== 5) await writeHourRows(day + h * HOUR_MS, adv, []);
   });
 
   afterAll(async () => {
@@ -233,8 +238,9 @@ describe('compaction into hour partitions of the minute tier', () => {
     await pool.query('delete from click_counts_day where ad_id = any($1::bigint[])', [[ad1, ad2]]);
     for (const t of ['advertiser_counts_hour', 'advertiser_counts_day'])
       await pool.query(`delete from ${t} where advertiser_id = $1`, [adv]);
-    await pool.query('delete from finalized_hours where hour = $1', [new Date(hour)]);
-    await pool.query('delete from hour_revisions where hour = $1', [new Date(hour)]);
+    const hours = [new Date(day), new Date(day + DAY_MS)];
+    await pool.query('delete from finalized_hours where hour >= $1 and hour < $2', hours);
+    await pool.query('delete from hour_revisions where hour >= $1 and hour < $2', hours);
   });
 
   const minuteRows = async (): Promise<Array<[string, number, number]>> => {
