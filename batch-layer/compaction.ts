@@ -123,6 +123,12 @@ async function downloadAll(
   return paths;
 }
 
+/**
+ * Seen indexes are random ids: zstd halves them (snappy and lz4 barely shrink them), and its fastest
+ * level writes them in two thirds of the default level's time, slightly smaller.
+ */
+const SEEN_INDEX_FORMAT = '(format parquet, compression zstd, compression_level 1)';
+
 /** Signed, unexpired clicks of the hour: the candidates for an impression's first click. */
 const validInHour = (files: readonly string[], hourStart: number): string =>
   `select event_id, ts, ad_id, advertiser_id from read_parquet(${sqlFileList(files)})
@@ -134,7 +140,7 @@ async function writeSeenIndex(files: readonly string[], hourStart: number, path:
   try {
     await conn.run(
       `copy (select distinct event_id from (${validInHour(files, hourStart)}))
-       to ${sqlString(path)} (format parquet, compression zstd)`,
+       to ${sqlString(path)} ${SEEN_INDEX_FORMAT}`,
     );
   } finally {
     conn.closeSync();
@@ -323,7 +329,7 @@ async function countRollups(
     try {
       if (seenIndexPath) {
         await conn.run(
-          `copy (select event_id from ${t}) to ${sqlString(seenIndexPath)} (format parquet, compression zstd)`,
+          `copy (select event_id from ${t}) to ${sqlString(seenIndexPath)} ${SEEN_INDEX_FORMAT}`,
         );
         restClock.lap('own seen index written');
       }
@@ -724,7 +730,7 @@ async function newImpressions(now: string, before: string, out: string): Promise
     await conn.run(
       `copy (select event_id from read_parquet(${sqlString(now)})
              except select event_id from read_parquet(${sqlString(before)}))
-       to ${sqlString(out)} (format parquet, compression zstd)`,
+       to ${sqlString(out)} ${SEEN_INDEX_FORMAT}`,
     );
   } finally {
     conn.closeSync();
