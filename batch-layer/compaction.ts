@@ -24,7 +24,7 @@ import { rawHourPrefix, seenIndexHourPrefix, seenIndexKey } from './layout.js';
 import { duckConnect, sqlFileList, sqlString } from './parquet.js';
 import { deleteObjects, downloadObject, listObjects, uploadFile, type S3Object } from './storage.js';
 import { inTransaction } from '../common/db.js';
-import { expiredTables } from './partitions.js';
+import { expiredTables, hourPartitionOf } from './partitions.js';
 
 export interface CompactionDeps {
   pool: pg.Pool;
@@ -67,11 +67,34 @@ export interface CompactHourResult {
   events: number;
   validClicks: number;
   adMinutes: number;
+  adHours: number;
   /** Impressions with a valid click in this hour that were already seen in an earlier hour. */
   seenEarlier: number;
+  /** Where the time went, step by step. */
+  phases: PhaseTime[];
 }
 
 type Progress = (p: CompactionProgress) => void;
+
+/** Wall time of one step of a compaction (the bench prints where an hour's time goes). */
+export interface PhaseTime {
+  phase: string;
+  seconds: number;
+  /** Ran beside the PostgreSQL writes: its time is inside theirs, not added to them. */
+  besideWrites?: boolean;
+}
+
+/** Times the steps of one compaction: each `lap` closes the step that ran since the previous one. */
+export class PhaseClock {
+  readonly phases: PhaseTime[] = [];
+  private last = performance.now();
+
+  lap(phase: string): void {
+    const now = performance.now();
+    this.phases.push({ phase, seconds: (now - this.last) / 1000 });
+    this.last = now;
+  }
+}
 
 /** Scratch folder of one hour under one bucket/prefix; stable, so a retried activity reuses downloads. */
 function hourDir(deps: CompactionDeps, hourStart: number): string {
@@ -79,21 +102,32 @@ function hourDir(deps: CompactionDeps, hourStart: number): string {
   return join(deps.workDir, ns, hourIso(hourStart).replaceAll(':', ''));
 }
 
+/** Files fetched at once: a single stream leaves the S3 server and the disk mostly idle. */
+const DOWNLOAD_CONCURRENCY = 4;
+
 async function downloadAll(
   deps: CompactionDeps,
   objects: readonly S3Object[],
   dir: string,
   onFile?: () => void,
 ): Promise<string[]> {
-  const paths: string[] = [];
-  for (const o of objects) {
-    const path = join(dir, basename(o.key));
-    await downloadObject(deps.s3, deps.bucket, o, path);
-    paths.push(path);
-    onFile?.();
-  }
+  const paths = objects.map((o) => join(dir, basename(o.key)));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < objects.length; i = next++) {
+      await downloadObject(deps.s3, deps.bucket, objects[i]!, paths[i]!);
+      onFile?.();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(DOWNLOAD_CONCURRENCY, objects.length) }, worker));
   return paths;
 }
+
+/**
+ * Seen indexes are random ids: zstd halves them (snappy and lz4 barely shrink them), and its fastest
+ * level writes them in two thirds of the default level's time, slightly smaller.
+ */
+const SEEN_INDEX_FORMAT = '(format parquet, compression zstd, compression_level 1)';
 
 /** Signed, unexpired clicks of the hour: the candidates for an impression's first click. */
 const validInHour = (files: readonly string[], hourStart: number): string =>
@@ -106,7 +140,7 @@ async function writeSeenIndex(files: readonly string[], hourStart: number, path:
   try {
     await conn.run(
       `copy (select distinct event_id from (${validInHour(files, hourStart)}))
-       to ${sqlString(path)} (format parquet, compression zstd)`,
+       to ${sqlString(path)} ${SEEN_INDEX_FORMAT}`,
     );
   } finally {
     conn.closeSync();
@@ -155,10 +189,24 @@ interface CountFiles {
 
 interface HourCounts {
   csv: CountFiles;
+  /** Distinct Kafka messages of the hour, all statuses. */
   events: number;
   validClicks: number;
   adMinutes: number;
+  adHours: number;
   seenEarlier: number;
+}
+
+/** The hour's rows, and the work left once they are out: its seen index and its Kafka message count. */
+interface HourRollups {
+  counts: Omit<HourCounts, 'events'>;
+  /**
+   * Writes the hour's own seen index (when asked) and counts the hour's distinct Kafka messages, then
+   * releases the DuckDB tables: it can run while PostgreSQL takes the rows.
+   */
+  rest: Promise<number>;
+  /** The steps of `rest`, timed apart (they overlap the writes). */
+  restClock: PhaseClock;
 }
 
 /**
@@ -171,78 +219,130 @@ export async function countHour(
   hourStart: number,
   outDir: string,
   seenIndexPath?: string,
+  clock = new PhaseClock(),
 ): Promise<HourCounts> {
+  const { counts, rest } = await countRollups(files, earlierIndexes, hourStart, outDir, seenIndexPath, clock);
+  const events = await rest;
+  clock.lap('count: seen index and events');
+  return { ...counts, events };
+}
+
+async function countRollups(
+  files: readonly string[],
+  earlierIndexes: readonly string[],
+  hourStart: number,
+  outDir: string,
+  seenIndexPath: string | undefined,
+  clock: PhaseClock,
+): Promise<HourRollups> {
   const csv: CountFiles = {
     adMinute: join(outDir, 'ad-minute.csv'),
     adHour: join(outDir, 'ad-hour.csv'),
     advertiserMinute: join(outDir, 'advertiser-minute.csv'),
     advertiserHour: join(outDir, 'advertiser-hour.csv'),
   };
-  if (files.length === 0) return { csv, events: 0, validClicks: 0, adMinutes: 0, seenEarlier: 0 };
+  if (files.length === 0)
+    return {
+      counts: { csv, validClicks: 0, adMinutes: 0, adHours: 0, seenEarlier: 0 },
+      rest: Promise.resolve(0),
+      restClock: new PhaseClock(),
+    };
   const conn = await duckConnect();
   const t = `first_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e9)}`;
+  const release = async (): Promise<void> => {
+    for (const table of [`${t}_cells`, `${t}_counted`, t])
+      await conn.run(`drop table if exists temp.${table}`).catch(() => undefined);
+    conn.closeSync();
+  };
+  let counts: HourRollups['counts'];
   try {
     await conn.run(
       `create temp table ${t} as
        select event_id, min(ts) as ts, arg_min(ad_id, ts) as ad_id, arg_min(advertiser_id, ts) as advertiser_id
        from (${validInHour(files, hourStart)}) group by event_id`,
     );
-    // This hour's own seen index (for the hours after it) comes from the same table, before the
-    // impressions seen earlier are removed: it must not depend on the order hours are compacted in.
-    if (seenIndexPath) {
-      await conn.run(
-        `copy (select event_id from ${t}) to ${sqlString(seenIndexPath)} (format parquet, compression zstd)`,
-      );
-    }
+    clock.lap('dedup: first valid click per impression');
+    // The clicks counted here: the impressions seen in an earlier hour go. The table of all of them
+    // stays for this hour's own seen index (for the hours after it), which must not depend on the
+    // order hours are compacted in.
+    let counted = t;
     let seenEarlier = 0;
     if (earlierIndexes.length > 0) {
-      const del = await conn.runAndReadAll(
-        `delete from ${t} where event_id in (select event_id from read_parquet(${sqlFileList(earlierIndexes)}))`,
+      counted = `${t}_counted`;
+      await conn.run(
+        `create temp table ${counted} as select * from ${t}
+          where not exists (select 1 from read_parquet(${sqlFileList(earlierIndexes)}) e
+                             where e.event_id = ${t}.event_id)`,
       );
-      seenEarlier = del.rowsChanged;
+      const n = await conn.runAndReadAll(
+        `select (select count(*) from ${t}) - (select count(*) from ${counted}) as n`,
+      );
+      seenEarlier = Number(n.getRowObjectsJS()[0]!.n);
+      clock.lap('dedup: impressions seen earlier removed');
     }
     // Timestamps leave as zone-less UTC text ('1980-01-01 00:48:00', DuckDB's own rendering, far
     // cheaper than strftime); the PostgreSQL transaction sets its time zone to UTC before COPY.
     const ts = (ms: string): string => `make_timestamp((${ms}) * 1000)`;
-    const copyCsv = async (select: string, path: string): Promise<number> =>
-      (await conn.runAndReadAll(`copy (${select}) to ${sqlString(path)} (format csv, header false)`))
-        .rowsChanged;
-    // Sorted by primary key: PostgreSQL's index inserts stay local.
+    const copyCsv = async (select: string, path: string): Promise<number> => {
+      const r = await conn.runAndReadAll(`copy (${select}) to ${sqlString(path)} (format csv, header false)`);
+      clock.lap(`count: ${basename(path, '.csv')} rows`);
+      return r.rowsChanged;
+    };
+    // The (ad, minute) cells, kept: the ad-hour rows are their sums (a third of the rows to group).
+    await conn.run(
+      `create temp table ${t}_cells as select ad_id, ts // 60000 as minute, count(*) as clicks from ${counted}
+       group by ad_id, minute`,
+    );
+    clock.lap('count: ad-minute cells');
+    // Sorted by primary key: PostgreSQL's index builds and inserts stay local.
     const adMinutes = await copyCsv(
-      `select ad_id, ${ts('(ts // 60000) * 60000')} as minute, count(*) from ${t}
-       group by ad_id, minute order by ad_id, minute`,
+      `select ad_id, ${ts('minute * 60000')}, clicks from ${t}_cells order by ad_id, minute`,
       csv.adMinute,
     );
-    await copyCsv(
-      `select ad_id, ${ts(String(hourStart))}, count(*) from ${t} group by ad_id order by ad_id`,
+    const adHours = await copyCsv(
+      `select ad_id, ${ts(String(hourStart))}, sum(clicks) from ${t}_cells group by ad_id order by ad_id`,
       csv.adHour,
     );
     await copyCsv(
-      `select advertiser_id, ${ts('(ts // 60000) * 60000')} as minute, count(*) from ${t}
+      `select advertiser_id, ${ts('(ts // 60000) * 60000')} as minute, count(*) from ${counted}
        group by advertiser_id, minute order by advertiser_id, minute`,
       csv.advertiserMinute,
     );
     await copyCsv(
-      `select advertiser_id, ${ts(String(hourStart))}, count(*) from ${t} group by advertiser_id order by advertiser_id`,
+      `select advertiser_id, ${ts(String(hourStart))}, count(*) from ${counted} group by advertiser_id order by advertiser_id`,
       csv.advertiserHour,
     );
-    const totals = await conn.runAndReadAll(
-      `select (select count(*) from ${t}) as valid,
-              (select count(*) from (select distinct kafka_partition, kafka_offset
-                                     from read_parquet(${sqlFileList(files)}))) as events`,
-    );
-    const row = totals.getRowObjectsJS()[0]!;
-    return {
+    const valid = await conn.runAndReadAll(`select count(*) as n from ${counted}`);
+    counts = {
       csv,
-      events: Number(row.events),
-      validClicks: Number(row.valid),
+      validClicks: Number(valid.getRowObjectsJS()[0]!.n),
       adMinutes,
+      adHours,
       seenEarlier,
     };
-  } finally {
-    await conn.run(`drop table if exists temp.${t}`).catch(() => undefined);
-    conn.closeSync();
+  } catch (e) {
+    await release();
+    throw e;
   }
+  const restClock = new PhaseClock();
+  const rest = (async (): Promise<number> => {
+    try {
+      if (seenIndexPath) {
+        await conn.run(
+          `copy (select event_id from ${t}) to ${sqlString(seenIndexPath)} ${SEEN_INDEX_FORMAT}`,
+        );
+        restClock.lap('own seen index written');
+      }
+      const events = await conn.runAndReadAll(
+        `select count(*) as n from (select distinct kafka_partition, kafka_offset from read_parquet(${sqlFileList(files)}))`,
+      );
+      restClock.lap('events (distinct Kafka messages)');
+      return Number(events.getRowObjectsJS()[0]!.n);
+    } finally {
+      await release();
+    }
+  })();
+  return { counts, rest, restClock };
 }
 
 /** The count tables of one key (per ad, per advertiser): minute, hour and day tiers. */
@@ -259,15 +359,22 @@ const COUNT_TABLES = [
 /**
  * Replaces the hour's rows (minutes, hour rollups, day rollups; per ad and per advertiser) and marks
  * it finalized, atomically. A tier whose partition of the hour retention has dropped is left alone
- * (batch-layer/partitions.ts): the hour updates the tiers that still hold it. The day rows of every
- * key the hour held before or holds now are recomputed from the day's hour rows.
+ * (batch-layer/partitions.ts): the hour updates the tiers that still hold it.
+ * - Minute rows: when the hour has its own partition, a new table is loaded, indexed and swapped in
+ *   for it at the end (building an index from sorted rows is several times cheaper than inserting
+ *   the rows into the indexes of a day); otherwise the hour's rows are deleted and copied in.
+ * - Day rows exist for whole days only (every hour finalized), the only days the API reads them for:
+ *   the run that makes a day whole writes them from the day's hour rows; in a whole day, a run changes
+ *   them by what the hour changed. The peak hour of a day does not pay for them.
  */
 export async function writeHourCounts(
   pool: pg.Pool,
   hourStart: number,
-  counts: HourCounts,
+  // The events count may still be running (beside these writes, in compactHourFromS3).
+  counts: Omit<HourCounts, 'events'> & { events: number | Promise<number> },
   run: CompactionRun,
   listedAt: Date,
+  clock = new PhaseClock(),
 ): Promise<{ revision: number; changed: boolean }> {
   const from = new Date(hourStart);
   const to = new Date(hourStart + HOUR_MS);
@@ -275,9 +382,10 @@ export async function writeHourCounts(
   const nextDay = new Date(dayOf(hourStart) + DAY_MS);
   return inTransaction(pool, async (client) => {
     await client.query("set local time zone 'UTC'"); // the CSVs carry zone-less UTC timestamps
+    await client.query("set local maintenance_work_mem = '1GB'"); // index builds of the minute rows
     // Two runs of the same hour (schedule, backfill, daily) may overlap: let them take turns.
     await client.query('select pg_advisory_xact_lock($1, $2)', [7_262_005, hourStart / HOUR_MS]);
-    // The day's runs take turns too: each recomputes day rows from the day's hour rows.
+    // The day's runs take turns too: each updates the day rows from the day's hour rows.
     await client.query('select pg_advisory_xact_lock($1, $2)', [7_262_006, dayOf(hourStart) / DAY_MS]);
     const expired = await expiredTables(
       client,
@@ -288,51 +396,174 @@ export async function writeHourCounts(
       ]),
     );
     const held = (table: string): boolean => !expired.has(table);
+    const dayRows = await dayRowsDue(client, hourStart);
+    clock.lap('write: locks');
     const csvOf = {
       click_counts_minute: counts.csv.adMinute,
       click_counts_hour: counts.csv.adHour,
       advertiser_counts_minute: counts.csv.advertiserMinute,
       advertiser_counts_hour: counts.csv.advertiserHour,
     };
-    const copyIn = async (table: keyof typeof csvOf, columns: string): Promise<void> => {
+    const copyIn = async (table: string, csv: string, columns: string, freeze = false): Promise<void> => {
       if (counts.validClicks === 0) return;
       await pipeline(
-        createReadStream(csvOf[table]),
-        client.query(copyFrom(`copy ${table} (${columns}) from stdin with (format csv)`)),
+        createReadStream(csv),
+        client.query(
+          copyFrom(`copy ${table} (${columns}) from stdin with (format csv${freeze ? ', freeze' : ''})`),
+        ),
       );
     };
+    const swaps: Array<{ staged: string; day: string; hour: string }> = [];
     for (const t of COUNT_TABLES) {
       if (held(t.minute)) {
-        await client.query(`delete from ${t.minute} where minute >= $1 and minute < $2`, [from, to]);
-        await copyIn(t.minute, `${t.key}, minute, clicks`);
+        const partition = await hourPartitionOf(client, t.minute, hourStart);
+        if (partition) {
+          // Loaded without indexes, then indexed. FREEZE (the table is new in this transaction) spares
+          // the later passes that set hint bits and freeze its rows. DDL is not MVCC-safe: a
+          // repeatable-read snapshot older than the commit would see these rows (without FREEZE, an
+          // empty hour); the app reads in read committed, where a statement waits for the swap.
+          const staged = `${partition.hour}_n`;
+          await client.query(
+            `create table ${staged} (like ${t.minute} including defaults including constraints,
+               constraint in_hour check (minute >= '${from.toISOString()}' and minute < '${to.toISOString()}'))`,
+          );
+          await copyIn(staged, csvOf[t.minute], `${t.key}, minute, clicks`, true);
+          clock.lap(`write: ${t.minute} hour table loaded`);
+          await client.query(
+            `alter table ${staged} add constraint ${staged}_pkey primary key (${t.key}, minute)`,
+          );
+          await client.query(`create index ${staged}_minute_idx on ${staged} (minute)`);
+          clock.lap(`write: ${t.minute} hour table indexed`);
+          swaps.push({ staged, ...partition });
+        } else {
+          await client.query(`delete from ${t.minute} where minute >= $1 and minute < $2`, [from, to]);
+          clock.lap(`write: ${t.minute} delete`);
+          await copyIn(t.minute, csvOf[t.minute], `${t.key}, minute, clicks`);
+          clock.lap(`write: ${t.minute} copy`);
+        }
       }
       if (!held(t.hour)) continue; // without the hour rows the day rows cannot be recomputed
-      const keys = `hour_keys_${t.key}`;
-      const rollDay = held(t.day);
+      const rollDay = held(t.day) && dayRows !== 'none';
+      const previous = `previous_hour_rows_${t.key}`;
       if (rollDay)
         await client.query(
-          `create temp table ${keys} on commit drop as select ${t.key} from ${t.hour} where hour = $1`,
+          `create temp table ${previous} on commit drop as select ${t.key}, clicks from ${t.hour} where hour = $1`,
           [from],
         );
       await client.query(`delete from ${t.hour} where hour = $1`, [from]);
-      await copyIn(t.hour, `${t.key}, hour, clicks`);
-      if (!rollDay) continue;
-      await client.query(`insert into ${keys} select ${t.key} from ${t.hour} where hour = $1`, [from]);
-      await client.query(`analyze ${keys}`);
-      await client.query(
-        `delete from ${t.day} where day = $1 and ${t.key} in (select ${t.key} from ${keys})`,
-        [day],
-      );
-      await client.query(
-        `insert into ${t.day} (${t.key}, day, clicks)
-         select ${t.key}, $1, sum(clicks) from ${t.hour}
-          where hour >= $1 and hour < $2 and ${t.key} in (select ${t.key} from ${keys})
-          group by ${t.key}`,
-        [day, nextDay],
-      );
+      await copyIn(t.hour, csvOf[t.hour], `${t.key}, hour, clicks`);
+      clock.lap(`write: ${t.hour} replaced`);
+      if (rollDay && dayRows === 'whole day') await writeDayRows(client, t, day, nextDay);
+      else if (rollDay) await updateDayRows(client, t, from, previous, day, nextDay);
+      clock.lap(`write: ${t.day} updated`);
     }
-    return recordFinalization(client, hourStart, counts, run, listedAt);
+    if (swaps.length > 0) {
+      // Last, and briefly: detaching takes the day partition's exclusive lock until commit. Give up
+      // (the activity retries) rather than keep readers of the day queued behind a long reader.
+      await client.query("set local lock_timeout = '30s'");
+      for (const { staged, day: dayPartition, hour } of swaps) {
+        await client.query(`alter table ${dayPartition} detach partition ${hour}`);
+        await client.query(`drop table ${hour}`);
+        await client.query(`alter table ${staged} rename to ${hour}`);
+        await client.query(`alter index ${staged}_pkey rename to ${hour}_pkey`);
+        await client.query(`alter index ${staged}_minute_idx rename to ${hour}_minute_idx`);
+        // The in_hour constraint proves the partition's range: attaching scans nothing.
+        await client.query(
+          `alter table ${dayPartition} attach partition ${hour}
+             for values from ('${from.toISOString()}') to ('${to.toISOString()}')`,
+        );
+      }
+      clock.lap('write: minute hour tables swapped in');
+    }
+    const events = await counts.events;
+    clock.lap('write: events count awaited');
+    const done = await recordFinalization(client, hourStart, { ...counts, events }, run, listedAt);
+    clock.lap('write: finalization recorded');
+    return done;
   });
+}
+
+/**
+ * What this run does to the day rows: nothing while the day has an hour not finalized, write them all
+ * when this run finalizes the day's last hour, update them when it finalizes an hour of a whole day
+ * again. Runs of one day take turns (the day's advisory lock), so the answer holds until commit.
+ */
+async function dayRowsDue(
+  client: pg.PoolClient,
+  hourStart: number,
+): Promise<'none' | 'whole day' | 'update'> {
+  const day = dayOf(hourStart);
+  const { rows } = await client.query<{ others: number; this_hour: boolean }>(
+    `select count(*) filter (where hour <> $3)::int as others, bool_or(hour = $3) as this_hour
+       from finalized_hours where hour >= $1 and hour < $2`,
+    [new Date(day), new Date(day + DAY_MS), new Date(hourStart)],
+  );
+  const { others, this_hour: thisHour } = rows[0]!;
+  if (others < 23) return 'none';
+  return thisHour ? 'update' : 'whole day';
+}
+
+/**
+ * The day rows of one key table for a day just made whole, from its hour rows. Rows of the day left
+ * by a release that wrote day rows for partial days are replaced.
+ */
+async function writeDayRows(
+  client: pg.PoolClient,
+  t: (typeof COUNT_TABLES)[number],
+  day: Date,
+  nextDay: Date,
+): Promise<void> {
+  await client.query(`delete from ${t.day} where day = $1`, [day]);
+  await client.query(
+    `insert into ${t.day} (${t.key}, day, clicks)
+     select ${t.key}, $1, sum(clicks) from ${t.hour} where hour >= $1 and hour < $2 group by ${t.key}`,
+    [day, nextDay],
+  );
+}
+
+/**
+ * Updates the day rows of one key table (a whole day) for the hour starting `hour`, finalized again,
+ * whose rows were `previous` (a temporary table) and are now in the hour table. An hour that had no
+ * rows adds its counts to the day rows. Otherwise the day rows of the keys whose count in the hour
+ * changed are recomputed from the day's hour rows: exact even if those rows had drifted, and nothing
+ * to do when none changed.
+ */
+async function updateDayRows(
+  client: pg.PoolClient,
+  t: (typeof COUNT_TABLES)[number],
+  hour: Date,
+  previous: string,
+  day: Date,
+  nextDay: Date,
+): Promise<void> {
+  const hadRows = (await client.query(`select 1 from ${previous} limit 1`)).rowCount;
+  if (!hadRows) {
+    await client.query(
+      `insert into ${t.day} (${t.key}, day, clicks) select ${t.key}, $1, clicks from ${t.hour} where hour = $2
+       on conflict (${t.key}, day) do update set clicks = ${t.day}.clicks + excluded.clicks`,
+      [day, hour],
+    );
+    return;
+  }
+  const keys = `changed_keys_${t.key}`;
+  await client.query(
+    `create temp table ${keys} on commit drop as
+     select ${t.key} from (select ${t.key}, clicks from ${t.hour} where hour = $1
+                           union all select ${t.key}, -clicks from ${previous}) c
+      group by ${t.key} having sum(clicks) <> 0`,
+    [hour],
+  );
+  await client.query(`analyze ${keys}`);
+  await client.query(`delete from ${t.day} where day = $1 and ${t.key} in (select ${t.key} from ${keys})`, [
+    day,
+  ]);
+  await client.query(
+    `insert into ${t.day} (${t.key}, day, clicks)
+     select ${t.key}, $1, sum(clicks) from ${t.hour}
+      where hour >= $1 and hour < $2 and ${t.key} in (select ${t.key} from ${keys})
+      group by ${t.key}`,
+    [day, nextDay],
+  );
 }
 
 /**
@@ -382,16 +613,19 @@ export async function compactHourFromS3(
   run: CompactionRun,
   onProgress: Progress = () => undefined,
 ): Promise<CompactHourResult> {
+  const clock = new PhaseClock();
   const dir = hourDir(deps, hourStart);
   await mkdir(dir, { recursive: true });
   onProgress({ phase: 'listing', filesDone: 0, filesTotal: 0 });
   // On the database's clock, before the listing: a raw file recorded after this is late for this run.
   const listedAt = (await deps.pool.query<{ now: Date }>('select now()')).rows[0]!.now;
   const raw = await listObjects(deps.s3, deps.bucket, rawHourPrefix(deps.prefix, hourStart));
+  clock.lap('list');
   let done = 0;
   const files = await downloadAll(deps, raw, join(dir, 'raw'), () =>
     onProgress({ phase: 'downloading', filesDone: ++done, filesTotal: raw.length }),
   );
+  clock.lap('download');
   if (deps.faultPauseMs) await new Promise((r) => setTimeout(r, deps.faultPauseMs));
   onProgress({ phase: 'indexing', filesDone: done, filesTotal: raw.length });
   const earlier: string[] = [];
@@ -399,14 +633,30 @@ export async function compactHourFromS3(
     const path = await seenIndexOf(deps, hourStart - i * HOUR_MS, dir);
     if (path) earlier.push(path);
   }
+  clock.lap('lookback seen indexes');
   onProgress({ phase: 'counting', filesDone: done, filesTotal: raw.length });
   const indexPath = join(dir, 'seen-index.parquet');
-  const counts = await countHour(files, earlier, hourStart, dir, indexPath);
-  onProgress({ phase: 'publishing-index', filesDone: done, filesTotal: raw.length });
-  const added = files.length > 0 ? await publishSeenIndex(deps, hourStart, raw, indexPath, dir) : undefined;
+  const { counts, rest, restClock } = await countRollups(files, earlier, hourStart, dir, indexPath, clock);
+  // The hour's seen index and its events count (DuckDB), then the index's upload, run beside the
+  // PostgreSQL writes: each side keeps a core busy.
+  const indexed = rest.then(async (events) => {
+    const added = files.length > 0 ? await publishSeenIndex(deps, hourStart, raw, indexPath, dir) : undefined;
+    restClock.lap('seen index published');
+    return { events, added };
+  });
   onProgress({ phase: 'writing', filesDone: done, filesTotal: raw.length });
-  const { revision, changed } = await writeHourCounts(deps.pool, hourStart, counts, run, listedAt);
+  const [written, published] = await Promise.allSettled([
+    writeHourCounts(deps.pool, hourStart, { ...counts, events: rest }, run, listedAt, clock),
+    indexed,
+  ]);
+  if (written.status === 'rejected') throw written.reason;
+  if (published.status === 'rejected') throw published.reason;
+  const { revision, changed } = written.value;
+  const { events, added } = published.value;
+  clock.lap('seen index publication awaited');
+  onProgress({ phase: 'publishing-index', filesDone: done, filesTotal: raw.length });
   const affectedLaterHours = added ? await laterHoursHolding(deps, hourStart, added, dir) : [];
+  clock.lap('later hours checked');
   onProgress({ phase: 'done', filesDone: done, filesTotal: raw.length });
   await rm(dir, { recursive: true, force: true });
   return {
@@ -415,10 +665,12 @@ export async function compactHourFromS3(
     changed,
     affectedLaterHours: affectedLaterHours.map(hourIso),
     files: raw.length,
-    events: counts.events,
+    events,
     validClicks: counts.validClicks,
     adMinutes: counts.adMinutes,
+    adHours: counts.adHours,
     seenEarlier: counts.seenEarlier,
+    phases: [...clock.phases, ...restClock.phases.map((p) => ({ ...p, besideWrites: true }))],
   };
 }
 
@@ -444,11 +696,13 @@ async function publishSeenIndex(
   // This very file set indexed before: no later hour can have seen a different one.
   const indexedBefore = stale.length < existing.length;
   let added: string | undefined;
-  if (!indexedBefore) {
+  if (!indexedBefore && stale[0]) {
     added = join(dir, 'added-impressions.parquet');
-    const previous = stale[0] && join(dir, 'previous-seen-index.parquet');
-    if (previous) await downloadObject(deps.s3, deps.bucket, stale[0]!, previous);
+    const previous = join(dir, 'previous-seen-index.parquet');
+    await downloadObject(deps.s3, deps.bucket, stale[0], previous);
     await newImpressions(indexPath, previous, added);
+  } else if (!indexedBefore) {
+    added = indexPath; // the hour's first index: every impression in it is new
   }
   await replaceSeenIndex(deps, key, indexPath, stale);
   return added;
@@ -469,14 +723,14 @@ async function replaceSeenIndex(
   );
 }
 
-/** Writes the impression ids of index `now` that index `before` (if any) lacks. */
-async function newImpressions(now: string, before: string | undefined, out: string): Promise<void> {
+/** Writes the impression ids of index `now` that index `before` lacks. */
+async function newImpressions(now: string, before: string, out: string): Promise<void> {
   const conn = await duckConnect();
   try {
-    const minus = before ? ` except select event_id from read_parquet(${sqlString(before)})` : '';
     await conn.run(
-      `copy (select event_id from read_parquet(${sqlString(now)})${minus})
-       to ${sqlString(out)} (format parquet, compression zstd)`,
+      `copy (select event_id from read_parquet(${sqlString(now)})
+             except select event_id from read_parquet(${sqlString(before)}))
+       to ${sqlString(out)} ${SEEN_INDEX_FORMAT}`,
     );
   } finally {
     conn.closeSync();

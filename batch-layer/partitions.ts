@@ -2,8 +2,12 @@
 // tier's partitions ahead of time, moving into a new partition the rows its range holds in the
 // table's DEFAULT partition, and expires a tier by dropping whole partitions. Each table's default
 // partition (`<table>_default`) holds what no named partition covers; retention never drops it.
+// A day partition of the minute tier is itself split into 24 hour partitions: compaction replaces an
+// hour of minute rows by swapping in a table loaded and indexed apart (batch-layer/compaction.ts),
+// which costs far less than inserting ~13M rows into a day's indexes.
 import type pg from 'pg';
 import { inTransaction } from '../common/db.js';
+import { HOUR_MS } from '../common/time.js';
 import {
   nextPartitionStart,
   partitionExpired,
@@ -78,6 +82,7 @@ async function createPartition(
   const from = new Date(start);
   const to = new Date(nextPartitionStart(start, tier.unit));
   const col = tier.timeColumn;
+  const hourly = splitByHour(tier);
   return inTransaction(pool, async (client) => {
     await client.query('select pg_advisory_xact_lock($1)', [MAINTENANCE_LOCK]);
     const exists = await client.query('select 1 from pg_class where relname = $1', [name]);
@@ -90,7 +95,15 @@ async function createPartition(
     // Writers of the default partition wait while its rows of the range move (readers do not).
     await client.query("set local lock_timeout = '30s'");
     await client.query(`lock table ${table}_default in exclusive mode`);
-    await client.query(`create table ${name} (like ${table} including defaults including constraints)`);
+    await client.query(
+      `create table ${name} (like ${table} including defaults including constraints)${hourly ? ` partition by range (${col})` : ''}`,
+    );
+    if (hourly)
+      for (let h = start; h < to.getTime(); h += HOUR_MS)
+        await client.query(
+          `create table ${hourPartitionName(name, h)} partition of ${name}
+             for values from ('${new Date(h).toISOString()}') to ('${new Date(h + HOUR_MS).toISOString()}')`,
+        );
     const moved = await client.query(
       `with moved as (delete from ${table}_default where ${col} >= $1 and ${col} < $2 returning *)
        insert into ${name} select * from moved`,
@@ -107,6 +120,34 @@ async function createPartition(
       movedRows: moved.rowCount ?? 0,
     };
   });
+}
+
+/** The minute tier's day partitions are split into hour partitions (the unit compaction replaces). */
+const splitByHour = (tier: Pick<Tier, 'unit' | 'timeColumn'>): boolean =>
+  tier.unit === 'day' && tier.timeColumn === 'minute';
+
+/** `click_counts_minute_p20261201_h13`: the hour partition of a day partition. */
+const hourPartitionName = (dayPartition: string, hourStart: number): string =>
+  `${dayPartition}_h${new Date(hourStart).toISOString().slice(11, 13)}`;
+
+/**
+ * The hour partition of `table` (a minute-tier table) holding `hourStart` and its day partition, when
+ * the day is split by hour; undefined when the hour lives in an unsplit day partition (created
+ * before the split) or in the default partition.
+ */
+export async function hourPartitionOf(
+  db: pg.Pool | pg.PoolClient,
+  table: string,
+  hourStart: number,
+): Promise<{ day: string; hour: string } | undefined> {
+  const day = partitionName(table, partitionStart(hourStart, 'day'), 'day');
+  const hour = hourPartitionName(day, hourStart);
+  const { rowCount } = await db.query(
+    `select 1 from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
+      where c.relname = $1 and p.relname = $2`,
+    [hour, day],
+  );
+  return rowCount ? { day, hour } : undefined;
 }
 
 /** Drops the tier's partitions wholly older than its horizon, recording each dropped range. */

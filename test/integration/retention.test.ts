@@ -93,49 +93,58 @@ describe('time partitions', () => {
   });
 });
 
+const dir = mkdtempSync(join(tmpdir(), 'retention-'));
+const ts = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', '');
+const run = { workflowId: 'retention-test', runId: 'r' };
+const ad = (i: number): string => String(9_100_000_000 + randomInt(1e6) * 10 + i);
+
+/** Writes one hour as compaction would, from (ad, minute offset, clicks) rows of advertiser `adv`. */
+async function writeHourRows(
+  hour: number,
+  adv: string,
+  rows: Array<[string, number, number]>,
+): Promise<void> {
+  const out = (name: string, lines: string[]): string => {
+    const path = join(dir, `${hour}-${name}.csv`);
+    writeFileSync(path, lines.map((l) => `${l}\n`).join(''));
+    return path;
+  };
+  const perAd = new Map<string, number>();
+  for (const [a, , c] of rows) perAd.set(a, (perAd.get(a) ?? 0) + c);
+  const perMinute = new Map<number, number>();
+  for (const [, m, c] of rows) perMinute.set(m, (perMinute.get(m) ?? 0) + c);
+  const total = rows.reduce((s, r) => s + r[2], 0);
+  const csv = {
+    adMinute: out(
+      'am',
+      rows.map(([a, m, c]) => `${a},${ts(hour + m * 60_000)},${c}`),
+    ),
+    adHour: out(
+      'ah',
+      [...perAd].map(([a, c]) => `${a},${ts(hour)},${c}`),
+    ),
+    advertiserMinute: out(
+      'vm',
+      [...perMinute].map(([m, c]) => `${adv},${ts(hour + m * 60_000)},${c}`),
+    ),
+    advertiserHour: out('vh', total ? [`${adv},${ts(hour)},${total}`] : []),
+  };
+  await writeHourCounts(
+    pool,
+    hour,
+    { csv, events: total, validClicks: total, adMinutes: rows.length, adHours: perAd.size, seenEarlier: 0 },
+    run,
+    new Date(),
+  );
+}
+
 describe('compaction and the tiers', () => {
   // Hours of a year before any other test's (they use 1990 onwards) and ad ids of their own.
   const day = Date.UTC(1960 + randomInt(20), 0, 1) + randomInt(360) * DAY_MS;
-  const ad = (i: number): string => String(9_100_000_000 + randomInt(1e6) * 10 + i);
   const [ad1, ad2] = [ad(1), ad(2)];
   const adv = String(9_200_000_000 + randomInt(1e6));
-  const dir = mkdtempSync(join(tmpdir(), 'retention-'));
-  const ts = (ms: number): string => new Date(ms).toISOString().replace('T', ' ').replace('.000Z', '');
-  const run = { workflowId: 'retention-test', runId: 'r' };
-
-  /** Writes one hour as compaction would, from (ad, minute offset, clicks) rows. */
-  async function writeHour(hour: number, rows: Array<[string, number, number]>): Promise<void> {
-    const out = (name: string, lines: string[]): string => {
-      const path = join(dir, `${hour}-${name}.csv`);
-      writeFileSync(path, lines.map((l) => `${l}\n`).join(''));
-      return path;
-    };
-    const perAd = new Map<string, number>();
-    for (const [a, , c] of rows) perAd.set(a, (perAd.get(a) ?? 0) + c);
-    const total = rows.reduce((s, r) => s + r[2], 0);
-    const csv = {
-      adMinute: out(
-        'am',
-        rows.map(([a, m, c]) => `${a},${ts(hour + m * 60_000)},${c}`),
-      ),
-      adHour: out(
-        'ah',
-        [...perAd].map(([a, c]) => `${a},${ts(hour)},${c}`),
-      ),
-      advertiserMinute: out(
-        'vm',
-        rows.map(([, m, c]) => `${adv},${ts(hour + m * 60_000)},${c}`),
-      ),
-      advertiserHour: out('vh', total ? [`${adv},${ts(hour)},${total}`] : []),
-    };
-    await writeHourCounts(
-      pool,
-      hour,
-      { csv, events: total, validClicks: total, adMinutes: rows.length, seenEarlier: 0 },
-      run,
-      new Date(),
-    );
-  }
+  const writeHour = (hour: number, rows: Array<[string, number, number]>): Promise<void> =>
+    writeHourRows(hour, adv, rows);
 
   const dayRows = async (): Promise<Record<string, number>> => {
     const r = await pool.query<{ k: string; clicks: string }>(
@@ -161,12 +170,14 @@ describe('compaction and the tiers', () => {
     );
   });
 
-  it("writes day rollups with the hour, recomputed from the day's hours when an hour is replaced", async () => {
+  it('writes day rollups when the day is whole, recomputed from its hours when an hour is replaced', async () => {
+    for (let h = 0; h < 24; h++) if (h !== 3 && h !== 4) await writeHour(day + h * HOUR_MS, []);
     await writeHour(day + 3 * HOUR_MS, [
       [ad1, 0, 3],
       [ad1, 5, 1],
       [ad2, 7, 2],
     ]);
+    expect(await dayRows()).toEqual({}); // the API reads day rows of whole days only
     await writeHour(day + 4 * HOUR_MS, [[ad1, 1, 1]]);
     expect(await dayRows()).toEqual({ [ad1]: 5, [ad2]: 2, adv: 7 });
     // The late path replaces hour 3: ad1 no longer in it, ad2 more.
@@ -197,6 +208,91 @@ describe('compaction and the tiers', () => {
     );
     expect(hour.rows[0].clicks).toBe(7);
     expect(await dayRows()).toEqual({ [ad1]: 1, [ad2]: 7, adv: 8 });
+  });
+});
+
+describe('compaction into hour partitions of the minute tier', () => {
+  // A day of its own (years no other test uses), given the real tables' partitions split by hour.
+  const day = Date.UTC(1940 + randomInt(20), 0, 1) + randomInt(360) * DAY_MS;
+  // The real minute tables' tier, cut to the one day.
+  const minuteTier = {
+    ...tiersOf({ minuteDays: 7, hourDays: 92, dayYears: 3 }).minute,
+    retentionDays: 0,
+    ahead: 1,
+  };
+  const ad1 = ad(3);
+  const ad2 = String(BigInt(ad1) + 1n); // after ad1: the rows below are in (ad, minute) order
+  const adv = String(9_300_000_000 + randomInt(1e6));
+  const hour = day + 5 * HOUR_MS;
+  let created: string[] = [];
+
+  beforeAll(async () => {
+    created = (await ensurePartitions(pool, minuteTier, day + 12 * HOUR_MS)).map((c) => c.partition);
+    // The day's other hours, finalized empty: the day is whole once the hour is written.
+    for (let h = 0; h < 24; h++) if (h !== 5) await writeHourRows(day + h * HOUR_MS, adv, []);
+  });
+
+  afterAll(async () => {
+    for (const partition of created) await pool.query(`drop table if exists ${partition}`);
+    await pool.query('delete from click_counts_hour where ad_id = any($1::bigint[])', [[ad1, ad2]]);
+    await pool.query('delete from click_counts_day where ad_id = any($1::bigint[])', [[ad1, ad2]]);
+    for (const t of ['advertiser_counts_hour', 'advertiser_counts_day'])
+      await pool.query(`delete from ${t} where advertiser_id = $1`, [adv]);
+    const hours = [new Date(day), new Date(day + DAY_MS)];
+    await pool.query('delete from finalized_hours where hour >= $1 and hour < $2', hours);
+    await pool.query('delete from hour_revisions where hour >= $1 and hour < $2', hours);
+  });
+
+  const minuteRows = async (): Promise<Array<[string, number, number]>> => {
+    const r = await pool.query<{ k: string; m: number; clicks: number }>(
+      `select ad_id::text as k, extract(minute from minute)::int as m, clicks from click_counts_minute
+        where ad_id = any($1::bigint[]) and minute >= $2 and minute < $3 order by 1, 2`,
+      [[ad1, ad2], new Date(hour), new Date(hour + HOUR_MS)],
+    );
+    return r.rows.map((row) => [row.k, row.m, row.clicks]);
+  };
+  const partitionRows = async (): Promise<number> => {
+    const name = `click_counts_minute_p${new Date(day).toISOString().slice(0, 10).replaceAll('-', '')}_h05`;
+    return (await pool.query(`select count(*)::int as n from ${name}`)).rows[0].n;
+  };
+  const dayClicks = async (): Promise<Record<string, number>> => {
+    const r = await pool.query<{ k: string; clicks: string }>(
+      `select ad_id::text as k, clicks from click_counts_day where day = $1 and ad_id = any($2::bigint[])
+       union all select 'adv', clicks from advertiser_counts_day where day = $1 and advertiser_id = $3`,
+      [new Date(day), [ad1, ad2], adv],
+    );
+    return Object.fromEntries(r.rows.map((row) => [row.k, Number(row.clicks)]));
+  };
+
+  it('replaces the hour by swapping its partition, and the day rows follow each revision', async () => {
+    await writeHourRows(hour, adv, [
+      [ad1, 0, 3],
+      [ad1, 59, 1],
+      [ad2, 7, 2],
+    ]);
+    expect(await minuteRows()).toEqual([
+      [ad1, 0, 3],
+      [ad1, 59, 1],
+      [ad2, 7, 2],
+    ]);
+    expect(await partitionRows()).toBe(3);
+    expect(await dayClicks()).toEqual({ [ad1]: 4, [ad2]: 2, adv: 6 });
+
+    // Finalized again (the late path): the hour's minute rows are replaced, not added to.
+    await writeHourRows(hour, adv, [[ad2, 7, 5]]);
+    expect(await minuteRows()).toEqual([[ad2, 7, 5]]);
+    expect(await partitionRows()).toBe(1);
+    expect(await dayClicks()).toEqual({ [ad2]: 5, adv: 5 });
+
+    // And again with the same numbers: nothing changes, the swap works a second time.
+    await writeHourRows(hour, adv, [[ad2, 7, 5]]);
+    expect(await minuteRows()).toEqual([[ad2, 7, 5]]);
+    expect(await dayClicks()).toEqual({ [ad2]: 5, adv: 5 });
+
+    // An hour that now holds no valid click.
+    await writeHourRows(hour, adv, []);
+    expect(await minuteRows()).toEqual([]);
+    expect(await dayClicks()).toEqual({});
   });
 });
 
