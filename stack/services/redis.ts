@@ -10,7 +10,9 @@ const port = Number(url.port || 6379);
 export const redis: StackService = {
   name: 'redis',
   address: `${url.hostname}:${port}`,
-  startupTimeoutMs: 30_000,
+  // Redis answers only once its append-only file is loaded: after a day of benchmarks (millions of
+  // dedup keys, ~2 GB) that took 30 s here, and the stack gave up on a Redis that was nearly ready.
+  startupTimeoutMs: 180_000,
   install() {
     return ensureDebianPackages(['redis-server'], ['redis-server']);
   },
