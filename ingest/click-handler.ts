@@ -58,8 +58,9 @@ export interface ClickHandlerDeps {
   dedup: DedupStore;
   clickLog: {
     append(event: ClickEvent): Promise<Destination>;
-    /** A click is on its way to append (see ClickLog.announce); returns its release. */
-    announce?(): () => void;
+    /** A click is on its way to append, and it has arrived (see ClickLog.announce). */
+    announce?(): void;
+    arrived?(): void;
   };
   signingKeys: SigningKeys;
   /** Key salts per ad (rule 7). */
@@ -197,13 +198,13 @@ class ClickRoute {
     let status: ClickStatus = check === 'ok' ? 'valid' : check;
     if (check === 'ok') {
       // While this click waits for Redis, a batch about to leave the click log may wait for it.
-      const release = this.deps.clickLog.announce?.();
+      this.deps.clickLog.announce?.();
       try {
         const answer = await this.deps.dedup.firstClick(imp!, Number(exp) - ts);
         if (answer === 'duplicate') status = 'duplicate';
         else if (answer === 'unavailable') this.deps.metrics.redisFailOpen.inc();
       } finally {
-        release?.();
+        this.deps.clickLog.arrived?.();
       }
     }
     const eventId = imp && isImpressionId(imp) ? imp : randomUUID();

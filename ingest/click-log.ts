@@ -107,7 +107,7 @@ export class ClickLog {
   private spooledOldestTs: number | undefined;
   private readonly log: (message: string) => void;
   private readonly compression: CompressionTypes;
-  /** Clicks announced and not yet released (see announce); `announcing` once any was. */
+  /** Clicks announced and not yet arrived (see announce); `announcing` once any was. */
   private announced = 0;
   private announcing = false;
   private readonly depthSource = (): { depth: number; bytes: number } => ({
@@ -190,19 +190,18 @@ export class ClickLog {
   }
 
   /**
-   * Announces a click that will be appended soon (its Redis check is out): until the returned
-   * release is called, a batch waits for it up to `lingerMs`. A log that is never told of clicks
-   * to come lingers for every batch.
+   * Announces a click that will be appended soon (its Redis check is out): until `arrived` is
+   * called for it, a batch waits for it up to `lingerMs`. A log that is never told of clicks to come
+   * lingers for every batch.
    */
-  announce(): () => void {
+  announce(): void {
     this.announcing = true;
     this.announced++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.announced--;
-    };
+  }
+
+  /** An announced click is here (or will not come): call once per `announce`, before its append. */
+  arrived(): void {
+    this.announced--;
   }
 
   /** Resolves when nothing is spooled and the log sends directly to Kafka again (for tests, shutdown). */

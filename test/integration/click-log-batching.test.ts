@@ -57,14 +57,14 @@ describe('click log batching', () => {
   });
 
   it('waits for an announced click, then sends both at once; with nothing announced, sends at once', async () => {
-    const release = log.announce();
+    log.announce();
     const first = log.append(event());
     let firstSettled = false;
     void first.then(() => (firstSettled = true));
     await new Promise((r) => setTimeout(r, 300));
     expect(firstSettled).toBe(false); // lingering for the announced click
 
-    release();
+    log.arrived();
     const both = await timed(Promise.all([first, log.append(event())]));
     expect(both).toBeLessThan(LINGER_MS / 2);
 
