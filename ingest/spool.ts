@@ -297,7 +297,7 @@ export class Spool {
         0o644,
       );
       try {
-        await fh.write(encodeRecords(records.map((r) => r.payload)));
+        await writeFully(fh, encodeRecords(records.map((r) => r.payload)), null);
         await fh.datasync();
       } finally {
         await fh.close();
@@ -488,13 +488,18 @@ async function nextFrame(fh: FileHandle, from: number, end: number): Promise<num
   return -1;
 }
 
-/** Writes all of `bytes` at `position`, going on after short writes; a write that fails rejects. */
-async function writeFully(fh: FileHandle, bytes: Buffer, position: number): Promise<void> {
+/**
+ * Writes all of `bytes` at `position` (null: at the end of a file opened O_APPEND), going on after
+ * short writes; a write that fails rejects.
+ */
+async function writeFully(fh: FileHandle, bytes: Buffer, position: number | null): Promise<void> {
   let done = 0;
   while (done < bytes.length) {
-    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    const at = position === null ? null : position + done;
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, at);
     // write(2) reports 0 only when it cannot go on (no error, no progress): do not spin on it.
-    if (bytesWritten === 0) throw new Error(`spool write made no progress at ${position + done}`);
+    if (bytesWritten === 0)
+      throw new Error(`spool write made no progress (${done} of ${bytes.length} bytes)`);
     done += bytesWritten;
   }
 }
