@@ -5,6 +5,7 @@ import { mkdir, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { registry } from '../common/metrics.js';
 import { Spool, spoolLockDir } from './spool.js';
 import { orphanWorker, OrphanSpools } from './spool-orphans.js';
 
@@ -14,6 +15,14 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
   for (const f of folders.splice(0)) await rm(f, { recursive: true, force: true });
 });
+
+/** The orphan gauges as /metrics would show them now. */
+async function gauges(): Promise<{ adopted: number; waiting: number; waitingBytes: number }> {
+  const byState = (await registry.getSingleMetric('adclick_spool_orphans')!.get()).values;
+  const bytes = (await registry.getSingleMetric('adclick_spool_orphan_waiting_bytes')!.get()).values;
+  const of = (state: string) => byState.find((v) => v.labels.state === state)?.value ?? 0;
+  return { adopted: of('adopted'), waiting: of('waiting'), waitingBytes: bytes[0]?.value ?? 0 };
+}
 
 async function waitFor(cond: () => boolean, ms: number): Promise<void> {
   const until = Date.now() + ms;
@@ -68,6 +77,8 @@ describe('OrphanSpools', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(orphans.adoptedPaths).toEqual([]);
     expect(orphans.waitingPaths.sort()).toEqual([join(dir, 'spool-2.log'), join(dir, 'spool-3.log')]);
+    // Not adopted yet, still visible: two spools of one record each (8-byte header + 7 bytes).
+    expect(await gauges()).toEqual({ adopted: 0, waiting: 2, waitingBytes: 2 * 15 });
 
     // The dead owner's lock goes stale (2 s without a refresh) and is taken over.
     await waitFor(() => orphans.adoptedPaths.length > 0, 5000);
@@ -78,6 +89,7 @@ describe('OrphanSpools', () => {
     await waitFor(() => orphans.adoptedPaths.length > 1, 2000);
     expect(orphans.adoptedPaths.sort()).toEqual([join(dir, 'spool-2.log'), join(dir, 'spool-3.log')]);
     expect(opened.map((s) => s.depth)).toEqual([1, 1]); // each adopted with its record to replay
+    expect(await gauges()).toEqual({ adopted: 2, waiting: 0, waitingBytes: 0 });
     expect(logs.filter((m) => /is locked by another process/.test(m))).toHaveLength(2); // once each
   });
 });

@@ -6,9 +6,27 @@
 // fresh) once the lock goes stale and is taken over (LOCK_STALE_MS, spool.ts). The folder is scanned
 // again at every try, so an orphan that appears later (a shared folder) is adopted too. An adopted
 // spool's click log reports its depth in /metrics like any other (ingest/metrics.ts).
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Gauge } from 'prom-client';
+import { registry } from '../common/metrics.js';
 import { SpoolLockedError } from './spool.js';
+
+/** Every running adopter of this process, read when the gauges are scraped. */
+const adopters = new Set<OrphanSpools>();
+const sumOf = (f: (o: OrphanSpools) => number): number => [...adopters].reduce((n, o) => n + f(o), 0);
+function gauge(name: string, help: string, labelNames: string[], collect: (g: Gauge) => void): void {
+  if (registry.getSingleMetric(name)) return;
+  new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      collect(this);
+    },
+  });
+}
 
 /** What adopting a spool yields: its open click log (closed on shutdown). */
 export interface AdoptedSpool {
@@ -44,12 +62,38 @@ export class OrphanSpools {
   private stopped = false;
   private readonly log: (message: string) => void;
 
+  /** Bytes not yet replayed (by their marker) of each orphan not adopted yet. */
+  private readonly waitingBytes = new Map<string, number>();
+
   constructor(private readonly opts: OrphanSpoolOptions) {
     this.log = opts.log ?? ((m) => console.log(m));
+    // An adopted spool's backlog is in adclick_spool_depth/bytes (its click log); these show the rest.
+    gauge(
+      'adclick_spool_orphans',
+      'Spool files of worker numbers this run does not have (worker 0 adopts and replays them), by state',
+      ['state'],
+      (g) => {
+        g.set(
+          { state: 'adopted' },
+          sumOf((o) => o.adopted.size),
+        );
+        g.set(
+          { state: 'waiting' },
+          sumOf((o) => o.waiting.size),
+        );
+      },
+    );
+    gauge(
+      'adclick_spool_orphan_waiting_bytes',
+      'Bytes not yet replayed of orphan spools whose lock another (live or dead) process still holds',
+      [],
+      (g) => g.set(sumOf((o) => [...o.waitingBytes.values()].reduce((a, b) => a + b, 0))),
+    );
   }
 
   /** Tries now, then every retryMs until closed. */
   start(): this {
+    adopters.add(this);
     this.running = this.tryAdopt();
     this.timer = setInterval(() => {
       this.running = this.running.then(() => this.tryAdopt());
@@ -89,8 +133,10 @@ export class OrphanSpools {
         }
         this.adopted.set(path, spool);
         this.waiting.delete(path);
+        this.waitingBytes.delete(path);
         this.log(`click worker 0: adopted ${path} (worker ${worker} of an earlier run); replaying it`);
       } catch (e) {
+        this.waitingBytes.set(path, await backlogBytes(path));
         this.note(
           path,
           e instanceof SpoolLockedError
@@ -104,6 +150,7 @@ export class OrphanSpools {
   /** Stops trying and closes every adopted spool's click log (what is left is replayed by the next run). */
   async close(): Promise<void> {
     this.stopped = true;
+    adopters.delete(this);
     clearInterval(this.timer);
     await this.running.catch(() => undefined);
     await Promise.all([...this.adopted.values()].map((s) => s.close()));
@@ -112,5 +159,19 @@ export class OrphanSpools {
   private note(path: string, why: string): void {
     if (this.waiting.get(path) !== why) this.log(`click worker 0: ${why}`);
     this.waiting.set(path, why);
+  }
+}
+
+/** A spool's bytes after its marker's committed offset, read without its lock (for the gauge only). */
+async function backlogBytes(path: string): Promise<number> {
+  try {
+    const size = (await stat(path)).size;
+    const marker = JSON.parse(await readFile(`${path}.marker`, 'utf8').catch(() => '{}')) as {
+      offset?: unknown;
+    };
+    const offset = Number.isSafeInteger(marker.offset) ? (marker.offset as number) : 0;
+    return Math.max(0, size - offset);
+  } catch {
+    return 0; // gone (drained by its owner) or a marker being replaced: the next try sees it again
   }
 }

@@ -7,7 +7,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -66,11 +66,17 @@ describe('orphan spools across a restart of click worker 0', () => {
     const left = await leaveSpoolInChild(orphan, 200, 0, []);
     cleanups.push(() => killHard(left.child));
 
+    const port = await freePort();
+    const metric = async (name: string): Promise<number | undefined> => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+      return line === undefined ? undefined : Number(line.split(' ')[1]);
+    };
     const click: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'apps/click.ts'], {
       cwd: ROOT,
       env: {
         ...process.env,
-        PORT: String(await freePort()),
+        PORT: String(port),
         ADCLICK_CLICK_WORKERS: '1',
         ADCLICK_SPOOL_DIR: dir,
         KAFKA_CLICKS_TOPIC: topic,
@@ -112,6 +118,10 @@ describe('orphan spools across a restart of click worker 0', () => {
       60_000,
       () => output,
     );
+    // Held by its owner, the orphan is still in /metrics.
+    expect(await metric('adclick_spool_orphans{state="waiting"}'), output).toBe(1);
+    // Nothing of it replayed yet: the whole file (its torn last write included) is waiting.
+    expect(await metric('adclick_spool_orphan_waiting_bytes')).toBe((await stat(orphan)).size);
     // Now the orphan's owner dies with its lock fresh. Its 200 clicks must reach Kafka.
     await killHard(left.child);
     const logged = await io.readAll(200, { timeoutMs: 40_000, settleMs: 1000 });
@@ -119,5 +129,8 @@ describe('orphan spools across a restart of click worker 0', () => {
     expect(new Set(ids), output).toEqual(new Set(left.events.map((e) => e.eventId)));
     expect(ids).toHaveLength(200);
     expect(output).toMatch(/adopted .*spool-3\.log/);
+    expect(await metric('adclick_spool_orphans{state="adopted"}')).toBe(1);
+    expect(await metric('adclick_spool_orphans{state="waiting"}')).toBe(0);
+    expect(await metric('adclick_spool_depth')).toBe(0);
   }, 150_000);
 });
