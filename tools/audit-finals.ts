@@ -150,6 +150,8 @@ export interface AuditOptions {
   lookbackHours: number;
   rawRetentionDays: number;
   now?: number;
+  /** Hours recounted per query, with their lookback hours' files on disk (default 24). */
+  chunkHours?: number;
   log?: (message: string) => void;
 }
 
@@ -165,15 +167,35 @@ export async function auditFinals(o: AuditOptions): Promise<AuditResult> {
   const firstAuditable = firstAuditableHour(o.now ?? Date.now(), o.rawRetentionDays, o.lookbackHours);
   const hours = hoursIn(o.from, o.to);
   const auditable = hours.filter((h) => h >= firstAuditable);
-  let recount = new Map<number, HourCounts>();
+  const recount = new Map<number, HourCounts>();
   let filesRead = 0;
   if (auditable.length > 0) {
-    const readFrom = auditable[0]! - o.lookbackHours * HOUR_MS;
+    // A day at a time, keeping only the files of the lookback hours and of the day on disk.
     const dir = await mkdtemp(join(tmpdir(), 'adclick-audit-'));
+    const local = new Map<number, string[]>();
     try {
-      const files = await downloadRaw(o, hoursIn(readFrom, o.to), dir, log);
-      filesRead = files.length;
-      recount = await recountHours(files, readFrom, auditable[0]!, o.to);
+      const chunk = (o.chunkHours ?? CHUNK_HOURS) * HOUR_MS;
+      for (let start = auditable[0]!; start < o.to; start += chunk) {
+        const end = Math.min(o.to, start + chunk);
+        const readFrom = start - o.lookbackHours * HOUR_MS;
+        for (const [h, paths] of local) {
+          if (h >= readFrom) continue;
+          await Promise.all(paths.map((p) => rm(p, { force: true })));
+          local.delete(h);
+        }
+        const window = hoursIn(readFrom, end);
+        for (const h of window) {
+          if (local.has(h)) continue;
+          const paths = await downloadHour(o, h, dir);
+          local.set(h, paths);
+          filesRead += paths.length;
+        }
+        const files = window.flatMap((h) => local.get(h)!);
+        log(
+          `${isoSeconds(start)}–${isoSeconds(end)}: recounting from ${files.length} raw files of ${window.length} hours`,
+        );
+        for (const [h, c] of await recountHours(files, readFrom, start, end)) recount.set(h, c);
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -183,41 +205,33 @@ export async function auditFinals(o: AuditOptions): Promise<AuditResult> {
   return { audits, firstAuditable, filesRead };
 }
 
-/** Downloads every raw file of these hours; returns the local paths. */
-async function downloadRaw(
-  o: AuditOptions,
-  hours: number[],
-  dir: string,
-  log: (message: string) => void,
-): Promise<string[]> {
+const CHUNK_HOURS = 24;
+
+/** Downloads every raw file of one hour into `dir`; returns the local paths. */
+async function downloadHour(o: AuditOptions, hour: number, dir: string): Promise<string[]> {
   const keys: string[] = [];
-  for (const h of hours) {
-    let token: string | undefined;
-    do {
-      const page = await o.s3.send(
-        new ListObjectsV2Command({
-          Bucket: o.bucket,
-          Prefix: `${o.prefix}raw/clicks/${hourPartition(h)}/`,
-          ContinuationToken: token,
-        }),
-      );
-      for (const obj of page.Contents ?? []) if (obj.Key?.endsWith('.parquet')) keys.push(obj.Key);
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-  }
-  log(`reading ${keys.length} raw files of ${hours.length} hours`);
-  const paths: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await o.s3.send(
+      new ListObjectsV2Command({
+        Bucket: o.bucket,
+        Prefix: `${o.prefix}raw/clicks/${hourPartition(hour)}/`,
+        ContinuationToken: token,
+      }),
+    );
+    for (const obj of page.Contents ?? []) if (obj.Key?.endsWith('.parquet')) keys.push(obj.Key);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  const paths = keys.map((_, i) => join(dir, `${hour}-${i}.parquet`));
   let next = 0;
-  const worker = async (): Promise<void> => {
+  const fetchNext = async (): Promise<void> => {
     while (next < keys.length) {
       const i = next++;
-      const path = join(dir, `${i}.parquet`);
       const res = await o.s3.send(new GetObjectCommand({ Bucket: o.bucket, Key: keys[i]! }));
-      await pipeline(res.Body as Readable, createWriteStream(path));
-      paths[i] = path;
+      await pipeline(res.Body as Readable, createWriteStream(paths[i]!));
     }
   };
-  await Promise.all(Array.from({ length: Math.min(8, keys.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(8, keys.length) }, fetchNext));
   return paths;
 }
 

@@ -16,6 +16,7 @@ import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
 import { createS3, ensureBucket } from '../../common/s3.js';
 import { HOUR_MS, hourIso, hourOf } from '../../common/time.js';
+import { auditFinals } from '../../tools/audit-finals.js';
 import { generateHistory } from '../../tools/history.js';
 import { archiveHistory, isolation } from './batch-helpers.js';
 
@@ -122,7 +123,6 @@ describe('audit:finals (read-only recount of the finals from the raw archive)', 
       expect(out, out).toMatch(new RegExp(`^${hourIso(hour)}\\s+ok\\s+1\\s+${truth}\\s+${truth}\\s`, 'm'));
     }
     expect(out).toMatch(new RegExp(`${HOURS} hours: ${HOURS} ok, 0 different`));
-    console.log(out);
 
     // From the second hour on: impressions first clicked in the first hour and clicked again in the
     // second must not count there, so the audit has to read the hour before `from` (the lookback).
@@ -138,6 +138,23 @@ describe('audit:finals (read-only recount of the finals from the raw archive)', 
     const later = await audit(retained, { from: hourIso(first + HOUR_MS), to });
     expect(later.code, later.out).toBe(0);
     expect(later.out).toMatch(new RegExp(`${HOURS - 1} hours: ${HOURS - 1} ok, 0 different`));
+
+    // One hour per query: the chunks see the hours before them and count only their own.
+    const hourly = await auditFinals({
+      from: iso.hour0,
+      to: iso.hour0 + HOURS * HOUR_MS,
+      s3,
+      bucket: config.S3_BUCKET,
+      prefix: iso.prefix,
+      pool,
+      lookbackHours: 24,
+      rawRetentionDays: 20_000,
+      chunkHours: 1,
+    });
+    expect(hourly.audits.map((a) => a.status)).toEqual(Array.from({ length: HOURS }, () => 'ok'));
+    expect(hourly.audits.map((a) => a.recount?.clicks)).toEqual(
+      Array.from({ length: HOURS }, (_, h) => perHour.get(iso.hour0 + h * HOUR_MS) ?? 0),
+    );
   });
 
   it('reports a final row the test alters (per ad and per hour), exit code 1', async () => {
@@ -173,6 +190,6 @@ describe('audit:finals (read-only recount of the finals from the raw archive)', 
     expect(out).toMatch(
       new RegExp(`${HOURS} hours: 0 ok, 0 different, 0 open \\(never finalized\\), ${HOURS} not auditable`),
     );
-    expect(out).not.toMatch(/reading \d+ raw files/);
+    expect(out).not.toMatch(/recounting from \d+ raw files/);
   });
 });
