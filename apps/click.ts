@@ -11,7 +11,6 @@ import { Agent } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
 import type { RequestHandler } from 'express';
 import { createProxyServer } from 'http-proxy-3';
 import { AggregatorRegistry } from 'prom-client';
@@ -22,7 +21,8 @@ import { appTopics, createKafka, describeTopicChanges, ensureTopics } from '../c
 import { metricsText, registry } from '../common/metrics.js';
 import { ClickLog } from '../ingest/click-log.js';
 import { clickMetrics } from '../ingest/metrics.js';
-import { SpoolLockedError, spoolLockDir } from '../ingest/spool.js';
+import { spoolLockDir } from '../ingest/spool.js';
+import { OrphanSpools } from '../ingest/spool-orphans.js';
 import { startClickService, type ClickService, type ClickServiceOptions } from '../ingest/service.js';
 
 const METRICS_REQ = 'adclick:metrics-req';
@@ -139,48 +139,39 @@ async function worker(): Promise<void> {
   new AggregatorRegistry(); // installs the worker's answer to the primary's metrics requests
   const service = await startClickWorker({ spoolPath: spoolFile(index), metricsText: clusterMetricsText });
   process.send?.({ type: SPOOL_OWNED, id: 0 });
-  const orphans = index === 0 ? await drainOrphanSpools(count) : [];
+  const orphans = index === 0 ? adoptOrphanSpools(count) : undefined;
 
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
-    void Promise.all([service.close(), ...orphans.map((o) => o.close())]).finally(() => process.exit(0));
+    void Promise.all([service.close(), orphans?.close()]).finally(() => process.exit(0));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', () => undefined); // the primary decides; a terminal's ^C reaches every process
 }
 
 /**
- * Spool files of worker indexes this run does not have: replayed by worker 0. A spool another live
- * process owns (its lock is held) is left to it; `npm run spool:drain` drains one by hand.
+ * Spool files of worker indexes this run does not have: adopted and replayed by worker 0, which
+ * keeps trying while another process holds one (ingest/spool-orphans.ts).
  */
-async function drainOrphanSpools(count: number): Promise<ClickLog[]> {
-  const files = await readdir(config.ADCLICK_SPOOL_DIR).catch(() => [] as string[]);
-  const logs: ClickLog[] = [];
-  for (const f of files) {
-    const m = /^spool-(\d+)\.log$/.exec(f);
-    if (!m || Number(m[1]) < count) continue;
-    try {
-      logs.push(
-        await ClickLog.open({
-          kafka: createKafka(`adclick-ingest-orphan-${m[1]}`),
-          topic: config.KAFKA_CLICKS_TOPIC,
-          spoolPath: join(config.ADCLICK_SPOOL_DIR, f),
-          deadlineMs: config.ADCLICK_PRODUCE_DEADLINE_MS,
-          lingerMs: config.ADCLICK_PRODUCE_LINGER_MS,
-          batchMax: config.ADCLICK_PRODUCE_BATCH_MAX,
-          encoding: config.ADCLICK_CLICK_EVENT_ENCODING,
-          metrics: clickMetrics(),
-          spoolLockWaitMs: 0,
-        }),
-      );
-    } catch (e) {
-      if (!(e instanceof SpoolLockedError)) throw e;
-      console.log(`click worker 0: ${f} is owned by another live process; leaving it to its owner`);
-    }
-  }
-  return logs;
+function adoptOrphanSpools(count: number): OrphanSpools {
+  return new OrphanSpools({
+    dir: config.ADCLICK_SPOOL_DIR,
+    count,
+    open: (spoolPath, n) =>
+      ClickLog.open({
+        kafka: createKafka(`adclick-ingest-orphan-${n}`),
+        topic: config.KAFKA_CLICKS_TOPIC,
+        spoolPath,
+        deadlineMs: config.ADCLICK_PRODUCE_DEADLINE_MS,
+        lingerMs: config.ADCLICK_PRODUCE_LINGER_MS,
+        batchMax: config.ADCLICK_PRODUCE_BATCH_MAX,
+        encoding: config.ADCLICK_CLICK_EVENT_ENCODING,
+        metrics: clickMetrics(),
+        spoolLockWaitMs: 0,
+      }),
+  }).start();
 }
 
 let nextMetricsRequest = 0;

@@ -64,6 +64,11 @@ export interface ClickLogOptions {
    * must use the same value.
    */
   spoolLockStaleMs?: number;
+  /**
+   * When a batch missed its deadline and its spool append failed too, how long its clicks wait for
+   * the late send's outcome (default 2000 ms): acked → 302 (the events are in Kafka), else an error.
+   */
+  lateAckWaitMs?: number;
 }
 
 interface Waiting {
@@ -81,6 +86,8 @@ interface Lane {
 }
 
 const REPLAY_BATCH = 500;
+/** How long a click whose spool append failed waits for the late ack of its missed send. */
+const LATE_ACK_WAIT_MS = 2000;
 const RETRY_MS = 500;
 
 export class ClickLog {
@@ -352,7 +359,27 @@ export class ClickLog {
       this.unsettled.add(tracked);
       void tracked.finally(() => this.unsettled.delete(tracked));
     }
-    await appended;
+    try {
+      await appended;
+    } catch (e) {
+      if (!lateSend) throw e;
+      // The spool could not keep these events (disk full, I/O error), but the send that missed its
+      // deadline may still be acked: then they are in Kafka and counted, so the clicks must get
+      // their 302, not an error. Its outcome is awaited for a bounded time (the click path's deadline).
+      const outcome = await settledWithin(lateSend, this.opts.lateAckWaitMs ?? LATE_ACK_WAIT_MS);
+      if (outcome === 'acked') return this.settle(batch, 'kafka');
+      if (outcome === 'pending') {
+        void lateSend.then(
+          () =>
+            this.log(
+              `${batch.length} click event(s) answered with an error (the spool failed) were acked by ` +
+                `Kafka more than ${this.opts.lateAckWaitMs ?? LATE_ACK_WAIT_MS} ms after their deadline: counted without a redirect`,
+            ),
+          () => undefined,
+        );
+      }
+      throw e;
+    }
     this.settle(batch, 'spool');
     this.wake?.();
   }
@@ -523,6 +550,20 @@ export function spooledMessages(records: SpoolRecord[]): { messages: Message[]; 
 
 function toMessage(w: Pick<Waiting, 'event' | 'value'>): Message {
   return { key: clickKey(w.event.adId, w.event.salt), value: w.value, timestamp: String(w.event.ts) };
+}
+
+/** Whether `p` fulfilled, rejected or is still pending after `ms`. */
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<'acked' | 'failed' | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    p.then(
+      () => 'acked' as const,
+      () => 'failed' as const,
+    ),
+    new Promise<'pending'>((r) => (timer = setTimeout(() => r('pending'), ms))),
+  ]);
+  clearTimeout(timer);
+  return outcome;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

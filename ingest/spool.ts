@@ -114,6 +114,8 @@ export class Spool {
   private records = 0;
   private closed = false;
   private lockLost: SpoolLockLostError | undefined;
+  /** A failed append may have left bytes after the durable end: cut before the next append. */
+  private dirtyTail = false;
 
   private constructor(
     readonly path: string,
@@ -192,13 +194,26 @@ export class Spool {
     return this.durableSize > this.committedOffset;
   }
 
-  /** Appends the payloads as one write and fsyncs it; resolves with each record's offset. */
+  /**
+   * Appends the payloads and fsyncs them; resolves with each record's offset. A short write is
+   * completed by further writes; one that cannot complete (ENOSPC, EIO) or a failed fsync rejects,
+   * and the bytes it left past the durable end are cut off, so that no record of a rejected append
+   * is ever replayed (its clicks were answered with an error). Until they are cut (the truncate
+   * failed too), every append rejects.
+   */
   append(payloads: Buffer[]): Promise<number[]> {
     return this.serial(async () => {
       const at = this.durableSize;
+      if (this.dirtyTail) await this.cutDirtyTail();
       const bytes = encodeRecords(payloads);
-      await this.fh.write(bytes, 0, bytes.length, at);
-      await this.fh.datasync();
+      try {
+        await writeFully(this.fh, bytes, at);
+        await this.fh.datasync();
+      } catch (e) {
+        this.dirtyTail = true;
+        await this.cutDirtyTail().catch(() => undefined);
+        throw e;
+      }
       const offsets: number[] = [];
       let o = at;
       for (const p of payloads) {
@@ -282,7 +297,7 @@ export class Spool {
         0o644,
       );
       try {
-        await fh.write(encodeRecords(records.map((r) => r.payload)));
+        await writeFully(fh, encodeRecords(records.map((r) => r.payload)), null);
         await fh.datasync();
       } finally {
         await fh.close();
@@ -344,6 +359,13 @@ export class Spool {
     this.closed = true;
     await this.fh.close();
     if (!this.lockLost) await this.releaseLock();
+  }
+
+  /** Cuts what a failed append left after the durable end (the file is not opened O_APPEND). */
+  private async cutDirtyTail(): Promise<void> {
+    await this.fh.truncate(this.durableSize);
+    await this.fh.datasync();
+    this.dirtyTail = false;
   }
 
   /** Finds the end of damaged bytes at `at` (the next valid frame, or the durable end) and remembers them. */
@@ -464,6 +486,22 @@ async function nextFrame(fh: FileHandle, from: number, end: number): Promise<num
     if (i >= 0) return c + i;
   }
   return -1;
+}
+
+/**
+ * Writes all of `bytes` at `position` (null: at the end of a file opened O_APPEND), going on after
+ * short writes; a write that fails rejects.
+ */
+async function writeFully(fh: FileHandle, bytes: Buffer, position: number | null): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const at = position === null ? null : position + done;
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, at);
+    // write(2) reports 0 only when it cannot go on (no error, no progress): do not spin on it.
+    if (bytesWritten === 0)
+      throw new Error(`spool write made no progress (${done} of ${bytes.length} bytes)`);
+    done += bytesWritten;
+  }
 }
 
 async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
