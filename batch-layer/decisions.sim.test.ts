@@ -107,8 +107,6 @@ class Sim {
   readonly lastClick: number;
   readonly end: number;
   private fileSeq = 0;
-  /** OLD: the affectedLaterHours of the last compaction (only the late path reads it). */
-  affected: number[] = [];
 
   constructor(readonly seed: number) {
     this.rnd = prng(seed);
@@ -315,19 +313,7 @@ class Sim {
       H,
     );
     const counted = countedClicks(first, (id) => seen.some((s) => s.has(id)));
-    // OLD publishSeenIndex: the impressions new against the index still stored.
-    let added: Set<string> | undefined;
-    if (listed.length > 0) {
-      const stored = this.indexes.get(hour);
-      const keys = listed
-        .map((f) => f.key)
-        .sort()
-        .join(',');
-      if (stored?.keys !== keys) {
-        const ids = this.indexOf(hour, listed);
-        added = stored ? new Set([...ids].filter((i) => !stored.ids.has(i))) : ids;
-      }
-    }
+    if (listed.length > 0) this.indexOf(hour, listed); // the hour's own index, published beside the writes
     const events = new Set(
       listed.flatMap((f) => f.events.map((e) => `${e.partition}/${e.kafkaAt}/${e.eventId}/${e.ts}`)),
     ).size;
@@ -353,16 +339,6 @@ class Sim {
       const { revision } = nextRevision(was, { validClicks: counted.length, events });
       this.finals.set(hour, { revision, validClicks: counted.length, events, listedAt: t0, perAd });
       this.failing.delete(hour);
-      // OLD laterHoursHolding: finalized later hours whose (rebuilt) index meets the added ids.
-      this.affected = [];
-      if (added)
-        for (let l = hour + H; l <= hour + LOOKBACK * H; l += H) {
-          if (!this.finals.has(l)) continue;
-          const files = this.raw.get(l) ?? [];
-          if (files.length === 0) continue;
-          const ids = this.indexOf(l, files);
-          if ([...added].some((i) => ids.has(i))) this.affected.push(l);
-        }
       done(true);
     });
   }
@@ -430,42 +406,34 @@ class Sim {
   // ---- the schedules ----
   private latePathBusy = false;
   latePath(): void {
-    if (this.latePathBusy) return;
+    if (this.latePathBusy) return; // BUFFER_ALL: the next window waits for this one
     this.latePathBusy = true;
-    const newestUpload = new Map<number, number>();
-    for (const [hour, rows] of this.rawFilesTable) newestUpload.set(hour, Math.max(...rows.values()));
-    const queue = staleHours({
-      finalized: [...this.finals].map(([hour, f]) => ({
-        hour,
-        listedAt: f.listedAt,
-        failing: this.failing.has(hour),
-      })),
-      newestUpload,
-      lookbackHours: LOOKBACK,
-      hourMs: H,
-      from: 0, // OLD: no lower bound
-      to: Infinity,
-      limit: 48,
-    });
     const done = new Set<number>();
-    const next = (): void => {
-      const hour = queue.shift();
-      if (hour === undefined) {
+    const round = (): void => {
+      const newestUpload = new Map<number, number>();
+      for (const [hour, rows] of this.rawFilesTable) newestUpload.set(hour, Math.max(...rows.values()));
+      const queue = staleHours({
+        finalized: [...this.finals].map(([hour, f]) => ({
+          hour,
+          listedAt: f.listedAt,
+          failing: this.failing.has(hour),
+        })),
+        newestUpload,
+        lookbackHours: LOOKBACK,
+        hourMs: H,
+        from: this.cutoff ?? 0,
+        to: Infinity,
+        limit: 48,
+        exclude: done,
+      });
+      if (queue.length === 0) {
         this.latePathBusy = false;
         return;
       }
-      if (done.has(hour)) return next();
-      done.add(hour);
-      this.compactHourWorkflow(hour, 60, (ok) => {
-        if (!ok) {
-          this.latePathBusy = false; // OLD: a failing child ends the run, its queue lost
-          return;
-        }
-        for (const l of this.affected) if (!done.has(l)) queue.push(l);
-        next();
-      });
+      for (const h of queue) done.add(h);
+      this.sequence(queue, 60, () => undefined, round);
     };
-    next();
+    round();
   }
 
   sweep(): void {
@@ -607,7 +575,7 @@ describe('simulation of the batch layer decisions', () => {
         failures.push(
           `seed ${seed}: ${broken} (replay: SIM_SEED=${seed} npx vitest run batch-layer/decisions.sim.test.ts)`,
         );
-      if (failures.length >= 400) break;
+      if (failures.length >= 3) break;
     }
     for (const f of failures) console.error(f);
     expect(failures).toEqual([]);

@@ -80,7 +80,9 @@ export function lookbackSource(f: {
   rawFiles: number;
   retainedIndex: boolean;
 }): 'raw' | 'retained-index' | 'none' {
-  return f.rawFiles > 0 ? 'raw' : 'none'; // OLD: seenIndexOf returned undefined without raw files
+  if (!pastRawCutoff(f.hourStart, f.cutoff) && f.rawFiles > 0) return 'raw';
+  if (f.retainedIndex) return 'retained-index';
+  return 'none';
 }
 
 /**
@@ -97,7 +99,6 @@ export function refusal(f: {
   recorded: readonly string[];
   iso: (t: number) => string;
 }): string | undefined {
-  if (f.iso) return undefined; // OLD: compaction recounted whatever it listed
   if (pastRawCutoff(f.hourStart, f.cutoff))
     return (
       `refused: ${f.iso(f.hourStart)} is before the raw cutoff ${f.iso(f.cutoff!)}: its raw files are ` +
@@ -158,14 +159,13 @@ export function staleHours(f: {
 }): number[] {
   const stale = f.finalized.filter((h) => {
     if (h.hour < f.from || h.hour >= f.to || f.exclude?.has(h.hour)) return false;
-    for (let i = 0; i <= 0; i++) {
-      // OLD: lateHours looked at the hour's own raw files only
+    for (let i = 0; i <= f.lookbackHours; i++) {
       const up = f.newestUpload.get(h.hour - i * f.hourMs);
       if (up !== undefined && up > h.listedAt) return true;
     }
     return false;
   });
-  stale.sort((a, b) => a.hour - b.hour); // OLD: oldest first
+  stale.sort((a, b) => Number(a.failing) - Number(b.failing) || a.hour - b.hour);
   return stale.slice(0, f.limit).map((h) => h.hour);
 }
 
@@ -185,7 +185,7 @@ export function rawExpiryCutoff(f: {
 }): number {
   const clock = Math.floor(f.now / f.hourMs) * f.hourMs - f.retentionHours * f.hourMs;
   let cutoff = clock;
-  void f.owed; // OLD: retention deleted at its clock
+  for (const h of f.owed) cutoff = Math.min(cutoff, h - f.lookbackHours * f.hourMs);
   return f.previous === undefined ? cutoff : Math.max(cutoff, f.previous);
 }
 
@@ -200,7 +200,7 @@ export function sweepFrom(f: {
   cutoff: RawCutoff;
 }): number {
   const clock = Math.floor(f.now / f.hourMs) * f.hourMs - f.retentionHours * f.hourMs;
-  return clock; // OLD
+  return f.cutoff === undefined ? clock : Math.min(clock, f.cutoff);
 }
 
 export interface Adjustment {
