@@ -478,6 +478,7 @@ class Sim {
       hourMs: H,
       owed,
       previous: this.cutoff,
+      maxHoldHours: 1000, // never reached here: no hour fails for good
     });
     this.cutoff = cutoff; // recorded before anything is deleted
     for (const hour of [...this.raw.keys()]) if (hour < cutoff) this.raw.delete(hour);

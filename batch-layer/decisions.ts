@@ -171,8 +171,8 @@ export function staleHours(f: {
 
 /**
  * The hour before which retention may delete raw files now: the retention's own cutoff, held back
- * so that no hour still owed a finalization (never finalized, or stale: see `staleHours`) loses its
- * raw files or those of the hours in its lookback. Never moves backwards.
+ * (at most `maxHoldHours`) so that no hour still owed a finalization (never finalized, or stale: see
+ * `staleHours`) loses its raw files or those of the hours in its lookback. Never moves backwards.
  */
 export function rawExpiryCutoff(f: {
   now: number;
@@ -182,10 +182,13 @@ export function rawExpiryCutoff(f: {
   /** Hours with raw files never finalized, and stale finalized hours. */
   owed: readonly number[];
   previous: RawCutoff;
+  /** Held back at most this long past the retention (an hour that fails for good must not keep raw files forever). */
+  maxHoldHours: number;
 }): number {
   const clock = Math.floor(f.now / f.hourMs) * f.hourMs - f.retentionHours * f.hourMs;
   let cutoff = clock;
   for (const h of f.owed) cutoff = Math.min(cutoff, h - f.lookbackHours * f.hourMs);
+  cutoff = Math.max(cutoff, clock - f.maxHoldHours * f.hourMs);
   return f.previous === undefined ? cutoff : Math.max(cutoff, f.previous);
 }
 
