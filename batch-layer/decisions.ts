@@ -142,9 +142,11 @@ export interface FinalizedHourState {
  * The late path's queue, derived from durable state only: a finalized hour is stale when a raw file
  * of the hour itself or of an hour in its lookback was uploaded after it listed its inputs (its
  * count, or its dedup against earlier hours, may change). Nothing another compaction does can hide
- * it: only a finalization of that very hour, listing after the upload, clears it. Hours before
- * `from` (the raw cutoff) are left alone: they cannot be recounted. Oldest first; hours whose last
- * compaction failed come after the others, so one failing hour does not hold the rest back.
+ * it: only a finalization of that very hour, listing after the upload, clears it. The range
+ * [from, to) names the hours whose late files are looked at: the stale hours in it, and the later
+ * hours (up to the lookback past `to`) that those files make stale. Hours before `from` (never before
+ * the raw cutoff) are left alone: they cannot be recounted. Oldest first; hours whose last compaction
+ * failed come after the others, so one failing hour does not hold the rest back.
  */
 export function staleHours(f: {
   finalized: readonly FinalizedHourState[];
@@ -158,9 +160,12 @@ export function staleHours(f: {
   exclude?: ReadonlySet<number>;
 }): number[] {
   const stale = f.finalized.filter((h) => {
-    if (h.hour < f.from || h.hour >= f.to || f.exclude?.has(h.hour)) return false;
+    if (h.hour < f.from || h.hour >= f.to + f.lookbackHours * f.hourMs || f.exclude?.has(h.hour))
+      return false;
     for (let i = 0; i <= f.lookbackHours; i++) {
-      const up = f.newestUpload.get(h.hour - i * f.hourMs);
+      const input = h.hour - i * f.hourMs;
+      if (input >= f.to) continue;
+      const up = f.newestUpload.get(input);
       if (up !== undefined && up > h.listedAt) return true;
     }
     return false;

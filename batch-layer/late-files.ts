@@ -109,7 +109,7 @@ export async function lateHours(
       `select f.hour, f.listed_at, coalesce(x.failed_at > f.finalized_at, false) as failing
          from finalized_hours f left join hour_failures x on x.hour = f.hour
         where f.hour >= $1 and f.hour < $2`,
-      [new Date(from), new Date(to)],
+      [new Date(from), new Date(Math.min(to + lookbackHours * HOUR_MS, Date.UTC(9999, 0)))],
     ),
     pool.query<{ hour: Date; newest: Date }>(
       `select hour, max(uploaded_at) as newest from raw_files where hour >= $1 and hour < $2 and key like $3
