@@ -15,7 +15,7 @@
 //                                   lookback) arrived after they listed them
 //   rawExpiryCutoff                 retention never deletes the raw inputs of an hour still owed a
 //                                   finalization
-//   adjustments                     what a new revision changed per key (billing adjustments)
+//   sweepFrom                       where the sweep starts: the first hour whose raw files are kept
 
 /** Raw statuses that may be an impression's first click: signed and unexpired, whatever Redis said. */
 export const countedStatuses = ['valid', 'duplicate'] as const;
@@ -209,24 +209,4 @@ export function sweepFrom(f: {
 }): number {
   const clock = Math.floor(f.now / f.hourMs) * f.hourMs - f.retentionHours * f.hourMs;
   return f.cutoff === undefined ? clock : Math.min(clock, f.cutoff);
-}
-
-export interface Adjustment {
-  key: string;
-  before: number;
-  after: number;
-}
-
-/** What a new revision changed, key by key (keys absent on one side count 0). */
-export function adjustments(
-  before: ReadonlyMap<string, number>,
-  after: ReadonlyMap<string, number>,
-): Adjustment[] {
-  const out: Adjustment[] = [];
-  for (const key of new Set([...before.keys(), ...after.keys()])) {
-    const b = before.get(key) ?? 0;
-    const a = after.get(key) ?? 0;
-    if (a !== b) out.push({ key, before: b, after: a });
-  }
-  return out.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
 }
