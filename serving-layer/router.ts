@@ -203,7 +203,16 @@ export const servingRoutes: ApiRoute[] = [
     responses: {
       '200': json(
         'the hours',
-        z.object({ from: z.string(), to: z.string(), hours: z.array(z.record(z.string(), z.unknown())) }),
+        z.object({
+          from: z.string(),
+          to: z.string(),
+          hours: z
+            .array(z.record(z.string(), z.unknown()))
+            .describe(
+              'per hour: `state` open | waiting (for completeness: `waitingFor`, `waitingSince`; not an error) | ' +
+                'failed (`failure.reason`: an error, or a refusal past the raw cutoff) | finalized; revisions; counts per layer',
+            ),
+        }),
       ),
       ...keyedErrors(adminOnly),
     },
