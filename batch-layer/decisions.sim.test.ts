@@ -553,7 +553,11 @@ class Sim {
       const want = truth.get(hour) ?? new Map<string, number>();
       const got = this.finals.get(hour);
       const total = [...want.values()].reduce((a, b) => a + b, 0);
-      if (!got) return `hour ${hour / H} never finalized (truth ${total})`;
+      // Not finalized is acceptable only for an hour with nothing due that fell past the raw cutoff
+      // while a live host held clicks of it (GET /v1/admin/hours shows it `waiting`).
+      if (!got && (total > 0 || this.cutoff === undefined || hour >= this.cutoff))
+        return `hour ${hour / H} never finalized (truth ${total})`;
+      if (!got) continue;
       const ads = new Set([...want.keys(), ...got.perAd.keys()]);
       for (const ad of ads)
         if ((want.get(ad) ?? 0) !== (got.perAd.get(ad) ?? 0))
