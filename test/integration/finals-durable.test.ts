@@ -8,6 +8,8 @@
 //   2. raw files past the raw cutoff are gone (retention): a backfill of that hour is refused (the
 //      workflow fails naming the cutoff) and the finals are kept; the API answers 409 naming the
 //      cutoff. (Before: the backfill recounted nothing and wrote 0, revision 2.)
+//   3. an hour just inside the raw cutoff is recounted against the seen index retention kept of an
+//      hour past it. (Before: with no raw files the index was not read, the impression counted twice.)
 // One private topic, archiver group, S3 prefix, task queue and far-past hours per run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -25,7 +27,7 @@ import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
 import { createS3, ensureBucket } from '../../common/s3.js';
 import { createTemporalClient } from '../../common/temporal.js';
-import { DAY_MS, HOUR_MS, MINUTE_MS, hourIso } from '../../common/time.js';
+import { DAY_MS, HOUR_MS, MINUTE_MS, hourIso, hourPartition } from '../../common/time.js';
 import { compactHourId } from '../../common/workflow-ids.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 import { minuteRows, waitFor } from './batch-helpers.js';
@@ -285,4 +287,27 @@ describe('finals are never doubled nor wiped', () => {
       api.server.close();
     }
   }, 180_000);
+
+  it('an hour just inside the raw cutoff is recounted against the retained seen index of an hour past it', async () => {
+    const [E, L] = [base + 300 * HOUR_MS, base + 301 * HOUR_MS];
+    const impression = randomUUID();
+    await sendArchived([
+      event(cat.ads[0]!.adId, E + 50 * MINUTE_MS, impression),
+      event(cat.ads[0]!.adId, L + 10 * MINUTE_MS, impression), // its second click: counted in E
+    ]);
+    for (const h of [E, L]) await compact(h);
+    expect(await finals(E, L + HOUR_MS)).toEqual([
+      [hourIso(E), 1, 1],
+      [hourIso(L), 1, 0],
+    ]);
+    // Retention 30 days after L: E's raw files go, its seen index stays (L's lookback needs it).
+    await expireRawFiles({ pool, s3, bucket: config.S3_BUCKET, prefix }, L + 30 * DAY_MS, 30 * 24, 24);
+    expect(await listObjects(s3, config.S3_BUCKET, `${prefix}raw/clicks/${hourPartition(E)}/`)).toEqual([]);
+    // L is recounted (a backfill, the daily run): the impression is still E's.
+    expect((await compact(L)).validClicks).toBe(0);
+    expect(await finals(E, L + HOUR_MS)).toEqual([
+      [hourIso(E), 1, 1],
+      [hourIso(L), 1, 0],
+    ]);
+  }, 120_000);
 });
