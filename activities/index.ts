@@ -22,6 +22,7 @@ import {
 } from '../batch-layer/completeness.js';
 import { hoursToSweep, lateHours, rawCutoffOf, recordHourFailure } from '../batch-layer/late-files.js';
 import { sweepFrom } from '../batch-layer/decisions.js';
+import type { PinotOfflineDeps } from '../batch-layer/pinot-offline.js';
 import { reconcileDay } from '../batch-layer/reconciliation.js';
 import {
   applyPartitionRetention,
@@ -57,6 +58,8 @@ export interface BatchActivityDeps {
   /** The speed layer, for reconciliation; without it the daily report cannot be made. */
   speedStore?: SpeedStore;
   faultPauseMs?: number;
+  /** BATCH_STORE=pinot: compaction publishes each hour to this OFFLINE table (docs/store.md). */
+  pinot?: PinotOfflineDeps;
 }
 
 export type {

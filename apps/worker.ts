@@ -10,6 +10,7 @@ import { createPool, migrate } from '../common/db.js';
 import { createKafka } from '../common/kafka.js';
 import { createS3, ensureBucket } from '../common/s3.js';
 import { createActivities } from '../activities/index.js';
+import { configuredBatchPinot } from '../batch-layer/pinot-offline.js';
 import { createSpeedStore } from '../speed-layer/speed-store.js';
 
 async function main(): Promise<void> {
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
       },
       speedStore,
       faultPauseMs: config.BATCH_FAULT_PAUSE_MS,
+      pinot: configuredBatchPinot(),
     }),
     // Compaction is CPU- and memory-heavy (DuckDB): a few at a time per worker process.
     maxConcurrentActivityTaskExecutions: 4,

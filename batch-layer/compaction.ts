@@ -35,6 +35,13 @@ import {
   type RawCutoff,
 } from './decisions.js';
 import { rawCutoffOf, recordedRawKeys } from './late-files.js';
+import {
+  adjustmentRows,
+  ensureBatchPinotTable,
+  publishHourSegment,
+  servedHourTotals,
+  type PinotOfflineDeps,
+} from './pinot-offline.js';
 
 export interface CompactionDeps {
   pool: pg.Pool;
@@ -47,6 +54,8 @@ export interface CompactionDeps {
   lookbackHours: number;
   /** Failure drills: pause after downloading (config BATCH_FAULT_PAUSE_MS). */
   faultPauseMs?: number;
+  /** BATCH_STORE=pinot: the hour's counts go to this OFFLINE table, not the PostgreSQL count tables. */
+  pinot?: PinotOfflineDeps;
 }
 
 /** Who finalized the hour: recorded in finalized_hours. */
@@ -532,6 +541,84 @@ export async function writeHourCounts(
   });
 }
 
+const pinotTables = new Map<string, Promise<void>>();
+
+/**
+ * BATCH_STORE=pinot (docs/store.md): publishes the hour's segment, replacing the hour's previous one,
+ * and only once the broker serves it records the hour finalized in PostgreSQL, so the merge never
+ * calls an hour final before Pinot serves it. Under the hour's lock, as `writeHourCounts`: the raw
+ * cutoff is checked again, and a re-finalization that changes the hour records what it changed per
+ * ad and per advertiser (hour_adjustments: the totals Pinot served before and after the push).
+ * A crash between the push and the commit leaves the new segment served under the old revision (or
+ * an unfinalized hour's segment, unused); the hour's listing was not recorded, so the retry or the
+ * late path finalizes it again.
+ */
+export async function writeHourToPinot(
+  pool: pg.Pool,
+  pinot: PinotOfflineDeps,
+  hourStart: number,
+  counts: Omit<HourCounts, 'events'> & { events: number | Promise<number> },
+  rawFiles: readonly string[],
+  run: CompactionRun,
+  listedAt: Date,
+  clock = new PhaseClock(),
+  rawPrefix?: string,
+): Promise<{ revision: number; changed: boolean }> {
+  let table = pinotTables.get(pinot.table);
+  if (!table) pinotTables.set(pinot.table, (table = ensureBatchPinotTable(pinot)));
+  await table.catch((e: unknown) => {
+    pinotTables.delete(pinot.table);
+    throw e;
+  });
+  return inTransaction(pool, async (client) => {
+    await client.query('select pg_advisory_xact_lock($1, $2)', [7_262_005, hourStart / HOUR_MS]);
+    if (rawPrefix !== undefined) {
+      const refused = refusal({
+        hourStart,
+        cutoff: await rawCutoffOf(client, rawPrefix),
+        listed: [],
+        recorded: [],
+        iso: hourIso,
+      });
+      if (refused) throw new RawInputsGone(refused);
+    }
+    const was = await currentFinalization(client, hourStart);
+    const before = was ? await servedHourTotals(pinot, hourStart) : undefined;
+    clock.lap('write: locks');
+    // No valid click: no CSV rows, and the hour has no segment (an earlier one is deleted).
+    await publishHourSegment(pinot, hourStart, counts.csv.adMinute, counts.validClicks > 0 ? rawFiles : []);
+    clock.lap('write: Pinot segment pushed and served');
+    const events = await counts.events;
+    const done = await recordFinalization(client, hourStart, { ...counts, events }, run, listedAt, was);
+    if (before && done.changed) {
+      const after = await servedHourTotals(pinot, hourStart);
+      const scopes = [
+        ['ad', before.ads, after.ads],
+        ['advertiser', before.advertisers, after.advertisers],
+      ] as const;
+      for (const [scope, b, a] of scopes) {
+        const rows = adjustmentRows(b, a);
+        if (rows.length === 0) continue;
+        await client.query(
+          `insert into hour_adjustments (hour, revision, scope, id, clicks_before, clicks_after)
+           select $1, $2, $3, unnest($4::bigint[]), unnest($5::bigint[]), unnest($6::bigint[])
+           on conflict do nothing`,
+          [
+            new Date(hourStart),
+            done.revision,
+            scope,
+            rows.map((r) => r.id),
+            rows.map((r) => r.clicksBefore),
+            rows.map((r) => r.clicksAfter),
+          ],
+        );
+      }
+    }
+    clock.lap('write: finalization recorded');
+    return done;
+  });
+}
+
 /**
  * What this run does to the day rows: nothing while the day has an hour not finalized, write them all
  * when this run finalizes the day's last hour, update them when it finalizes an hour of a whole day
@@ -718,7 +805,19 @@ export async function compactHourFromS3(
   });
   onProgress({ phase: 'writing', filesDone: done, filesTotal: raw.length });
   const [written, published] = await Promise.allSettled([
-    writeHourCounts(deps.pool, hourStart, { ...counts, events: rest }, run, listedAt, clock, deps.prefix),
+    deps.pinot
+      ? writeHourToPinot(
+          deps.pool,
+          deps.pinot,
+          hourStart,
+          { ...counts, events: rest },
+          files,
+          run,
+          listedAt,
+          clock,
+          deps.prefix,
+        )
+      : writeHourCounts(deps.pool, hourStart, { ...counts, events: rest }, run, listedAt, clock, deps.prefix),
     indexed,
   ]);
   if (written.status === 'rejected') throw written.reason;

@@ -48,9 +48,13 @@ export interface PinotOfflineDeps {
   jobHeap?: string;
   /** How long to wait for the servers to serve a pushed segment. */
   servedTimeoutMs?: number;
+  /** Copies of each segment (the table's `replication`; default 1). */
+  replication?: number;
+  /** Pinot's retention manager deletes segments whose hour is older (default BATCH_PINOT_RETENTION_DAYS). */
+  retentionDays?: number;
 }
 
-/** The deps for the local stack's Pinot, with `table` and `workDir` as given. */
+/** The deps for the configured Pinot, with `table` and `workDir` as given. */
 export function pinotOfflineDeps(table: string, workDir: string): PinotOfflineDeps {
   return {
     table,
@@ -58,7 +62,16 @@ export function pinotOfflineDeps(table: string, workDir: string): PinotOfflineDe
     brokerUrl: config.PINOT_BROKER_URL,
     libDir: join(config.ADCLICK_CACHE_DIR, 'pinot', 'lib'),
     workDir,
+    replication: config.PINOT_REPLICATION,
+    retentionDays: config.BATCH_PINOT_RETENTION_DAYS,
   };
+}
+
+/** With BATCH_STORE=pinot, the deps of BATCH_PINOT_TABLE (finalization publishes there); else undefined. */
+export function configuredBatchPinot(workDir = config.BATCH_WORK_DIR): PinotOfflineDeps | undefined {
+  return config.BATCH_STORE === 'pinot'
+    ? pinotOfflineDeps(config.BATCH_PINOT_TABLE, join(workDir, 'pinot-segments'))
+    : undefined;
 }
 
 /** The segment of one hour: the same name each time the hour is finalized, e.g. `t_2000-01-01T19`. */
@@ -73,7 +86,11 @@ const endpointsOf = (deps: PinotOfflineDeps): PinotEndpoints => ({
 /** Creates the schema and the OFFLINE table unless they exist (batch-layer/pinot/*.json). */
 export async function ensureBatchPinotTable(deps: PinotOfflineDeps): Promise<void> {
   const endpoints = endpointsOf(deps);
-  const vars = { TABLE: deps.table };
+  const vars = {
+    TABLE: deps.table,
+    REPLICATION: String(deps.replication ?? 1),
+    RETENTION_DAYS: String(deps.retentionDays ?? config.BATCH_PINOT_RETENTION_DAYS),
+  };
   if (!(await getSchema(deps.table, endpoints)))
     await addSchema(renderPinotConfig<PinotSchema>(join(DIR, 'batch_counts.schema.json'), vars), endpoints);
   if (!(await tableExists(deps.table, 'OFFLINE', endpoints)))
@@ -241,6 +258,47 @@ export async function servedFingerprint(
   );
   const [rows, clicks, weighted] = (r.rows[0] ?? [0, 0, 0]).map(Number);
   return { rows: rows ?? 0, clicks: clicks ?? 0, adWeightedClicks: weighted ?? 0 };
+}
+
+/** Per-ad and per-advertiser clicks of one hour, as the broker serves them (before a re-finalization). */
+export interface HourTotals {
+  ads: Map<string, number>;
+  advertisers: Map<string, number>;
+}
+
+export async function servedHourTotals(deps: PinotOfflineDeps, hourStart: number): Promise<HourTotals> {
+  const { rows } = await servedFingerprint(deps, hourStart);
+  const totals = async (key: 'ad_id' | 'advertiser_id'): Promise<Map<string, number>> => {
+    if (rows === 0) return new Map();
+    const r = await query(
+      `select ${key}, sum(clicks) from ${deps.table}
+        where minute >= ${hourStart} and minute < ${hourStart + HOUR_MS} group by ${key} limit ${rows}`,
+      { ...endpointsOf(deps), queryOptions: { numGroupsLimit: Math.max(100_000, rows) }, timeoutMs: 60_000 },
+    );
+    return new Map(r.rows.map(([id, clicks]) => [String(id), Number(clicks)]));
+  };
+  return { ads: await totals('ad_id'), advertisers: await totals('advertiser_id') };
+}
+
+/** One changed key of a re-finalized hour (hour_adjustments), from its totals before and after. */
+export interface AdjustmentRow {
+  id: string;
+  clicksBefore: number;
+  clicksAfter: number;
+}
+
+/** The keys whose clicks differ between `before` and `after` (a key missing on one side has 0 there). */
+export function adjustmentRows(
+  before: ReadonlyMap<string, number>,
+  after: ReadonlyMap<string, number>,
+): AdjustmentRow[] {
+  const out: AdjustmentRow[] = [];
+  for (const id of new Set([...before.keys(), ...after.keys()])) {
+    const clicksBefore = before.get(id) ?? 0;
+    const clicksAfter = after.get(id) ?? 0;
+    if (clicksBefore !== clicksAfter) out.push({ id, clicksBefore, clicksAfter });
+  }
+  return out.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : BigInt(a.id) > BigInt(b.id) ? 1 : 0));
 }
 
 const sameFingerprint = (a: SegmentFingerprint, b: SegmentFingerprint): boolean =>

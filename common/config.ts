@@ -148,6 +148,17 @@ const schema = z.object({
   BATCH_MINUTE_RETENTION_DAYS: z.coerce.number().int().min(7).default(8),
   BATCH_HOUR_RETENTION_DAYS: z.coerce.number().int().min(92).default(92),
   BATCH_DAY_RETENTION_YEARS: positiveInt.default(5),
+  // --- Authoritative store (docs/store.md): where finalized counts live. `pinot`: one OFFLINE
+  // segment per finalized hour in BATCH_PINOT_TABLE, pushed and served before the hour is recorded
+  // final; hour state, revisions and adjustments stay in PostgreSQL either way.
+  BATCH_STORE: z.enum(['postgres', 'pinot']).default('postgres'),
+  BATCH_PINOT_TABLE: z.string().regex(/^\w+$/).default('batch_counts'),
+  // Pinot's retention manager deletes the OFFLINE table's hours older than this (minute rows serve
+  // every granularity, so this is the retention of all three tiers; the API answers 400 before it).
+  BATCH_PINOT_RETENTION_DAYS: z.coerce.number().int().min(92).default(400),
+  // Copies of each Pinot segment (OFFLINE and REALTIME tables): 2 on the local cluster (npm run cluster:up).
+  PINOT_REPLICATION: positiveInt.default(1),
+  // --- end authoritative store ---
   // --- Speed layer (speed-layer/) ---
   SPEED_CONSUMER_GROUP: z.string().default('adclick-speed-layer'),
   // Minutes behind the newest minute of a partition that stay open (their impression ids dedup).

@@ -7,6 +7,8 @@ import type pg from 'pg';
 import { DAY_MS, HOUR_MS, hourOf } from '../common/time.js';
 import type { ReconciliationReport } from '../common/reconciliation.js';
 import type { Count } from './merge.js';
+import { config } from '../common/config.js';
+import { PinotBatchCounts, type AuthoritativeCounts } from './pinot-batch-counts.js';
 
 export interface FinalizedHour {
   hour: number;
@@ -72,8 +74,25 @@ const toCounts = (rows: Array<{ start: number; clicks: string | number }>): Coun
 /** Epoch ms of a timestamptz column, computed by PostgreSQL (cheaper than parsing a Date per row). */
 const epochMs = (column: string): string => `(extract(epoch from ${column}) * 1000)::float8`;
 
+/** The store of the counts as configured: BATCH_STORE=pinot reads them from BATCH_PINOT_TABLE. */
+export function configuredCounts(): AuthoritativeCounts | undefined {
+  if (config.BATCH_STORE !== 'pinot') return undefined;
+  return new PinotBatchCounts(
+    config.BATCH_PINOT_TABLE,
+    { brokerUrl: config.PINOT_BROKER_URL, controllerUrl: config.PINOT_CONTROLLER_URL },
+    config.BATCH_PINOT_RETENTION_DAYS,
+  );
+}
+
+/**
+ * Hour state, revisions, adjustments and the catalogue always come from PostgreSQL; the counts come
+ * from PostgreSQL's count tables, or with `pinot` (default: BATCH_STORE) from the Pinot OFFLINE table.
+ */
 export class BatchStore {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly pinot: AuthoritativeCounts | undefined = configuredCounts(),
+  ) {}
 
   /** Finalized hours touching [from, to), with their run, as recorded by hourly compaction. */
   async finalizedHours(from: number, to: number): Promise<FinalizedHour[]> {
@@ -217,6 +236,7 @@ export class BatchStore {
 
   /** One ad's authoritative minute rows in [from, to). */
   async adMinutes(adId: string, from: number, to: number): Promise<Count[]> {
+    if (this.pinot) return this.pinot.adMinutes(adId, from, to);
     const r = await this.pool.query<{ start: number; clicks: number }>(
       `select ${epochMs('minute')} as start, clicks from click_counts_minute
         where ad_id = $1 and minute >= $2 and minute < $3`,
@@ -227,6 +247,7 @@ export class BatchStore {
 
   /** One ad's authoritative hour rollups in [from, to) (hour-aligned bounds). */
   async adHours(adId: string, from: number, to: number): Promise<Count[]> {
+    if (this.pinot) return this.pinot.adHours(adId, from, to);
     const r = await this.pool.query<{ start: number; clicks: number }>(
       `select ${epochMs('hour')} as start, clicks from click_counts_hour
         where ad_id = $1 and hour >= $2 and hour < $3`,
@@ -237,6 +258,7 @@ export class BatchStore {
 
   /** One advertiser's authoritative minute rollups (all its ads summed) in [from, to). */
   async advertiserMinutes(advertiserId: string, from: number, to: number): Promise<Count[]> {
+    if (this.pinot) return this.pinot.advertiserMinutes(advertiserId, from, to);
     const r = await this.pool.query<{ start: number; clicks: number }>(
       `select ${epochMs('minute')} as start, clicks from advertiser_counts_minute
         where advertiser_id = $1 and minute >= $2 and minute < $3`,
@@ -247,6 +269,7 @@ export class BatchStore {
 
   /** One advertiser's authoritative hour rollups in [from, to) (hour-aligned bounds). */
   async advertiserHours(advertiserId: string, from: number, to: number): Promise<Count[]> {
+    if (this.pinot) return this.pinot.advertiserHours(advertiserId, from, to);
     const r = await this.pool.query<{ start: number; clicks: string }>(
       `select ${epochMs('hour')} as start, clicks from advertiser_counts_hour
         where advertiser_id = $1 and hour >= $2 and hour < $3`,
@@ -260,6 +283,7 @@ export class BatchStore {
    * all finalized, the hour rollups of the other days' finalized hours (the merge sums them).
    */
   async adDays(adId: string, from: number, to: number, finalized: ReadonlySet<number>): Promise<Count[]> {
+    if (this.pinot) return this.pinot.adDays(adId, from, to, finalized);
     return this.daySeries('click_counts_day', 'click_counts_hour', 'ad_id', adId, from, to, finalized);
   }
 
@@ -270,6 +294,7 @@ export class BatchStore {
     to: number,
     finalized: ReadonlySet<number>,
   ): Promise<Count[]> {
+    if (this.pinot) return this.pinot.advertiserDays(advertiserId, from, to, finalized);
     return this.daySeries(
       'advertiser_counts_day',
       'advertiser_counts_hour',
@@ -311,12 +336,17 @@ export class BatchStore {
    * [from, to), or undefined: a range reaching into one asks for counts the tier no longer holds.
    */
   async expiredThrough(table: string, from: number, to: number): Promise<number | undefined> {
+    // Pinot: its retention of the minute rows, on top of the tiers' policy recorded below.
+    const retainedFrom = this.pinot?.retainedFrom(Date.now()) ?? -Infinity;
+    const pinotUntil = from < retainedFrom ? Math.min(to, retainedFrom) : undefined;
     const r = await this.pool.query<{ until: Date | null }>(
       `select max(range_to) as until from expired_partitions
         where table_name = $1 and range_from < $3 and range_to > $2`,
       [table, ts(from), ts(to)],
     );
-    return r.rows[0]?.until?.getTime();
+    const tierUntil = r.rows[0]?.until?.getTime();
+    if (pinotUntil === undefined) return tierUntil;
+    return tierUntil === undefined ? pinotUntil : Math.max(tierUntil, pinotUntil);
   }
 
   /**
@@ -329,6 +359,7 @@ export class BatchStore {
     to: number,
     finalized: ReadonlySet<number>,
   ): Promise<Array<{ adId: string; clicks: number }>> {
+    if (this.pinot) return this.pinot.adTotalsOverFinalized(ads, from, to, finalized);
     if (isEmpty(ads)) return [];
     const [adsWhere, adsValue] = adCondition(ads);
     const wholeFrom = Math.ceil(from / HOUR_MS) * HOUR_MS;
@@ -360,6 +391,7 @@ export class BatchStore {
 
   /** Per-ad clicks over `hours` (finalized hour starts) from the hour rollups, per day of those hours. */
   async adDayTotals(ads: AdScope, hours: readonly number[]): Promise<Map<number, Map<string, number>>> {
+    if (this.pinot) return this.pinot.adDayTotals(ads, hours);
     const out = new Map<number, Map<string, number>>();
     if (isEmpty(ads) || hours.length === 0) return out;
     const [adsWhere, adsValue] = adCondition(ads);

@@ -5,9 +5,9 @@
 // the minute rows; per-advertiser sums are answered from the table's star-tree index. Callers read
 // finalized hours only (finalized_hours in PostgreSQL): serving from this table needs compaction to
 // push an hour's segment before it records the hour as finalized (docs/store.md).
-import { query, type PinotEndpoints } from '../common/pinot.js';
-import { HOUR_MS, MINUTE_MS, dayOf } from '../common/time.js';
-import type { BatchStore } from './batch-store.js';
+import { query, type PinotCell, type PinotEndpoints } from '../common/pinot.js';
+import { DAY_MS, HOUR_MS, MINUTE_MS, dayOf } from '../common/time.js';
+import type { AdScope, BatchStore } from './batch-store.js';
 import type { Count } from './merge.js';
 
 /** The count reads both authoritative stores answer (BatchStore's, for PostgreSQL). */
@@ -15,6 +15,16 @@ export type BatchCountReads = Pick<
   BatchStore,
   'adMinutes' | 'adHours' | 'advertiserMinutes' | 'advertiserHours' | 'adDays' | 'advertiserDays'
 >;
+
+/** The reads BatchStore hands to Pinot with BATCH_STORE=pinot: the counts, and the two top-ads sums. */
+export type AuthoritativeCounts = BatchCountReads &
+  Pick<BatchStore, 'adTotalsOverFinalized' | 'adDayTotals'> & {
+    /** Counts before this instant are gone (the table's retention). */
+    retainedFrom(now: number): number;
+  };
+
+/** Groups a top-ads sum may return: every ad of the largest advertiser (a truncated answer throws). */
+const MAX_AD_GROUPS = 1_000_000;
 
 /** Pinot has no bind parameters: ids are inlined, so only decimal ids are accepted. */
 function idLiteral(id: string): string {
@@ -46,11 +56,65 @@ export function daySeriesOfHours(hours: readonly Count[], finalized: ReadonlySet
   return out.sort((a, b) => a.start - b.start);
 }
 
-export class PinotBatchCounts implements BatchCountReads {
+export class PinotBatchCounts implements AuthoritativeCounts {
   constructor(
     private readonly table: string,
     private readonly endpoints: PinotEndpoints = {},
+    /** The OFFLINE table's retention (BATCH_PINOT_RETENTION_DAYS). */
+    private readonly retentionDays = Infinity,
   ) {}
+
+  retainedFrom(now: number): number {
+    return Number.isFinite(this.retentionDays) ? dayOf(now) - this.retentionDays * DAY_MS : -Infinity;
+  }
+
+  /** The `where` condition of an ad scope: listed ads, or every ad of an advertiser (its rows). */
+  private scope(ads: AdScope): string {
+    if ('advertiserId' in ads) return `advertiser_id = ${idLiteral(ads.advertiserId)}`;
+    return `ad_id in (${ads.map(idLiteral).join(', ')})`;
+  }
+
+  /** Per-ad sums of the rows matching `where` (one group per ad, or per ad and day). */
+  private async perAd(ads: AdScope, where: string, byDay: boolean): Promise<PinotCell[][]> {
+    const r = await query(
+      `select ad_id${byDay ? ', day' : ''}, sum(clicks) from ${this.table}
+        where ${this.scope(ads)} and (${where}) group by ad_id${byDay ? ', day' : ''} limit ${MAX_AD_GROUPS}`,
+      { ...this.endpoints, queryOptions: { numGroupsLimit: MAX_AD_GROUPS } },
+    );
+    return r.rows;
+  }
+
+  /** BatchStore.adTotalsOverFinalized from the minute rows: whole finalized hours, finalized edge minutes. */
+  async adTotalsOverFinalized(
+    ads: AdScope,
+    from: number,
+    to: number,
+    finalized: ReadonlySet<number>,
+  ): Promise<Array<{ adId: string; clicks: number }>> {
+    if (!('advertiserId' in ads) && ads.length === 0) return [];
+    const wholeFrom = Math.ceil(from / HOUR_MS) * HOUR_MS;
+    const wholeTo = Math.max(wholeFrom, Math.floor(to / HOUR_MS) * HOUR_MS);
+    const terms: string[] = [];
+    const whole = [...finalized].filter((h) => h >= wholeFrom && h < wholeTo);
+    if (whole.length > 0) terms.push(`hour in (${whole.join(', ')})`);
+    const hourOfFrom = Math.floor(from / HOUR_MS) * HOUR_MS;
+    if (from < wholeFrom && finalized.has(hourOfFrom))
+      terms.push(`(minute >= ${from} and minute < ${Math.min(wholeFrom, to)})`);
+    if (to > wholeTo && finalized.has(wholeTo)) terms.push(`(minute >= ${wholeTo} and minute < ${to})`);
+    if (terms.length === 0) return [];
+    const rows = await this.perAd(ads, terms.join(' or '), false);
+    return rows.map(([adId, clicks]) => ({ adId: String(adId), clicks: Number(clicks) }));
+  }
+
+  /** BatchStore.adDayTotals: per-ad clicks over `hours` (finalized hour starts), per day of those hours. */
+  async adDayTotals(ads: AdScope, hours: readonly number[]): Promise<Map<number, Map<string, number>>> {
+    const out = new Map<number, Map<string, number>>();
+    if ((!('advertiserId' in ads) && ads.length === 0) || hours.length === 0) return out;
+    for (const h of hours) out.set(dayOf(h), new Map());
+    for (const [adId, day, clicks] of await this.perAd(ads, `hour in (${hours.join(', ')})`, true))
+      out.get(Number(day))?.set(String(adId), Number(clicks));
+    return out;
+  }
 
   /** Sum of clicks per `bucket` column over one key's rows in [from, to). */
   private async series(
