@@ -210,7 +210,7 @@ export function createActivities(deps: BatchActivityDeps) {
       if (!deps.speedStore) {
         throw new Error('no speed store configured on this worker: cannot reconcile (set SPEED_STORE)');
       }
-      return reconcileDay(deps.pool, deps.speedStore, parseDate(date), { limit: 1000 });
+      return reconcileDay(deps.pool, deps.speedStore, parseDate(date), { limit: 1000, pinot: deps.pinot });
     },
   };
 }

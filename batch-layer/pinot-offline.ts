@@ -280,6 +280,27 @@ export async function servedHourTotals(deps: PinotOfflineDeps, hourStart: number
   return { ads: await totals('ad_id'), advertisers: await totals('advertiser_id') };
 }
 
+/** The clicks of one UTC day per ad and per hour, as the broker serves them (daily reconciliation). */
+export async function servedDayTotals(
+  deps: PinotOfflineDeps,
+  dayStart: number,
+): Promise<{ ads: Map<string, number>; hours: Map<number, number> }> {
+  const where = `hour >= ${dayStart} and hour < ${dayStart + 24 * HOUR_MS}`;
+  const opts = { ...endpointsOf(deps), queryOptions: { numGroupsLimit: 10_000_000 }, timeoutMs: 120_000 };
+  const ads = await query(
+    `select ad_id, sum(clicks) from ${deps.table} where ${where} group by ad_id limit 10000000`,
+    opts,
+  );
+  const hours = await query(
+    `select hour, sum(clicks) from ${deps.table} where ${where} group by hour limit 24`,
+    opts,
+  );
+  return {
+    ads: new Map(ads.rows.map(([id, clicks]) => [String(id), Number(clicks)])),
+    hours: new Map(hours.rows.map(([h, clicks]) => [Number(h), Number(clicks)])),
+  };
+}
+
 /** One changed key of a re-finalized hour (hour_adjustments), from its totals before and after. */
 export interface AdjustmentRow {
   id: string;

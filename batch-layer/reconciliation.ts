@@ -1,5 +1,6 @@
 // Daily reconciliation: compares the speed layer's day with the batch layer's, per ad both ways and per
 // hour (common/reconciliation.ts). Pure diffs plus the thin reads and the write around them.
+import { servedDayTotals, type PinotOfflineDeps } from './pinot-offline.js';
 import type pg from 'pg';
 import type { SpeedStore } from '../common/speed-store.js';
 import type { AdDifference, HourDifference, ReconciliationReport } from '../common/reconciliation.js';
@@ -59,19 +60,29 @@ export async function buildReconciliation(
   pool: pg.Pool,
   speed: SpeedStore,
   dayStart: number,
-  opts: { limit?: number } = {},
+  opts: { limit?: number; pinot?: PinotOfflineDeps } = {},
 ): Promise<ReconciliationReport> {
   const from = new Date(dayStart);
   const to = new Date(dayStart + DAY_MS);
+  // BATCH_STORE=pinot: the finals are in the OFFLINE table.
+  const pinot = opts.pinot ? servedDayTotals(opts.pinot, dayStart) : undefined;
   const [batchAds, batchHours, speedAds, speedHours, finalized] = await Promise.all([
-    pool.query<{ ad_id: string; clicks: string }>(
-      'select ad_id, sum(clicks) as clicks from click_counts_hour where hour >= $1 and hour < $2 group by ad_id',
-      [from, to],
-    ),
-    pool.query<{ hour: Date; clicks: string }>(
-      'select hour, sum(clicks) as clicks from click_counts_hour where hour >= $1 and hour < $2 group by hour',
-      [from, to],
-    ),
+    pinot
+      ? pinot.then((t) => ({
+          rows: [...t.ads].map(([ad_id, clicks]) => ({ ad_id, clicks: String(clicks) })),
+        }))
+      : pool.query<{ ad_id: string; clicks: string }>(
+          'select ad_id, sum(clicks) as clicks from click_counts_hour where hour >= $1 and hour < $2 group by ad_id',
+          [from, to],
+        ),
+    pinot
+      ? pinot.then((t) => ({
+          rows: [...t.hours].map(([h, clicks]) => ({ hour: new Date(h), clicks: String(clicks) })),
+        }))
+      : pool.query<{ hour: Date; clicks: string }>(
+          'select hour, sum(clicks) as clicks from click_counts_hour where hour >= $1 and hour < $2 group by hour',
+          [from, to],
+        ),
     speed.adTotals(dayStart, dayStart + DAY_MS),
     speed.hourTotals(dayStart, dayStart + DAY_MS),
     pool.query<{ n: string }>('select count(*) as n from finalized_hours where hour >= $1 and hour < $2', [
@@ -106,7 +117,7 @@ export async function reconcileDay(
   pool: pg.Pool,
   speed: SpeedStore,
   dayStart: number,
-  opts: { limit?: number } = {},
+  opts: { limit?: number; pinot?: PinotOfflineDeps } = {},
 ): Promise<ReconciliationReport> {
   const report = await buildReconciliation(pool, speed, dayStart, opts);
   await pool.query(

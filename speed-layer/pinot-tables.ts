@@ -38,6 +38,7 @@ export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<v
     TOPIC: opts.topic ?? config.KAFKA_MINUTE_COUNTS_TOPIC,
     BROKERS: opts.brokers ?? config.KAFKA_BROKERS,
     RETENTION_DAYS: String(opts.retentionDays ?? config.SPEED_PINOT_RETENTION_DAYS),
+    REPLICATION: String(config.PINOT_REPLICATION),
     CONSUMER_FACTORY: opts.consumerFactory ?? (await kafkaConsumerFactory(endpoints)),
   };
   if (!(await getSchema(table, endpoints))) {

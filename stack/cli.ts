@@ -1,5 +1,6 @@
 // The local stack's command line: `up`, `down`, `status`, `logs <service>`, and `start` (the stack plus
 // the app). Installs what is missing into the cache, starts each service detached, waits for health.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import type { StackService } from './service.js';
 import { kafka } from './services/kafka.js';
@@ -33,30 +34,30 @@ async function bringUp(service: StackService, started: Map<string, Promise<void>
   await service.prepare?.();
 }
 
-export async function up(quiet = false): Promise<void> {
+export async function up(quiet = false, list = services): Promise<void> {
   const t0 = Date.now();
-  await Promise.all(services.map((s) => s.install()));
+  await Promise.all(list.map((s) => s.install()));
   const started = new Map<string, Promise<void>>();
-  for (const s of services) started.set(s.name, bringUp(s, started));
+  for (const s of list) started.set(s.name, bringUp(s, started));
   const results = await Promise.allSettled(started.values());
   const failures = results.flatMap((r) =>
     r.status === 'rejected' ? [String((r.reason as Error).message ?? r.reason)] : [],
   );
-  if (!quiet || failures.length > 0) await status();
+  if (!quiet || failures.length > 0) await status(list);
   if (failures.length > 0) throw new Error(`stack did not come up:\n  ${failures.join('\n  ')}`);
   console.log(`[stack] up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-export async function down(): Promise<void> {
+export async function down(list = services): Promise<void> {
   // Reverse order: dependants first.
-  for (const s of [...services].reverse()) {
+  for (const s of [...list].reverse()) {
     if (await stopDetached(s.name)) console.log(`[stack] stopped ${s.name}`);
   }
 }
 
-export async function status(): Promise<boolean> {
+export async function status(list = services): Promise<boolean> {
   const rows = await Promise.all(
-    services.map(async (s) => {
+    list.map(async (s) => {
       const pid = runningPid(s.name);
       const healthy = pid !== undefined && (await probe(s));
       return {
@@ -70,6 +71,11 @@ export async function status(): Promise<boolean> {
     }),
   );
   console.table(rows);
+  const rss = rows.reduce(
+    (a, r) => a + (typeof r.rss === 'string' && r.rss !== '-' ? parseInt(r.rss, 10) : 0),
+    0,
+  );
+  console.log(`[stack] resident memory of the services: ${rss} MiB`);
   return rows.every((r) => r.state === 'healthy');
 }
 
@@ -97,6 +103,14 @@ async function main(): Promise<void> {
     case 'logs':
       return logs(args[0]);
     case 'start': {
+      if (args.includes('--cluster')) {
+        // The cluster's environment must be set before the configuration is read: its own process.
+        const r = spawnSync(process.execPath, ['--import', 'tsx', 'stack/cluster.ts', 'start', ...args], {
+          stdio: 'inherit',
+        });
+        process.exitCode = r.status ?? 1;
+        return;
+      }
       const { startApp } = await import('./app.js');
       await up();
       return startApp({ demo: args.includes('--demo') });

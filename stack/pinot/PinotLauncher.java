@@ -5,7 +5,7 @@
 // (loopback only, data kept on disk), waits for it, then starts the Pinot roles from properties files
 // through Pinot's PinotServiceManager. On SIGTERM it stops server, broker, controller, then ZooKeeper.
 //
-// Usage: java -cp 'lib/*:<dir of this class>' PinotLauncher <zoo.cfg> <zkAddress> <cluster> <role.properties>...
+// Usage: java -cp 'lib/*:<dir of this class>' PinotLauncher <zoo.cfg | -> <zkAddress> <cluster> <role.properties>...
 // Each properties file names its role in `pinot.service.role` (CONTROLLER, BROKER or SERVER).
 import java.io.File;
 import java.io.FileReader;
@@ -47,23 +47,26 @@ public final class PinotLauncher {
     String zkAddress = args[1];
     String cluster = args[2];
 
-    ServerConfig zkConfig = new ServerConfig();
-    zkConfig.parse(zooCfg);
-    // Standalone ZooKeeper never purges old snapshots and logs by itself; keep the newest three.
-    File zkData = zkConfig.getDataDir();
-    if (zkData.isDirectory()) PurgeTxnLog.purge(zkConfig.getDataLogDir(), zkData, 3);
-    ZooKeeper zk = new ZooKeeper();
-    Thread zkThread = new Thread(() -> {
-      try {
-        zk.runFromConfig(zkConfig);
-      } catch (Exception e) {
-        LOG.error("ZooKeeper failed", e);
-        System.exit(1);
-      }
-    }, "zookeeper");
-    zkThread.start();
-    waitForPort(zkConfig.getClientPortAddress(), 60_000);
-    LOG.info("ZooKeeper is up at {}", zkAddress);
+    // "-" instead of a zoo.cfg: ZooKeeper runs elsewhere (a local cluster's extra server JVMs).
+    ZooKeeper zk = zooCfg.equals("-") ? null : new ZooKeeper();
+    if (zk != null) {
+      ServerConfig zkConfig = new ServerConfig();
+      zkConfig.parse(zooCfg);
+      // Standalone ZooKeeper never purges old snapshots and logs by itself; keep the newest three.
+      File zkData = zkConfig.getDataDir();
+      if (zkData.isDirectory()) PurgeTxnLog.purge(zkConfig.getDataLogDir(), zkData, 3);
+      Thread zkThread = new Thread(() -> {
+        try {
+          zk.runFromConfig(zkConfig);
+        } catch (Exception e) {
+          LOG.error("ZooKeeper failed", e);
+          System.exit(1);
+        }
+      }, "zookeeper");
+      zkThread.start();
+      waitForPort(zkConfig.getClientPortAddress(), 60_000);
+      LOG.info("ZooKeeper is up at {}", zkAddress);
+    }
 
     PluginManager.get().init();
     PinotServiceManager manager = new PinotServiceManager(zkAddress, cluster, "localhost", -1);
@@ -79,8 +82,8 @@ public final class PinotLauncher {
           LOG.warn("Could not stop {} cleanly", started.get(i), e);
         }
       }
-      zk.stop();
-      LOG.info("Pinot and ZooKeeper stopped");
+      if (zk != null) zk.stop();
+      LOG.info("Pinot stopped");
       LogManager.shutdown();
     }, "pinot-launcher-shutdown"));
 

@@ -29,7 +29,6 @@ const zkAddress = `127.0.0.1:${zkPort}`;
 // are client-facing, so these two are fixed here rather than configurable.
 const serverNettyPort = config.PINOT_SERVER_PORT;
 const serverAdminPort = config.PINOT_SERVER_ADMIN_PORT;
-const serverInstance = `Server_localhost_${serverNettyPort}`;
 const cluster = 'adclick';
 
 const libDir = join(cacheDir, 'pinot', 'lib');
@@ -49,8 +48,37 @@ function writeProperties(file: string, props: Record<string, string | number | b
   return file;
 }
 
-/** zoo.cfg and one properties file per role, all regenerated on each start. */
-function writeConfigs(dir: string): string[] {
+/** The server role's properties: the stack's embedded server, or a cluster's server JVM. */
+function serverProperties(
+  dir: string,
+  nettyPort: number,
+  adminPort: number,
+): Record<string, string | number | boolean> {
+  return {
+    'pinot.service.role': 'SERVER',
+    'pinot.cluster.name': cluster,
+    'pinot.zk.server': zkAddress,
+    'pinot.server.netty.host': 'localhost',
+    'pinot.server.netty.port': nettyPort,
+    'pinot.server.adminapi.access.protocols': 'http',
+    'pinot.server.adminapi.access.protocols.http.host': '127.0.0.1',
+    'pinot.server.adminapi.access.protocols.http.port': adminPort,
+    'pinot.server.grpc.enable': false,
+    'pinot.server.instance.dataDir': join(dir, 'server', 'index'),
+    'pinot.server.instance.segmentTarDir': join(dir, 'server', 'segmentTar'),
+    'pinot.server.instance.consumerDir': join(dir, 'server', 'consumer'),
+    // Consuming segments in memory-mapped files under consumerDir rather than on the heap.
+    'pinot.server.instance.realtime.alloc.offheap': true,
+    // After a restart the server stays hidden from the broker until its segments are loaded; check
+    // every second rather than every 10 s. On stop, do not wait 15 s for queries to drain.
+    'pinot.server.startup.serviceStatusCheckIntervalMs': 1000,
+    'pinot.server.startup.timeoutMs': 120_000,
+    'pinot.server.shutdown.enableQueryCheck': false,
+  };
+}
+
+/** zoo.cfg and one properties file per role, all regenerated on each start (no server: `withServer` false). */
+function writeConfigs(dir: string, withServer: boolean): string[] {
   const conf = join(dir, 'conf');
   mkdirSync(conf, { recursive: true });
   const zooCfg = writeProperties(join(conf, 'zoo.cfg'), {
@@ -89,27 +117,11 @@ function writeConfigs(dir: string): string[] {
     // A local stack stops at once: no 10 s grace for queries in flight (the stack's stop allows 20 s).
     'pinot.broker.delayShutdownTimeMs': 0,
   });
-  const server = writeProperties(join(conf, 'server.properties'), {
-    'pinot.service.role': 'SERVER',
-    'pinot.cluster.name': cluster,
-    'pinot.zk.server': zkAddress,
-    'pinot.server.netty.host': 'localhost',
-    'pinot.server.netty.port': serverNettyPort,
-    'pinot.server.adminapi.access.protocols': 'http',
-    'pinot.server.adminapi.access.protocols.http.host': '127.0.0.1',
-    'pinot.server.adminapi.access.protocols.http.port': serverAdminPort,
-    'pinot.server.grpc.enable': false,
-    'pinot.server.instance.dataDir': join(dir, 'server', 'index'),
-    'pinot.server.instance.segmentTarDir': join(dir, 'server', 'segmentTar'),
-    'pinot.server.instance.consumerDir': join(dir, 'server', 'consumer'),
-    // Consuming segments in memory-mapped files under consumerDir rather than on the heap.
-    'pinot.server.instance.realtime.alloc.offheap': true,
-    // After a restart the server stays hidden from the broker until its segments are loaded; check
-    // every second rather than every 10 s. On stop, do not wait 15 s for queries to drain.
-    'pinot.server.startup.serviceStatusCheckIntervalMs': 1000,
-    'pinot.server.startup.timeoutMs': 120_000,
-    'pinot.server.shutdown.enableQueryCheck': false,
-  });
+  if (!withServer) return [zooCfg, zkAddress, cluster, controller, broker];
+  const server = writeProperties(
+    join(conf, 'server.properties'),
+    serverProperties(dir, serverNettyPort, serverAdminPort),
+  );
   return [zooCfg, zkAddress, cluster, controller, broker, server];
 }
 
@@ -128,45 +140,83 @@ async function json(url: string): Promise<unknown> {
   return res.json();
 }
 
-export const pinot: StackService = {
-  name: 'pinot',
-  address: `${controllerUrl.host} (broker ${brokerUrl.host}, zk :${zkPort})`,
-  startupTimeoutMs: 240_000,
-  dependsOn: ['kafka'],
-  async install() {
-    await ensureMavenJars('pinot', resolve('stack/maven/pinot'), libDir);
-    await ensureLauncher();
-  },
-  async start() {
-    const dir = dataDir('pinot');
-    const tmp = join(dir, 'tmp');
-    mkdirSync(tmp, { recursive: true });
-    const args = writeConfigs(dir);
-    startDetached('pinot', 'java', [
-      '-Xms256m',
-      '-Xmx1g',
-      '-XX:MaxDirectMemorySize=256m',
-      '-XX:+UseG1GC',
-      '-XX:+ExitOnOutOfMemoryError',
-      ...pinotJavaOpens,
-      `-Djava.io.tmpdir=${tmp}`,
-      `-Dlog4j2.configurationFile=${log4j}`,
-      `-Djava.util.logging.config.file=${julConfig}`,
-      '-Dzookeeper.admin.enableServer=false',
-      '-cp',
-      `${launcherDir}:${libDir}/*`,
-      'PinotLauncher',
-      ...args,
-    ]);
-  },
-  async healthy() {
-    if (!(await httpOk(`${controllerUrl.origin}/health`))) return false;
-    if (!(await httpOk(`${brokerUrl.origin}/health`))) return false;
-    // The server answers /health only once it has joined the cluster and loaded its segments.
-    if (!(await httpOk(`http://127.0.0.1:${serverAdminPort}/health`))) return false;
-    const server = (await json(`${controllerUrl.origin}/instances/${serverInstance}`)) as {
-      enabled?: unknown;
-    };
-    return server.enabled === true;
-  },
-};
+const jvm = (tmp: string, heap: string): string[] => [
+  '-Xms256m',
+  `-Xmx${heap}`,
+  '-XX:MaxDirectMemorySize=256m',
+  '-XX:+UseG1GC',
+  '-XX:+ExitOnOutOfMemoryError',
+  ...pinotJavaOpens,
+  `-Djava.io.tmpdir=${tmp}`,
+  `-Dlog4j2.configurationFile=${log4j}`,
+  `-Djava.util.logging.config.file=${julConfig}`,
+  '-Dzookeeper.admin.enableServer=false',
+  '-cp',
+  `${launcherDir}:${libDir}/*`,
+  'PinotLauncher',
+];
+
+/** Is the server of this admin port up, and enabled in the cluster (its segments loaded)? */
+async function serverHealthy(nettyPort: number, adminPort: number): Promise<boolean> {
+  if (!(await httpOk(`http://127.0.0.1:${adminPort}/health`))) return false;
+  const server = (await json(`${controllerUrl.origin}/instances/Server_localhost_${nettyPort}`)) as {
+    enabled?: unknown;
+  };
+  return server.enabled === true;
+}
+
+/**
+ * The Pinot JVM: ZooKeeper, controller and broker, plus the server unless `withServer` is false (the
+ * local cluster runs its servers in JVMs of their own, `pinotServer`).
+ */
+export function pinotService(withServer: boolean): StackService {
+  return {
+    name: 'pinot',
+    address: `${controllerUrl.host} (broker ${brokerUrl.host}, zk :${zkPort})`,
+    startupTimeoutMs: 240_000,
+    dependsOn: ['kafka'],
+    async install() {
+      await ensureMavenJars('pinot', resolve('stack/maven/pinot'), libDir);
+      await ensureLauncher();
+    },
+    async start() {
+      const dir = dataDir('pinot');
+      const tmp = join(dir, 'tmp');
+      mkdirSync(tmp, { recursive: true });
+      startDetached('pinot', 'java', [...jvm(tmp, '1g'), ...writeConfigs(dir, withServer)]);
+    },
+    async healthy() {
+      if (!(await httpOk(`${controllerUrl.origin}/health`))) return false;
+      if (!(await httpOk(`${brokerUrl.origin}/health`))) return false;
+      // The server answers /health only once it has joined the cluster and loaded its segments.
+      return !withServer || serverHealthy(serverNettyPort, serverAdminPort);
+    },
+  };
+}
+
+export const pinot: StackService = pinotService(true);
+
+/** One more Pinot server in a JVM of its own (the local cluster's), joining the stack's ZooKeeper. */
+export function pinotServer(name: string, nettyPort: number, adminPort: number): StackService {
+  return {
+    name,
+    address: `localhost:${nettyPort} (admin 127.0.0.1:${adminPort})`,
+    startupTimeoutMs: 240_000,
+    dependsOn: ['pinot'],
+    install() {
+      return undefined;
+    },
+    async start() {
+      const dir = dataDir(name);
+      const tmp = join(dir, 'tmp');
+      mkdirSync(join(dir, 'conf'), { recursive: true });
+      mkdirSync(tmp, { recursive: true });
+      const props = writeProperties(
+        join(dir, 'conf', 'server.properties'),
+        serverProperties(dir, nettyPort, adminPort),
+      );
+      startDetached(name, 'java', [...jvm(tmp, '768m'), '-', zkAddress, cluster, props]);
+    },
+    healthy: () => serverHealthy(nettyPort, adminPort),
+  };
+}

@@ -8,6 +8,7 @@ import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { config } from '../../common/config.js';
 import { HOUR_MS } from '../../common/time.js';
+import { query as pinotQuery } from '../../common/pinot.js';
 import { Archiver } from '../../batch-layer/archiver.js';
 import { produceHistory } from '../../tools/history-simulator.js';
 import type { History } from '../../tools/history.js';
@@ -107,12 +108,51 @@ export async function minuteRows(
   from: number,
   to: number,
 ): Promise<Map<string, number>> {
+  if (config.BATCH_STORE === 'pinot') {
+    if (adIds.length === 0) return new Map();
+    // The finals in the store the app reads them from (BATCH_STORE; docs/store.md).
+    const r = await pinotQuery(
+      `select ad_id, minute, clicks from ${config.BATCH_PINOT_TABLE}
+        where ad_id in (${adIds.map((id) => String(BigInt(id))).join(', ')}) and minute >= ${from} and minute < ${to}
+        limit 1000000`,
+    );
+    return new Map(r.rows.map(([ad, minute, clicks]) => [`${String(ad)}|${String(minute)}`, Number(clicks)]));
+  }
   const { rows } = await pool.query<{ ad_id: string; ms: string; clicks: number }>(
     `select ad_id, (extract(epoch from minute) * 1000)::bigint as ms, clicks from click_counts_minute
       where ad_id = any($1::bigint[]) and minute >= $2 and minute < $3`,
     [adIds, new Date(from), new Date(to)],
   );
   return new Map(rows.map((r) => [`${r.ad_id}|${r.ms}`, r.clicks]));
+}
+
+/** An hour's total clicks from the per-ad hour rows and from the per-advertiser minute rows, in the configured store. */
+export async function hourRollupTotals(
+  pool: pg.Pool,
+  hour: number,
+): Promise<{ adHour: number; advertiserMinute: number }> {
+  if (config.BATCH_STORE === 'pinot') {
+    // One row set in Pinot: the per-advertiser sum is answered from the star-tree.
+    const t = config.BATCH_PINOT_TABLE;
+    const adHour = await pinotQuery(`select sum(clicks) from ${t} where hour = ${hour}`);
+    const byAdvertiser = await pinotQuery(
+      `select advertiser_id, sum(clicks) from ${t} where minute >= ${hour} and minute < ${hour + HOUR_MS}
+        group by advertiser_id limit 100000`,
+    );
+    return {
+      adHour: Number(adHour.rows[0]?.[0] ?? 0),
+      advertiserMinute: byAdvertiser.rows.reduce((a, r) => a + Number(r[1]), 0),
+    };
+  }
+  const sum = async (sql: string, args: unknown[]): Promise<number> =>
+    Number((await pool.query<{ total: string | null }>(sql, args)).rows[0]?.total ?? 0);
+  return {
+    adHour: await sum('select sum(clicks) as total from click_counts_hour where hour = $1', [new Date(hour)]),
+    advertiserMinute: await sum(
+      'select sum(clicks) as total from advertiser_counts_minute where minute >= $1 and minute < $2',
+      [new Date(hour), new Date(hour + HOUR_MS)],
+    ),
+  };
 }
 
 export const adIdsOf = (h: History): string[] => [...new Set(h.events.map((e) => e.adId))];

@@ -26,7 +26,14 @@ import { BatchStore } from '../../serving-layer/batch-store.js';
 import { deleteObjects, listObjects } from '../../batch-layer/storage.js';
 import { dateOf, hourIso } from '../../common/time.js';
 import { compactHourId } from '../../common/workflow-ids.js';
-import { adIdsOf, archiveHistory, isolation, minuteRows, waitFor } from './batch-helpers.js';
+import {
+  adIdsOf,
+  archiveHistory,
+  hourRollupTotals,
+  isolation,
+  minuteRows,
+  waitFor,
+} from './batch-helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -152,16 +159,8 @@ describe('batch workflows', () => {
     expect(result.files).toBeGreaterThan(4);
     const [state] = await new BatchStore(pool).finalizedHours(hour(1), hour(2));
     expect(state).toMatchObject({ hour: hour(1), workflowId: compactHourId(hour(1)) });
-    const hourRollup = await pool.query<{ total: string }>(
-      'select sum(clicks) as total from click_counts_hour where hour = $1',
-      [new Date(hour(1))],
-    );
-    const advertiserRollup = await pool.query<{ total: string }>(
-      'select sum(clicks) as total from advertiser_counts_minute where minute >= $1 and minute < $2',
-      [new Date(hour(1)), new Date(hour(2))],
-    );
-    expect(Number(hourRollup.rows[0]!.total)).toBe(result.validClicks);
-    expect(Number(advertiserRollup.rows[0]!.total)).toBe(result.validClicks);
+    const rollups = await hourRollupTotals(pool, hour(1));
+    expect(rollups).toEqual({ adHour: result.validClicks, advertiserMinute: result.validClicks });
   });
 
   it('running compactHour again leaves identical rows and records the new run', async () => {
