@@ -143,7 +143,16 @@ export function kafkaNode(o: KafkaNodeOptions): StackService {
             throw new Error(`${o.name}: fewer than ${o.clusterSize} brokers registered`);
           await new Promise((r) => setTimeout(r, 1000));
         }
-        for (const line of describeTopicChanges(await ensureTopics(admin, appTopics()))) log(line);
+        // Right after a topic is made, a broker may not know its partitions yet: try again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            for (const line of describeTopicChanges(await ensureTopics(admin, appTopics()))) log(line);
+            break;
+          } catch (e) {
+            if (attempt >= 10) throw e;
+            await new Promise((r) => setTimeout(r, 2000));
+          }
+        }
       } finally {
         await admin.disconnect();
       }
