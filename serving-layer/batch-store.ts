@@ -91,7 +91,8 @@ export function configuredCounts(): AuthoritativeCounts | undefined {
 export class BatchStore {
   constructor(
     private readonly pool: pg.Pool,
-    private readonly pinot: AuthoritativeCounts | undefined = configuredCounts(),
+    /** null: PostgreSQL whatever BATCH_STORE says (tools comparing the two stores). */
+    private readonly pinot: AuthoritativeCounts | null | undefined = configuredCounts(),
   ) {}
 
   /** Finalized hours touching [from, to), with their run, as recorded by hourly compaction. */

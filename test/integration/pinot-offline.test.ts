@@ -10,7 +10,7 @@ import { CLICK_EVENT_VERSION, type ClickEvent } from '../../common/click-event.j
 import { createPool, migrate } from '../../common/db.js';
 import { query } from '../../common/pinot.js';
 import { HOUR_MS, MINUTE_MS } from '../../common/time.js';
-import { countHour, writeHourCounts } from '../../batch-layer/compaction.js';
+import { countHour, writeHourCounts, writeHourToPinot } from '../../batch-layer/compaction.js';
 import { writeRawParquet, type RawClickRow } from '../../batch-layer/parquet.js';
 import {
   dropBatchPinotTable,
@@ -108,7 +108,7 @@ describe('Pinot OFFLINE table of the batch counts', () => {
     await ensureBatchPinotTable(pinot);
     await ensureBatchPinotTable(pinot); // idempotent
     const pinotStore = new PinotBatchCounts(table);
-    const pgStore = new BatchStore(pool);
+    const pgStore = new BatchStore(pool, null);
 
     // First finalization: A twice in minute 0 (one impression clicked twice counts once) and once in
     // minute 59, B once in minute 5 plus a click with a bad signature, C once in minute 5.
@@ -156,4 +156,74 @@ describe('Pinot OFFLINE table of the batch counts', () => {
     const whole = await query(`select count(*), sum(clicks) from ${table}`);
     expect(whole.rows[0]?.map(Number)).toEqual([5, 7]);
   });
+
+  it('BATCH_STORE=pinot: an hour is recorded final only once Pinot serves it; a re-finalization replaces it and records its adjustments', async () => {
+    const h = hour + HOUR_MS; // an hour of its own (the test above finalizes `hour` in PostgreSQL)
+    const rawOf = (e: RawClickRow): RawClickRow => ({
+      ...e,
+      event: { ...e.event, ts: e.event.ts + HOUR_MS },
+    });
+    const run = (n: number) => ({ workflowId: `pinot-store-${iso.run}`, runId: String(n) });
+    const finalRow = async () =>
+      (
+        await pool.query<{ revision: number; valid_clicks: string }>(
+          'select revision, valid_clicks from finalized_hours where hour = $1',
+          [new Date(h)],
+        )
+      ).rows[0];
+    await mkdir(dir, { recursive: true });
+    const first = join(dir, 'store-raw-1.parquet');
+    await writeRawParquet(
+      [click('s1', adA!, 0), click('s2', adA!, 1), click('s3', adB!, 2), click('s4', adC!, 3)].map(rawOf),
+      first,
+    );
+    const out1 = join(dir, 'store-1');
+    await mkdir(out1, { recursive: true });
+    const counts1 = await countHour([first], [], h, out1);
+
+    // The segment cannot be built (no Pinot jars for the job): the hour is not recorded final.
+    const broken = { ...pinot, libDir: join(dir, 'no-jars') };
+    await expect(writeHourToPinot(pool, broken, h, counts1, [first], run(0), new Date())).rejects.toThrow(
+      /LaunchDataIngestionJob failed/,
+    );
+    expect(await finalRow()).toBeUndefined();
+
+    await writeHourToPinot(pool, pinot, h, counts1, [first], run(1), new Date());
+    expect(await finalRow()).toEqual({ revision: 1, valid_clicks: '4' });
+    // The serving layer's store reads the counts from Pinot, not from PostgreSQL's count tables.
+    const store = new BatchStore(pool, new PinotBatchCounts(table));
+    expect(await store.adHours(adA!, h, h + HOUR_MS)).toEqual([{ start: h, clicks: 2 }]);
+    expect(await store.advertiserHours(advertiserX, h, h + HOUR_MS)).toEqual([{ start: h, clicks: 3 }]);
+    const finalized = new Set([h]);
+    expect(
+      sortedTotals(
+        await store.adTotalsOverFinalized({ advertiserId: advertiserX }, h, h + HOUR_MS, finalized),
+      ),
+    ).toEqual([
+      { adId: adA!, clicks: 2 },
+      { adId: adB!, clicks: 1 },
+    ]);
+    const byDay = await store.adDayTotals([adA!, adC!], [h]);
+    expect([...byDay.values()].map((m) => Object.fromEntries(m))).toEqual([{ [adA!]: 2, [adC!]: 1 }]);
+
+    // A late file: B and C get one more click each. Revision 2, the segment replaced, adjustments kept.
+    const late = join(dir, 'store-raw-2.parquet');
+    await writeRawParquet([click('s5', adB!, 10), click('s6', adC!, 11)].map(rawOf), late);
+    const out2 = join(dir, 'store-2');
+    await mkdir(out2, { recursive: true });
+    const counts2 = await countHour([first, late], [], h, out2);
+    await writeHourToPinot(pool, pinot, h, counts2, [first, late], run(2), new Date());
+    expect(await finalRow()).toEqual({ revision: 2, valid_clicks: '6' });
+    expect(await store.adHours(adB!, h, h + HOUR_MS)).toEqual([{ start: h, clicks: 2 }]);
+    const adjustments = await store.adjustments(h, h + HOUR_MS);
+    expect(adjustments.map((a) => [a.scope, a.id, a.clicksBefore, a.clicksAfter, a.revision])).toEqual([
+      ['advertiser', advertiserX, 3, 4, 2],
+      ['advertiser', advertiserY, 1, 2, 2],
+      ['ad', adB!, 1, 2, 2],
+      ['ad', adC!, 1, 2, 2],
+    ]);
+  });
 });
+
+const sortedTotals = (t: Array<{ adId: string; clicks: number }>) =>
+  [...t].sort((a, b) => (a.adId < b.adId ? -1 : 1));
