@@ -5,7 +5,7 @@
 // the minute rows; per-advertiser sums are answered from the table's star-tree index. Callers read
 // finalized hours only (finalized_hours in PostgreSQL): serving from this table needs compaction to
 // push an hour's segment before it records the hour as finalized (docs/store.md).
-import { query, type PinotCell, type PinotEndpoints } from '../common/pinot.js';
+import { PinotError, query as pinotQuery, type PinotCell, type PinotEndpoints } from '../common/pinot.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS, dayOf } from '../common/time.js';
 import type { AdScope, BatchStore } from './batch-store.js';
 import type { Count } from './merge.js';
@@ -22,6 +22,28 @@ export type AuthoritativeCounts = BatchCountReads &
     /** Counts before this instant are gone (the table's retention). */
     retainedFrom(now: number): number;
   };
+
+/**
+ * A broker query; a table that does not exist yet holds no counts (the OFFLINE table is created by
+ * the first finalization, and until then nothing is final).
+ */
+async function query(sql: string, opts: Parameters<typeof pinotQuery>[1]): ReturnType<typeof pinotQuery> {
+  try {
+    return await pinotQuery(sql, opts);
+  } catch (e) {
+    if (e instanceof PinotError && /TableDoesNotExistError/.test(e.message))
+      return {
+        columns: [],
+        types: [],
+        rows: [],
+        numDocsScanned: 0,
+        totalDocs: 0,
+        timeUsedMs: 0,
+        numGroupsLimitReached: false,
+      };
+    throw e;
+  }
+}
 
 /** Groups a top-ads sum may return: every ad of the largest advertiser (a truncated answer throws). */
 const MAX_AD_GROUPS = 1_000_000;
