@@ -155,7 +155,7 @@ async function main(): Promise<void> {
 
     // Serving reads, warm, median of 5.
     await pool.query(`analyze ${COUNT_TABLES.join(', ')}`);
-    const postgres = servingReads(new BatchStore(pool), day);
+    const postgres = servingReads(new BatchStore(pool, null), day);
     const pinotReads = servingReads(new PinotBatchCounts(values.table), day);
     console.log('\nread | PostgreSQL ms | Pinot ms');
     for (let i = 0; i < postgres.length; i++) {
