@@ -74,7 +74,8 @@ async function main(): Promise<void> {
     const s = services.get(name)!;
     await waitFor(`${name} to be gone`, async () => runningPid(name) === undefined, 30_000, 200);
     await s.start();
-    await waitUntil(name, () => s.healthy().catch(() => false), s.startupTimeoutMs, logFile(name));
+    // After kill -9 a node recovers its logs first; on a busy machine that takes minutes.
+    await waitUntil(name, () => s.healthy().catch(() => false), 300_000, logFile(name));
   };
   const topic = `drill-clicks-${run}`;
   const fullIsr = async (): Promise<boolean> => {
