@@ -215,6 +215,9 @@ async function main(): Promise<void> {
     await sleep(3000);
     querying = false;
     await loop;
+    note(
+      `metrics queries while ${server} was down and back: ${queries.ok} answered, ${queries.failed} failed`,
+    );
     rows.push({
       fault: `kill -9 one Pinot server (${server}) for ~20 s`,
       expectation: 'metrics queries keep answering 200',
