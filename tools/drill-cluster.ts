@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   const { resolveAmbiguous, verifyCounts } = await import('./verify.js');
   const support = await import('../test/integration/faults-support.js');
   const { AppProcess, ROOT, freePort, sleep, waitFor } = support;
-  const { runningPid, waitUntil, logFile } = await import('../stack/runtime.js');
+  const { runningPid, logFile } = await import('../stack/runtime.js');
   const { clusterServices } = await import('../stack/cluster-services.js');
   const services = new Map(clusterServices().map((s) => [s.name, s]));
 
@@ -73,9 +73,20 @@ async function main(): Promise<void> {
   const restart = async (name: string): Promise<void> => {
     const s = services.get(name)!;
     await waitFor(`${name} to be gone`, async () => runningPid(name) === undefined, 30_000, 200);
-    await s.start();
-    // After kill -9 a node recovers its logs first; on a busy machine that takes minutes.
-    await waitUntil(name, () => s.healthy().catch(() => false), 300_000, logFile(name));
+    // A node started while the killed one still releases its files (Kafka's log-dir lock) exits at
+    // once: start it again. After kill -9 a node recovers its logs first; on a busy machine that
+    // takes minutes.
+    const deadline = Date.now() + 300_000;
+    for (let attempt = 1; ; attempt++) {
+      if (runningPid(name) === undefined) {
+        if (attempt > 1) note(`${name} exited during its start; starting it again`);
+        await s.start();
+      }
+      if (await s.healthy().catch(() => false)) return;
+      if (Date.now() > deadline)
+        throw new Error(`${name} did not become healthy within 300 s; see ${logFile(name)}`);
+      await sleep(1000);
+    }
   };
   const topic = `drill-clicks-${run}`;
   const fullIsr = async (): Promise<boolean> => {
