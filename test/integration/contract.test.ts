@@ -3,7 +3,10 @@
 // click process in front of the API process, as `npm start` runs them, on the real PostgreSQL, Redis
 // and Kafka), once with an advertiser key and once with the admin key, rate limits raised for the run.
 // POST /v1/admin/backfills is left out until it refuses ranges past the raw data's cutoff (it would
-// start real backfill workflows on the shared Temporal).
+// start real backfill workflows on the shared Temporal). The admin run also leaves out the routes
+// that change a resource named by its id (PATCH /v1/ads/{adId}, archive, revoking an impression
+// key): with the admin key, generated ids would reach other tests' ads and keys on a shared
+// database. The advertiser run covers the first two on its own ads (others' are a 404).
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -25,7 +28,19 @@ interface Run {
   seconds: number;
 }
 
-function schemathesis(cli: string, baseUrl: string, key: string, name: string): Promise<Run> {
+const ADMIN_EXCLUDED = [
+  ['--exclude-name', 'PATCH /v1/ads/{adId}'],
+  ['--exclude-name', 'POST /v1/ads/{adId}/archive'],
+  ['--exclude-name', 'POST /v1/admin/impression-keys/{keyId}/revoke'],
+].flat();
+
+function schemathesis(
+  cli: string,
+  baseUrl: string,
+  key: string,
+  name: string,
+  exclude: string[] = [],
+): Promise<Run> {
   const reports = resolve('test-artifacts', `contract-${name}`);
   mkdirSync(reports, { recursive: true });
   const args = [
@@ -39,8 +54,9 @@ function schemathesis(cli: string, baseUrl: string, key: string, name: string): 
     'all',
     '--header',
     `Authorization: Bearer ${key}`,
-    '--exclude-path',
-    '/v1/admin/backfills',
+    '--exclude-name',
+    'POST /v1/admin/backfills',
+    ...exclude,
     '--max-examples',
     String(MAX_EXAMPLES),
     '--workers',
@@ -105,8 +121,12 @@ describe('the OpenAPI document is the contract (Schemathesis, every check)', () 
   for (const who of ['advertiser', 'admin'] as const)
     it(`0 failures with the ${who} key`, { timeout: 180_000 }, async () => {
       const key = who === 'admin' ? config.ADCLICK_ADMIN_KEY : advertiserKey;
-      const run = await schemathesis(cli, sys.url, key, who);
+      const run = await schemathesis(cli, sys.url, key, who, who === 'admin' ? ADMIN_EXCLUDED : []);
       console.log(`[contract] ${who}: exit ${run.code} after ${run.seconds.toFixed(1)} s`);
       expect(run.code, run.output.slice(-20_000)).toBe(0);
+      // The filters left out what they should and no more.
+      expect(run.output).toMatch(
+        who === 'admin' ? /Operations:\s+17 selected \/ 21 total/ : /Operations:\s+20 selected \/ 21 total/,
+      );
     });
 });

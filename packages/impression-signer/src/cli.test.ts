@@ -23,7 +23,9 @@ describe('adclick-impression CLI', () => {
     const lines = r.stdout
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, string & number>);
+      .map(
+        (l) => JSON.parse(l) as { adId: string; impressionId: string; expiresAt: number; clickUrl: string },
+      );
     expect(lines.map((l) => l.adId)).toEqual(['7', '7', '8', '8']);
     for (const l of lines) {
       const url = new URL(l.clickUrl);
