@@ -14,6 +14,7 @@ export default defineConfig({
           name: 'unit',
           include: [
             '{apps,common,ingest,speed-layer,batch-layer,serving-layer,workflows,activities,stack,tools,bench}/**/*.test.ts',
+            'packages/*/src/**/*.test.ts',
           ],
         },
       },

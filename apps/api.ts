@@ -15,7 +15,7 @@ import express, { type Express } from 'express';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { z } from 'zod';
-import { authenticate } from '../common/auth.js';
+import { identifyCaller, requireCaller } from '../common/auth.js';
 import { config } from '../common/config.js';
 import { createPool, migrate } from '../common/db.js';
 import { healthRouter, healthRoutes } from '../common/health.js';
@@ -29,7 +29,7 @@ import { createTemporalClient } from '../common/temporal.js';
 import { isoSeconds } from '../common/time.js';
 import { startBackfill } from '../batch-layer/operations.js';
 import { catalogueRouter, catalogueRoutes } from '../ingest/catalogue-router.js';
-import { clickRoutes } from '../ingest/click-handler.js';
+import { clickRouteContract } from '../ingest/click-route.js';
 import { configuredSigningKeys, signingKeys, type SigningKeys } from '../ingest/impression.js';
 import {
   createServingRouter,
@@ -61,7 +61,7 @@ export interface ApiDeps {
 export const apiRoutes: ApiRoute[] = [
   ...catalogueRoutes,
   ...servingRoutes,
-  ...clickRoutes,
+  ...clickRouteContract,
   ...healthRoutes,
   {
     method: 'get',
@@ -92,8 +92,9 @@ export function createApiApp(deps: ApiDeps): Express {
   });
   app.use(methodNotAllowed(apiRoutes));
   app.use(dashboardStatic());
-  // Every /v1 route needs a key: authenticated once here, behind the failed-authentication limit.
-  app.use('/v1', limiters.authFailures, authenticate(pool), limiters.perCaller);
+  // Every /v1 route needs a key: identified once here; failed authentications are limited by address
+  // and key tried (never a request with a good key), then refused.
+  app.use('/v1', identifyCaller(pool), limiters.authFailures, requireCaller, limiters.perCaller);
   app.use(
     catalogueRouter({
       pool,

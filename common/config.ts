@@ -44,6 +44,10 @@ const schema = z.object({
   ADCLICK_RATE_LIMIT_WINDOW_S: positiveInt.default(60),
   ADCLICK_RATE_LIMIT_ADVERTISER: positiveInt.default(600),
   ADCLICK_RATE_LIMIT_ADMIN: positiveInt.default(6000),
+  // Per impression key (an ad server): 30,000 requests a minute = 500 a second, i.e. 500,000
+  // impressions a second through POST /v1/impressions/batch (1,000 a request), above the documented
+  // target (docs/impressions.md).
+  ADCLICK_RATE_LIMIT_MINTER: positiveInt.default(30_000),
   ADCLICK_RATE_LIMIT_AUTH_FAILURES: positiveInt.default(20),
   ADCLICK_RATE_LIMIT_AUTH_WINDOW_S: positiveInt.default(600),
   // Proxies in front of the API that set X-Forwarded-For (the click process's proxy, or nginx in

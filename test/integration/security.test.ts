@@ -393,7 +393,7 @@ describe('safe to expose', () => {
       closers.push(async () => redis.disconnect());
     });
 
-    it('failed authentications per client address, across replicas: then 429 with Retry-After, even for a good key', async () => {
+    it('failed authentications slow the address that fails, across replicas, never a good key from it', async () => {
       // The replicas trust one proxy hop: X-Forwarded-For names the client, as our proxy sets it.
       const client = (ip: string) => ({ 'x-forwarded-for': ip });
       for (let i = 0; i < limits.authFailures; i++)
@@ -403,16 +403,48 @@ describe('safe to expose', () => {
           }),
           401,
         );
+      // The next failure from that address is slowed, on either replica.
       const blocked = await call(`${replicas[1]}/v1/ads`, {
-        headers: { ...client('10.9.0.1'), ...bearer(cat.apiKey) },
+        headers: { ...client('10.9.0.1'), ...bearer('ak_wrong-again') },
       });
       expectError(blocked, 429, 'rate_limited');
       expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
-      // Another user behind the same proxy has a bucket of its own.
-      const neighbour = await call(`${replicas[0]}/v1/ads`, {
-        headers: { ...client('10.9.0.2'), ...bearer(cat.apiKey) },
+      expectError(await call(`${replicas[0]}/v1/ads`, { headers: client('10.9.0.1') }), 429, 'rate_limited');
+      // An advertiser behind the same NAT or proxy, with a good key, is served: it never failed.
+      const sameAddress = await call(`${replicas[1]}/v1/ads`, {
+        headers: { ...client('10.9.0.1'), ...bearer(cat.apiKey) },
       });
-      expect(neighbour.status).toBe(200);
+      expect(sameAddress.status, sameAddress.text).toBe(200);
+      // Another address that fails is not slowed by the first one's failures.
+      expectError(
+        await call(`${replicas[0]}/v1/ads`, { headers: { ...client('10.9.0.2'), ...bearer('ak_wrong0') } }),
+        401,
+      );
+    });
+
+    it('failed authentications with one key are slowed from every address (a key guessed or misconfigured in many places)', async () => {
+      const tried = `ak_tried-${randomUUID()}`;
+      for (let i = 0; i < limits.authFailures; i++)
+        expectError(
+          await call(`${replicas[i % 2]}/v1/ads`, {
+            headers: { 'x-forwarded-for': `10.7.${i}.1`, ...bearer(tried) },
+          }),
+          401,
+        );
+      expectError(
+        await call(`${replicas[0]}/v1/ads`, {
+          headers: { 'x-forwarded-for': '10.7.99.1', ...bearer(tried) },
+        }),
+        429,
+        'rate_limited',
+      );
+      // That address is not over its own limit: another wrong key from it is a plain 401.
+      expectError(
+        await call(`${replicas[1]}/v1/ads`, {
+          headers: { 'x-forwarded-for': '10.7.99.1', ...bearer(`ak_other-${randomUUID()}`) },
+        }),
+        401,
+      );
     });
 
     it('requests per advertiser key, across replicas; the admin key has its own limit', async () => {
