@@ -1,0 +1,155 @@
+// The catalogue's change relay (docs/catalogue-replica.md): publishes the rows of ad_changes_outbox
+// (migration 009: one per write to `ads`, API or bulk COPY, in the writer's own transaction) to the
+// compacted topic of ad changes, key = ad id, value = the whole row as JSON (null: deleted), with
+// the idempotent producer, and deletes them once Kafka acked them. Rows are consumed by presence,
+// not by a sequence watermark: a transaction that commits after a later-numbered one is still
+// published (reading "seq > last seen" would skip it for good). Two writes of one ad come from
+// transactions that waited on each other's row lock, so their rows are in seq order and are
+// published in that order (one partition per key, one request in flight).
+//
+// Exactly one relay is active at a time, whatever the number of API processes: each holds a
+// PostgreSQL advisory lock while it relays; the others wait to take it over. A relay that dies
+// between Kafka's ack and the delete publishes those rows again, which is harmless (whole rows).
+import type { Kafka, Producer } from 'kafkajs';
+import type pg from 'pg';
+import { ensureTopics, replication, type TopicSpec } from '../common/kafka.js';
+
+/** The compacted topic of ad changes: one record per ad survives compaction (its latest row). */
+export function adChangesTopicSpec(topic: string): TopicSpec {
+  const { factor, minInsync } = replication();
+  return {
+    topic,
+    numPartitions: 4,
+    replicationFactor: factor,
+    configEntries: [
+      { name: 'cleanup.policy', value: 'compact' },
+      { name: 'min.insync.replicas', value: String(minInsync) },
+      // Tombstones of deleted ads are kept a day so a replica that was away a while still sees them.
+      { name: 'delete.retention.ms', value: String(24 * 3600_000) },
+    ],
+  };
+}
+
+/** Advisory lock key of the relay (db.ts's migration lock is 7_262_024). */
+export const RELAY_LOCK_ID = 7_262_009;
+
+export interface CatalogueRelayOptions {
+  pool: pg.Pool;
+  kafka: Kafka;
+  topic: string;
+  /** Rows per read (and per produce request). */
+  batch?: number;
+  /** How often an idle relay looks at the outbox (ms). */
+  pollMs?: number;
+  log?: (message: string) => void;
+}
+
+export interface CatalogueRelay {
+  /** Whether this process holds the lock and relays now. */
+  active(): boolean;
+  /** Rows published by this process. */
+  published(): number;
+  stop(): Promise<void>;
+}
+
+export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay {
+  const log = opts.log ?? ((m: string) => console.error(`[catalogue-relay] ${m}`));
+  const batch = opts.batch ?? 10_000;
+  const pollMs = opts.pollMs ?? 50;
+  let stopped = false;
+  let active = false;
+  let published = 0;
+  let producer: Producer | undefined;
+  let client: pg.PoolClient | undefined;
+  let wake: (() => void) | undefined;
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+
+  const relayOnce = async (c: pg.PoolClient, p: Producer): Promise<number> => {
+    const r = await c.query<{ seq: string; ad_id: string; ad: string | null }>(
+      'select seq, ad_id::text, ad::text from ad_changes_outbox order by seq limit $1',
+      [batch],
+    );
+    if (r.rows.length === 0) return 0;
+    await p.send({
+      topic: opts.topic,
+      acks: -1,
+      messages: r.rows.map((row) => ({ key: row.ad_id, value: row.ad })),
+    });
+    await c.query('delete from ad_changes_outbox where seq = any($1::bigint[])', [
+      r.rows.map((row) => row.seq),
+    ]);
+    published += r.rows.length;
+    return r.rows.length;
+  };
+
+  const run = async (): Promise<void> => {
+    let failures = 0;
+    while (!stopped) {
+      try {
+        if (!client) {
+          client = await opts.pool.connect();
+          // A connection that dies between queries must not be an unhandled 'error' event.
+          client.on('error', (e) => log(`connection lost (${e.message})`));
+        }
+        const got = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [
+          RELAY_LOCK_ID,
+        ]);
+        if (!got.rows[0]!.locked) {
+          await sleep(2000); // another process relays; take over if it goes
+          continue;
+        }
+        if (!producer) {
+          const admin = opts.kafka.admin();
+          try {
+            await admin.connect();
+            await ensureTopics(admin, [adChangesTopicSpec(opts.topic)]);
+          } finally {
+            await admin.disconnect().catch(() => undefined);
+          }
+          producer = opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+          await producer.connect();
+        }
+        if (!active) log(`relaying ad changes to ${opts.topic}`);
+        active = true;
+        failures = 0;
+        while (!stopped) {
+          const n = await relayOnce(client, producer);
+          if (n < batch) await sleep(pollMs);
+        }
+      } catch (e) {
+        if (stopped) break;
+        if (failures++ % 30 === 0) log(`not relaying (${(e as Error).message}); retrying`);
+        active = false;
+        // The session (and its lock) may be gone: start over on a fresh connection.
+        client?.release(e as Error);
+        client = undefined;
+        await producer?.disconnect().catch(() => undefined);
+        producer = undefined;
+        await sleep(1000);
+      }
+    }
+  };
+
+  const done = run();
+  return {
+    active: () => active,
+    published: () => published,
+    stop: async () => {
+      stopped = true;
+      wake?.();
+      await done;
+      if (client) {
+        await client.query('select pg_advisory_unlock_all()').catch(() => undefined);
+        client.release();
+      }
+      await producer?.disconnect().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,37 @@
+-- The catalogue's change feed (docs/catalogue-replica.md): every write to `ads`, by the API or by a
+-- bulk COPY (tools/catalogue-load.ts bypasses the API), leaves one row here in the same transaction,
+-- so no write can be missed. The relay (ingest/catalogue-relay.ts, in the API process) publishes the
+-- rows to the compacted topic `ad-changes` (key: the ad id) and deletes them once Kafka acked them.
+-- The whole row is captured (to_jsonb), so columns added to `ads` later flow through untouched;
+-- `ad` is null when the ad was deleted (a tombstone on the topic).
+create table if not exists ad_changes_outbox (
+  seq bigint generated always as identity primary key,
+  ad_id bigint not null,
+  ad jsonb
+);
+
+-- Statement-level triggers with transition tables: a 10M-row COPY writes its outbox rows with one
+-- set-based insert per statement instead of firing 10M row triggers.
+create or replace function ad_changes_capture() returns trigger language plpgsql as $$
+begin
+  if tg_op = 'DELETE' then
+    insert into ad_changes_outbox (ad_id, ad) select o.ad_id, null from old_ads o;
+  else
+    insert into ad_changes_outbox (ad_id, ad) select n.ad_id, to_jsonb(n) from new_ads n;
+  end if;
+  return null;
+end $$;
+
+drop trigger if exists ads_changes_insert on ads;
+create trigger ads_changes_insert after insert on ads
+  referencing new table as new_ads for each statement execute function ad_changes_capture();
+drop trigger if exists ads_changes_update on ads;
+create trigger ads_changes_update after update on ads
+  referencing new table as new_ads for each statement execute function ad_changes_capture();
+drop trigger if exists ads_changes_delete on ads;
+create trigger ads_changes_delete after delete on ads
+  referencing old table as old_ads for each statement execute function ad_changes_capture();
+
+-- Ads that exist before the feed does are published once too, so the compacted topic alone holds the
+-- whole catalogue (a replica may be built from it without PostgreSQL).
+insert into ad_changes_outbox (ad_id, ad) select a.ad_id, to_jsonb(a) from ads a order by a.ad_id;
