@@ -1,11 +1,13 @@
-// The catalogue's change relay (docs/catalogue-replica.md): publishes the rows of ad_changes_outbox
-// (migration 009: one per write to `ads`, API or bulk COPY, in the writer's own transaction) to the
-// compacted topic of ad changes, key = ad id, value = the whole row as JSON (null: deleted), with
-// the idempotent producer, and deletes them once Kafka acked them. Rows are consumed by presence,
-// not by a sequence watermark: a transaction that commits after a later-numbered one is still
-// published (reading "seq > last seen" would skip it for good). Two writes of one ad come from
-// transactions that waited on each other's row lock, so their rows are in seq order and are
-// published in that order (one partition per key, one request in flight).
+// The catalogue's change relay (docs/catalogue-replica.md): for each row of ad_changes_outbox
+// (migration 009: one per ad written, API or bulk COPY, in the writer's own transaction) it
+// publishes the ad's CURRENT row to the compacted topic of ad changes, key = ad id, value = the whole
+// row as JSON (null: the ad is gone), with the idempotent producer, and deletes the outbox rows once
+// Kafka acked them. Rows are consumed by presence, not by a sequence watermark: a transaction that
+// commits after a later-numbered one is still published (reading "seq > last seen" would skip it
+// for good). The row is read in the same snapshot as the outbox row that names it, so what is
+// published is never older than that change, and a later change queues a row of its own that is
+// read later: the last value published for an ad is its committed state (one relay at a time, one
+// partition per key, one request in flight).
 //
 // Exactly one relay is active at a time, whatever the number of API processes: each holds a
 // PostgreSQL advisory lock while it relays; the others wait to take it over. A relay that dies
@@ -73,7 +75,9 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
 
   const relayOnce = async (c: pg.PoolClient, p: Producer): Promise<number> => {
     const r = await c.query<{ seq: string; ad_id: string; ad: string | null }>(
-      'select seq, ad_id::text, ad::text from ad_changes_outbox order by seq limit $1',
+      `select o.seq, o.ad_id::text, to_jsonb(a)::text as ad
+         from ad_changes_outbox o left join ads a on a.ad_id = o.ad_id
+        order by o.seq limit $1`,
       [batch],
     );
     if (r.rows.length === 0) return 0;

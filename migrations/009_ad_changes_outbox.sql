@@ -1,23 +1,24 @@
 -- The catalogue's change feed (docs/catalogue-replica.md): every write to `ads`, by the API or by a
 -- bulk COPY (tools/catalogue-load.ts bypasses the API), leaves one row here in the same transaction,
--- so no write can be missed. The relay (ingest/catalogue-relay.ts, in the API process) publishes the
--- rows to the compacted topic `ad-changes` (key: the ad id) and deletes them once Kafka acked them.
--- The whole row is captured (to_jsonb), so columns added to `ads` later flow through untouched;
--- `ad` is null when the ad was deleted (a tombstone on the topic).
+-- so no write can be missed. The relay (ingest/catalogue-relay.ts, in the API process) publishes
+-- each changed ad's current row (to_jsonb, so columns added to `ads` later flow through untouched;
+-- a tombstone when it is gone) to the compacted topic `ad-changes`, key = the ad id, and deletes the
+-- rows Kafka acked. Only the id is kept here: reading the row at publish time makes a 10M-row COPY
+-- write 10M small rows, not 10M copies of the ads, and what is published is never older than
+-- the change that queued it.
 create table if not exists ad_changes_outbox (
   seq bigint generated always as identity primary key,
-  ad_id bigint not null,
-  ad jsonb
+  ad_id bigint not null
 );
 
--- Statement-level triggers with transition tables: a 10M-row COPY writes its outbox rows with one
+-- Statement-level triggers with transition tables: a 10M-row COPY queues its ids with one
 -- set-based insert per statement instead of firing 10M row triggers.
 create or replace function ad_changes_capture() returns trigger language plpgsql as $$
 begin
   if tg_op = 'DELETE' then
-    insert into ad_changes_outbox (ad_id, ad) select o.ad_id, null from old_ads o;
+    insert into ad_changes_outbox (ad_id) select o.ad_id from old_ads o;
   else
-    insert into ad_changes_outbox (ad_id, ad) select n.ad_id, to_jsonb(n) from new_ads n;
+    insert into ad_changes_outbox (ad_id) select n.ad_id from new_ads n;
   end if;
   return null;
 end $$;
@@ -34,4 +35,4 @@ create trigger ads_changes_delete after delete on ads
 
 -- Ads that exist before the feed does are published once too, so the compacted topic alone holds the
 -- whole catalogue (a replica may be built from it without PostgreSQL).
-insert into ad_changes_outbox (ad_id, ad) select a.ad_id, to_jsonb(a) from ads a order by a.ad_id;
+insert into ad_changes_outbox (ad_id) select a.ad_id from ads a order by a.ad_id;
