@@ -73,24 +73,50 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
       };
     });
 
-  const relayOnce = async (c: pg.PoolClient, p: Producer): Promise<number> => {
-    const r = await c.query<{ seq: string; ad_id: string; ad: string | null }>(
-      `select o.seq, o.ad_id::text, to_jsonb(a)::text as ad
-         from ad_changes_outbox o left join ads a on a.ad_id = o.ad_id
-        order by o.seq limit $1`,
-      [batch],
-    );
-    if (r.rows.length === 0) return 0;
-    await p.send({
+  const send = (rows: Array<{ ad_id: string; ad: string | null }>) =>
+    producer!.send({
       topic: opts.topic,
       acks: -1,
-      messages: r.rows.map((row) => ({ key: row.ad_id, value: row.ad })),
+      messages: rows.map((row) => ({ key: row.ad_id, value: row.ad })),
     });
-    await c.query('delete from ad_changes_outbox where seq = any($1::bigint[])', [
-      r.rows.map((row) => row.seq),
-    ]);
-    published += r.rows.length;
-    return r.rows.length;
+
+  /** Publishes up to `batch` single-ad rows, then one chunk of the oldest range row; returns ads published. */
+  const relayOnce = async (c: pg.PoolClient): Promise<number> => {
+    const singles = await c.query<{ seq: string; ad_id: string; ad: string | null }>(
+      `select o.seq, o.ad_id::text, to_jsonb(a)::text as ad
+         from ad_changes_outbox o left join ads a on a.ad_id = o.ad_id
+        where o.last_ad_id is null order by o.seq limit $1`,
+      [batch],
+    );
+    if (singles.rows.length > 0) {
+      await send(singles.rows);
+      await c.query('delete from ad_changes_outbox where seq = any($1::bigint[])', [
+        singles.rows.map((row) => row.seq),
+      ]);
+      published += singles.rows.length;
+      if (singles.rows.length === batch) return batch;
+    }
+    // A range (a bulk load): the ads that exist in its next `batch` ids; gaps are ids never used.
+    const range = await c.query<{ seq: string; ad_id: string; last_ad_id: string }>(
+      `select seq, ad_id::text, last_ad_id::text from ad_changes_outbox
+        where last_ad_id is not null order by seq limit 1`,
+    );
+    const r = range.rows[0];
+    if (!r) return singles.rows.length;
+    const to =
+      BigInt(r.ad_id) + BigInt(batch) - 1n < BigInt(r.last_ad_id)
+        ? BigInt(r.ad_id) + BigInt(batch) - 1n
+        : BigInt(r.last_ad_id);
+    const ads = await c.query<{ ad_id: string; ad: string }>(
+      'select a.ad_id::text, to_jsonb(a)::text as ad from ads a where a.ad_id between $1 and $2 order by a.ad_id',
+      [r.ad_id, to.toString()],
+    );
+    if (ads.rows.length > 0) await send(ads.rows);
+    if (to === BigInt(r.last_ad_id)) await c.query('delete from ad_changes_outbox where seq = $1', [r.seq]);
+    else
+      await c.query('update ad_changes_outbox set ad_id = $2 where seq = $1', [r.seq, (to + 1n).toString()]);
+    published += ads.rows.length;
+    return singles.rows.length + Math.max(ads.rows.length, 1);
   };
 
   const run = async (): Promise<void> => {
@@ -124,8 +150,8 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
         active = true;
         failures = 0;
         while (!stopped) {
-          const n = await relayOnce(client, producer);
-          if (n < batch) await sleep(pollMs);
+          const n = await relayOnce(client);
+          if (n === 0) await sleep(pollMs);
         }
       } catch (e) {
         if (stopped) break;

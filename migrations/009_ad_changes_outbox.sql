@@ -8,7 +8,10 @@
 -- the change that queued it.
 create table if not exists ad_changes_outbox (
   seq bigint generated always as identity primary key,
-  ad_id bigint not null
+  ad_id bigint not null,
+  -- Set: every ad from ad_id to last_ad_id (a bulk load writes one such row, tools/catalogue-load.ts);
+  -- the relay publishes the range in chunks, moving ad_id forward after each ack.
+  last_ad_id bigint
 );
 
 -- Statement-level triggers with transition tables: a 10M-row COPY queues its ids with one
@@ -35,4 +38,4 @@ create trigger ads_changes_delete after delete on ads
 
 -- Ads that exist before the feed does are published once too, so the compacted topic alone holds the
 -- whole catalogue (a replica may be built from it without PostgreSQL).
-insert into ad_changes_outbox (ad_id) select a.ad_id from ads a order by a.ad_id;
+insert into ad_changes_outbox (ad_id, last_ad_id) select min(ad_id), max(ad_id) from ads having count(*) > 0;
