@@ -4,9 +4,9 @@
 // (a click signed for it: impressions are issued only for existing ads, so the ad may be newer than
 // the replica's last change): then, and only then, PostgreSQL is asked for that one ad under a short
 // deadline (`get`). An ad found that way is remembered until the replica has it; one not found is
-// remembered as unknown for a while, so replays of one signed URL cost one query, not one each.
+// not remembered (the signature says it existed when signed: it may be committed a moment later).
 // Concurrent fallbacks on one id share their query; their number in flight is bounded, so a hung
-// PostgreSQL holds neither memory nor connections. The loader is injected: `pgAdLoader` in production.
+// PostgreSQL holds neither memory nor connections, and a flood needs valid signatures. The loader is injected: `pgAdLoader` in production.
 import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 import { replicaAdOf, type AdRow, type ReplicaAd } from './catalogue-replica.js';
@@ -25,20 +25,15 @@ export type CacheResult = 'hit' | 'negative_hit' | 'miss';
 export interface AdCacheOptions {
   /** Ads found by the fallback, kept until the replica has them (entries). */
   maxEntries: number;
-  /** How long an id the fallback did not find stays unknown (ms). */
-  negativeTtlMs: number;
   /** The fallback's deadline (ms): past it the click gets a 503, never a wait. */
   fallbackDeadlineMs: number;
   /** Fallbacks in flight at most; more are refused at once (503). Default 64. */
   maxInFlight?: number;
-  now?: () => number;
   onLookup?: (result: CacheResult) => void;
 }
 
 export class AdCache {
   private readonly found: LRUCache<string, CachedAd>;
-  // Unknown ids may be attacker-chosen (with a valid signature only): bounded, and forgotten after the TTL.
-  private readonly unknown: LRUCache<string, true>;
   private readonly pending = new Map<string, Promise<CachedAd | undefined>>();
 
   constructor(
@@ -47,11 +42,6 @@ export class AdCache {
     private readonly opts: AdCacheOptions,
   ) {
     this.found = new LRUCache<string, CachedAd>({ max: opts.maxEntries });
-    this.unknown = new LRUCache<string, true>({
-      max: opts.maxEntries,
-      ttl: opts.negativeTtlMs,
-      ...(opts.now && { perf: { now: opts.now }, ttlResolution: 0 }),
-    });
   }
 
   /** The ad from the replica (or from an earlier fallback); `null`: not known here (no I/O). */
@@ -78,7 +68,6 @@ export class AdCache {
   get(adId: string): Promise<CachedAd | undefined> {
     const ad = this.replica.get(adId) ?? this.found.get(adId);
     if (ad) return Promise.resolve(ad);
-    if (this.unknown.has(adId)) return Promise.resolve(undefined);
     const running = this.pending.get(adId);
     if (running) return running;
     if (this.pending.size >= (this.opts.maxInFlight ?? 64))
@@ -88,7 +77,6 @@ export class AdCache {
       (loaded) => {
         this.pending.delete(adId);
         if (loaded) this.found.set(adId, loaded);
-        else this.unknown.set(adId, true);
         return loaded;
       },
       (e: Error) => {

@@ -65,9 +65,12 @@ export function startCatalogueFeed(opts: CatalogueFeedOptions): CatalogueFeed {
   const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
 
   const status = (): ReplicaStatus => ({ state, at: now(), lag, ...(bootstrap && { bootstrap }) });
-  const writeStatus = (): void => void replica.setStatus(status()).catch(() => undefined);
+  // After stop() the replica may be closed: nothing may touch it any more.
+  const writeStatus = (): void => {
+    if (!stopped) void replica.setStatus(status()).catch(() => undefined);
+  };
   const checkCaughtUp = (): void => {
-    if (!targets) return;
+    if (!targets || stopped) return;
     const applied = replica.offsets(topic);
     lag = lagOf(applied, targets);
     if (state === 'caught_up' || !reached(applied, targets)) return;
@@ -89,8 +92,11 @@ export function startCatalogueFeed(opts: CatalogueFeedOptions): CatalogueFeed {
         admin ??= kafka.admin();
         await admin.connect();
         await ensureTopics(admin, [adChangesTopicSpec(topic)]);
+        if (stopped) return;
         if (!replica.offsets(topic)) await bootstrapReplica();
+        if (stopped) return;
         targets = await endOffsets();
+        if (stopped) return;
         await follow();
         checkCaughtUp();
         return;
@@ -156,6 +162,7 @@ export function startCatalogueFeed(opts: CatalogueFeedOptions): CatalogueFeed {
       autoCommit: false,
       eachBatchAutoResolve: false,
       eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+        if (stopped) return;
         const changes: AdChange[] = [];
         for (const m of batch.messages) {
           const adId = m.key?.toString();
@@ -163,6 +170,7 @@ export function startCatalogueFeed(opts: CatalogueFeedOptions): CatalogueFeed {
           changes.push({ adId, ad: m.value ? replicaAdOf(JSON.parse(m.value.toString()) as AdRow) : null });
         }
         const last = batch.lastOffset();
+        if (stopped) return;
         await replica.apply(topic, changes, { [batch.partition]: (BigInt(last) + 1n).toString() });
         resolveOffset(last);
         await heartbeat();
@@ -175,6 +183,7 @@ export function startCatalogueFeed(opts: CatalogueFeedOptions): CatalogueFeed {
     const timer = setInterval(() => {
       endOffsets().then(
         (ends) => {
+          if (stopped) return;
           targets = state === 'caught_up' ? ends : targets;
           lag = lagOf(replica.offsets(topic), ends);
           checkCaughtUp();

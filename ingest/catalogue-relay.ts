@@ -73,12 +73,23 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
       };
     });
 
-  const send = (rows: Array<{ ad_id: string; ad: string | null }>) =>
-    producer!.send({
-      topic: opts.topic,
-      acks: -1,
-      messages: rows.map((row) => ({ key: row.ad_id, value: row.ad })),
-    });
+  /** Sends in requests of at most ~512 KB (a broker refuses a record batch over message.max.bytes, 1 MB). */
+  const send = async (rows: Array<{ ad_id: string; ad: string | null }>): Promise<void> => {
+    let chunk: Array<{ key: string; value: string | null }> = [];
+    let bytes = 0;
+    const flush = async () => {
+      if (chunk.length === 0) return;
+      await producer!.send({ topic: opts.topic, acks: -1, messages: chunk });
+      chunk = [];
+      bytes = 0;
+    };
+    for (const row of rows) {
+      chunk.push({ key: row.ad_id, value: row.ad });
+      bytes += row.ad_id.length + (row.ad?.length ?? 0) + 32;
+      if (bytes >= 512 * 1024) await flush();
+    }
+    await flush();
+  };
 
   /** Publishes up to `batch` single-ad rows, then one chunk of the oldest range row; returns ads published. */
   const relayOnce = async (c: pg.PoolClient): Promise<number> => {
@@ -148,9 +159,9 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
         }
         if (!active) log(`relaying ad changes to ${opts.topic}`);
         active = true;
-        failures = 0;
         while (!stopped) {
           const n = await relayOnce(client);
+          failures = 0;
           if (n === 0) await sleep(pollMs);
         }
       } catch (e) {

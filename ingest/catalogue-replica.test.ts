@@ -5,7 +5,9 @@ import { lagOf, reached, replicaAdOf, replicaReady, STATUS_FRESH_MS } from './ca
 
 describe('replicaAdOf: what the replica keeps of a row', () => {
   it('keeps advertiser and URL; active is implicit', () => {
-    expect(replicaAdOf({ ad_id: 7, advertiser_id: 3, redirect_url: 'https://a.example/', name: 'x' })).toEqual({
+    expect(
+      replicaAdOf({ ad_id: 7, advertiser_id: 3, redirect_url: 'https://a.example/', name: 'x' }),
+    ).toEqual({
       advertiserId: '3',
       redirectUrl: 'https://a.example/',
     });
@@ -17,7 +19,9 @@ describe('replicaAdOf: what the replica keeps of a row', () => {
   it('takes the state from status, else archived_at, else paused', () => {
     const base = { ad_id: 1, advertiser_id: 2, redirect_url: 'https://b.example/' };
     expect(replicaAdOf({ ...base, status: 'paused' }).state).toBe('paused');
-    expect(replicaAdOf({ ...base, archived_at: '2026-12-01T00:00:00Z', paused: true }).state).toBe('archived');
+    expect(replicaAdOf({ ...base, archived_at: '2026-12-01T00:00:00Z', paused: true }).state).toBe(
+      'archived',
+    );
     expect(replicaAdOf({ ...base, paused: true }).state).toBe('paused');
     expect(replicaAdOf({ ...base, paused: false }).state).toBeUndefined();
   });
@@ -26,8 +30,12 @@ describe('replicaAdOf: what the replica keeps of a row', () => {
 describe('parseCopyLine: text COPY of (ad_id, to_jsonb(ads))', () => {
   it('undoes COPY’s backslash escaping of JSON escapes', () => {
     // The URL holds a quote and a backslash: JSON writes \" and \\, COPY doubles each backslash.
-    const line = '42\t{"ad_id": 42, "advertiser_id": 9, "redirect_url": "https://c.example/?q=\\\\"x\\\\\\\\y"}';
-    expect(parseCopyLine(line)).toEqual(['42', { advertiserId: '9', redirectUrl: 'https://c.example/?q="x\\y' }]);
+    const line =
+      '42\t{"ad_id": 42, "advertiser_id": 9, "redirect_url": "https://c.example/?q=\\\\"x\\\\\\\\y"}';
+    expect(parseCopyLine(line)).toEqual([
+      '42',
+      { advertiserId: '9', redirectUrl: 'https://c.example/?q="x\\y' },
+    ]);
   });
 
   it('skips an empty or malformed line', () => {
@@ -54,7 +62,10 @@ describe('catching up', () => {
     const now = 1_000_000;
     expect(replicaReady({ state: 'caught_up', at: now - 1000 }, now).ready).toBe(true);
     expect(replicaReady({ state: 'stale', at: now - 1000 }, now).ready).toBe(true);
-    expect(replicaReady({ state: 'catching_up', at: now }, now)).toEqual({ ready: false, state: 'catching_up' });
+    expect(replicaReady({ state: 'catching_up', at: now }, now)).toEqual({
+      ready: false,
+      state: 'catching_up',
+    });
     expect(replicaReady({ state: 'bootstrapping', at: now }, now).ready).toBe(false);
     expect(replicaReady({ state: 'caught_up', at: now - STATUS_FRESH_MS - 1 }, now)).toEqual({
       ready: false,

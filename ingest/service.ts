@@ -139,7 +139,6 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
   const fallbackDeadlineMs = config.ADCLICK_CATALOGUE_FALLBACK_DEADLINE_MS;
   const ads = new AdCache(replica, pgAdLoader(pool, fallbackDeadlineMs), {
     maxEntries: config.ADCLICK_AD_CACHE_SIZE,
-    negativeTtlMs: config.ADCLICK_AD_NEGATIVE_TTL_MS,
     fallbackDeadlineMs,
     onLookup: (result) => cacheCounters[result].inc(),
   });

@@ -30,7 +30,14 @@ if (mode === 'relay') {
   while ((await count()) > 0) await new Promise((r) => setTimeout(r, 2000));
   const s = (performance.now() - started) / 1000;
   await relay.stop();
-  console.log(JSON.stringify({ relayed: relay.published(), outboxAtStart: total, seconds: s, perSecond: Math.round(relay.published() / s) }));
+  console.log(
+    JSON.stringify({
+      relayed: relay.published(),
+      outboxAtStart: total,
+      seconds: s,
+      perSecond: Math.round(relay.published() / s),
+    }),
+  );
 } else if (mode === 'bootstrap') {
   const dir = arg('--dir', '/tmp/adclick-replica-measure');
   rmSync(dir, { recursive: true, force: true });
@@ -51,12 +58,21 @@ if (mode === 'relay') {
   clearInterval(sampler);
   const du = execFileSync('du', ['-sh', dir], { encoding: 'utf8' }).split('\t')[0];
   console.log(
-    JSON.stringify({ from: arg('--from', 'snapshot'), ads: replica.count, secondsToCatchUp: s, peakRssMiB: Math.round(peakRss / 2 ** 20), disk: du, bootstrap: feed.status().bootstrap }),
+    JSON.stringify({
+      from: arg('--from', 'snapshot'),
+      ads: replica.count,
+      secondsToCatchUp: s,
+      peakRssMiB: Math.round(peakRss / 2 ** 20),
+      disk: du,
+      bootstrap: feed.status().bootstrap,
+    }),
   );
   await feed.stop();
   await replica.close();
 } else {
-  console.error('usage: tools/catalogue-replica-measure.ts relay | bootstrap [--from snapshot|topic] [--dir DIR]');
+  console.error(
+    'usage: tools/catalogue-replica-measure.ts relay | bootstrap [--from snapshot|topic] [--dir DIR]',
+  );
   process.exitCode = 2;
 }
 await pool.end();

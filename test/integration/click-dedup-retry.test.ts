@@ -29,7 +29,7 @@ describe('a click whose append failed after Redis set its key', () => {
       ads: new AdCache(
         { get: () => ({ advertiserId: '1', redirectUrl: 'https://advertiser.example/x' }) },
         async () => undefined,
-        { maxEntries: 10, negativeTtlMs: 1000, fallbackDeadlineMs: 100 },
+        { maxEntries: 10, fallbackDeadlineMs: 100 },
       ),
       dedup: redisDedup(redis, 1000),
       clickLog: {

@@ -273,7 +273,9 @@ describe('safe to expose', () => {
         expectError(await call(`${service.url}/c/987654321987654`), 404, 'not_found');
         const imp = newImpression(config.ADCLICK_SIGNING_SECRET, '987654321987654', 3600, Date.now());
         expectError(
-          await call(`${service.url}/c/987654321987654?imp=${imp.impressionId}&exp=${imp.expiresAt}&sig=${imp.sig}`),
+          await call(
+            `${service.url}/c/987654321987654?imp=${imp.impressionId}&exp=${imp.expiresAt}&sig=${imp.sig}`,
+          ),
           503,
           'catalogue_unavailable',
         );
