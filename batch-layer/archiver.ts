@@ -230,7 +230,16 @@ export class Archiver {
   async rejoin(stalls: Array<Pick<Stall, 'partition'>>): Promise<void> {
     if (this.stopping) return;
     this.stats.stalls += stalls.length;
-    for (const { partition } of stalls) this.buffers.delete(partition);
+    for (const { partition } of stalls) {
+      // What this process believed of the partition: the log line a stall's diagnosis starts from.
+      const b = this.buffers.get(partition);
+      (this.opts.log ?? console.error)(
+        `stalled partition ${partition}: ${b ? `${b.rows.length} rows buffered, ${b.uploading} uploading, last read offset ${b.lastOffset ?? 'none'}, last committed here ${b.committedOffset ?? 'none'}` : 'no buffer'}` +
+          `; assigned here: ${this.assigned.has(partition)}, fetching paused: ${this.paused}, ` +
+          `paused in KafkaJS: ${JSON.stringify(this.consumer.paused())}; dropping its buffer and rejoining`,
+      );
+      this.buffers.delete(partition);
+    }
     await withDeadline(this.consumer.stop(), 30_000, 'leaving the group').catch(async (e: Error) => {
       (this.opts.log ?? console.error)(`rejoin: ${e.message}; reconnecting the consumer`);
       await this.consumer.disconnect().catch(() => undefined);
