@@ -125,6 +125,7 @@ export class Archiver {
   private assigned = new Set<number>();
   private timer?: NodeJS.Timeout;
   private ticking = false;
+  private tickStartedAt = 0;
   /** Fetching is paused because the buffers are full and a flush failed. */
   private paused = false;
   /** After a failed flush, batches do not try again before this time (the timer does). */
@@ -472,8 +473,16 @@ export class Archiver {
 
   /** Time-based flushes and watermark updates, also for partitions that receive nothing. */
   async tick(): Promise<void> {
-    if (this.ticking) return;
+    // One tick at a time; but a tick stuck on a call that never answers must not end every later
+    // time-based flush (each partition's flushes stay serialized by its own lock).
+    const stuckAfterMs = Math.max(120_000, 4 * this.opts.flushMs);
+    if (this.ticking && Date.now() - this.tickStartedAt < stuckAfterMs) return;
+    if (this.ticking)
+      (this.opts.log ?? console.error)(
+        `the previous tick has run for ${Math.round((Date.now() - this.tickStartedAt) / 1000)} s: starting another`,
+      );
     this.ticking = true;
+    this.tickStartedAt = Date.now();
     try {
       const now = Date.now();
       for (const [p, b] of this.buffers) {
