@@ -118,7 +118,7 @@ const flushFailures = new Counter({
 
 const lostCommits = new Counter({
   name: 'archiver_lost_commits_total',
-  help: 'Offset commits that KafkaJS reported done but the group does not have (committed again)',
+  help: 'Offset commits KafkaJS reported done without sending them, or that the group does not have (committed again)',
   registers: [registry],
 });
 
@@ -133,6 +133,8 @@ export class Archiver {
   private ticking = false;
   private tickStartedAt = 0;
   private lostCommitLoggedAt = 0;
+  /** Offsets KafkaJS really sent in a commit, by partition (its COMMIT_OFFSETS event). */
+  private readonly sentCommits = new Map<number, string>();
   /** Fetching is paused because the buffers are full and a flush failed. */
   private paused = false;
   /** After a failed flush, batches do not try again before this time (the timer does). */
@@ -197,6 +199,12 @@ export class Archiver {
       },
     };
     this.runConfig = runConfig;
+    consumer.on(consumer.events.COMMIT_OFFSETS, ({ payload }) => {
+      if (consumer !== this.consumer) return;
+      for (const t of payload.topics)
+        if (t.topic === this.opts.topic)
+          for (const p of t.partitions) this.sentCommits.set(Number(p.partition), String(p.offset));
+    });
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       if (consumer !== this.consumer) return;
       const mine = new Set(payload.memberAssignment[this.opts.topic] ?? []);
@@ -508,9 +516,17 @@ export class Archiver {
   }
 
   private async commit(partition: number, lastOffset: string): Promise<void> {
-    await this.consumer.commitOffsets([
-      { topic: this.opts.topic, partition, offset: (BigInt(lastOffset) + 1n).toString() },
-    ]);
+    const offset = (BigInt(lastOffset) + 1n).toString();
+    this.sentCommits.delete(partition);
+    await this.consumer.commitOffsets([{ topic: this.opts.topic, partition, offset }]);
+    // KafkaJS resolves a commit it did not send when its runner is not running (see `rejoin`); one
+    // it sent emitted COMMIT_OFFSETS before resolving. Not sent is a failed flush: rows kept, retried.
+    if (this.sentCommits.get(partition) !== offset) {
+      lostCommits.inc();
+      throw new Error(
+        `KafkaJS did not send the commit of ${this.opts.topic} partition ${partition} at ${offset} (its consumer is not running)`,
+      );
+    }
     this.stats.commits++;
   }
 
