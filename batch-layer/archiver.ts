@@ -122,6 +122,9 @@ const lostCommits = new Counter({
   registers: [registry],
 });
 
+/** A commit KafkaJS resolved without sending it (see `Archiver.rejoin`). */
+class CommitNotSent extends Error {}
+
 let fileSeq = 0;
 
 export class Archiver {
@@ -439,7 +442,9 @@ export class Archiver {
   }
 
   private noteFlushFailure(partition: number, e: Error): void {
-    this.lastFlushFailureAt = Date.now();
+    // S3 or PostgreSQL refusing is an outage the watchdog waits out; KafkaJS not sending commits is
+    // what the watchdog is for (if it lasts, a new consumer).
+    if (!(e instanceof CommitNotSent)) this.lastFlushFailureAt = Date.now();
     this.flushRetryAt = Date.now() + Math.min(this.opts.flushMs, 5000);
     this.stats.flushFailures++;
     flushFailures.inc();
@@ -523,7 +528,7 @@ export class Archiver {
     // it sent emitted COMMIT_OFFSETS before resolving. Not sent is a failed flush: rows kept, retried.
     if (this.sentCommits.get(partition) !== offset) {
       lostCommits.inc();
-      throw new Error(
+      throw new CommitNotSent(
         `KafkaJS did not send the commit of ${this.opts.topic} partition ${partition} at ${offset} (its consumer is not running)`,
       );
     }
