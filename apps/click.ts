@@ -17,7 +17,7 @@ import type { RequestHandler } from 'express';
 import { createProxyServer } from 'http-proxy-3';
 import { AggregatorRegistry } from 'prom-client';
 import { config } from '../common/config.js';
-import { createPool, migrate } from '../common/db.js';
+import { createPool, migrateWhenReachable } from '../common/db.js';
 import { startCatalogueFeed } from '../ingest/catalogue-feed.js';
 import { CatalogueReplica } from '../ingest/catalogue-replica.js';
 import { sendApiError } from '../common/http-errors.js';
@@ -67,21 +67,6 @@ export function startClickWorker(opts: ClickServiceOptions & { apiUrl?: string }
   return startClickService({ fallback: apiProxy(opts.apiUrl ?? apiUrl()), ...opts });
 }
 
-/** Applies the migrations, retrying every 5 s while PostgreSQL is away (clicks do not wait for it). */
-async function migrateInBackground(pool: ReturnType<typeof createPool>): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const applied = await migrate(pool);
-      if (applied.length > 0) console.log(`migrations applied: ${applied.join(', ')}`);
-      return;
-    } catch (e) {
-      if (attempt % 12 === 0)
-        console.error(`migrations not applied yet (${(e as Error).message}); clicks are served meanwhile`);
-      await new Promise((r) => setTimeout(r, 5000));
-    }
-  }
-}
-
 /** The host's catalogue replica, fed by this primary; its workers only read it. */
 function feedReplica(pool: ReturnType<typeof createPool>): () => Promise<void> {
   const replica = CatalogueReplica.open(config.ADCLICK_CATALOGUE_DIR);
@@ -113,10 +98,10 @@ async function checkTopics(): Promise<void> {
 }
 
 async function primary(): Promise<void> {
-  const pool = createPool(2);
-  pool.on('error', (e) => console.error(`[click] PostgreSQL connection lost (${e.message})`));
+  // Clicks never wait for PostgreSQL: the migrations are retried in the background while it is away.
+  const pool = createPool(2, { statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
   const stopFeed = feedReplica(pool);
-  void migrateInBackground(pool);
+  const schema = migrateWhenReachable(pool, { log: (m) => console.error(`[click] ${m}`) });
   void checkTopics();
 
   const count = config.ADCLICK_CLICK_WORKERS || availableParallelism();
@@ -159,6 +144,7 @@ async function primary(): Promise<void> {
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
+    schema.stop();
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
     const left = setTimeout(() => process.exit(1), 15_000);
     left.unref();

@@ -86,7 +86,9 @@ export interface ClickService {
 
 export async function startClickService(opts: ClickServiceOptions): Promise<ClickService> {
   const ownPool = !opts.pool;
-  const pool = opts.pool ?? createPool(10);
+  // The fallback lookup has its own deadline (ADCLICK_CATALOGUE_FALLBACK_DEADLINE_MS); the reports and
+  // the feed's snapshot get the long-running processes' statement deadline.
+  const pool = opts.pool ?? createPool(10, { statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
   const kafka = opts.kafka ?? createKafka('adclick-ingest');
   const redis = createClickRedis(opts.redisUrl ?? config.REDIS_URL);
   const metrics = clickMetrics();
