@@ -11,6 +11,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
+import type { Admin } from 'kafkajs';
 import express, { type Express } from 'express';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -38,6 +39,11 @@ import {
   type StartBackfill,
 } from '../serving-layer/router.js';
 import { createSpeedStore } from '../speed-layer/speed-store.js';
+import { createKafka } from '../common/kafka.js';
+import { registry } from '../common/metrics.js';
+import { registerOpsMetrics } from '../serving-layer/ops-metrics.js';
+import { opsRouter, opsRoutes } from '../serving-layer/ops-router.js';
+import { OpsStatusReader } from '../serving-layer/ops-status.js';
 
 export interface ApiDeps {
   pool: pg.Pool;
@@ -55,12 +61,15 @@ export interface ApiDeps {
   impressionTtlSeconds?: number;
   speedTimeoutMs?: number;
   now?: () => number;
+  /** The operators' status (GET /v1/admin/ops); default: opsStatusReader(pool). */
+  ops?: OpsStatusReader;
 }
 
 /** Every route of the public HTTP surface (API.md), with its schemas. */
 export const apiRoutes: ApiRoute[] = [
   ...catalogueRoutes,
   ...servingRoutes,
+  ...opsRoutes,
   ...clickRoutes,
   ...healthRoutes,
   {
@@ -112,9 +121,43 @@ export function createApiApp(deps: ApiDeps): Express {
       now: deps.now,
     }),
   );
+  app.use(
+    opsRouter({
+      reader: deps.ops ?? opsStatusReader(pool),
+      temporalUiUrl: `http://${config.HOST}:${config.TEMPORAL_UI_PORT}`,
+      namespace: config.TEMPORAL_NAMESPACE,
+    }),
+  );
   app.use((_req, res) => sendApiError(res, 404, 'not_found', 'no such route'));
   app.use(apiErrorHandler('api'));
   return app;
+}
+
+/**
+ * The operators' status over this process's stores: the two consumer groups of the clicks topic, the
+ * spool and stack folders' disks. Kafka's admin client connects on first use and again after a failure.
+ */
+export function opsStatusReader(pool: pg.Pool): OpsStatusReader {
+  let admin: Promise<Admin> | undefined;
+  return new OpsStatusReader({
+    pool,
+    kafkaAdmin: () =>
+      (admin ??= (async () => {
+        const a = createKafka('adclick-ops', { quiet: true }).admin();
+        await a.connect();
+        return a;
+      })().catch((e: unknown) => {
+        admin = undefined;
+        throw e;
+      })),
+    consumers: [
+      { group: config.ARCHIVER_GROUP_ID, topic: config.KAFKA_CLICKS_TOPIC },
+      { group: config.SPEED_CONSUMER_GROUP, topic: config.KAFKA_CLICKS_TOPIC },
+    ],
+    disks: { spool: config.ADCLICK_SPOOL_DIR, stack: config.ADCLICK_STACK_DIR },
+    lookbackMs: 7 * 24 * 3_600_000,
+    rawRetentionMs: config.BATCH_RAW_RETENTION_DAYS * 24 * 3_600_000,
+  });
 }
 
 let sharedRedis: Redis | undefined;
@@ -166,8 +209,14 @@ async function main(): Promise<void> {
     .catch((e: Error) =>
       console.error(`[api] Redis not reachable yet (${e.message}); rate limits wait for it`),
     );
+  const ops = opsStatusReader(pool);
+  registerOpsMetrics({
+    registry,
+    reader: ops,
+    hourFinalDeadlineSeconds: config.OPS_HOUR_FINAL_DEADLINE_MINUTES * 60,
+  });
   const { server, url } = await listen(
-    createApiApp({ pool, speedStore, redis }),
+    createApiApp({ pool, speedStore, redis, ops }),
     config.API_PORT,
     config.HOST,
   );

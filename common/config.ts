@@ -190,6 +190,13 @@ const schema = z.object({
   KAFKA_CONSUMER_MIN_BYTES: positiveInt.default(131_072),
   KAFKA_CONSUMER_MAX_WAIT_MS: positiveInt.default(100),
   // --- end topics and long-lived processes ---
+  // --- Operations (stack/services/prometheus.ts, serving-layer/ops-metrics.ts, ops/alerts.yml) ---
+  // The local stack's Prometheus (scrapes every process of `npm start`, evaluates ops/alerts.yml).
+  PROMETHEUS_PORT: port.default(9090),
+  // An hour not final this many minutes after its end fires HourNotFinal (exported by the API process
+  // as adclick_ops_hour_final_deadline_seconds, so the rule follows this setting).
+  OPS_HOUR_FINAL_DEADLINE_MINUTES: positiveInt.default(30),
+  // --- end operations ---
 });
 
 export type Config = z.infer<typeof schema>;
