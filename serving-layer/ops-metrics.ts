@@ -44,11 +44,16 @@ export function registerOpsMetrics(opts: OpsMetricsOptions): void {
   const ageSeconds = (s: OpsStatus, at: number | undefined): number =>
     at === undefined ? 0 : Math.max(0, (s.at - at) / 1000);
 
-  gauge('adclick_ops_hours', 'Hours of the lookback that ended, by state (final, failed, not_final)', ['state'], (g, s) => {
-    if (s.errors.hours) return;
-    for (const state of ['final', 'failed', 'not_final'] as const)
-      g.set({ state }, s.hours.filter((h) => h.state === state).length);
-  });
+  gauge(
+    'adclick_ops_hours',
+    'Hours of the lookback that ended, by state (final, failed, not_final)',
+    ['state'],
+    (g, s) => {
+      if (s.errors.hours) return;
+      for (const state of ['final', 'failed', 'not_final'] as const)
+        g.set({ state }, s.hours.filter((h) => h.state === state).length);
+    },
+  );
   gauge(
     'adclick_ops_not_final_hour_age_seconds',
     'Seconds since the end of the oldest hour that is not final (0: every ended hour is final)',
@@ -63,9 +68,14 @@ export function registerOpsMetrics(opts: OpsMetricsOptions): void {
     [],
     (g) => g.set(opts.hourFinalDeadlineSeconds),
   );
-  gauge('adclick_ops_late_files', 'Raw files that arrived after their hour was finalized, not yet recounted', [], (g, s) => {
-    if (!s.errors.lateFiles) g.set(s.lateFiles.files);
-  });
+  gauge(
+    'adclick_ops_late_files',
+    'Raw files that arrived after their hour was finalized, not yet recounted',
+    [],
+    (g, s) => {
+      if (!s.errors.lateFiles) g.set(s.lateFiles.files);
+    },
+  );
   gauge(
     'adclick_ops_late_file_age_seconds',
     'Seconds since the oldest raw file waiting for the late path was uploaded (0: none waits)',
@@ -124,9 +134,14 @@ export function registerOpsMetrics(opts: OpsMetricsOptions): void {
       for (const d of s.disks) g.set({ disk: d.name, path: d.path }, d.freeBytes);
     },
   );
-  gauge('adclick_ops_disk_size_bytes', 'Size of the file system under a watched folder', ['disk', 'path'], (g, s) => {
-    for (const d of s.disks) g.set({ disk: d.name, path: d.path }, d.sizeBytes);
-  });
+  gauge(
+    'adclick_ops_disk_size_bytes',
+    'Size of the file system under a watched folder',
+    ['disk', 'path'],
+    (g, s) => {
+      for (const d of s.disks) g.set({ disk: d.name, path: d.path }, d.sizeBytes);
+    },
+  );
   gauge(
     'adclick_ops_read_errors',
     'Parts of the operators status that could not be read on the last scrape (1), by part',

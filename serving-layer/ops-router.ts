@@ -22,7 +22,11 @@ export const opsRoutes: ApiRoute[] = [
 const iso = (ms: number | undefined): string | undefined =>
   ms === undefined ? undefined : new Date(ms).toISOString();
 
-export function opsRouter(deps: { reader: OpsStatusReader; temporalUiUrl: string; namespace: string }): Router {
+export function opsRouter(deps: {
+  reader: OpsStatusReader;
+  temporalUiUrl: string;
+  namespace: string;
+}): Router {
   const router = express.Router();
   const workflowLink = (id: string): string =>
     `${deps.temporalUiUrl}/namespaces/${encodeURIComponent(deps.namespace)}/workflows/${encodeURIComponent(id)}`;

@@ -55,7 +55,13 @@ export interface OpsStatus {
   /** End (epoch ms) of the oldest hour in the lookback that is not final (not finalized, or failed). */
   oldestNotFinalHourEnd?: number;
   lateFiles: { hours: number; files: number; oldestUploadedAt?: number };
-  reconciliation?: { day: string; createdAt: number; differingAds: number; speedTotal: number; batchTotal: number };
+  reconciliation?: {
+    day: string;
+    createdAt: number;
+    differingAds: number;
+    speedTotal: number;
+    batchTotal: number;
+  };
   backfills: Array<{ workflowId: string; lastFinalizedAt: number; hours: number }>;
   spools: Array<{ processId: string; spoolDepth: number; reportedAt: number }>;
   /** undefined: Kafka did not answer (reason in `errors.kafka`). */
@@ -174,7 +180,12 @@ export class OpsStatusReader {
     return hourStates(
       from,
       now,
-      new Map(fin.rows.map((r) => [r.hour.getTime(), { finalizedAt: r.finalized_at.getTime(), revision: r.revision }])),
+      new Map(
+        fin.rows.map((r) => [
+          r.hour.getTime(),
+          { finalizedAt: r.finalized_at.getTime(), revision: r.revision },
+        ]),
+      ),
       new Map(
         fail.rows.map((r) => [
           r.hour.getTime(),
@@ -261,7 +272,10 @@ export class OpsStatusReader {
         admin.fetchOffsets({ groupId: group, topics: [topic] }),
       ]);
       const byPartition = new Map(
-        (committed.find((t) => t.topic === topic)?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]),
+        (committed.find((t) => t.topic === topic)?.partitions ?? []).map((p) => [
+          p.partition,
+          Number(p.offset),
+        ]),
       );
       for (const e of ends.sort((a, b) => a.partition - b.partition)) {
         const end = Number(e.high);
@@ -278,7 +292,12 @@ export class OpsStatusReader {
     return Promise.all(
       Object.entries(this.deps.disks).map(async ([name, path]) => {
         const s = await statfsNearest(path);
-        return { name, path, freeBytes: Number(s.bavail) * Number(s.bsize), sizeBytes: Number(s.blocks) * Number(s.bsize) };
+        return {
+          name,
+          path,
+          freeBytes: Number(s.bavail) * Number(s.bsize),
+          sizeBytes: Number(s.blocks) * Number(s.bsize),
+        };
       }),
     );
   }

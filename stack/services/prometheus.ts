@@ -54,7 +54,9 @@ export function prometheusConfig(opts: PrometheusConfigOptions): object {
     scrape_configs: Object.entries(opts.targets).map(([job, target]) => ({
       job_name: job,
       metrics_path: '/metrics',
-      ...(opts.bearerTokenFile && { authorization: { type: 'Bearer', credentials_file: opts.bearerTokenFile } }),
+      ...(opts.bearerTokenFile && {
+        authorization: { type: 'Bearer', credentials_file: opts.bearerTokenFile },
+      }),
       static_configs: [{ targets: [target], labels: { service: 'adclick', process: job } }],
     })),
   };
@@ -117,7 +119,10 @@ export const prometheus: StackService = {
   async prepare() {
     // A running Prometheus picks up a changed configuration or rule file on every `up`.
     writeStackConfig();
-    const res = await fetch(`${prometheusUrl}/-/reload`, { method: 'POST', signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`${prometheusUrl}/-/reload`, {
+      method: 'POST',
+      signal: AbortSignal.timeout(5000),
+    });
     if (!res.ok) throw new Error(`prometheus: reloading the configuration failed: ${await res.text()}`);
   },
 };

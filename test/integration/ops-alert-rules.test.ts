@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 
 const promtool = (...args: string[]) => {
   const r = spawnSync('promtool', args, { encoding: 'utf8' });
-  if (r.error) throw new Error(`promtool could not run (${r.error.message}): run \`npm run stack:up\` to install it`);
+  if (r.error)
+    throw new Error(`promtool could not run (${r.error.message}): run \`npm run stack:up\` to install it`);
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 };
 
