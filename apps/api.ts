@@ -123,7 +123,7 @@ export function createApiApp(deps: ApiDeps): Express {
   );
   app.use(
     opsRouter({
-      reader: deps.ops ?? opsStatusReader(pool),
+      reader: deps.ops ?? opsStatusReader(pool, deps.temporalClient),
       temporalUiUrl: `http://${config.HOST}:${config.TEMPORAL_UI_PORT}`,
       namespace: config.TEMPORAL_NAMESPACE,
     }),
@@ -137,8 +137,9 @@ export function createApiApp(deps: ApiDeps): Express {
  * The operators' status over this process's stores: the two consumer groups of the clicks topic, the
  * spool and stack folders' disks. Kafka's admin client connects on first use and again after a failure.
  */
-export function opsStatusReader(pool: pg.Pool): OpsStatusReader {
+export function opsStatusReader(pool: pg.Pool, temporalClient?: Client): OpsStatusReader {
   let admin: Promise<Admin> | undefined;
+  let temporal: Promise<Client> | undefined = temporalClient && Promise.resolve(temporalClient);
   return new OpsStatusReader({
     pool,
     kafkaAdmin: () =>
@@ -148,6 +149,11 @@ export function opsStatusReader(pool: pg.Pool): OpsStatusReader {
         return a;
       })().catch((e: unknown) => {
         admin = undefined;
+        throw e;
+      })),
+    temporal: () =>
+      (temporal ??= createTemporalClient().catch((e: unknown) => {
+        temporal = undefined;
         throw e;
       })),
     consumers: [

@@ -53,9 +53,10 @@ export function opsRouter(deps: {
       reconciliation: s.reconciliation && { ...s.reconciliation, createdAt: iso(s.reconciliation.createdAt) },
       backfills: s.backfills.map((b) => ({
         workflowId: b.workflowId,
-        hours: b.hours,
-        lastFinalizedAt: iso(b.lastFinalizedAt),
-        link: workflowLink(b.workflowId),
+        status: b.status,
+        startedAt: iso(b.startedAt),
+        closedAt: iso(b.closedAt),
+        link: `${workflowLink(b.workflowId)}/${encodeURIComponent(b.runId)}/history`,
       })),
       temporalUi: deps.temporalUiUrl,
       spools: s.spools.map((p) => ({ ...p, reportedAt: iso(p.reportedAt) })),

@@ -6,6 +6,7 @@
 // gauges (ops-metrics.ts). Every read has a deadline: an operator page must answer when a store hangs.
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { Client } from '@temporalio/client';
 import type { Admin } from 'kafkajs';
 import type pg from 'pg';
 import { HOUR_MS, hourOf } from '../common/time.js';
@@ -20,6 +21,8 @@ export interface OpsStatusDeps {
   /** Connected lazily; undefined: consumer offsets are not reported. */
   kafkaAdmin?: () => Promise<Admin>;
   consumers: WatchedConsumer[];
+  /** Connected lazily; undefined: recent backfills are not listed. */
+  temporal?: () => Promise<Client>;
   /** Folders whose file system is watched (e.g. spool: ADCLICK_SPOOL_DIR, stack: the stack data). */
   disks: Record<string, string>;
   /** How far back hours are looked at (ms). */
@@ -62,7 +65,14 @@ export interface OpsStatus {
     speedTotal: number;
     batchTotal: number;
   };
-  backfills: Array<{ workflowId: string; lastFinalizedAt: number; hours: number }>;
+  /** The latest backfill workflows (Temporal's visibility), newest first. */
+  backfills: Array<{
+    workflowId: string;
+    runId: string;
+    status: string;
+    startedAt: number;
+    closedAt?: number;
+  }>;
   spools: Array<{ processId: string; spoolDepth: number; reportedAt: number }>;
   /** undefined: Kafka did not answer (reason in `errors.kafka`). */
   consumers?: PartitionOffsets[];
@@ -136,7 +146,7 @@ export class OpsStatusReader {
       part('hours', () => this.hours(now), []),
       part('lateFiles', () => this.lateFiles(now), { hours: 0, files: 0 }),
       part('reconciliation', () => this.reconciliation(), undefined),
-      part('backfills', () => this.backfills(now), []),
+      part('backfills', () => this.backfills(), []),
       part('spools', () => this.spools(), []),
       part('kafka', () => this.consumerOffsets(), undefined),
       part('disks', () => this.disks(), []),
@@ -234,19 +244,22 @@ export class OpsStatusReader {
     };
   }
 
-  /** Backfill workflows that finalized hours lately (their ids start with `backfill-`). */
-  private async backfills(now: number): Promise<OpsStatus['backfills']> {
-    const r = await this.deps.pool.query<{ workflow_id: string; last: Date; hours: string }>(
-      `select workflow_id, max(finalized_at) as last, count(distinct hour) as hours from hour_revisions
-        where workflow_id like 'backfill-%' and finalized_at >= $1
-        group by workflow_id order by max(finalized_at) desc limit 20`,
-      [new Date(now - this.deps.lookbackMs)],
-    );
-    return r.rows.map((row) => ({
-      workflowId: row.workflow_id,
-      lastFinalizedAt: row.last.getTime(),
-      hours: Number(row.hours),
-    }));
+  /** The latest runs of the `backfill` workflow, as Temporal lists them. */
+  private async backfills(): Promise<OpsStatus['backfills']> {
+    if (!this.deps.temporal) return [];
+    const client = await this.deps.temporal();
+    const out: OpsStatus['backfills'] = [];
+    for await (const w of client.workflow.list({ query: "WorkflowType = 'backfill'", pageSize: 10 })) {
+      out.push({
+        workflowId: w.workflowId,
+        runId: w.runId,
+        status: w.status.name,
+        startedAt: w.startTime.getTime(),
+        ...(w.closeTime && { closedAt: w.closeTime.getTime() }),
+      });
+      if (out.length >= 10) break;
+    }
+    return out.sort((x, y) => y.startedAt - x.startedAt);
   }
 
   private async spools(): Promise<OpsStatus['spools']> {

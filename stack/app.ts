@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { config } from '../common/config.js';
+import { prometheusUrl } from './services/prometheus.js';
 import { temporalUiUrl } from './services/temporal.js';
 
 interface AppProcess {
@@ -101,6 +102,8 @@ export async function startApp(opts: { demo?: boolean } = {}): Promise<void> {
 adclick is running (${present.map((p) => p.name).join(', ') || 'infrastructure only'}):
   Clicks, API, dashboard  http://${config.HOST}:${config.PORT}  (the click process; the rest goes to the API process on :${config.API_PORT})
   Temporal Web UI         ${temporalUiUrl}
+  Operator view           http://${config.HOST}:${config.PORT}/ops.html  (with the admin key)
+  Prometheus              ${prometheusUrl}  (alerts ${prometheusUrl}/alerts, targets ${prometheusUrl}/targets)
   Admin key               ${process.env.ADCLICK_ADMIN_KEY ? '(from ADCLICK_ADMIN_KEY)' : config.ADCLICK_ADMIN_KEY}
 Ctrl-C stops the app's processes; the infrastructure keeps running until \`npm run stack:down\`.
 `);

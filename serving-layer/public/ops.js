@@ -148,7 +148,12 @@ function renderOps(ops) {
   fillTable(
     'backfills',
     ops.backfills.map((b) =>
-      row([cell(link(b.link, b.workflowId)), cell(num(b.hours), 'num'), cell(shortTime(b.lastFinalizedAt))]),
+      row([
+        cell(link(b.link, b.workflowId)),
+        cell(b.status),
+        cell(shortTime(b.startedAt)),
+        cell(shortTime(b.closedAt)),
+      ]),
     ),
   );
   fillTable(
