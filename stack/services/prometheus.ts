@@ -1,12 +1,20 @@
 // Prometheus from Debian's packages: scrapes every process of `npm start` (ports from common/config.ts)
 // and evaluates ops/alerts.yml. Its configuration is generated on every start and every `up` (then
 // reloaded), so a port changed in the environment is followed; the TSDB lives in .stack/data/prometheus.
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { config, urlPort } from '../../common/config.js';
 import type { StackService } from '../service.js';
-import { dataDir, ensureDebianPackages, httpOk, startDetached } from '../runtime.js';
+import {
+  cacheDir,
+  dataDir,
+  ensureDebianPackages,
+  ensureMavenJars,
+  httpOk,
+  log,
+  startDetached,
+} from '../runtime.js';
 
 export const prometheusUrl = `http://${config.HOST}:${config.PROMETHEUS_PORT}`;
 /** The production rules; tests may add rule files of their own. */
@@ -28,9 +36,43 @@ export function appMetricsTargets(): Record<string, string> {
   };
 }
 
+/** The JVMs of the local stack, scraped through the JMX exporter (label service="adclick-stack"). */
+export function stackMetricsTargets(): Record<string, string> {
+  return {
+    kafka: `${config.HOST}:${config.KAFKA_JMX_EXPORTER_PORT}`,
+    pinot: `${config.HOST}:${config.PINOT_JMX_EXPORTER_PORT}`,
+  };
+}
+
+const jmxLibDir = join(cacheDir, 'jmx-exporter', 'lib');
+const jmxJar = join(jmxLibDir, 'jmx_prometheus_javaagent-1.0.1.jar');
+const jmxPomDir = fileURLToPath(new URL('../maven/jmx-exporter', import.meta.url));
+
+/** Fetches the JMX exporter's agent from Maven Central into the cache (once). */
+export function ensureJmxExporter(): Promise<void> {
+  return ensureMavenJars('jmx-exporter', jmxPomDir, jmxLibDir);
+}
+
+/**
+ * The JVM option that loads the JMX exporter into Kafka's or Pinot's JVM, serving /metrics on the
+ * port of common/config.ts with the rules of ops/jmx/<service>.yml. None while the agent is not in
+ * the cache yet (`stack:up` fetches it): the service starts as before, without the figures.
+ */
+export function jmxExporterJvmArgs(service: 'kafka' | 'pinot'): string[] {
+  if (!existsSync(jmxJar)) {
+    log(`${service}: no JMX exporter agent in the cache yet; starting without its metrics`);
+    return [];
+  }
+  const port = service === 'kafka' ? config.KAFKA_JMX_EXPORTER_PORT : config.PINOT_JMX_EXPORTER_PORT;
+  const rules = fileURLToPath(new URL(`../../ops/jmx/${service}.yml`, import.meta.url));
+  return [`-javaagent:${jmxJar}=${config.HOST}:${port}:${rules}`];
+}
+
 export interface PrometheusConfigOptions {
   /** job name → host:port serving /metrics */
   targets: Record<string, string>;
+  /** The stack's own services (the JVMs), labelled service="adclick-stack". */
+  stackTargets?: Record<string, string>;
   ruleFiles: string[];
   scrapeIntervalS?: number;
   evaluationIntervalS?: number;
@@ -51,14 +93,21 @@ export function prometheusConfig(opts: PrometheusConfigOptions): object {
       scrape_timeout: interval(Math.min(10, opts.scrapeIntervalS ?? 15)),
     },
     rule_files: opts.ruleFiles,
-    scrape_configs: Object.entries(opts.targets).map(([job, target]) => ({
-      job_name: job,
-      metrics_path: '/metrics',
-      ...(opts.bearerTokenFile && {
-        authorization: { type: 'Bearer', credentials_file: opts.bearerTokenFile },
-      }),
-      static_configs: [{ targets: [target], labels: { service: 'adclick', process: job } }],
-    })),
+    scrape_configs: [
+      ...Object.entries(opts.targets).map(([job, target]) => ({
+        job_name: job,
+        metrics_path: '/metrics',
+        ...(opts.bearerTokenFile && {
+          authorization: { type: 'Bearer', credentials_file: opts.bearerTokenFile },
+        }),
+        static_configs: [{ targets: [target], labels: { service: 'adclick', process: job } }],
+      })),
+      ...Object.entries(opts.stackTargets ?? {}).map(([job, target]) => ({
+        job_name: job,
+        metrics_path: '/metrics',
+        static_configs: [{ targets: [target], labels: { service: 'adclick-stack', process: job } }],
+      })),
+    ],
   };
 }
 
@@ -74,6 +123,7 @@ function writeStackConfig(): string {
     JSON.stringify(
       prometheusConfig({
         targets: appMetricsTargets(),
+        stackTargets: stackMetricsTargets(),
         ruleFiles: [alertRulesFile],
         scrapeIntervalS: 15,
         evaluationIntervalS: 15,
@@ -102,8 +152,11 @@ export const prometheus: StackService = {
   name: 'prometheus',
   address: `${prometheusUrl} (alerts ${prometheusUrl}/alerts)`,
   startupTimeoutMs: 60_000,
-  install() {
-    return ensureDebianPackages(['prometheus', 'promtool'], ['prometheus']);
+  async install() {
+    await Promise.all([
+      ensureDebianPackages(['prometheus', 'promtool'], ['prometheus']),
+      ensureJmxExporter(),
+    ]);
   },
   async start() {
     const file = writeStackConfig();
