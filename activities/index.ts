@@ -1,13 +1,14 @@
 // Every side effect of the batch workflows: S3 reads and writes, DuckDB counting, PostgreSQL writes,
 // reconciliation against the speed layer. Activities heartbeat their progress; a retried compaction
 // reuses the files its previous attempt downloaded (same scratch folder) and reports where it resumed.
-import { Context, log } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Admin } from 'kafkajs';
 import type pg from 'pg';
 import type { SpeedStore } from '../common/speed-store.js';
 import {
   compactHourFromS3,
+  RawInputsGone,
   type CompactHourResult,
   type CompactionProgress,
 } from '../batch-layer/compaction.js';
@@ -19,7 +20,8 @@ import {
   readHourEvidence,
   type Offsets,
 } from '../batch-layer/completeness.js';
-import { hoursToSweep, lateHours, recordHourFailure } from '../batch-layer/late-files.js';
+import { hoursToSweep, lateHours, rawCutoffOf, recordHourFailure } from '../batch-layer/late-files.js';
+import { sweepFrom } from '../batch-layer/decisions.js';
 import { reconcileDay } from '../batch-layer/reconciliation.js';
 import {
   applyPartitionRetention,
@@ -99,13 +101,31 @@ export function createActivities(deps: BatchActivityDeps) {
     },
 
     /**
-     * Finalized hours in [from, to) (ISO hours; default: any) with raw files uploaded after their last
-     * compaction listed S3, oldest first.
+     * The late path's queue (batch-layer/decisions.ts, `staleHours`): finalized hours in [from, to)
+     * (ISO hours; default: the raw retention) any of whose inputs, their own raw files or those of
+     * the hours in their lookback, were uploaded after their last compaction listed them. Never
+     * before the raw cutoff (such hours cannot be recounted). Oldest first, failing ones last;
+     * `exclude`: hours this run already took up.
      */
-    async lateHours(range: { from?: string; to?: string }, limit: number): Promise<string[]> {
-      const from = range.from ? parseHour(range.from) : 0;
+    async lateHours(
+      range: { from?: string; to?: string },
+      limit: number,
+      exclude: string[] = [],
+    ): Promise<string[]> {
+      const cutoff = await rawCutoffOf(deps.pool, deps.prefix);
+      const clock = hourOf(Date.now()) - deps.rawRetentionHours * HOUR_MS;
+      const from = Math.max(range.from ? parseHour(range.from) : clock, cutoff ?? -Infinity);
       const to = range.to ? parseHour(range.to) : Date.UTC(9999, 0);
-      return (await lateHours(deps.pool, from, to, limit)).map(hourIso);
+      const hours = await lateHours(
+        deps.pool,
+        from,
+        to,
+        limit,
+        deps.lookbackHours,
+        exclude.map(parseHour),
+        deps.prefix,
+      );
+      return hours.map(hourIso);
     },
 
     /**
@@ -114,15 +134,25 @@ export function createActivities(deps: BatchActivityDeps) {
      */
     async hoursToSweep(range: { from?: string; to?: string }, limit: number): Promise<string[]> {
       const now = Date.now();
-      const from = range.from ? parseHour(range.from) : hourOf(now) - deps.rawRetentionHours * HOUR_MS;
+      const cutoff = await rawCutoffOf(deps.pool, deps.prefix);
+      const from = range.from
+        ? parseHour(range.from)
+        : sweepFrom({ now, retentionHours: deps.rawRetentionHours, hourMs: HOUR_MS, cutoff });
       const to = range.to ? parseHour(range.to) : hourOf(now) - 2 * HOUR_MS;
       return (await hoursToSweep(deps.pool, from, to, limit)).map(hourIso);
     },
 
-    /** Records an hour's failed compaction: `failed` in GET /v1/admin/hours until it is finalized. */
-    async recordHourFailure(hour: string, reason: string): Promise<void> {
+    /**
+     * Records an hour's unsuccessful compaction until it is finalized: `failed` (an error, a refusal)
+     * or `waiting` (for completeness: what for is the reason) in GET /v1/admin/hours.
+     */
+    async recordHourFailure(
+      hour: string,
+      reason: string,
+      kind: 'failed' | 'waiting' = 'failed',
+    ): Promise<void> {
       const execution = Context.current().info.workflowExecution;
-      await recordHourFailure(deps.pool, parseHour(hour), execution?.workflowId ?? 'unknown', reason);
+      await recordHourFailure(deps.pool, parseHour(hour), execution?.workflowId ?? 'unknown', reason, kind);
     },
 
     /** Compacts one hour into PostgreSQL and marks it finalized by the calling workflow run. */
@@ -148,6 +178,10 @@ export function createActivities(deps: BatchActivityDeps) {
             ctx.heartbeat(p);
           },
         );
+      } catch (e) {
+        // A refusal is final: retrying cannot bring raw files back.
+        if (e instanceof RawInputsGone) throw ApplicationFailure.nonRetryable(e.message, 'RawInputsGone');
+        throw e;
       } finally {
         clearInterval(beat);
       }

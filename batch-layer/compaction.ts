@@ -25,6 +25,16 @@ import { duckConnect, sqlFileList, sqlString } from './parquet.js';
 import { deleteObjects, downloadObject, listObjects, uploadFile, type S3Object } from './storage.js';
 import { inTransaction } from '../common/db.js';
 import { expiredTables, hourPartitionOf } from './partitions.js';
+import {
+  countedStatuses,
+  lookbackHoursOf,
+  lookbackSource,
+  nextRevision,
+  refusal,
+  type Finalization,
+  type RawCutoff,
+} from './decisions.js';
+import { rawCutoffOf, recordedRawKeys } from './late-files.js';
 
 export interface CompactionDeps {
   pool: pg.Pool;
@@ -57,11 +67,6 @@ export interface CompactHourResult {
   revision: number;
   /** This run made a new revision. */
   changed: boolean;
-  /**
-   * Finalized later hours (within the impression lifetime) that counted an impression this hour now
-   * holds an earlier click of: they must be finalized again (the late path does it).
-   */
-  affectedLaterHours: string[];
   files: number;
   /** Distinct Kafka messages of the hour, all statuses. */
   events: number;
@@ -132,7 +137,7 @@ const SEEN_INDEX_FORMAT = '(format parquet, compression zstd, compression_level 
 /** Signed, unexpired clicks of the hour: the candidates for an impression's first click. */
 const validInHour = (files: readonly string[], hourStart: number): string =>
   `select event_id, ts, ad_id, advertiser_id from read_parquet(${sqlFileList(files)})
-   where status in ('valid', 'duplicate') and ts >= ${hourStart} and ts < ${hourStart + HOUR_MS}`;
+   where status in (${countedStatuses.map(sqlString).join(', ')}) and ts >= ${hourStart} and ts < ${hourStart + HOUR_MS}`;
 
 /** Writes the distinct valid impression ids of an hour's raw files to a Parquet index. */
 async function writeSeenIndex(files: readonly string[], hourStart: number, path: string): Promise<void> {
@@ -148,23 +153,37 @@ async function writeSeenIndex(files: readonly string[], hourStart: number, path:
 }
 
 /**
- * The local path of an up-to-date seen index of an earlier hour, building (and uploading) it from
- * that hour's raw files when missing or stale; undefined for an hour with no raw files.
+ * The local path of the seen index of an earlier hour (decisions.ts, `lookbackSource`): inside the
+ * raw retention, up to date with its raw files (built and uploaded when missing or stale); past the
+ * raw cutoff, the index retention kept; undefined when the hour has neither.
  */
 async function seenIndexOf(
   deps: CompactionDeps,
   hourStart: number,
   dir: string,
+  cutoff: RawCutoff,
 ): Promise<string | undefined> {
   const raw = await listObjects(deps.s3, deps.bucket, rawHourPrefix(deps.prefix, hourStart));
-  if (raw.length === 0) return undefined;
+  const existing = await listObjects(deps.s3, deps.bucket, seenIndexHourPrefix(deps.prefix, hourStart));
+  const source = lookbackSource({
+    hourStart,
+    cutoff,
+    rawFiles: raw.length,
+    retainedIndex: existing.length > 0,
+  });
+  if (source === 'none') return undefined;
+  if (source === 'retained-index') {
+    const kept = existing.reduce((a, b) => ((b.lastModified ?? 0) > (a.lastModified ?? 0) ? b : a));
+    const path = join(dir, 'lookback', `${hourIso(hourStart).replaceAll(':', '')}-${basename(kept.key)}`);
+    await downloadObject(deps.s3, deps.bucket, kept, path);
+    return path;
+  }
   const key = seenIndexKey(
     deps.prefix,
     hourStart,
     raw.map((o) => o.key),
   );
   const path = join(dir, 'lookback', `${hourIso(hourStart).replaceAll(':', '')}-${basename(key)}`);
-  const existing = await listObjects(deps.s3, deps.bucket, seenIndexHourPrefix(deps.prefix, hourStart));
   const current = existing.find((o) => o.key === key);
   if (current) {
     await downloadObject(deps.s3, deps.bucket, current, path);
@@ -375,6 +394,8 @@ export async function writeHourCounts(
   run: CompactionRun,
   listedAt: Date,
   clock = new PhaseClock(),
+  /** Refuse (RawInputsGone) when retention's raw cutoff of this prefix has passed the hour. */
+  rawPrefix?: string,
 ): Promise<{ revision: number; changed: boolean }> {
   const from = new Date(hourStart);
   const to = new Date(hourStart + HOUR_MS);
@@ -396,6 +417,18 @@ export async function writeHourCounts(
       ]),
     );
     const held = (table: string): boolean => !expired.has(table);
+    if (rawPrefix !== undefined) {
+      // Again under the hour's lock: retention records its cutoff before it deletes anything.
+      const refused = refusal({
+        hourStart,
+        cutoff: await rawCutoffOf(client, rawPrefix),
+        listed: [],
+        recorded: [],
+        iso: hourIso,
+      });
+      if (refused) throw new RawInputsGone(refused);
+    }
+    const was = await currentFinalization(client, hourStart);
     const dayRows = await dayRowsDue(client, hourStart);
     clock.lap('write: locks');
     const csvOf = {
@@ -445,7 +478,8 @@ export async function writeHourCounts(
       if (!held(t.hour)) continue; // without the hour rows the day rows cannot be recomputed
       const rollDay = held(t.day) && dayRows !== 'none';
       const previous = `previous_hour_rows_${t.key}`;
-      if (rollDay)
+      // The hour's rows before this run: the day rows' update and the adjustments of a new revision.
+      if (rollDay || was)
         await client.query(
           `create temp table ${previous} on commit drop as select ${t.key}, clicks from ${t.hour} where hour = $1`,
           [from],
@@ -477,8 +511,23 @@ export async function writeHourCounts(
     }
     const events = await counts.events;
     clock.lap('write: events count awaited');
-    const done = await recordFinalization(client, hourStart, { ...counts, events }, run, listedAt);
+    const done = await recordFinalization(client, hourStart, { ...counts, events }, run, listedAt, was);
     clock.lap('write: finalization recorded');
+    if (was && done.changed)
+      for (const t of COUNT_TABLES) {
+        if (!held(t.hour)) continue;
+        // Per key, the clicks before and after this revision, where they differ.
+        await client.query(
+          `insert into hour_adjustments (hour, revision, scope, id, clicks_before, clicks_after)
+           select $1, $2, $3, coalesce(n.${t.key}, p.${t.key}), coalesce(p.clicks, 0), coalesce(n.clicks, 0)
+             from (select ${t.key}, clicks from ${t.hour} where hour = $1) n
+             full join previous_hour_rows_${t.key} p on p.${t.key} = n.${t.key}
+            where coalesce(p.clicks, 0) <> coalesce(n.clicks, 0)
+           on conflict do nothing`,
+          [from, done.revision, t.key === 'ad_id' ? 'ad' : 'advertiser'],
+        );
+      }
+    clock.lap('write: adjustments recorded');
     return done;
   });
 }
@@ -566,6 +615,24 @@ async function updateDayRows(
   );
 }
 
+/** The hour's current finalization (under the hour's lock), if any. */
+async function currentFinalization(
+  client: pg.PoolClient,
+  hourStart: number,
+): Promise<Finalization | undefined> {
+  const { rows } = await client.query<{ revision: number; valid_clicks: string; events: string }>(
+    'select revision, valid_clicks, events from finalized_hours where hour = $1',
+    [new Date(hourStart)],
+  );
+  const r = rows[0];
+  return r && { revision: r.revision, validClicks: Number(r.valid_clicks), events: Number(r.events) };
+}
+
+/** A finalization refused because the hour's raw inputs are gone (decisions.ts, `refusal`). */
+export class RawInputsGone extends Error {
+  override name = 'RawInputsGone';
+}
+
 /**
  * Marks the hour finalized by `run`. A run whose numbers differ from the hour's current revision (or
  * the hour's first) makes a new revision, kept in hour_revisions; one that changes nothing keeps the
@@ -577,16 +644,10 @@ async function recordFinalization(
   counts: HourCounts,
   run: CompactionRun,
   listedAt: Date,
+  was: Finalization | undefined,
 ): Promise<{ revision: number; changed: boolean }> {
   const hour = new Date(hourStart);
-  const current = await client.query<{ revision: number; valid_clicks: string; events: string }>(
-    'select revision, valid_clicks, events from finalized_hours where hour = $1',
-    [hour],
-  );
-  const was = current.rows[0];
-  const changed =
-    !was || Number(was.valid_clicks) !== counts.validClicks || Number(was.events) !== counts.events;
-  const revision = !was ? 1 : changed ? was.revision + 1 : was.revision;
+  const { revision, changed } = nextRevision(was, counts);
   await client.query(
     `insert into finalized_hours (hour, run_id, workflow_id, finalized_at, valid_clicks, events, revision, listed_at)
      values ($1, $2, $3, now(), $4, $5, $6, $7)
@@ -620,6 +681,17 @@ export async function compactHourFromS3(
   // On the database's clock, before the listing: a raw file recorded after this is late for this run.
   const listedAt = (await deps.pool.query<{ now: Date }>('select now()')).rows[0]!.now;
   const raw = await listObjects(deps.s3, deps.bucket, rawHourPrefix(deps.prefix, hourStart));
+  // Never lower an hour because its inputs are gone: past the raw cutoff, or a file the archiver
+  // recorded (before this listing) missing from it.
+  const cutoff = await rawCutoffOf(deps.pool, deps.prefix);
+  const refused = refusal({
+    hourStart,
+    cutoff,
+    listed: raw.map((o) => o.key),
+    recorded: await recordedRawKeys(deps.pool, hourStart, deps.prefix, listedAt),
+    iso: hourIso,
+  });
+  if (refused) throw new RawInputsGone(refused);
   clock.lap('list');
   let done = 0;
   const files = await downloadAll(deps, raw, join(dir, 'raw'), () =>
@@ -629,8 +701,8 @@ export async function compactHourFromS3(
   if (deps.faultPauseMs) await new Promise((r) => setTimeout(r, deps.faultPauseMs));
   onProgress({ phase: 'indexing', filesDone: done, filesTotal: raw.length });
   const earlier: string[] = [];
-  for (let i = 1; i <= deps.lookbackHours; i++) {
-    const path = await seenIndexOf(deps, hourStart - i * HOUR_MS, dir);
+  for (const before of lookbackHoursOf(hourStart, deps.lookbackHours, HOUR_MS)) {
+    const path = await seenIndexOf(deps, before, dir, cutoff);
     if (path) earlier.push(path);
   }
   clock.lap('lookback seen indexes');
@@ -640,30 +712,27 @@ export async function compactHourFromS3(
   // The hour's seen index and its events count (DuckDB), then the index's upload, run beside the
   // PostgreSQL writes: each side keeps a core busy.
   const indexed = rest.then(async (events) => {
-    const added = files.length > 0 ? await publishSeenIndex(deps, hourStart, raw, indexPath, dir) : undefined;
+    if (files.length > 0) await publishSeenIndex(deps, hourStart, raw, indexPath);
     restClock.lap('seen index published');
-    return { events, added };
+    return events;
   });
   onProgress({ phase: 'writing', filesDone: done, filesTotal: raw.length });
   const [written, published] = await Promise.allSettled([
-    writeHourCounts(deps.pool, hourStart, { ...counts, events: rest }, run, listedAt, clock),
+    writeHourCounts(deps.pool, hourStart, { ...counts, events: rest }, run, listedAt, clock, deps.prefix),
     indexed,
   ]);
   if (written.status === 'rejected') throw written.reason;
   if (published.status === 'rejected') throw published.reason;
   const { revision, changed } = written.value;
-  const { events, added } = published.value;
+  const events = published.value;
   clock.lap('seen index publication awaited');
   onProgress({ phase: 'publishing-index', filesDone: done, filesTotal: raw.length });
-  const affectedLaterHours = added ? await laterHoursHolding(deps, hourStart, added, dir) : [];
-  clock.lap('later hours checked');
   onProgress({ phase: 'done', filesDone: done, filesTotal: raw.length });
   await rm(dir, { recursive: true, force: true });
   return {
     hour: hourIso(hourStart),
     revision,
     changed,
-    affectedLaterHours: affectedLaterHours.map(hourIso),
     files: raw.length,
     events,
     validClicks: counts.validClicks,
@@ -676,36 +745,22 @@ export async function compactHourFromS3(
 
 /**
  * Publishes the hour's seen index under the name of the raw files it covers, replacing older ones.
- * When the raw files changed since the index a later hour may have used, returns a Parquet file of
- * the impression ids the hour holds now and did not then (undefined when nothing can have changed).
+ * Which later hours must be finalized again does not depend on it: the late path derives them from
+ * durable state (decisions.ts, `staleHours`), which no other compaction can consume.
  */
 async function publishSeenIndex(
   deps: CompactionDeps,
   hourStart: number,
   raw: readonly S3Object[],
   indexPath: string,
-  dir: string,
-): Promise<string | undefined> {
+): Promise<void> {
   const key = seenIndexKey(
     deps.prefix,
     hourStart,
     raw.map((o) => o.key),
   );
   const existing = await listObjects(deps.s3, deps.bucket, seenIndexHourPrefix(deps.prefix, hourStart));
-  const stale = existing.filter((o) => o.key !== key);
-  // This very file set indexed before: no later hour can have seen a different one.
-  const indexedBefore = stale.length < existing.length;
-  let added: string | undefined;
-  if (!indexedBefore && stale[0]) {
-    added = join(dir, 'added-impressions.parquet');
-    const previous = join(dir, 'previous-seen-index.parquet');
-    await downloadObject(deps.s3, deps.bucket, stale[0], previous);
-    await newImpressions(indexPath, previous, added);
-  } else if (!indexedBefore) {
-    added = indexPath; // the hour's first index: every impression in it is new
-  }
-  await replaceSeenIndex(deps, key, indexPath, stale);
-  return added;
+  await replaceSeenIndex(deps, key, indexPath, existing);
 }
 
 /** Uploads an hour's seen index as `key` and deletes the hour's older ones. */
@@ -721,47 +776,4 @@ async function replaceSeenIndex(
     deps.bucket,
     older.map((o) => o.key).filter((k) => k !== key),
   );
-}
-
-/** Writes the impression ids of index `now` that index `before` lacks. */
-async function newImpressions(now: string, before: string, out: string): Promise<void> {
-  const conn = await duckConnect();
-  try {
-    await conn.run(
-      `copy (select event_id from read_parquet(${sqlString(now)})
-             except select event_id from read_parquet(${sqlString(before)}))
-       to ${sqlString(out)} ${SEEN_INDEX_FORMAT}`,
-    );
-  } finally {
-    conn.closeSync();
-  }
-}
-
-/** Finalized hours after `hourStart`, within the impression lifetime, whose seen ids meet `added`. */
-async function laterHoursHolding(
-  deps: CompactionDeps,
-  hourStart: number,
-  added: string,
-  dir: string,
-): Promise<number[]> {
-  const { rows } = await deps.pool.query<{ hour: Date }>(
-    'select hour from finalized_hours where hour > $1 and hour <= $2 order by hour',
-    [new Date(hourStart), new Date(hourStart + deps.lookbackHours * HOUR_MS)],
-  );
-  const affected: number[] = [];
-  for (const { hour } of rows) {
-    const index = await seenIndexOf(deps, hour.getTime(), dir);
-    if (!index) continue;
-    const conn = await duckConnect();
-    try {
-      const r = await conn.runAndReadAll(
-        `select count(*)::integer as n from read_parquet(${sqlString(added)})
-         where event_id in (select event_id from read_parquet(${sqlString(index)}))`,
-      );
-      if (Number(r.getRowObjectsJS()[0]!.n) > 0) affected.push(hour.getTime());
-    } finally {
-      conn.closeSync();
-    }
-  }
-  return affected;
 }

@@ -9,6 +9,8 @@ import type { Tier } from '../common/retention.js';
 import { dropExpiredPartitions, ensurePartitions, type PartitionChange } from './partitions.js';
 import { rawHourPrefix, seenIndexHourPrefix } from './layout.js';
 import { deleteObjects, listObjectsBefore } from './storage.js';
+import { rawExpiryCutoff } from './decisions.js';
+import { lateHours, neverFinalized, rawCutoffOf } from './late-files.js';
 
 export interface PartitionRetentionResult {
   created: PartitionChange[];
@@ -29,6 +31,9 @@ export async function applyPartitionRetention(
   return result;
 }
 
+/** Raw files of an hour still owed a finalization are kept at most this long past the retention. */
+export const RAW_HOLD_HOURS = 7 * 24;
+
 export interface RawRetentionResult {
   /** Raw files of hours before this were deleted. */
   before: string;
@@ -39,7 +44,10 @@ export interface RawRetentionResult {
 
 /**
  * Deletes raw Parquet of hours before `hourOf(now) - retentionHours`, and seen indexes of hours
- * `lookbackHours` before that (the oldest kept hour still dedups against them).
+ * `lookbackHours` before that (the oldest kept hour still dedups against them). The cutoff is held
+ * back for an hour still owed a finalization (never finalized, or stale: decisions.ts,
+ * `rawExpiryCutoff`), and recorded in `raw_expiry` before anything is deleted: from then on a
+ * compaction of an earlier hour is refused.
  */
 export async function expireRawFiles(
   deps: { pool: pg.Pool; s3: S3Client; bucket: string; prefix: string },
@@ -47,7 +55,28 @@ export async function expireRawFiles(
   retentionHours: number,
   lookbackHours: number,
 ): Promise<RawRetentionResult> {
-  const cutoff = hourOf(now) - retentionHours * HOUR_MS;
+  const clock = hourOf(now) - retentionHours * HOUR_MS;
+  const previous = await rawCutoffOf(deps.pool, deps.prefix);
+  const reach = clock + (lookbackHours + 1) * HOUR_MS;
+  const owed = [
+    ...(await neverFinalized(deps.pool, deps.prefix, clock)),
+    ...(await lateHours(deps.pool, previous ?? 0, reach, 100_000, lookbackHours, [], deps.prefix)),
+  ];
+  const cutoff = rawExpiryCutoff({
+    now,
+    retentionHours,
+    lookbackHours,
+    hourMs: HOUR_MS,
+    owed,
+    previous,
+    maxHoldHours: RAW_HOLD_HOURS,
+  });
+  await deps.pool.query(
+    `insert into raw_expiry (prefix, raw_before) values ($1, $2)
+     on conflict (prefix) do update set raw_before = greatest(raw_expiry.raw_before, excluded.raw_before),
+       recorded_at = now()`,
+    [deps.prefix, new Date(cutoff)],
+  );
   const rawRoot = `${deps.prefix}raw/clicks/`;
   const indexRoot = `${deps.prefix}index/seen/`;
   const raw = await listObjectsBefore(deps.s3, deps.bucket, rawRoot, rawHourPrefix(deps.prefix, cutoff));

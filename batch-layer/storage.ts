@@ -15,6 +15,8 @@ import {
 export interface S3Object {
   key: string;
   size: number;
+  /** Epoch ms, when S3 says. */
+  lastModified?: number;
 }
 
 export async function listObjects(s3: S3Client, bucket: string, prefix: string): Promise<S3Object[]> {
@@ -24,7 +26,8 @@ export async function listObjects(s3: S3Client, bucket: string, prefix: string):
     const page = await s3.send(
       new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
     );
-    for (const o of page.Contents ?? []) if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0 });
+    for (const o of page.Contents ?? [])
+      if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified?.getTime() });
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
   return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

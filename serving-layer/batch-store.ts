@@ -34,6 +34,21 @@ export interface HourFailure {
   failedAt: number;
   workflowId: string;
   reason: string;
+  /** `waiting`: it waits (or gave up waiting) for completeness, `reason` says for what; `failed`: an error. */
+  kind: 'failed' | 'waiting';
+}
+
+/** What one revision of an hour changed for one ad or advertiser (migration 010). */
+export interface Adjustment {
+  hour: number;
+  revision: number;
+  finalizedAt: number;
+  scope: 'ad' | 'advertiser';
+  id: string;
+  /** The ad's advertiser (scope `ad`), or the advertiser itself. */
+  advertiserId: string | null;
+  clicksBefore: number;
+  clicksAfter: number;
 }
 
 /** A stored daily reconciliation report and when it was made. */
@@ -119,16 +134,76 @@ export class BatchStore {
 
   /** The last failed compaction of each hour in [from, to) that has one (hour_failures). */
   async hourFailures(from: number, to: number): Promise<Map<number, HourFailure>> {
-    const r = await this.pool.query<{ hour: Date; failed_at: Date; workflow_id: string; reason: string }>(
-      'select hour, failed_at, workflow_id, reason from hour_failures where hour >= $1 and hour < $2',
+    const r = await this.pool.query<{
+      hour: Date;
+      failed_at: Date;
+      workflow_id: string;
+      reason: string;
+      kind: 'failed' | 'waiting';
+    }>(
+      'select hour, failed_at, workflow_id, reason, kind from hour_failures where hour >= $1 and hour < $2',
       [ts(hourOf(from)), ts(to)],
     );
     return new Map(
       r.rows.map((row) => [
         row.hour.getTime(),
-        { failedAt: row.failed_at.getTime(), workflowId: row.workflow_id, reason: row.reason },
+        {
+          failedAt: row.failed_at.getTime(),
+          workflowId: row.workflow_id,
+          reason: row.reason,
+          kind: row.kind,
+        },
       ]),
     );
+  }
+
+  /**
+   * Adjustments of hours in [from, to): every ad and advertiser whose final count a revision after
+   * the hour's first changed, oldest hour and revision first. `advertiserId`: only that advertiser
+   * (its own row and its ads' rows).
+   */
+  async adjustments(from: number, to: number, advertiserId?: string, limit = 10_000): Promise<Adjustment[]> {
+    const r = await this.pool.query<{
+      hour: Date;
+      revision: number;
+      finalized_at: Date;
+      scope: 'ad' | 'advertiser';
+      id: string;
+      advertiser_id: string | null;
+      clicks_before: string;
+      clicks_after: string;
+    }>(
+      `select a.hour, a.revision, r.finalized_at, a.scope, a.id,
+              case when a.scope = 'ad' then ads.advertiser_id else a.id end as advertiser_id,
+              a.clicks_before, a.clicks_after
+         from hour_adjustments a
+         join hour_revisions r on r.hour = a.hour and r.revision = a.revision
+         left join ads on a.scope = 'ad' and ads.ad_id = a.id
+        where a.hour >= $1 and a.hour < $2
+          and ($3::bigint is null or (a.scope = 'advertiser' and a.id = $3) or (a.scope = 'ad' and ads.advertiser_id = $3))
+        order by a.hour, a.revision, a.scope desc, a.id
+        limit $4`,
+      [ts(from), ts(to), advertiserId ?? null, limit],
+    );
+    return r.rows.map((row) => ({
+      hour: row.hour.getTime(),
+      revision: row.revision,
+      finalizedAt: row.finalized_at.getTime(),
+      scope: row.scope,
+      id: row.id,
+      advertiserId: row.advertiser_id,
+      clicksBefore: Number(row.clicks_before),
+      clicksAfter: Number(row.clicks_after),
+    }));
+  }
+
+  /** The raw cutoff retention recorded for this S3 prefix (raw files of earlier hours are gone). */
+  async rawCutoff(prefix: string): Promise<number | undefined> {
+    const r = await this.pool.query<{ raw_before: Date }>(
+      'select raw_before from raw_expiry where prefix = $1',
+      [prefix],
+    );
+    return r.rows[0]?.raw_before.getTime();
   }
 
   /** Just the hour starts of `finalizedHours`, as the merge wants them. */

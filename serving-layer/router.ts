@@ -34,6 +34,7 @@ import {
 } from '../common/http-errors.js';
 import { json, jsonBody, keyedErrors, type ApiRoute } from '../common/openapi.js';
 import { registry } from '../common/metrics.js';
+import { config } from '../common/config.js';
 import type { SpeedStore } from '../common/speed-store.js';
 import { GRANULARITY_MS, HOUR_MS, hourOf, isoSeconds, type Granularity } from '../common/time.js';
 import { BatchStore, type FinalizedHour } from './batch-store.js';
@@ -65,6 +66,10 @@ export interface ServingDeps {
   speedStore: SpeedStore;
   /** Used by POST /v1/admin/backfills. */
   startBackfill: StartBackfill;
+  /** Raw Parquet retention (default BATCH_RAW_RETENTION_DAYS): no backfill before it (409). */
+  rawRetentionDays?: number;
+  /** The batch layer's S3 prefix (default BATCH_S3_PREFIX): whose recorded raw cutoff applies. */
+  rawPrefix?: string;
   /** Longest wait for the speed layer before answering without it. */
   speedTimeoutMs?: number;
   now?: () => number;
@@ -127,6 +132,31 @@ const series = {
 };
 const adminOnly = { '403': 'not the admin key' };
 
+/** Query of the adjustments lists. */
+const adjustmentsQuery = hoursQuery.extend({
+  advertiserId: z
+    .string()
+    .regex(/^\d{1,18}$/, 'advertiserId must be a positive integer')
+    .optional()
+    .describe('with the admin key: only this advertiser (its own row and its ads)'),
+});
+const adjustment = z.object({
+  hour: z.string(),
+  revision: z.number().int().describe('the revision that made the change (2 or more)'),
+  finalizedAt: z.string(),
+  adId: z.string().optional().describe('an ad row; absent on an advertiser row'),
+  advertiserId: z.string().nullable(),
+  clicksBefore: z.number().int().describe('final clicks in the revision before'),
+  clicksAfter: z.number().int(),
+  delta: z.number().int().describe('clicksAfter − clicksBefore'),
+});
+const adjustmentsBody = z.object({
+  from: z.string(),
+  to: z.string(),
+  adjustments: z.array(adjustment),
+  truncated: z.boolean().describe('more than 10,000 rows: narrow the range'),
+});
+
 /** The routes of this router with their schemas (the OpenAPI document is made from them). */
 export const servingRoutes: ApiRoute[] = [
   {
@@ -173,7 +203,16 @@ export const servingRoutes: ApiRoute[] = [
     responses: {
       '200': json(
         'the hours',
-        z.object({ from: z.string(), to: z.string(), hours: z.array(z.record(z.string(), z.unknown())) }),
+        z.object({
+          from: z.string(),
+          to: z.string(),
+          hours: z
+            .array(z.record(z.string(), z.unknown()))
+            .describe(
+              'per hour: `state` open | waiting (for completeness: `waitingFor`, `waitingSince`; not an error) | ' +
+                'failed (`failure.reason`: an error, or a refusal past the raw cutoff) | finalized; revisions; counts per layer',
+            ),
+        }),
       ),
       ...keyedErrors(adminOnly),
     },
@@ -206,8 +245,34 @@ export const servingRoutes: ApiRoute[] = [
     request: { body: jsonBody(backfillBody) },
     responses: {
       '202': json('the workflow', z.object({ workflowId: z.string(), from: z.string(), to: z.string() })),
-      ...keyedErrors({ ...adminOnly, '413': 'body too large' }),
+      ...keyedErrors({
+        ...adminOnly,
+        '409':
+          'past_raw_cutoff: the range starts before the raw cutoff (named in the message); its finals cannot be recounted',
+        '413': 'body too large',
+      }),
     },
+  },
+  {
+    method: 'get',
+    path: '/v1/admin/adjustments',
+    summary:
+      'Final counts changed after their first finalization: per revision, per ad and per advertiser (admin)',
+    security: [{ bearer: [] }],
+    request: { query: adjustmentsQuery },
+    responses: {
+      '200': json('the adjustments, oldest hour first', adjustmentsBody),
+      ...keyedErrors(adminOnly),
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/advertisers/me/adjustments',
+    summary:
+      "The advertiser's own adjustments: its ads' and its total final counts changed by later revisions",
+    security: [{ bearer: [] }],
+    request: { query: adjustmentsQuery },
+    responses: { '200': json('the adjustments, oldest hour first', adjustmentsBody), ...keyedErrors() },
   },
 ];
 
@@ -219,6 +284,8 @@ export function createServingRouter(deps: ServingDeps): Router {
   router.get('/v1/admin/hours', requireAdmin, adminHours(ctx));
   router.get('/v1/admin/reconciliation', requireAdmin, reconciliation(ctx));
   router.post('/v1/admin/backfills', requireAdmin, backfill(ctx));
+  router.get('/v1/admin/adjustments', requireAdmin, adjustments(ctx, 'admin'));
+  router.get('/v1/advertisers/me/adjustments', adjustments(ctx, 'advertiser'));
   router.use(apiErrorHandler('serving'));
   return router;
 }
@@ -327,11 +394,19 @@ function adminHours(ctx: ServingContext): Handler {
     for (let h = range.from; h < range.to; h += HOUR_MS) {
       const f = byHour.get(h);
       const failure = failures.get(h);
-      // Failed: the last compaction failed and no finalization came after it (the sweep retries it).
-      const failed = failure !== undefined && (!f || failure.failedAt > f.finalizedAt);
+      // Since its last finalization (if any) the hour's compaction failed (an error, a refusal), or
+      // waits / gave up waiting for completeness: waiting is not failing. The sweep retries both.
+      const unsettled = failure !== undefined && (!f || failure.failedAt > f.finalizedAt);
+      const waiting = unsettled && failure.kind === 'waiting';
+      const failed = unsettled && failure.kind === 'failed';
       list.push({
         hour: isoSeconds(h),
-        state: failed ? 'failed' : f ? 'finalized' : 'open',
+        state: waiting ? 'waiting' : failed ? 'failed' : f ? 'finalized' : 'open',
+        ...(waiting && {
+          waitingFor: failure.reason,
+          waitingSince: new Date(failure.failedAt).toISOString(),
+          workflowId: failure.workflowId,
+        }),
         ...(failed && {
           failure: {
             reason: failure.reason,
@@ -411,8 +486,62 @@ function backfill(ctx: ServingContext): Handler {
     const range = checkRange(from, to, 'hour', ctx.now(), 92 * 24 * HOUR_MS, '92 days');
     if (range.to > hourOf(ctx.now()) + HOUR_MS)
       throw new BadRequest('invalid_range', 'a backfill cannot reach past the current hour');
+    // A recount of an hour whose raw files are gone would wipe its finals: refused (the worker
+    // refuses too). The cutoff retention recorded, or the retention window on this clock.
+    const days = ctx.deps.rawRetentionDays ?? config.BATCH_RAW_RETENTION_DAYS;
+    const clockCutoff = hourOf(ctx.now()) - days * 24 * HOUR_MS;
+    const recorded = await ctx.batch.rawCutoff(ctx.deps.rawPrefix ?? config.BATCH_S3_PREFIX);
+    const cutoff = recorded === undefined ? clockCutoff : Math.min(recorded, clockCutoff);
+    if (range.from < cutoff)
+      return sendApiError(
+        res,
+        409,
+        'past_raw_cutoff',
+        `the raw cutoff is ${isoSeconds(cutoff)}: raw click files of earlier hours are past their retention ` +
+          `(${days} days), so those hours cannot be recounted and their finals are kept; start the backfill at ` +
+          `${isoSeconds(cutoff)} or later`,
+      );
     const { workflowId } = await ctx.deps.startBackfill({ from: range.from, to: range.to });
     res.status(202).json({ workflowId, from: isoSeconds(range.from), to: isoSeconds(range.to) });
+  };
+}
+
+/**
+ * GET /v1/admin/adjustments and /v1/advertisers/me/adjustments — what later revisions changed in
+ * final counts already served (billed), per ad and per advertiser, for hours in [from, to).
+ */
+function adjustments(ctx: ServingContext, who: 'admin' | 'advertiser'): Handler {
+  return async (req, res) => {
+    const q = validate(adjustmentsQuery, req.query, {
+      ...QUERY_CODES,
+      advertiserId: 'invalid_advertiser_id',
+    });
+    const range = checkRange(
+      parseTime(q.from, 'from'),
+      parseTime(q.to, 'to'),
+      'hour',
+      ctx.now(),
+      92 * 24 * HOUR_MS,
+    );
+    const advertiserId =
+      who === 'advertiser' ? advertiserOf(callerOf(res), q.advertiserId) : q.advertiserId || undefined;
+    const limit = 10_000;
+    const rows = await ctx.batch.adjustments(range.from, range.to, advertiserId, limit + 1);
+    res.json({
+      from: isoSeconds(range.from),
+      to: isoSeconds(range.to),
+      adjustments: rows.slice(0, limit).map((a) => ({
+        hour: isoSeconds(a.hour),
+        revision: a.revision,
+        finalizedAt: new Date(a.finalizedAt).toISOString(),
+        ...(a.scope === 'ad' && { adId: a.id }),
+        advertiserId: a.advertiserId,
+        clicksBefore: a.clicksBefore,
+        clicksAfter: a.clicksAfter,
+        delta: a.clicksAfter - a.clicksBefore,
+      })),
+      truncated: rows.length > limit,
+    });
   };
 }
 

@@ -16,6 +16,7 @@ import {
   defineQuery,
   executeChild,
   log,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -108,6 +109,27 @@ export interface CompactHourInput {
   watermarkPollSeconds?: number;
 }
 
+/** The failure type of a compaction that gave up waiting for completeness (not an error). */
+const NOT_COMPLETE = 'NotComplete';
+
+/** The failure type refusing a compaction whose raw inputs are gone (past the raw cutoff). */
+const RAW_INPUTS_GONE = 'RawInputsGone';
+
+/** The innermost failure's type and message, through activity and child workflow failures. */
+function rootFailure(e: unknown): { type?: string; message: string } {
+  let type: string | undefined;
+  let message = (e as Error).message;
+  for (
+    let f = e as { type?: string; message?: string; cause?: unknown } | undefined;
+    f;
+    f = f.cause as typeof f
+  ) {
+    if (f.type) type = f.type;
+    if (f.message) message = f.message;
+  }
+  return { type, message };
+}
+
 /**
  * Waits, bounded, until every click of the hour is in the raw archive: archive watermarks, the click
  * processes' reports, then the archiver's offsets (activities: hourComplete). What it waits for is
@@ -124,10 +146,17 @@ async function awaitComplete(hourStart: number, maxWaitMinutes: number, pollSeco
       return;
     }
     target = answer.target;
-    if (answer.waitingFor !== shown) upsertMemo({ waitingFor: (shown = answer.waitingFor) });
+    if (answer.waitingFor !== shown) {
+      upsertMemo({ waitingFor: (shown = answer.waitingFor) });
+      // `waiting` in GET /v1/admin/hours, with what for: waiting is not failing. (Patched: runs
+      // waiting since before this release replay without the call.)
+      if (patched('issue-24-waiting-state'))
+        await recordHourFailure(hourIso(hourStart), answer.waitingFor, 'waiting');
+    }
     if (Date.now() >= deadline) {
       throw ApplicationFailure.nonRetryable(
-        `${hourIso(hourStart)} is not complete after ${maxWaitMinutes} min: waiting for ${answer.waitingFor}`,
+        `${answer.waitingFor} (gave up after ${maxWaitMinutes} min; the sweep starts the hour again)`,
+        NOT_COMPLETE,
       );
     }
     await sleep(pollSeconds * 1000);
@@ -142,11 +171,22 @@ export async function compactHour(input: CompactHourInput = {}): Promise<Compact
     log.info(result.changed ? 'hour finalized' : 'hour finalized again, numbers unchanged', { ...result });
     return result;
   } catch (e) {
-    // Never silent: `failed` in GET /v1/admin/hours, and the sweep starts the hour again.
-    await recordHourFailure(hourIso(hourStart), (e as Error).message);
+    // Never silent: `waiting` (it gave up waiting for completeness) or `failed` (an error, or a
+    // refusal: the raw files are past the cutoff) in GET /v1/admin/hours; the sweep starts it again.
+    const root = rootFailure(e);
+    await recordHourFailure(
+      hourIso(hourStart),
+      root.message,
+      root.type === NOT_COMPLETE ? 'waiting' : 'failed',
+    );
+    // Refused: the workflow fails with the refusal's own reason (it names the raw cutoff).
+    if (root.type === RAW_INPUTS_GONE) throw ApplicationFailure.nonRetryable(root.message, RAW_INPUTS_GONE);
     throw e;
   }
 }
+
+/** A day's reconciliation is tried this many times, 15 minutes apart. */
+const RECONCILE_ATTEMPTS = 96;
 
 export interface CompactDayInput {
   /** YYYY-MM-DD (UTC). Omitted when started by the daily schedule. */
@@ -187,7 +227,22 @@ export async function compactDay(input: CompactDayInput = {}): Promise<CompactDa
   // Every hour is recounted against the seen-ids of the hours before it, so late files that landed
   // after an hour's first compaction are now counted exactly once across the day.
   const results = await boundedMap(hours, input.parallelism ?? 2, (h) => compactHourCounts(hourIso(h)));
-  const reconciliation = await reconcileDay(date);
+  // A failed reconciliation (the speed layer down for longer than the activity's retries) is tried
+  // again every 15 minutes for a day; the memo says why it waits.
+  let reconciliation: ReconciliationReport | undefined;
+  for (let attempt = 1; !reconciliation; attempt++) {
+    try {
+      reconciliation = await reconcileDay(date);
+    } catch (e) {
+      if (attempt >= RECONCILE_ATTEMPTS) throw e;
+      upsertMemo({
+        reconciliation: `failed (attempt ${attempt}), retried in 15 min: ${(e as Error).message}`,
+      });
+      log.warn('reconciliation failed; retried in 15 min', { date, attempt, error: (e as Error).message });
+      await sleep('15 minutes');
+    }
+  }
+  upsertMemo({ reconciliation: 'done' });
   log.info('day compacted and reconciled', {
     date,
     batchTotal: reconciliation.batchTotal,
@@ -292,41 +347,48 @@ export interface FinalizeLateInput {
 export interface FinalizeLateResult {
   /** Hours finalized again, in the order they ran, with the revision each ended at. */
   hours: Array<{ hour: string; revision: number; changed: boolean }>;
+  /** Hours whose compaction failed (recorded; the next run takes them up again, after the others). */
+  failed: Array<{ hour: string; error: string }>;
 }
 
 /**
- * The late path (docs/completeness.md), run by its schedule every few minutes: every finalized hour
- * that got raw files after its last compaction is compacted again (its own `compact-hour-<hour>`
- * id, so it never runs beside a backfill of that hour), then every later hour whose count that
- * changes through the cross-hour dedup. Idempotent: an hour whose numbers do not change keeps its
- * revision.
+ * The late path (docs/completeness.md), run by its schedule every few minutes. Its queue is durable
+ * state, not workflow memory: the finalized hours any of whose inputs (their own raw files, or those
+ * of the hours in their lookback) were uploaded after their last compaction listed them
+ * (batch-layer/decisions.ts, `staleHours`), read again after each round, so later hours whose dedup
+ * a late file changes are found whichever compaction handled the earlier hour. Each is compacted
+ * under its own `compact-hour-<hour>` id (never beside a backfill of that hour). A failing hour is
+ * recorded and skipped, never holding back the others; it comes last in the next run. Never before
+ * the raw cutoff. Idempotent: an hour whose numbers do not change keeps its revision.
  */
 export async function finalizeLateHours(input: FinalizeLateInput = {}): Promise<FinalizeLateResult> {
-  const queue = await lateHours({ from: input.from, to: input.to }, input.maxHours ?? 48);
-  const done = new Set<string>();
-  const result: FinalizeLateResult = { hours: [] };
-  while (queue.length > 0) {
-    const hour = queue.shift()!;
-    if (done.has(hour)) continue;
-    done.add(hour);
-    upsertMemo({ running: hour, left: queue.length, done: result.hours.length });
-    let r: CompactHourResult;
-    try {
-      r = await executeChild(compactHour, {
-        workflowId: compactHourId(parseHour(hour)),
-        args: [{ hour, maxWatermarkWaitMinutes: 60, watermarkPollSeconds: 10 }],
-        parentClosePolicy: ParentClosePolicy.TERMINATE,
-      });
-    } catch (e) {
-      // A backfill of this hour is running: it lists S3 after the late file, so it covers it (and
-      // if not, the next run finds the hour again).
-      if (e instanceof WorkflowExecutionAlreadyStartedError) continue;
-      throw e;
+  const budget = input.maxHours ?? 48;
+  const taken: string[] = [];
+  const result: FinalizeLateResult = { hours: [], failed: [] };
+  for (;;) {
+    const queue = await lateHours({ from: input.from, to: input.to }, budget - taken.length, taken);
+    if (queue.length === 0) break;
+    for (const hour of queue) {
+      taken.push(hour);
+      upsertMemo({ running: hour, done: result.hours.length, failed: result.failed.length });
+      try {
+        const r = await executeChild(compactHour, {
+          workflowId: compactHourId(parseHour(hour)),
+          args: [{ hour, maxWatermarkWaitMinutes: 60, watermarkPollSeconds: 10 }],
+          parentClosePolicy: ParentClosePolicy.TERMINATE,
+        });
+        result.hours.push({ hour, revision: r.revision, changed: r.changed });
+      } catch (e) {
+        // A backfill of this hour is running: it lists S3 after the late file, so it covers it (and
+        // if not, the hour is still stale for the next run).
+        if (e instanceof WorkflowExecutionAlreadyStartedError) continue;
+        result.failed.push({ hour, error: (e as Error).message });
+        log.warn('hour failed in the late path; the others go on', { hour, error: (e as Error).message });
+      }
     }
-    result.hours.push({ hour, revision: r.revision, changed: r.changed });
-    for (const later of r.affectedLaterHours) if (!done.has(later)) queue.push(later);
+    if (taken.length >= budget) break;
   }
-  upsertMemo({ running: null, left: 0, done: result.hours.length });
+  upsertMemo({ running: null, done: result.hours.length, failed: result.failed.length });
   return result;
 }
 

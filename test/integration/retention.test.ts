@@ -310,6 +310,11 @@ describe('the retention workflow', () => {
       (await listObjects(s3, config.S3_BUCKET, prefix)).map((o) => o.key),
     );
     await pool.query('delete from raw_files where key like $1', [`${prefix}%`]);
+    await pool.query('delete from raw_expiry where prefix = $1', [prefix]);
+    await pool.query('delete from finalized_hours where hour = $1 and workflow_id = $2', [
+      new Date(old - (old % HOUR_MS)),
+      `retention-test-${prefix}`,
+    ]);
     s3.destroy();
   });
 
@@ -325,6 +330,13 @@ describe('the retention workflow', () => {
       new Date(kept - (kept % HOUR_MS)),
       keptKey,
     ]);
+    // The old hour was finalized with its file (retention keeps the raw files of an hour still owed a
+    // finalization: docs/completeness.md, section 5).
+    await pool.query(
+      `insert into finalized_hours (hour, run_id, workflow_id, valid_clicks, events, listed_at)
+       values ($1, 'r', $2, 0, 0, now()) on conflict (hour) do nothing`,
+      [new Date(old - (old % HOUR_MS)), `retention-test-${prefix}`],
+    );
 
     const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
     const taskQueue = `retention-${randomInt(1e9)}`;
