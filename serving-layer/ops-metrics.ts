@@ -46,11 +46,11 @@ export function registerOpsMetrics(opts: OpsMetricsOptions): void {
 
   gauge(
     'adclick_ops_hours',
-    'Hours of the lookback that ended, by state (final, failed, not_final)',
+    'Hours of the lookback that ended, by state (final, failed, waiting for completeness, not_final: never compacted)',
     ['state'],
     (g, s) => {
       if (s.errors.hours) return;
-      for (const state of ['final', 'failed', 'not_final'] as const)
+      for (const state of ['final', 'failed', 'waiting', 'not_final'] as const)
         g.set({ state }, s.hours.filter((h) => h.state === state).length);
     },
   );

@@ -39,7 +39,11 @@ export function opsRouter(deps: {
         .map((h) => ({
           hour: iso(h.hour),
           state: h.state,
-          ...(h.failure && {
+          ...(h.failure?.kind === 'waiting' && {
+            waitingFor: h.failure.reason,
+            waitingSince: iso(h.failure.failedAt),
+          }),
+          ...(h.failure?.kind === 'failed' && {
             failure: {
               reason: h.failure.reason,
               failedAt: iso(h.failure.failedAt),

@@ -32,14 +32,23 @@ export interface OpsStatusDeps {
   timeoutMs?: number;
 }
 
-export type HourState = 'final' | 'failed' | 'not_final';
+export type HourState = 'final' | 'failed' | 'waiting' | 'not_final';
 
 export interface HourSummary {
   /** Hour start, epoch ms. */
   hour: number;
   state: HourState;
   revision?: number;
-  failure?: { reason: string; failedAt: number; workflowId: string };
+  /** failed: why; waiting: what it waits for (the batch layer's record of its last compaction). */
+  failure?: HourFailureRecord;
+}
+
+export interface HourFailureRecord {
+  failedAt: number;
+  reason: string;
+  workflowId: string;
+  /** `waiting`: it waits (or gave up waiting) for completeness, not an error. */
+  kind: 'failed' | 'waiting';
 }
 
 export interface PartitionOffsets {
@@ -82,26 +91,28 @@ export interface OpsStatus {
 }
 
 /**
- * The state of each hour in [from, to) that ended, from its finalization and last failure (the rule of
- * GET /v1/admin/hours: a failure after the last finalization is failed; the sweep retries it).
+ * The state of each hour in [from, to) that ended, from its finalization and its last record of a
+ * compaction that did not finalize (the rule of GET /v1/admin/hours: such a record after the last
+ * finalization makes the hour failed, or waiting when it waits for completeness; the sweep retries
+ * both).
  * `from` is the first hour the batch layer knows of: hours before the system ran are no one's hours.
  */
 export function hourStates(
   from: number,
   to: number,
   finalized: ReadonlyMap<number, { finalizedAt: number; revision: number }>,
-  failures: ReadonlyMap<number, { failedAt: number; reason: string; workflowId: string }>,
+  failures: ReadonlyMap<number, HourFailureRecord>,
 ): HourSummary[] {
   const out: HourSummary[] = [];
   for (let h = hourOf(from); h + HOUR_MS <= to; h += HOUR_MS) {
     const f = finalized.get(h);
     const failure = failures.get(h);
-    const failed = failure !== undefined && (!f || failure.failedAt > f.finalizedAt);
+    const unsettled = failure !== undefined && (!f || failure.failedAt > f.finalizedAt);
     out.push({
       hour: h,
-      state: failed ? 'failed' : f ? 'final' : 'not_final',
+      state: unsettled ? (failure.kind === 'waiting' ? 'waiting' : 'failed') : f ? 'final' : 'not_final',
       ...(f && { revision: f.revision }),
-      ...(failed && { failure }),
+      ...(unsettled && { failure }),
     });
   }
   return out;
@@ -182,10 +193,15 @@ export class OpsStatusReader {
         'select hour, finalized_at, revision from finalized_hours where hour >= $1',
         [new Date(from)],
       ),
-      pool.query<{ hour: Date; failed_at: Date; reason: string; workflow_id: string }>(
-        'select hour, failed_at, reason, workflow_id from hour_failures where hour >= $1',
-        [new Date(from)],
-      ),
+      pool.query<{
+        hour: Date;
+        failed_at: Date;
+        reason: string;
+        workflow_id: string;
+        kind: 'failed' | 'waiting';
+      }>('select hour, failed_at, reason, workflow_id, kind from hour_failures where hour >= $1', [
+        new Date(from),
+      ]),
     ]);
     return hourStates(
       from,
@@ -199,7 +215,7 @@ export class OpsStatusReader {
       new Map(
         fail.rows.map((r) => [
           r.hour.getTime(),
-          { failedAt: r.failed_at.getTime(), reason: r.reason, workflowId: r.workflow_id },
+          { failedAt: r.failed_at.getTime(), reason: r.reason, workflowId: r.workflow_id, kind: r.kind },
         ]),
       ),
     );

@@ -22,17 +22,13 @@ export const alertRulesFile = fileURLToPath(new URL('../../ops/alerts.yml', impo
 
 /** Where each process of `npm start` serves /metrics (one scrape job per process). */
 export function appMetricsTargets(): Record<string, string> {
-  const env = config as unknown as Record<string, unknown>;
-  // The archiver's and the worker's ports come with the click-path issue's /metrics under `npm start`.
-  const portOf = (key: string, fallback: number): number =>
-    typeof env[key] === 'number' ? (env[key] as number) : fallback;
   const apiPort = config.API_URL ? urlPort(config.API_URL) : config.API_PORT;
   return {
     click: `${config.HOST}:${config.PORT}`,
     api: `${config.HOST}:${apiPort}`,
     'speed-layer': `${config.HOST}:${config.SPEED_LAYER_METRICS_PORT}`,
-    archiver: `${config.HOST}:${portOf('ARCHIVER_METRICS_PORT', 9465)}`,
-    worker: `${config.HOST}:${portOf('WORKER_METRICS_PORT', 9466)}`,
+    archiver: `${config.HOST}:${config.ARCHIVER_METRICS_PORT}`,
+    worker: `${config.HOST}:${config.WORKER_METRICS_PORT}`,
   };
 }
 

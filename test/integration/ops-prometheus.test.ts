@@ -67,6 +67,7 @@ beforeAll(async () => {
     api: await freePort(),
     speed: await freePort(),
     archiver: await freePort(),
+    worker: await freePort(),
   };
   env = {
     PORT: String(port),
@@ -79,6 +80,9 @@ beforeAll(async () => {
     SPEED_LAYER_METRICS_PORT: String(ports.speed),
     ARCHIVER_GROUP_ID: `ops-archiver-${run}`,
     ARCHIVER_FLUSH_MS: '1000',
+    ARCHIVER_METRICS_PORT: String(ports.archiver),
+    WORKER_METRICS_PORT: String(ports.worker),
+    TEMPORAL_TASK_QUEUE: `ops-batch-${run}`,
     BATCH_S3_PREFIX: `ops-${run}/`,
     BATCH_WORK_DIR: join(scratch, 'batch'),
     ADCLICK_SPOOL_DIR: join(scratch, 'spool'),
@@ -87,17 +91,16 @@ beforeAll(async () => {
   const click = new AppProcess('click', 'apps/click.ts', env, logDir);
   const api = new AppProcess('api', 'apps/api.ts', env, logDir);
   const speed = new AppProcess('speed-layer', 'apps/speed-layer.ts', env, logDir);
-  const archiver = new AppProcess('archiver', 'apps/archiver.ts', env, logDir, [
-    '--metrics-port',
-    String(ports.archiver),
-  ]);
-  processes = [click, api, speed, archiver];
+  const archiver = new AppProcess('archiver', 'apps/archiver.ts', env, logDir);
+  const worker = new AppProcess('worker', 'apps/worker.ts', env, logDir);
+  processes = [click, api, speed, archiver, worker];
   // The click process first: it creates the topics the others consume.
   await click.start({ readyLine: /click process: \d+ workers/ });
   await Promise.all([
     api.start({ readyLine: /\[api\] listening on/ }),
     speed.start({ readyLine: /consuming .* into postgres/ }),
     archiver.start({ readyLine: /\[archiver\] consuming/ }),
+    worker.start({ readyLine: /\[worker\] polling task queue/ }),
   ]);
 
   const rules = join(scratch, 'drill-alerts.yml');
@@ -108,6 +111,7 @@ beforeAll(async () => {
       api: `127.0.0.1:${ports.api}`,
       'speed-layer': `127.0.0.1:${ports.speed}`,
       archiver: `127.0.0.1:${ports.archiver}`,
+      worker: `127.0.0.1:${ports.worker}`,
     },
     ruleFiles: [rules],
     intervalS: SCRAPE_S,
@@ -164,13 +168,13 @@ describe('Prometheus over the app processes', () => {
       'every target up',
       async () => {
         const t = await prom.targets();
-        return t.length === 4 && t.every((x) => x.health === 'up') && t;
+        return t.length === 5 && t.every((x) => x.health === 'up') && t;
       },
       30_000,
     ).catch(async (e: Error) => {
       throw new Error(`${e.message}: ${JSON.stringify(await prom.targets())}`);
     });
-    expect(targets.map((t) => t.job).sort()).toEqual(['api', 'archiver', 'click', 'speed-layer']);
+    expect(targets.map((t) => t.job).sort()).toEqual(['api', 'archiver', 'click', 'speed-layer', 'worker']);
   });
 
   it('every panel of the Grafana dashboard evaluates, and every series it reads exists', async () => {

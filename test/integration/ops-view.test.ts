@@ -73,7 +73,8 @@ beforeAll(async () => {
     );
   }
   await pool.query(
-    `insert into hour_failures (hour, workflow_id, reason) values ($1, $2, 'S3 answered 503 three times'), ($3, $4, $5)`,
+    `insert into hour_failures (hour, workflow_id, reason, kind)
+     values ($1, $2, 'S3 answered 503 three times', 'failed'), ($3, $4, $5, 'waiting')`,
     [
       new Date(at(day, 2)),
       `compact-hour-ops-view-${run}-2`,
@@ -151,8 +152,9 @@ describe('operator view', () => {
     expect(await hourRow(1).textContent()).toContain('r1: 101 · r2: 201');
     expect(await hourRow(2).getAttribute('data-state')).toBe('failed');
     expect(await hourRow(2).textContent()).toContain('S3 answered 503 three times');
-    // The hour that waits for completeness: in the state the API gives it, with what it waits for.
-    expect(await hourRow(3).getAttribute('data-state')).toBe(hours.hours[3]!.state);
+    // The hour that waits for completeness is waiting (not failed), with what it waits for.
+    expect(hours.hours[3]!.state).toBe('waiting');
+    expect(await hourRow(3).getAttribute('data-state')).toBe('waiting');
     expect(await hourRow(3).textContent()).toContain('waiting for the archiver to upload what Kafka holds');
     expect(await hourRow(4).getAttribute('data-state')).toBe('open');
 
