@@ -278,10 +278,12 @@ export class OpsStatusReader {
     return out.sort((x, y) => y.startedAt - x.startedAt);
   }
 
+  /** Click processes that reported within the hour, or whose last report left clicks in a spool. */
   private async spools(): Promise<OpsStatus['spools']> {
     const r = await this.deps.pool.query<{ process_id: string; spool_depth: string; reported_at: Date }>(
       `select process_id, spool_depth, reported_at from click_process_reports
-        where reported_at > now() - interval '1 day' order by process_id`,
+        where reported_at > now() - interval '1 hour' or spool_depth > 0
+        order by spool_depth desc, process_id limit 50`,
     );
     return r.rows.map((row) => ({
       processId: row.process_id,
