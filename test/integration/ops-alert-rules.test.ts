@@ -2,7 +2,9 @@
 // with Debian's prometheus package by `npm run stack:up`), and held to the promise that every alert
 // has a unit test and a runbook section in docs/operations.md that its `runbook` annotation names.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const promtool = (...args: string[]) => {
@@ -41,6 +43,25 @@ describe('alert rules', () => {
       const runbook = /runbook: docs\/operations\.md#(\S+)/.exec(block)?.[1];
       expect(runbook, `${name} names no runbook`).toBeDefined();
       expect(anchors, `docs/operations.md has no section #${runbook} for ${name}`).toContain(runbook);
+    }
+  });
+
+  it("docker-compose's Prometheus configuration is valid with these rules (promtool check config)", () => {
+    // Its paths are the container's: point them at this checkout's files for the check.
+    const dir = mkdtempSync(join(tmpdir(), 'adclick-prom-compose-'));
+    try {
+      writeFileSync(join(dir, 'admin-key'), 'x');
+      const text = readFileSync('ops/prometheus.compose.yml', 'utf8')
+        .replaceAll('/etc/prometheus/alerts.yml', resolve('ops/alerts.yml'))
+        .replaceAll('/prometheus/admin-key', join(dir, 'admin-key'));
+      writeFileSync(join(dir, 'prometheus.yml'), text);
+      const r = promtool('check', 'config', join(dir, 'prometheus.yml'));
+      expect(r.out).toContain(`SUCCESS: ${alertNames.length} rules found`);
+      expect(r.status).toBe(0);
+      for (const job of ['click', 'api', 'speed-layer', 'archiver', 'worker'])
+        expect(text).toContain(`job_name: ${job}\n`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
