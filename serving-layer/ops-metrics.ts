@@ -2,7 +2,8 @@
 // rules of ops/alerts.yml that need what only the system's records know: hours not final, failed
 // hours, late files, reconciliation, consumer offsets as Kafka holds them, free disk. One read per
 // scrape at most (shared by every gauge, reused for a few seconds); a part that could not be read
-// leaves its gauges out and sets adclick_ops_read_errors{part}.
+// leaves its labelled gauges out, sets its single-valued ones to NaN (unknown, never a reassuring 0)
+// and sets adclick_ops_read_errors{part}.
 import { Gauge, type Registry } from 'prom-client';
 import type { OpsStatus, OpsStatusReader } from './ops-status.js';
 
@@ -59,7 +60,7 @@ export function registerOpsMetrics(opts: OpsMetricsOptions): void {
     'Seconds since the end of the oldest hour that is not final (0: every ended hour is final)',
     [],
     (g, s) => {
-      if (!s.errors.hours) g.set(ageSeconds(s, s.oldestNotFinalHourEnd));
+      g.set(s.errors.hours ? NaN : ageSeconds(s, s.oldestNotFinalHourEnd));
     },
   );
   gauge(
@@ -73,7 +74,7 @@ export function registerOpsMetrics(opts: OpsMetricsOptions): void {
     'Raw files that arrived after their hour was finalized, not yet recounted',
     [],
     (g, s) => {
-      if (!s.errors.lateFiles) g.set(s.lateFiles.files);
+      g.set(s.errors.lateFiles ? NaN : s.lateFiles.files);
     },
   );
   gauge(
@@ -81,7 +82,7 @@ export function registerOpsMetrics(opts: OpsMetricsOptions): void {
     'Seconds since the oldest raw file waiting for the late path was uploaded (0: none waits)',
     [],
     (g, s) => {
-      if (!s.errors.lateFiles) g.set(ageSeconds(s, s.lateFiles.oldestUploadedAt));
+      g.set(s.errors.lateFiles ? NaN : ageSeconds(s, s.lateFiles.oldestUploadedAt));
     },
   );
   gauge(
@@ -97,7 +98,7 @@ export function registerOpsMetrics(opts: OpsMetricsOptions): void {
     'Seconds since the latest daily reconciliation report was written',
     [],
     (g, s) => {
-      if (s.reconciliation) g.set(ageSeconds(s, s.reconciliation.createdAt));
+      g.set(s.reconciliation ? ageSeconds(s, s.reconciliation.createdAt) : NaN);
     },
   );
   gauge(
