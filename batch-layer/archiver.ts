@@ -118,9 +118,12 @@ const flushFailures = new Counter({
 
 const lostCommits = new Counter({
   name: 'archiver_lost_commits_total',
-  help: 'Offset commits that KafkaJS reported done but the group does not have (committed again)',
+  help: 'Offset commits KafkaJS reported done without sending them, or that the group does not have (committed again)',
   registers: [registry],
 });
+
+/** A commit KafkaJS resolved without sending it (see `Archiver.rejoin`). */
+class CommitNotSent extends Error {}
 
 let fileSeq = 0;
 
@@ -133,6 +136,8 @@ export class Archiver {
   private ticking = false;
   private tickStartedAt = 0;
   private lostCommitLoggedAt = 0;
+  /** Offsets KafkaJS really sent in a commit, by partition (its COMMIT_OFFSETS event). */
+  private readonly sentCommits = new Map<number, string>();
   /** Fetching is paused because the buffers are full and a flush failed. */
   private paused = false;
   /** After a failed flush, batches do not try again before this time (the timer does). */
@@ -197,6 +202,12 @@ export class Archiver {
       },
     };
     this.runConfig = runConfig;
+    consumer.on(consumer.events.COMMIT_OFFSETS, ({ payload }) => {
+      if (consumer !== this.consumer) return;
+      for (const t of payload.topics)
+        if (t.topic === this.opts.topic)
+          for (const p of t.partitions) this.sentCommits.set(Number(p.partition), String(p.offset));
+    });
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       if (consumer !== this.consumer) return;
       const mine = new Set(payload.memberAssignment[this.opts.topic] ?? []);
@@ -260,14 +271,17 @@ export class Archiver {
    * committed), and the KafkaJS consumer is replaced by a new one that joins the group and fetches
    * every owned partition from its committed offset.
    *
-   * Why a new consumer and not stop/run: the stall of issue 23, reproduced (Kafka killed under load,
-   * consumer crash-restarted by KafkaJS while the group coordinator was loading), left KafkaJS with a
-   * runner that kept fetching and delivering batches while `commitOffsets` went to another runner
-   * that was not running — and KafkaJS answers a commit to a runner that is not running with success
-   * without sending it (runner.js `commitOffsets`: "consumer not running, exiting"). The archiver
-   * uploaded, believed each commit done, and the group's offsets stood still. Stopping that consumer
-   * stops the idle runner, not the orphan; disconnecting it ends the orphan's fetches, and the retired
-   * consumer is never restarted (`restartOnFailure`).
+   * Why a new consumer and not stop/run: the stall of issue 23, reproduced on a private stack (clicks
+   * grown 4 -> 6 partitions under traffic, then Kafka killed under load and restarted; the consumer
+   * crash-restarted by KafkaJS, twice while the group coordinator was loading), comes from KafkaJS
+   * answering a commit with success without sending it whenever its runner is not running (runner.js
+   * `commitOffsets`: "consumer not running, exiting"; errors are swallowed the same way). The archiver
+   * uploaded, believed each commit done, and the group's offsets stood still; in one run for over a
+   * minute while batches were still delivered. A partition that gets nothing new after such a commit
+   * never commits again (its buffer says "committed"): issue 23's partition 4. `commit` now checks that
+   * KafkaJS sent it, `recordWatermarks` re-commits when the group is behind, and should a consumer stay
+   * in that state, this replaces it: a fresh one has one runner, and the retired one is never
+   * restarted (`restartOnFailure`) and delivers nothing more to `onBatch`.
    */
   async rejoin(stalls: Array<Pick<Stall, 'partition'>>): Promise<void> {
     if (this.stopping) return;
@@ -431,7 +445,9 @@ export class Archiver {
   }
 
   private noteFlushFailure(partition: number, e: Error): void {
-    this.lastFlushFailureAt = Date.now();
+    // S3 or PostgreSQL refusing is an outage the watchdog waits out; KafkaJS not sending commits is
+    // what the watchdog is for (if it lasts, a new consumer).
+    if (!(e instanceof CommitNotSent)) this.lastFlushFailureAt = Date.now();
     this.flushRetryAt = Date.now() + Math.min(this.opts.flushMs, 5000);
     this.stats.flushFailures++;
     flushFailures.inc();
@@ -508,9 +524,17 @@ export class Archiver {
   }
 
   private async commit(partition: number, lastOffset: string): Promise<void> {
-    await this.consumer.commitOffsets([
-      { topic: this.opts.topic, partition, offset: (BigInt(lastOffset) + 1n).toString() },
-    ]);
+    const offset = (BigInt(lastOffset) + 1n).toString();
+    this.sentCommits.delete(partition);
+    await this.consumer.commitOffsets([{ topic: this.opts.topic, partition, offset }]);
+    // KafkaJS resolves a commit it did not send when its runner is not running (see `rejoin`); one
+    // it sent emitted COMMIT_OFFSETS before resolving. Not sent is a failed flush: rows kept, retried.
+    if (this.sentCommits.get(partition) !== offset) {
+      lostCommits.inc();
+      throw new CommitNotSent(
+        `KafkaJS did not send the commit of ${this.opts.topic} partition ${partition} at ${offset} (its consumer is not running)`,
+      );
+    }
     this.stats.commits++;
   }
 
