@@ -11,6 +11,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
+import type { Admin } from 'kafkajs';
 import express, { type Express } from 'express';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
@@ -37,7 +38,6 @@ import { startBackfill } from '../batch-layer/operations.js';
 import { catalogueRouter, catalogueRoutes } from '../ingest/catalogue-router.js';
 import { clickRouteContract } from '../ingest/click-route.js';
 import { startCatalogueRelay } from '../ingest/catalogue-relay.js';
-import { createKafka } from '../common/kafka.js';
 import { configuredSigningKeys, signingKeys, type SigningKeys } from '../ingest/impression.js';
 import {
   createServingRouter,
@@ -46,6 +46,11 @@ import {
   type StartBackfill,
 } from '../serving-layer/router.js';
 import { createSpeedStore } from '../speed-layer/speed-store.js';
+import { createKafka } from '../common/kafka.js';
+import { registry } from '../common/metrics.js';
+import { registerOpsMetrics } from '../serving-layer/ops-metrics.js';
+import { opsRouter, opsRoutes } from '../serving-layer/ops-router.js';
+import { OpsStatusReader } from '../serving-layer/ops-status.js';
 
 export interface ApiDeps {
   pool: pg.Pool;
@@ -70,12 +75,15 @@ export interface ApiDeps {
   postgresWatch?: DependencyWatch;
   /** Schema migrated in the background (the process started while PostgreSQL was away). */
   schema?: Migrations;
+  /** The operators' status (GET /v1/admin/ops); default: opsStatusReader(pool). */
+  ops?: OpsStatusReader;
 }
 
 /** Every route of the public HTTP surface (API.md), with its schemas. */
 export const apiRoutes: ApiRoute[] = [
   ...catalogueRoutes,
   ...servingRoutes,
+  ...opsRoutes,
   ...clickRouteContract,
   ...healthRoutes,
   {
@@ -144,9 +152,49 @@ export function createApiApp(deps: ApiDeps): Express {
       now: deps.now,
     }),
   );
+  app.use(
+    opsRouter({
+      reader: deps.ops ?? opsStatusReader(pool, deps.temporalClient),
+      temporalUiUrl: `http://${config.HOST}:${config.TEMPORAL_UI_PORT}`,
+      namespace: config.TEMPORAL_NAMESPACE,
+    }),
+  );
   app.use((_req, res) => sendApiError(res, 404, 'not_found', 'no such route'));
   app.use(apiErrorHandler('api'));
   return app;
+}
+
+/**
+ * The operators' status over this process's stores: the two consumer groups of the clicks topic, the
+ * spool and stack folders' disks. Kafka's admin client connects on first use and again after a failure.
+ */
+export function opsStatusReader(pool: pg.Pool, temporalClient?: Client): OpsStatusReader {
+  let admin: Promise<Admin> | undefined;
+  let temporal: Promise<Client> | undefined = temporalClient && Promise.resolve(temporalClient);
+  return new OpsStatusReader({
+    pool,
+    kafkaAdmin: () =>
+      (admin ??= (async () => {
+        const a = createKafka('adclick-ops', { quiet: true }).admin();
+        await a.connect();
+        return a;
+      })().catch((e: unknown) => {
+        admin = undefined;
+        throw e;
+      })),
+    temporal: () =>
+      (temporal ??= createTemporalClient().catch((e: unknown) => {
+        temporal = undefined;
+        throw e;
+      })),
+    consumers: [
+      { group: config.ARCHIVER_GROUP_ID, topic: config.KAFKA_CLICKS_TOPIC },
+      { group: config.SPEED_CONSUMER_GROUP, topic: config.KAFKA_CLICKS_TOPIC },
+    ],
+    disks: { spool: config.ADCLICK_SPOOL_DIR, stack: config.ADCLICK_STACK_DIR },
+    lookbackMs: 7 * 24 * 3_600_000,
+    rawRetentionMs: config.BATCH_RAW_RETENTION_DAYS * 24 * 3_600_000,
+  });
 }
 
 let sharedRedis: Redis | undefined;
@@ -207,8 +255,14 @@ async function main(): Promise<void> {
     .catch((e: Error) =>
       console.error(`[api] Redis not reachable yet (${e.message}); rate limits wait for it`),
     );
+  const ops = opsStatusReader(pool);
+  registerOpsMetrics({
+    registry,
+    reader: ops,
+    hourFinalDeadlineSeconds: config.OPS_HOUR_FINAL_DEADLINE_MINUTES * 60,
+  });
   const { server, url } = await listen(
-    createApiApp({ pool, speedStore, redis, postgresWatch, schema }),
+    createApiApp({ pool, speedStore, redis, postgresWatch, schema, ops }),
     config.API_PORT,
     config.HOST,
   );

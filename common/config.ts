@@ -223,6 +223,17 @@ const schema = z.object({
   ARCHIVER_METRICS_PORT: port.default(9465),
   WORKER_METRICS_PORT: port.default(9466),
   // --- end dependency outages ---
+  // --- Operations (stack/services/prometheus.ts, serving-layer/ops-metrics.ts, ops/alerts.yml) ---
+  // The local stack's Prometheus (scrapes every process of `npm start`, evaluates ops/alerts.yml).
+  PROMETHEUS_PORT: port.default(9090),
+  // Where the JVMs of the local stack serve Prometheus text through the JMX exporter's Java agent
+  // (loaded when Kafka or Pinot starts; ops/jmx/*.yml say which figures).
+  KAFKA_JMX_EXPORTER_PORT: port.default(9467),
+  PINOT_JMX_EXPORTER_PORT: port.default(9468),
+  // An hour not final this many minutes after its end fires HourNotFinal (exported by the API process
+  // as adclick_ops_hour_final_deadline_seconds, so the rule follows this setting).
+  OPS_HOUR_FINAL_DEADLINE_MINUTES: positiveInt.default(30),
+  // --- end operations ---
 });
 
 export type Config = z.infer<typeof schema>;

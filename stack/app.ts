@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { config } from '../common/config.js';
+import { prometheusUrl } from './services/prometheus.js';
 import { temporalUiUrl } from './services/temporal.js';
 
 interface AppProcess {
@@ -104,6 +105,8 @@ adclick is running (${present.map((p) => p.name).join(', ') || 'infrastructure o
   Clicks, API, dashboard  http://${config.HOST}:${config.PORT}  (the click process; the rest goes to the API process on :${config.API_PORT})
   /metrics and /readyz    click :${config.PORT}, api :${config.API_PORT}, speed-layer :${config.SPEED_LAYER_METRICS_PORT}, archiver :${config.ARCHIVER_METRICS_PORT}, worker :${config.WORKER_METRICS_PORT}
   Temporal Web UI         ${temporalUiUrl}
+  Operator view           http://${config.HOST}:${config.PORT}/ops.html  (with the admin key)
+  Prometheus              ${prometheusUrl}  (alerts ${prometheusUrl}/alerts, targets ${prometheusUrl}/targets)
   Admin key               ${process.env.ADCLICK_ADMIN_KEY ? '(from ADCLICK_ADMIN_KEY)' : config.ADCLICK_ADMIN_KEY}
 Ctrl-C stops the app's processes; the infrastructure keeps running until \`npm run stack:down\`.
 `);

@@ -5,12 +5,13 @@ import type { StackService } from './service.js';
 import { kafka } from './services/kafka.js';
 import { pinot } from './services/pinot.js';
 import { postgres } from './services/postgres.js';
+import { prometheus } from './services/prometheus.js';
 import { redis } from './services/redis.js';
 import { s3 } from './services/s3.js';
 import { temporal } from './services/temporal.js';
 import { logFile, rssMiB, runningPid, stopDetached, waitUntil } from './runtime.js';
 
-export const services: StackService[] = [postgres, redis, s3, kafka, temporal, pinot];
+export const services: StackService[] = [postgres, redis, s3, kafka, temporal, pinot, prometheus];
 
 async function probe(service: StackService): Promise<boolean> {
   return service.healthy().catch(() => false);

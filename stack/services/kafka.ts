@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { hostPort, kafkaBrokers } from '../../common/config.js';
 import { appTopics, createKafka, describeTopicChanges, ensureTopics } from '../../common/kafka.js';
 import type { StackService } from '../service.js';
+import { jmxExporterJvmArgs } from './prometheus.js';
 import { cacheDir, dataDir, ensureMavenJars, log, runStep, startDetached } from '../runtime.js';
 
 const { host, port } = hostPort(kafkaBrokers()[0]!);
@@ -86,7 +87,7 @@ export const kafka: StackService = {
         properties,
       ]);
     }
-    startDetached('kafka', 'java', [...jvmArgs, 'kafka.Kafka', properties]);
+    startDetached('kafka', 'java', [...jmxExporterJvmArgs('kafka'), ...jvmArgs, 'kafka.Kafka', properties]);
   },
   async healthy() {
     const admin = createKafka('adclick-stack-probe', { quiet: true }).admin({ retry: { retries: 0 } });

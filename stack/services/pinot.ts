@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { config, urlPort } from '../../common/config.js';
 import { pinotJavaOpens } from '../../common/pinot.js';
 import type { StackService } from '../service.js';
+import { jmxExporterJvmArgs } from './prometheus.js';
 import {
   cacheDir,
   dataDir,
@@ -143,6 +144,7 @@ export const pinot: StackService = {
     mkdirSync(tmp, { recursive: true });
     const args = writeConfigs(dir);
     startDetached('pinot', 'java', [
+      ...jmxExporterJvmArgs('pinot'),
       '-Xms256m',
       '-Xmx1g',
       '-XX:MaxDirectMemorySize=256m',
