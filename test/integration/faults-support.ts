@@ -10,7 +10,14 @@ import { createInterface } from 'node:readline';
 import type { StackService } from '../../stack/service.js';
 import { kafka as kafkaService } from '../../stack/services/kafka.js';
 import { redis as redisService } from '../../stack/services/redis.js';
-import { logFile, runningPid, stopDetached, waitUntil } from '../../stack/runtime.js';
+import {
+  isAlive,
+  logFile,
+  procState,
+  runningPid,
+  stopDetached,
+  waitUntil,
+} from '../../stack/runtime.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -220,3 +227,81 @@ export function metricValue(text: string, name: string): number | undefined {
   }
   return sum;
 }
+
+// ---- Faults of the local stack's services, for the fault matrix (fault-matrix-support.ts) ----
+
+/** The recorded PID of a running stack service, or an error saying the stack does not run it. */
+export function stackPid(service: StackService): number {
+  const pid = runningPid(service.name);
+  if (pid === undefined)
+    throw new Error(`${service.name} is not run by the local stack (npx tsx stack/cli.ts up)`);
+  return pid;
+}
+
+/**
+ * `kill -9` of a stack service's process (the recorded PID only, as an operator's kill would), then
+ * started again by the stack's own code (service.start, retried while the old process's leftovers —
+ * PostgreSQL's backends, a port in TIME_WAIT — keep the new one from starting). Returns the evidence.
+ */
+export async function killAndRestartStackService(
+  service: StackService,
+  opts: { downMs?: number } = {},
+): Promise<{ oldPid: number; newPid: number; evidence: string }> {
+  const oldPid = stackPid(service);
+  process.kill(oldPid, 'SIGKILL');
+  await waitFor('the killed process to be gone', async () => !isAlive(oldPid), 30_000, 100);
+  const killedAt = Date.now();
+  if (opts.downMs) await sleep(opts.downMs);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (runningPid(service.name) === undefined) await service.start();
+      await waitUntil(
+        service.name,
+        () => service.healthy().catch(() => false),
+        service.startupTimeoutMs,
+        logFile(service.name),
+      );
+      break;
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      await sleep(2000);
+    }
+  }
+  const newPid = stackPid(service);
+  if (newPid === oldPid) throw new Error(`${service.name}: still PID ${oldPid} after kill -9`);
+  const evidence = `pid ${oldPid} killed (gone), restarted as pid ${newPid}, healthy after ${((Date.now() - killedAt) / 1000).toFixed(1)} s`;
+  return { oldPid, newPid, evidence };
+}
+
+/** SIGSTOP of a stack service's whole process group for `ms`, then SIGCONT; the stop is checked in /proc. */
+export async function hangStackService(
+  service: StackService,
+  ms: number,
+  during?: () => Promise<void>,
+): Promise<{ pid: number; evidence: string }> {
+  const pid = stackPid(service);
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(-pid, sig); // the group: PostgreSQL's backends, a JVM's threads
+    } catch {
+      process.kill(pid, sig);
+    }
+  };
+  signal('SIGSTOP');
+  try {
+    const state = await waitFor(
+      `${service.name} (pid ${pid}) to be stopped`,
+      async () => procState(pid) === 'T' && 'T',
+      5000,
+      50,
+    );
+    const t0 = Date.now();
+    await during?.();
+    await sleep(Math.max(0, ms - (Date.now() - t0)));
+    return { pid, evidence: `pid ${pid} in state ${state} (stopped) for ${ms / 1000} s, then SIGCONT` };
+  } finally {
+    signal('SIGCONT');
+  }
+}
+
+export { isAlive, procState };
