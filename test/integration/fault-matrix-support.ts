@@ -315,7 +315,11 @@ export class FaultMatrix {
       if (p.listen === kafkaListen || p.listen === `localhost:${kafkaProxyPort}`) await p.remove();
     for (const [name, upstream] of Object.entries(upstreams)) {
       const listen = name === 'kafka' ? kafkaListen : `127.0.0.1:${await freePort()}`;
-      const proxy = await this.toxiproxy.createProxy({ name: `matrix-${this.run}-${name}`, listen, upstream });
+      const proxy = await this.toxiproxy.createProxy({
+        name: `matrix-${this.run}-${name}`,
+        listen,
+        upstream,
+      });
       this.proxies.set(name, proxy);
     }
   }
@@ -489,7 +493,9 @@ export class FaultMatrix {
             [this.env.KAFKA_CLICKS_TOPIC],
           );
           return (
-            Number(rows[0]!.n) >= config.KAFKA_CLICKS_PARTITIONS && rows[0]!.low !== null && rows[0]!.low >= hourEnd
+            Number(rows[0]!.n) >= config.KAFKA_CLICKS_PARTITIONS &&
+            rows[0]!.low !== null &&
+            rows[0]!.low >= hourEnd
           );
         },
         300_000,
@@ -630,7 +636,11 @@ export class FaultMatrix {
     return { stop: () => (stopped = true), done };
   }
 
-  private judgeReadiness(samples: ReadySample[], dependency: Dependency, fault: Fault): CellResult['readiness'] {
+  private judgeReadiness(
+    samples: ReadySample[],
+    dependency: Dependency,
+    fault: Fault,
+  ): CellResult['readiness'] {
     const problems: string[] = [];
     const count = (pred: (s: ReadySample) => boolean): number => samples.filter(pred).length;
     const clickNotReady = count((s) => s.click !== 200);
@@ -653,7 +663,11 @@ export class FaultMatrix {
   }
 
   private async waitCaughtUp(since: number): Promise<CellResult['caughtUp']> {
-    const kafka = new Kafka({ clientId: 'fault-matrix-lag', brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
+    const kafka = new Kafka({
+      clientId: 'fault-matrix-lag',
+      brokers: kafkaBrokers(),
+      logLevel: logLevel.NOTHING,
+    });
     const admin = kafka.admin();
     let last = '';
     try {
@@ -760,7 +774,11 @@ export class FaultMatrix {
             }),
         );
       case 'kafka': {
-        const admin = new Kafka({ clientId: 'fault-matrix-probe', brokers: [listen], logLevel: logLevel.NOTHING }).admin();
+        const admin = new Kafka({
+          clientId: 'fault-matrix-probe',
+          brokers: [listen],
+          logLevel: logLevel.NOTHING,
+        }).admin();
         await admin.connect();
         try {
           return await timed(() => admin.describeCluster());
@@ -837,7 +855,8 @@ export class FaultMatrix {
         (r) =>
           `${r.dependency} ${r.fault}: ${[
             !r.effective && `fault did not take effect (${r.effect || r.notes.join('; ')})`,
-            r.answered302 !== r.offered && `${r.offered - r.answered302} clicks not 302 ${JSON.stringify(r.other)}`,
+            r.answered302 !== r.offered &&
+              `${r.offered - r.answered302} clicks not 302 ${JSON.stringify(r.other)}`,
             r.late > 0 && `${r.late} 302s after ${this.opts.deadlineMs} ms (max ${r.maxMs.toFixed(0)} ms)`,
             Object.keys(r.exits).length > 0 && `process exits ${JSON.stringify(r.exits)}`,
             !r.readiness.ok && `readiness: ${r.readiness.summary}`,
