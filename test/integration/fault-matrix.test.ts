@@ -9,7 +9,8 @@ import { FaultMatrix, defaultOptions, type CellResult } from './fault-matrix-sup
 import { sleep } from './faults-support.js';
 
 describe('fault matrix (CI subset)', () => {
-  const matrix = new FaultMatrix(defaultOptions());
+  // 60 ads a cell (the drill: 100) and a shorter pause after the partition increase: CI time.
+  const matrix = new FaultMatrix({ ...defaultOptions(), adsPerCell: 60 });
   const failuresOf = (r: CellResult): string[] =>
     matrix.failures().filter((f) => f.startsWith(`${r.dependency} ${r.fault}:`));
 
@@ -36,7 +37,7 @@ describe('fault matrix (CI subset)', () => {
       beforeFault: async () => {
         await matrix.addPartitions(2);
         // Producers and both consumer groups pick the new partitions up before the broker dies.
-        await sleep(15_000);
+        await sleep(10_000);
       },
     });
     expect(r.effective).toBe(true);
