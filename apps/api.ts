@@ -17,8 +17,14 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { authenticate } from '../common/auth.js';
 import { config } from '../common/config.js';
-import { createPool, migrate } from '../common/db.js';
-import { healthRouter, healthRoutes } from '../common/health.js';
+import { createPool, migrateWhenReachable, type Migrations } from '../common/db.js';
+import {
+  healthRouter,
+  healthRoutes,
+  unavailableWhileDown,
+  watchDependency,
+  type DependencyWatch,
+} from '../common/health.js';
 import { apiErrorHandler, requestId, sendApiError } from '../common/http-errors.js';
 import { json, methodNotAllowed, openApiDocument, type ApiRoute } from '../common/openapi.js';
 import { configuredRateLimits, rateLimiters, type RateLimits } from '../common/rate-limits.js';
@@ -55,6 +61,13 @@ export interface ApiDeps {
   impressionTtlSeconds?: number;
   speedTimeoutMs?: number;
   now?: () => number;
+  /**
+   * PostgreSQL checked in the background: while it is down, /v1 answers a prompt 503 (Retry-After)
+   * instead of waiting for a connection, and /readyz says so without a query of its own.
+   */
+  postgresWatch?: DependencyWatch;
+  /** Schema migrated in the background (the process started while PostgreSQL was away). */
+  schema?: Migrations;
 }
 
 /** Every route of the public HTTP surface (API.md), with its schemas. */
@@ -85,13 +98,29 @@ export function createApiApp(deps: ApiDeps): Express {
   app.set('trust proxy', config.ADCLICK_TRUSTED_PROXY_HOPS);
   app.use(requestId, securityHeaders());
   app.use(
-    healthRouter({ probes: { postgres: () => pool.query('select 1'), speed: () => speedStore.ping() } }),
+    healthRouter({
+      probes: {
+        postgres: deps.postgresWatch?.probe ?? (() => pool.query('select 1')),
+        ...(deps.schema && { migrations: deps.schema.probe }),
+        speed: () => speedStore.ping(),
+      },
+    }),
   );
   app.get('/openapi.json', (_req, res) => {
     res.json(openApi);
   });
   app.use(methodNotAllowed(apiRoutes));
   app.use(dashboardStatic());
+  // Every /v1 route needs PostgreSQL (the key is checked there): a prompt 503 while it is away or
+  // the schema is not migrated yet, not a request that waits for a connection.
+  if (deps.postgresWatch) app.use('/v1', unavailableWhileDown([deps.postgresWatch], 'the database'));
+  const schema = deps.schema;
+  if (schema)
+    app.use('/v1', (_req, res, next) => {
+      if (schema.migrated) return next();
+      res.setHeader('retry-after', '5');
+      sendApiError(res, 503, 'unavailable', 'starting: the database schema is not ready yet; retry later');
+    });
   // Every /v1 route needs a key: authenticated once here, behind the failed-authentication limit.
   app.use('/v1', limiters.authFailures, authenticate(pool), limiters.perCaller);
   app.use(
@@ -156,8 +185,11 @@ export async function listen(
 }
 
 async function main(): Promise<void> {
-  const pool = createPool(10);
-  await migrate(pool);
+  const log = (m: string): void => console.error(`[api] ${m}`);
+  // Listens at once, also while PostgreSQL is away: /readyz and the 503s say so until it is back.
+  const pool = createPool(10, { statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
+  const schema = migrateWhenReachable(pool, { log });
+  const postgresWatch = watchDependency('postgres', () => pool.query('select 1'), { log });
   const speedStore = createSpeedStore();
   // The rate limits' Redis, connected before the first request (they pass requests while it is away).
   const redis = createRedis();
@@ -167,7 +199,7 @@ async function main(): Promise<void> {
       console.error(`[api] Redis not reachable yet (${e.message}); rate limits wait for it`),
     );
   const { server, url } = await listen(
-    createApiApp({ pool, speedStore, redis }),
+    createApiApp({ pool, speedStore, redis, postgresWatch, schema }),
     config.API_PORT,
     config.HOST,
   );
@@ -176,6 +208,8 @@ async function main(): Promise<void> {
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
+    schema.stop();
+    postgresWatch.stop();
     server.close();
     server.closeIdleConnections();
     redis.disconnect();

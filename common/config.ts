@@ -190,6 +190,28 @@ const schema = z.object({
   KAFKA_CONSUMER_MIN_BYTES: positiveInt.default(131_072),
   KAFKA_CONSUMER_MAX_WAIT_MS: positiveInt.default(100),
   // --- end topics and long-lived processes ---
+  // --- Dependency outages (common/db.ts, common/health.ts, docs/dependencies.md) ---
+  // PostgreSQL: how long a new connection may take, and how long one statement may run. The server
+  // cancels a statement at its deadline; the client gives up a second later, also when the server
+  // hangs and cannot cancel anything. Long-running processes use DATABASE_STATEMENT_TIMEOUT_MS;
+  // batch jobs and tools (compaction, COPY imports) the long one; the click path's catalogue
+  // fallback the short one.
+  DATABASE_CONNECT_TIMEOUT_MS: positiveInt.default(3000),
+  DATABASE_STATEMENT_TIMEOUT_MS: positiveInt.default(10_000),
+  DATABASE_BATCH_STATEMENT_TIMEOUT_MS: positiveInt.default(30 * 60_000),
+  DATABASE_CLICK_STATEMENT_TIMEOUT_MS: positiveInt.default(100),
+  // Redis: a command not answered within this fails (each caller falls back: rate limits pass,
+  // dedup fails open); the click path's first-click check has its own ADCLICK_REDIS_DEADLINE_MS.
+  REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(1000),
+  // How often each process checks the dependencies it needs (its /readyz, the API's prompt 503s).
+  ADCLICK_DEPENDENCY_CHECK_MS: positiveInt.default(1000),
+  // A consumer partition whose committed offset has not moved for this long while it has lag is
+  // stalled: logged, counted, and its consumer rejoins (archiver, speed layer).
+  KAFKA_STALL_AFTER_MS: positiveInt.default(120_000),
+  // /metrics, /healthz and /readyz of the processes with no HTTP API of their own.
+  ARCHIVER_METRICS_PORT: port.default(9465),
+  WORKER_METRICS_PORT: port.default(9466),
+  // --- end dependency outages ---
 });
 
 export type Config = z.infer<typeof schema>;

@@ -6,10 +6,12 @@
 // These routes are public, so they say no more than needed: /readyz names a dependency that is down
 // but gives the reason (an error naming hosts and ports) only to the admin key, and logs it; in
 // production /metrics needs the admin key too (API.md: not public there).
-import express, { type Request, type Router } from 'express';
+import type { Server } from 'node:http';
+import express, { type Request, type RequestHandler, type Router } from 'express';
+import { Gauge } from 'prom-client';
 import { bearerToken, isAdminKey } from './auth.js';
-import { production } from './config.js';
-import { requestIdOf, sendApiError } from './http-errors.js';
+import { config, production } from './config.js';
+import { requestId, requestIdOf, sendApiError } from './http-errors.js';
 import { metricsText, registry } from './metrics.js';
 import { z } from 'zod';
 import { json, type ApiRoute } from './openapi.js';
@@ -125,4 +127,115 @@ function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> 
     p,
     new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
   ]).finally(() => clearTimeout(timer));
+}
+
+const dependencyUp = new Gauge({
+  name: 'adclick_dependency_up',
+  help: 'Whether a dependency this process needs answered its last check (1) or not (0)',
+  labelNames: ['dependency'] as const,
+  registers: [registry],
+});
+
+/** A dependency checked in the background: its last answer, for /readyz and for prompt 503s. */
+export interface DependencyWatch {
+  readonly name: string;
+  readonly up: boolean;
+  /** Why it is down (internal: hosts, ports; for logs and the admin key only). */
+  readonly reason: string | undefined;
+  /** A /readyz probe that answers at once from the last check. */
+  readonly probe: Probe;
+  stop(): void;
+}
+
+/**
+ * Checks `check` every `everyMs` (ADCLICK_DEPENDENCY_CHECK_MS), each within `timeoutMs`, and logs
+ * each change (down with the reason, back). One check at a time: a hung dependency is down after
+ * `timeoutMs` and no checks pile up behind it. Down until the first check answers.
+ */
+export function watchDependency(
+  name: string,
+  check: Probe,
+  opts: { everyMs?: number; timeoutMs?: number; log?: (message: string) => void } = {},
+): DependencyWatch {
+  const everyMs = opts.everyMs ?? config.ADCLICK_DEPENDENCY_CHECK_MS;
+  const timeoutMs = opts.timeoutMs ?? 1500;
+  const log = opts.log ?? ((m: string) => console.error(m));
+  let up = false;
+  let checked = false;
+  let reason: string | undefined = 'not checked yet';
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  dependencyUp.set({ dependency: name }, 0);
+
+  const set = (nowUp: boolean, why?: string): void => {
+    if (checked && nowUp !== up) log(nowUp ? `[${name}] is back` : `[${name}] is down: ${why}`);
+    else if (!checked && !nowUp) log(`[${name}] is not reachable yet: ${why}`);
+    checked = true;
+    up = nowUp;
+    reason = nowUp ? undefined : why;
+    dependencyUp.set({ dependency: name }, nowUp ? 1 : 0);
+  };
+
+  const run = async (): Promise<void> => {
+    const pending = Promise.resolve().then(check);
+    const timedOut = setTimeout(() => set(false, `did not answer within ${timeoutMs} ms`), timeoutMs);
+    try {
+      await pending;
+      clearTimeout(timedOut);
+      set(true);
+    } catch (e) {
+      clearTimeout(timedOut);
+      set(false, (e as Error).message || String(e));
+    }
+    if (!stopped) timer = setTimeout(() => void run(), everyMs);
+  };
+  void run();
+
+  return {
+    name,
+    get up() {
+      return up;
+    },
+    get reason() {
+      return reason;
+    },
+    probe: () => (up ? Promise.resolve() : Promise.reject(new Error(reason ?? 'down'))),
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * Express middleware: a prompt 503 (with Retry-After) while one of `watches` is down, instead of a
+ * request that waits for a connection or a statement deadline. `what` says what is unavailable.
+ */
+export function unavailableWhileDown(watches: DependencyWatch[], what: string): RequestHandler {
+  return (_req, res, next) => {
+    const down = watches.find((w) => !w.up);
+    if (!down) return next();
+    res.setHeader('retry-after', '5');
+    sendApiError(
+      res,
+      503,
+      'unavailable',
+      `${what} is unavailable right now (${down.name} does not answer); retry later`,
+    );
+  };
+}
+
+/**
+ * /healthz, /readyz and /metrics on their own port, for the processes with no HTTP API (archiver,
+ * worker, speed layer). A port already taken is logged, not fatal: the process keeps working.
+ */
+export function serveHealth(port: number, host: string, opts: HealthOptions): Server {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(requestId, healthRouter(opts));
+  const server = app.listen(port, host);
+  server.on('error', (e: Error) =>
+    (opts.log ?? console.error)(`/metrics and /readyz not served on ${host}:${port}: ${e.message}`),
+  );
+  return server;
 }

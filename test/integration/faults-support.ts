@@ -3,12 +3,13 @@
 // start` supervises them (an unexpected exit is restarted), their output in log files; stopping and
 // starting the shared Kafka and Redis of the local stack; small waits and probes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { StackService } from '../../stack/service.js';
 import { kafka as kafkaService } from '../../stack/services/kafka.js';
+import { postgres as postgresService } from '../../stack/services/postgres.js';
 import { redis as redisService } from '../../stack/services/redis.js';
 import { isAlive, logFile, procState, runningPid, stopDetached, waitUntil } from '../../stack/runtime.js';
 
@@ -211,7 +212,52 @@ export async function ensureStackServicesUp(): Promise<void> {
   }
 }
 
-export { kafkaService, redisService };
+export { kafkaService, postgresService, redisService };
+
+/**
+ * Sends `signal` to the whole process group of a service of the local stack: SIGKILL is a crash
+ * (PostgreSQL's backends die with their postmaster), SIGSTOP a hang (connections stay open, nothing
+ * answers), SIGCONT its end.
+ */
+export function signalStackService(service: StackService, signal: NodeJS.Signals): void {
+  const pid = runningPid(service.name);
+  if (pid === undefined)
+    throw new Error(
+      `${service.name} is not run by the local stack (npx tsx stack/cli.ts up): cannot signal it`,
+    );
+  // Its children too: PostgreSQL's backends each start a session of their own (not in the group).
+  for (const p of [...descendants(pid), pid]) {
+    try {
+      process.kill(p, signal);
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/** PIDs of every process below `root` (from /proc), children first. */
+function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited while listed
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number): void => {
+    for (const child of children.get(pid) ?? []) {
+      walk(child);
+      out.push(child);
+    }
+  };
+  walk(root);
+  return out;
+}
 
 /** Sum of a Prometheus metric (all label sets) from a /metrics text, or undefined if absent. */
 export function metricValue(text: string, name: string): number | undefined {
