@@ -35,6 +35,8 @@ import { createTemporalClient } from '../common/temporal.js';
 import { isoSeconds } from '../common/time.js';
 import { startBackfill } from '../batch-layer/operations.js';
 import { catalogueRouter, catalogueRoutes } from '../ingest/catalogue-router.js';
+import { startCatalogueRelay } from '../ingest/catalogue-relay.js';
+import { createKafka } from '../common/kafka.js';
 import { clickRoutes } from '../ingest/click-handler.js';
 import { configuredSigningKeys, signingKeys, type SigningKeys } from '../ingest/impression.js';
 import {
@@ -191,6 +193,12 @@ async function main(): Promise<void> {
   const schema = migrateWhenReachable(pool, { log });
   const postgresWatch = watchDependency('postgres', () => pool.query('select 1'), { log });
   const speedStore = createSpeedStore();
+  // Ad changes to the click processes' replicas (one relay active among the API processes).
+  const relay = startCatalogueRelay({
+    pool,
+    kafka: createKafka('adclick-catalogue-relay'),
+    topic: config.ADCLICK_AD_CHANGES_TOPIC,
+  });
   // The rate limits' Redis, connected before the first request (they pass requests while it is away).
   const redis = createRedis();
   await redis
@@ -213,7 +221,9 @@ async function main(): Promise<void> {
     server.close();
     server.closeIdleConnections();
     redis.disconnect();
-    void Promise.allSettled([speedStore.close(), pool.end()]).finally(() => process.exit(0));
+    void Promise.allSettled([speedStore.close(), relay.stop().then(() => pool.end())]).finally(() =>
+      process.exit(0),
+    );
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

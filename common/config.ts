@@ -130,6 +130,13 @@ const schema = z.object({
   // In-process ad cache of each click worker (entries) and how long an unknown id stays unknown (ms).
   ADCLICK_AD_CACHE_SIZE: positiveInt.default(200_000),
   ADCLICK_AD_NEGATIVE_TTL_MS: positiveInt.default(30_000),
+  // The click process's catalogue replica (docs/catalogue-replica.md): its LMDB folder on this host,
+  // written by the click primary and read by every click worker; the compacted topic of ad changes
+  // it follows (written by the API process's relay); and the deadline of the PostgreSQL fallback of
+  // a signed click on an ad the replica does not know yet (ms).
+  ADCLICK_CATALOGUE_DIR: z.string().default(resolve('.stack', 'catalogue')),
+  ADCLICK_AD_CHANGES_TOPIC: z.string().default('ad-changes'),
+  ADCLICK_CATALOGUE_FALLBACK_DEADLINE_MS: positiveInt.default(100),
   // How often each click worker reports how far its clicks are in Kafka (docs/completeness.md), and
   // the stamp-to-log margin a report never claims (covers the Redis dedup deadline).
   ADCLICK_PROGRESS_REPORT_MS: positiveInt.default(5000),

@@ -31,7 +31,7 @@ export const healthRoutes: ApiRoute[] = [
     responses: {
       '200': json(
         'ready',
-        z.object({ status: z.literal('ready'), checks: z.record(z.string(), z.literal('ok')) }),
+        z.object({ status: z.literal('ready'), checks: z.record(z.string(), z.enum(['ok', 'down'])) }),
       ),
       '503': json(
         'a dependency is down: named in checks; details with the admin key',
@@ -60,6 +60,8 @@ export type Probe = () => Promise<unknown>;
 
 export interface HealthOptions {
   probes: Record<string, Probe>;
+  /** Listed in /readyz's checks too, but never make the process not ready (it works without them). */
+  informational?: Record<string, Probe>;
   /** Where /metrics gets its text (the click process: summed over its cluster's workers). */
   metrics?: () => Promise<string>;
   timeoutMs?: number;
@@ -83,8 +85,9 @@ export function healthRouter(opts: HealthOptions): Router {
   });
 
   router.get('/readyz', async (req, res) => {
+    const gating = new Set(Object.keys(opts.probes));
     const results = await Promise.all(
-      Object.entries(opts.probes).map(async ([name, probe]) => {
+      Object.entries({ ...opts.informational, ...opts.probes }).map(async ([name, probe]) => {
         try {
           await withTimeout(probe(), timeoutMs, `${name} did not answer within ${timeoutMs} ms`);
           return [name, 'ok'] as const;
@@ -95,7 +98,7 @@ export function healthRouter(opts: HealthOptions): Router {
     );
     const down = results.filter(([, r]) => r !== 'ok');
     const checks = Object.fromEntries(results.map(([name, r]) => [name, r === 'ok' ? 'ok' : 'down']));
-    if (down.length === 0) {
+    if (!down.some(([name]) => gating.has(name))) {
       res.json({ status: 'ready', checks });
       return;
     }

@@ -4,7 +4,10 @@
 //   every known ad, whatever the impression says · 503 if the click cannot be logged durably.
 // The Location is always the URL stored with the ad; nothing from the request can change it.
 // Forged clicks stay cheap: the signature (and key id) is checked before Redis is asked anything, so
-// a bad one costs no Redis call, and the ad comes from the cache (one shared lookup per unknown id).
+// a bad one costs no Redis call. The ad comes from the host's catalogue replica (ingest/ad-cache.ts),
+// never from PostgreSQL, except for a click signed for an ad the replica does not know yet: that
+// one asks PostgreSQL under a short deadline, and only then is a 404 (an unsigned or forged click
+// on an unknown id is a 404 at once, without touching PostgreSQL).
 // An error answer carries a request id (body and X-Request-Id), and the log line the same id.
 import { createHmac, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -106,7 +109,7 @@ class ClickRoute {
     };
   }
 
-  /** Checks the ad id and method, then answers from the ad cache (or after one catalogue lookup). */
+  /** Checks the ad id and method, then answers from the replica (or after the signed-click fallback). */
   handle(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '';
     const q = url.indexOf('?');
@@ -123,14 +126,14 @@ class ClickRoute {
     }
     const query = q === -1 ? '' : url.slice(q + 1);
     const cached = this.deps.ads.peek(adId);
-    // An id remembered as unknown may have been created since (e.g. someone tried /c/<next id>
-    // first): a click signed for it proves it exists, as impressions are issued only for existing
-    // ads, so it is looked up again. Unsigned clicks on unknown ids stay cheap.
-    if (cached || (cached === null && !this.signedFor(adId, query))) {
+    // An id the replica does not know may have been created since its last change: a click signed
+    // for it proves it exists, as impressions are issued only for existing ads, so PostgreSQL is
+    // asked (under a deadline). Unsigned clicks on unknown ids stay cheap: a 404, no query.
+    if (cached || !this.signedFor(adId, query)) {
       this.answer(req, res, adId, cached ?? undefined, query);
       return;
     }
-    this.deps.ads.get(adId, { recheckUnknown: true }).then(
+    this.deps.ads.get(adId).then(
       (ad) => this.answer(req, res, adId, ad, query),
       (e: Error) =>
         this.error(

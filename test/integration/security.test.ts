@@ -252,10 +252,11 @@ describe('safe to expose', () => {
       }
     });
 
-    it('503 catalogue_unavailable and /readyz naming kafka, postgres and redis (details for the admin key)', async () => {
+    it('503 catalogue_unavailable for a signed click PostgreSQL cannot confirm; /readyz naming the catalogue, kafka, postgres and redis (details for the admin key)', async () => {
       const gate = gatedKafka('security-readyz');
       const deadPool = createPool(1);
       await deadPool.end();
+      gate.cut(); // before the start: the catalogue replica cannot be built
       const service = await startClickService({
         port: 0,
         topic,
@@ -263,18 +264,38 @@ describe('safe to expose', () => {
         pool: deadPool,
         redisUrl: 'redis://127.0.0.1:1',
         redisStartWaitMs: 0,
+        catalogueStartWaitMs: 0,
         spoolPath: tempSpoolPath(),
         log: () => undefined,
       });
       try {
-        gate.cut();
-        expectError(await call(`${service.url}/c/987654321987654`), 503, 'catalogue_unavailable');
+        // Unsigned: a 404 at once, without asking PostgreSQL; signed: PostgreSQL is asked, and fails.
+        expectError(await call(`${service.url}/c/987654321987654`), 404, 'not_found');
+        const imp = newImpression(config.ADCLICK_SIGNING_SECRET, '987654321987654', 3600, Date.now());
+        expectError(
+          await call(
+            `${service.url}/c/987654321987654?imp=${imp.impressionId}&exp=${imp.expiresAt}&sig=${imp.sig}`,
+          ),
+          503,
+          'catalogue_unavailable',
+        );
         const ready = await call(`${service.url}/readyz`);
         expectError(ready, 503, 'not_ready');
-        expect(ready.body.checks).toEqual({ kafka: 'down', postgres: 'down', redis: 'down' });
+        expect(ready.body.checks).toEqual({
+          catalogue: 'down',
+          spool: 'ok',
+          kafka: 'down',
+          postgres: 'down',
+          redis: 'down',
+        });
         expect(ready.body.details).toBeUndefined();
         const asAdmin = await call(`${service.url}/readyz`, { headers: ADMIN });
-        expect(Object.keys(asAdmin.body.details as object).sort()).toEqual(['kafka', 'postgres', 'redis']);
+        expect(Object.keys(asAdmin.body.details as object).sort()).toEqual([
+          'catalogue',
+          'kafka',
+          'postgres',
+          'redis',
+        ]);
       } finally {
         await service.close().catch(() => undefined);
         gate.restore();
