@@ -83,8 +83,18 @@ const SERVICES: Record<Dependency, StackService> = {
   temporal: temporalService,
   pinot: pinotService,
 };
-/** What the API process needs to answer (its /readyz must say so while they are away). */
-const API_NEEDS: readonly Dependency[] = ['postgres', 'pinot'];
+/**
+ * What each process needs to work (docs/dependencies.md; the speed layer with the Pinot store): its
+ * /readyz must say not-ready while one of them is killed or hung. The click process needs none of
+ * them — its replica of the catalogue and its spool are its own — so it must stay ready throughout.
+ */
+const NEEDS: Record<string, readonly Dependency[]> = {
+  click: [],
+  api: ['postgres', 'pinot'],
+  'speed-layer': ['kafka'],
+  archiver: ['postgres', 's3', 'kafka'],
+  worker: ['postgres', 's3', 'kafka', 'temporal'],
+};
 
 export interface MatrixOptions {
   /** Clicks offered per second (open loop). */
@@ -153,8 +163,8 @@ export const cellPasses = (r: CellResult): boolean =>
 interface ReadySample {
   t: number;
   phase: 'before' | 'during' | 'after';
-  click: number | 'none';
-  api: number | 'none';
+  /** /readyz status by process ('none': no answer within 2 s); a process without /readyz is left out. */
+  status: Record<string, number | 'none'>;
 }
 
 export class FaultMatrix {
@@ -171,6 +181,8 @@ export class FaultMatrix {
   private env: Record<string, string> = {};
   private base = '';
   private apiBase = '';
+  /** Each process's /readyz (the click process's on the base URL). */
+  private readyUrls: Record<string, string> = {};
   private hour = 0;
   private clockOffsetMs = 0;
   private hours: number[] = [];
@@ -198,6 +210,14 @@ export class FaultMatrix {
     const apiPort = await freePort();
     this.base = `http://127.0.0.1:${port}`;
     this.apiBase = `http://127.0.0.1:${apiPort}`;
+    const [speedPort, archiverPort, workerPort] = [await freePort(), await freePort(), await freePort()];
+    this.readyUrls = {
+      click: `${this.base}/readyz`,
+      api: `${this.apiBase}/readyz`,
+      'speed-layer': `http://127.0.0.1:${speedPort}/readyz`,
+      archiver: `http://127.0.0.1:${archiverPort}/readyz`,
+      worker: `http://127.0.0.1:${workerPort}/readyz`,
+    };
     const proxied = (name: string): string => this.proxies.get(name)!.listen;
     const db = new URL(config.DATABASE_URL);
     db.host = proxied('postgres');
@@ -219,7 +239,10 @@ export class FaultMatrix {
       SPEED_CONSUMER_GROUP: `matrix-speed-${this.run}`,
       SPEED_STORE: 'pinot',
       SPEED_PINOT_TABLE: this.pinotTable,
-      SPEED_LAYER_METRICS_PORT: String(await freePort()),
+      SPEED_LAYER_METRICS_PORT: String(speedPort),
+      ARCHIVER_METRICS_PORT: String(archiverPort),
+      WORKER_METRICS_PORT: String(workerPort),
+      ADCLICK_CATALOGUE_DIR: join(this.scratch, 'catalogue'),
       ARCHIVER_GROUP_ID: `matrix-archiver-${this.run}`,
       ARCHIVER_FLUSH_MS: '5000',
       TEMPORAL_TASK_QUEUE: `matrix-batch-${this.run}`,
@@ -609,27 +632,33 @@ export class FaultMatrix {
     return { ready, done, stop: () => child.kill('SIGTERM') };
   }
 
+  private readyStatus(url: string): Promise<number | 'none'> {
+    return fetch(url, { signal: AbortSignal.timeout(2000) }).then(
+      async (r) => {
+        await r.arrayBuffer();
+        return r.status;
+      },
+      () => 'none' as const,
+    );
+  }
+
+  /** /readyz of every process that serves one (404 or a closed port on the first probe: none). */
+  private async readinessNow(): Promise<Record<string, number | 'none'>> {
+    const entries = await Promise.all(
+      Object.entries(this.readyUrls).map(async ([name, url]) => [name, await this.readyStatus(url)] as const),
+    );
+    return Object.fromEntries(entries.filter(([, s]) => s !== 404));
+  }
+
   private pollReadiness(
     samples: ReadySample[],
     phase: () => ReadySample['phase'],
   ): { stop: () => void; done: Promise<void> } {
     let stopped = false;
-    const status = (url: string): Promise<number | 'none'> =>
-      fetch(url, { signal: AbortSignal.timeout(2000) }).then(
-        async (r) => {
-          await r.arrayBuffer();
-          return r.status;
-        },
-        () => 'none' as const,
-      );
     const done = (async () => {
       while (!stopped) {
         const p = phase();
-        const [click, api] = await Promise.all([
-          status(`${this.base}/readyz`),
-          status(`${this.apiBase}/readyz`),
-        ]);
-        samples.push({ t: Date.now(), phase: p, click, api });
+        samples.push({ t: Date.now(), phase: p, status: await this.readinessNow() });
         await sleep(500);
       }
     })();
@@ -642,23 +671,27 @@ export class FaultMatrix {
     fault: Fault,
   ): CellResult['readiness'] {
     const problems: string[] = [];
-    const count = (pred: (s: ReadySample) => boolean): number => samples.filter(pred).length;
-    const clickNotReady = count((s) => s.click !== 200);
-    if (clickNotReady > 0) problems.push(`click not ready in ${clickNotReady}/${samples.length} samples`);
-    const apiSilent = count((s) => s.api === 'none');
-    if (apiSilent > 0) problems.push(`API /readyz unanswered in ${apiSilent} samples`);
-    if (API_NEEDS.includes(dependency) && fault !== 'slow') {
-      const said = count((s) => s.phase === 'during' && s.api === 503);
-      if (said === 0) problems.push(`API never said not-ready while ${dependency} was ${fault}`);
+    const names = Object.keys(this.readyUrls).filter((n) => samples.some((s) => n in s.status));
+    const absent = Object.keys(this.readyUrls).filter((n) => !names.includes(n));
+    for (const name of names) {
+      const of = samples
+        .filter((s) => name in s.status)
+        .map((s) => ({ phase: s.phase, status: s.status[name] }));
+      const silent = of.filter((s) => s.status === 'none').length;
+      if (silent > 0) problems.push(`${name} /readyz unanswered in ${silent}/${of.length} samples`);
+      if (NEEDS[name]!.length === 0) {
+        const notReady = of.filter((s) => s.status !== 200).length;
+        if (notReady > 0) problems.push(`${name} not ready in ${notReady}/${of.length} samples`);
+      } else if (NEEDS[name]!.includes(dependency) && fault !== 'slow') {
+        if (!of.some((s) => s.phase === 'during' && s.status === 503))
+          problems.push(`${name} never said not-ready while ${dependency} was ${fault}`);
+      }
+      const last = of.at(-1)?.status;
+      if (last !== 200) problems.push(`${name} not ready at the end (${last})`);
     }
-    const last = samples.at(-1);
-    if (!last || last.click !== 200 || last.api !== 200)
-      problems.push(`not ready at the end (click ${last?.click}, API ${last?.api})`);
-    const during = samples.filter((s) => s.phase === 'during');
     const summary =
-      problems.length === 0
-        ? `truthful (${samples.length} samples; API 503 in ${count((s) => s.api === 503)} of ${during.length} during)`
-        : problems.join('; ');
+      (problems.length === 0 ? `truthful (${samples.length} samples)` : problems.join('; ')) +
+      (absent.length ? `; no /readyz: ${absent.join(', ')}` : '');
     return { ok: problems.length === 0, summary };
   }
 
@@ -690,12 +723,9 @@ export class FaultMatrix {
           const spool = await this.clickMetric('adclick_spool_depth');
           const speed = await lagOf(this.env.SPEED_CONSUMER_GROUP!);
           const archiver = await lagOf(this.env.ARCHIVER_GROUP_ID!);
-          const [click, api] = await Promise.all([
-            this.get('/readyz', 2000).then((r) => r.status),
-            fetch(`${this.apiBase}/readyz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.status),
-          ]);
-          last = `spool ${spool}, speed lag ${speed}, archiver lag ${archiver}, click ${click}, API ${api}`;
-          return spool === 0 && speed === 0 && archiver === 0 && click === 200 && api === 200;
+          const ready = await this.readinessNow();
+          last = `spool ${spool}, speed lag ${speed}, archiver lag ${archiver}, /readyz ${JSON.stringify(ready)}`;
+          return spool === 0 && speed === 0 && archiver === 0 && Object.values(ready).every((s) => s === 200);
         },
         this.opts.catchUpTimeoutS * 1000,
         1000,
