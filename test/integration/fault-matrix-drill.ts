@@ -25,9 +25,14 @@ async function main(): Promise<void> {
   if (positionals[0] !== 'faults') throw new Error('usage: npm run drill -- faults [--cells dep:fault,...]');
   const cells: Array<[Dependency, Fault]> = values.cells
     ? values.cells.split(',').map((c) => c.split(':') as [Dependency, Fault])
-    : DEPENDENCIES.flatMap((d) => FAULTS.map((f): [Dependency, Fault] => [d, f]));
+    : [
+        // The control row first: the same load without a fault, what this machine gives.
+        ['postgres', 'none'],
+        ...DEPENDENCIES.flatMap((d) => FAULTS.map((f): [Dependency, Fault] => [d, f])),
+      ];
   for (const [d, f] of cells)
-    if (!DEPENDENCIES.includes(d) || !FAULTS.includes(f)) throw new Error(`unknown cell ${d}:${f}`);
+    if (!DEPENDENCIES.includes(d) || !(f === 'none' || (FAULTS as readonly string[]).includes(f)))
+      throw new Error(`unknown cell ${d}:${f}`);
   const matrix = new FaultMatrix(defaultOptions());
   const t0 = Date.now();
   try {

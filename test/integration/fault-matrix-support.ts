@@ -73,7 +73,8 @@ import {
 export const DEPENDENCIES = ['postgres', 'redis', 'kafka', 's3', 'temporal', 'pinot'] as const;
 export type Dependency = (typeof DEPENDENCIES)[number];
 export const FAULTS = ['killed', 'hung', 'slow'] as const;
-export type Fault = (typeof FAULTS)[number];
+/** `none`: the same load and checks without a fault — the control row, what the machine gives. */
+export type Fault = (typeof FAULTS)[number] | 'none';
 
 const SERVICES: Record<Dependency, StackService> = {
   postgres: postgresService,
@@ -140,6 +141,8 @@ export interface CellResult {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** When the clicks that were not a 302 within the deadline happened, in s from the fault's start. */
+  badWindow?: [number, number];
   /** Process starts during the cell beyond the ones the harness made, by process. */
   exits: Record<string, number>;
   readiness: { ok: boolean; summary: string };
@@ -405,13 +408,19 @@ export class FaultMatrix {
     let effect = '';
     let effective = false;
     let faultEndedAt = 0;
+    let faultStartedAt = 0;
     try {
       await sleep(o.beforeS * 1000);
       await hooks.beforeFault?.();
       phase = 'during';
+      faultStartedAt = Date.now();
       this.note(`cell ${label}: fault on`);
       const service = SERVICES[dependency];
-      if (fault === 'killed') {
+      if (fault === 'none') {
+        effect = 'no fault (control)';
+        effective = true;
+        await sleep(o.hangS * 1000);
+      } else if (fault === 'killed') {
         const r = await killAndRestartStackService(service);
         effect = r.evidence;
         effective = true;
@@ -478,6 +487,10 @@ export class FaultMatrix {
       p50Ms: report.p50Ms,
       p99Ms: report.p99Ms,
       maxMs: report.maxMs,
+      badWindow:
+        report.firstBadAt !== undefined && report.lastBadAt !== undefined
+          ? [(report.firstBadAt - faultStartedAt) / 1000, (report.lastBadAt - faultStartedAt) / 1000]
+          : undefined,
       exits,
       readiness,
       caughtUp,
@@ -842,8 +855,8 @@ export class FaultMatrix {
     const rows = this.results.map((r) => {
       const not302 = r.offered - r.answered302;
       return [
-        r.dependency,
-        r.fault,
+        r.fault === 'none' ? '(control)' : r.dependency,
+        r.fault === 'none' ? 'no fault' : r.fault,
         yes(r.effective),
         `${r.offered} (${r.sentRate.toFixed(0)}/s)`,
         not302 === 0 ? '0' : `**${not302}** ${JSON.stringify(r.other)}`,
@@ -888,6 +901,8 @@ export class FaultMatrix {
             r.answered302 !== r.offered &&
               `${r.offered - r.answered302} clicks not 302 ${JSON.stringify(r.other)}`,
             r.late > 0 && `${r.late} 302s after ${this.opts.deadlineMs} ms (max ${r.maxMs.toFixed(0)} ms)`,
+            r.badWindow &&
+              `clicks not 302 in time from ${r.badWindow[0].toFixed(0)} s to ${r.badWindow[1].toFixed(0)} s after the fault began`,
             Object.keys(r.exits).length > 0 && `process exits ${JSON.stringify(r.exits)}`,
             !r.readiness.ok && `readiness: ${r.readiness.summary}`,
             !r.caughtUp.ok && `catch-up: ${r.caughtUp.detail}`,
