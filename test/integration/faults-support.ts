@@ -2,7 +2,7 @@
 // group, so `kill -9` takes a click service's cluster workers with it), supervised the way `npm
 // start` supervises them (an unexpected exit is restarted), their output in log files; stopping and
 // starting the shared Kafka and Redis of the local stack; small waits and probes.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -309,32 +309,58 @@ export async function killAndRestartStackService(
   return { oldPid, newPid, evidence };
 }
 
-/** SIGSTOP of a stack service's whole process group for `ms`, then SIGCONT; the stop is checked in /proc. */
+/** `pid` and all its descendants (PostgreSQL's backends each call setsid: a process group misses them). */
+export function processTree(pid: number): number[] {
+  const res = spawnSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' });
+  const children = new Map<number, number[]>();
+  for (const line of res.stdout.trim().split('\n')) {
+    const [p, pp] = line.trim().split(/\s+/).map(Number) as [number, number];
+    children.set(pp, [...(children.get(pp) ?? []), p]);
+  }
+  const out: number[] = [];
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/**
+ * SIGSTOP of a stack service's process and every descendant (PostgreSQL's backends, which serve the
+ * open connections) for `ms`, then SIGCONT to each; every one of them is checked stopped in /proc.
+ */
 export async function hangStackService(
   service: StackService,
   ms: number,
-  during?: () => Promise<void>,
 ): Promise<{ pid: number; evidence: string }> {
   const pid = stackPid(service);
+  // The parent first: a stopped parent forks no new child while the others are being stopped.
+  const tree = processTree(pid);
   const signal = (sig: NodeJS.Signals): void => {
-    try {
-      process.kill(-pid, sig); // the group: PostgreSQL's backends, a JVM's threads
-    } catch {
-      process.kill(pid, sig);
+    for (const p of tree) {
+      try {
+        process.kill(p, sig);
+      } catch {
+        /* gone meanwhile */
+      }
     }
   };
   signal('SIGSTOP');
   try {
-    const state = await waitFor(
-      `${service.name} (pid ${pid}) to be stopped`,
-      async () => procState(pid) === 'T' && 'T',
+    await waitFor(
+      `${service.name} (pid ${pid} and ${tree.length - 1} descendants) to be stopped`,
+      async () => tree.every((p) => procState(p) === 'T' || procState(p) === undefined),
       5000,
       50,
     );
-    const t0 = Date.now();
-    await during?.();
-    await sleep(Math.max(0, ms - (Date.now() - t0)));
-    return { pid, evidence: `pid ${pid} in state ${state} (stopped) for ${ms / 1000} s, then SIGCONT` };
+    const stopped = tree.filter((p) => procState(p) === 'T').length;
+    await sleep(ms);
+    return {
+      pid,
+      evidence: `pid ${pid} and ${stopped - 1} descendants in state T (stopped) for ${ms / 1000} s, then SIGCONT`,
+    };
   } finally {
     signal('SIGCONT');
   }
