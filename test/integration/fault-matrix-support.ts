@@ -43,6 +43,7 @@ import { HOUR_MS, MINUTE_MS, hourOf, isoSeconds } from '../../common/time.js';
 import { backfillId, compactHourId } from '../../common/workflow-ids.js';
 import { deleteObjects, listObjects } from '../../batch-layer/storage.js';
 import { dropPinotTable } from '../../speed-layer/pinot-tables.js';
+import { logFile, stopDetached, tcpOpen, waitUntil } from '../../stack/runtime.js';
 import type { StackService } from '../../stack/service.js';
 import { kafka as kafkaService } from '../../stack/services/kafka.js';
 import { pinot as pinotService } from '../../stack/services/pinot.js';
@@ -207,6 +208,7 @@ export class FaultMatrix {
     mkdirSync(this.logDir, { recursive: true });
     await migrate(this.pool);
     await ensureToxiproxy();
+    await this.ensureProxiedKafkaListener();
     await this.makeProxies();
     this.client = await createTemporalClient();
     const port = await freePort();
@@ -322,6 +324,26 @@ export class FaultMatrix {
     }
     await this.pool.end().catch(() => undefined);
     rmSync(this.scratch, { recursive: true, force: true });
+  }
+
+  /**
+   * A Kafka started before its PROXIED listener existed (stack/services/kafka.ts) has nothing on that
+   * port: it is restarted by the stack's code, which writes the listener into its configuration.
+   */
+  private async ensureProxiedKafkaListener(): Promise<void> {
+    const { host } = hostPort(kafkaBrokers()[0]!);
+    if (await tcpOpen(host, kafkaProxiedListenerPort)) return;
+    this.note(`the stack's Kafka has no PROXIED listener on :${kafkaProxiedListenerPort}: restarting it`);
+    await stopDetached(kafkaService.name);
+    await kafkaService.start();
+    await waitUntil(
+      kafkaService.name,
+      () => kafkaService.healthy().catch(() => false),
+      kafkaService.startupTimeoutMs,
+      logFile(kafkaService.name),
+    );
+    if (!(await tcpOpen(host, kafkaProxiedListenerPort)))
+      throw new Error(`Kafka restarted without a listener on :${kafkaProxiedListenerPort}`);
   }
 
   private async makeProxies(): Promise<void> {
