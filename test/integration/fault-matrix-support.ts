@@ -461,6 +461,7 @@ export class FaultMatrix {
       await sleep(o.afterS * 1000);
     } catch (e) {
       notes.push(`fault could not be applied: ${(e as Error).message}`);
+      this.note(`cell ${label}: fault could not be applied: ${(e as Error).stack ?? String(e)}`);
       faultEndedAt = Date.now();
       phase = 'after';
     } finally {

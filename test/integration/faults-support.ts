@@ -297,7 +297,7 @@ export async function killAndRestartStackService(
   // Started again; a start that exits at once (PostgreSQL: "lock file already exists" while the
   // killed server's backends are still going) is retried a second later.
   const deadline = Date.now() + service.startupTimeoutMs * 2;
-  while (!(await service.healthy().catch(() => false))) {
+  while (runningPid(service.name) === undefined || !(await service.healthy().catch(() => false))) {
     if (Date.now() > deadline)
       throw new Error(`${service.name} did not come back after kill -9; see ${logFile(service.name)}`);
     if (runningPid(service.name) === undefined) await service.start();
