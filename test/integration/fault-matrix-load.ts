@@ -77,7 +77,10 @@ function click(adId: string): Promise<Outcome & { impressionId: string; sentAt: 
   const imp = newImpression(keys, adId, 3600, sentAt);
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const req = request({ host, port, path: clickPath(imp), agent, timeout: timeoutMs }, (res) => {
+    // The whole wait is bounded, queueing in the agent included (its `timeout` starts only once a
+    // socket is free): a saturated server must not leave a backlog that drains for minutes.
+    const signal = AbortSignal.timeout(timeoutMs);
+    const req = request({ host, port, path: clickPath(imp), agent, signal }, (res) => {
       res.resume();
       res.once('end', () =>
         resolve({
@@ -88,7 +91,6 @@ function click(adId: string): Promise<Outcome & { impressionId: string; sentAt: 
         }),
       );
     });
-    req.once('timeout', () => req.destroy(new Error('timeout')));
     req.once('error', () =>
       resolve({ status: 'none', ms: performance.now() - t0, impressionId: imp.impressionId, sentAt }),
     );
