@@ -468,6 +468,10 @@ export class FaultMatrix {
       load.stop();
     }
     const report = await load.done;
+    // JSON has no NaN: no 302 measured comes back as null.
+    report.p50Ms ??= NaN;
+    report.p99Ms ??= NaN;
+    report.maxMs ??= NaN;
     this.note(
       `cell ${label}: ${report.offered} clicks (${report.sentRate.toFixed(0)}/s), ${report.answered302} × 302, ` +
         `other ${JSON.stringify(report.other)}, late ${report.late}, p99 ${report.p99Ms.toFixed(1)} ms, max ${report.maxMs.toFixed(0)} ms`,
