@@ -61,9 +61,13 @@ async function main(): Promise<void> {
     log,
   });
 
+  // The schema first (every activity needs it); S3 and Kafka are connected in the background: the
+  // worker polls meanwhile, and an activity that needs one before it answers fails and is retried.
   await schema.done;
-  await keepTrying('S3 bucket check', () => ensureBucket(s3, config.S3_BUCKET), { log, stopped });
-  await keepTrying('Kafka connection', () => kafkaAdmin.connect(), { log, stopped });
+  void keepTrying('S3 bucket check', () => ensureBucket(s3, config.S3_BUCKET), { log, stopped }).catch(
+    () => undefined,
+  );
+  void keepTrying('Kafka connection', () => kafkaAdmin.connect(), { log, stopped }).catch(() => undefined);
   const activities = createActivities({
     pool,
     s3,

@@ -116,6 +116,15 @@ const flushFailures = new Counter({
   registers: [registry],
 });
 
+const lostCommits = new Counter({
+  name: 'archiver_lost_commits_total',
+  help: 'Offset commits KafkaJS reported done without sending them, or that the group does not have (committed again)',
+  registers: [registry],
+});
+
+/** A commit KafkaJS resolved without sending it (see `Archiver.rejoin`). */
+class CommitNotSent extends Error {}
+
 let fileSeq = 0;
 
 export class Archiver {
@@ -126,6 +135,9 @@ export class Archiver {
   private timer?: NodeJS.Timeout;
   private ticking = false;
   private tickStartedAt = 0;
+  private lostCommitLoggedAt = 0;
+  /** Offsets KafkaJS really sent in a commit, by partition (its COMMIT_OFFSETS event). */
+  private readonly sentCommits = new Map<number, string>();
   /** Fetching is paused because the buffers are full and a flush failed. */
   private paused = false;
   /** After a failed flush, batches do not try again before this time (the timer does). */
@@ -136,34 +148,17 @@ export class Archiver {
   readonly stats = { events: 0, files: 0, commits: 0, flushFailures: 0, pauses: 0, stalls: 0 };
   private lastFlushFailureAt = 0;
   private readonly watchdog: ConsumerWatchdog;
-  private readonly supervision: { probe: Probe; stop: () => void };
-  private readonly runConfig: ConsumerRunConfig;
+  private supervision!: { probe: Probe; stop: () => void };
+  private runConfig!: ConsumerRunConfig;
   private started = false;
   private stopping = false;
+  private readonly log: (message: string) => void;
 
   constructor(private readonly opts: ArchiverOptions) {
-    this.consumer = opts.kafka.consumer({ groupId: opts.groupId, sessionTimeout: 30_000, ...opts.fetch });
+    this.log = opts.log ?? ((m: string) => console.error(m));
     this.admin = opts.kafka.admin();
     this.maxBuffered = opts.maxBufferedEvents ?? config.ARCHIVER_MAX_BUFFERED_EVENTS;
-    this.runConfig = {
-      autoCommit: false,
-      // Resolved message by message: when onBatch stops early (buffers full), the rest of the batch
-      // is fetched again after the resume instead of being skipped.
-      eachBatchAutoResolve: false,
-      eachBatch: (payload) => this.onBatch(payload),
-    };
-    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
-      const mine = new Set(payload.memberAssignment[this.opts.topic] ?? []);
-      // Buffers of partitions moved elsewhere are dropped uncommitted: the new owner re-reads them.
-      for (const p of this.buffers.keys()) if (!mine.has(p)) this.buffers.delete(p);
-      this.assigned = mine;
-    });
-    const log = opts.log ?? ((m: string) => console.error(m));
-    this.supervision = superviseConsumer(this.consumer, {
-      name: `archiver ${opts.groupId}`,
-      run: () => this.consumer.run(this.runConfig),
-      log,
-    });
+    this.consumer = this.makeConsumer();
     const stallAfterMs = opts.stallAfterMs ?? config.KAFKA_STALL_AFTER_MS;
     this.watchdog = new ConsumerWatchdog({
       group: opts.groupId,
@@ -177,13 +172,61 @@ export class Archiver {
           ? new Set(this.assigned)
           : new Set(this.stopped.keys()),
       onStall: (stalls) => this.rejoin(stalls),
-      log,
+      log: this.log,
     });
+  }
+
+  /**
+   * A KafkaJS consumer of the group, with its batch handler and supervision. Replaced as a whole on a
+   * stall (`rejoin`): a retired one is never restarted by KafkaJS, and batches it still delivers are
+   * not taken (see `rejoin` for why).
+   */
+  private makeConsumer(): Consumer {
+    const consumer: Consumer = this.opts.kafka.consumer({
+      groupId: this.opts.groupId,
+      sessionTimeout: 30_000,
+      ...this.opts.fetch,
+      retry: {
+        retries: 5,
+        initialRetryTime: 200,
+        restartOnFailure: async () => consumer === this.consumer && !this.stopping,
+      },
+    });
+    const runConfig: ConsumerRunConfig = {
+      autoCommit: false,
+      // Resolved message by message: when onBatch stops early (buffers full), the rest of the batch
+      // is fetched again after the resume instead of being skipped.
+      eachBatchAutoResolve: false,
+      eachBatch: async (payload) => {
+        if (consumer === this.consumer) await this.onBatch(payload);
+      },
+    };
+    this.runConfig = runConfig;
+    consumer.on(consumer.events.COMMIT_OFFSETS, ({ payload }) => {
+      if (consumer !== this.consumer) return;
+      for (const t of payload.topics)
+        if (t.topic === this.opts.topic)
+          for (const p of t.partitions) this.sentCommits.set(Number(p.partition), String(p.offset));
+    });
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      if (consumer !== this.consumer) return;
+      const mine = new Set(payload.memberAssignment[this.opts.topic] ?? []);
+      // Buffers of partitions moved elsewhere are dropped uncommitted: the new owner re-reads them.
+      for (const p of this.buffers.keys()) if (!mine.has(p)) this.buffers.delete(p);
+      this.assigned = mine;
+    });
+    this.supervision?.stop();
+    this.supervision = superviseConsumer(consumer, {
+      name: `archiver ${this.opts.groupId}`,
+      run: () => consumer.run(runConfig),
+      log: this.log,
+    });
+    return consumer;
   }
 
   /** For /readyz: the consumer is a member of its group (not crashed, not stopped). */
   get consumerProbe(): Probe {
-    return this.supervision.probe;
+    return () => this.supervision.probe();
   }
 
   /** Events held in memory over all partitions, not yet in S3 (including those being uploaded). */
@@ -225,8 +268,20 @@ export class Archiver {
   /**
    * What a restart of the process would do for stalled partitions, in-process: their buffers are
    * dropped (re-read from the committed offset, whatever this process believed it had read or
-   * committed), and the consumer leaves and rejoins the group, which fetches every owned partition
-   * from its committed offset again.
+   * committed), and the KafkaJS consumer is replaced by a new one that joins the group and fetches
+   * every owned partition from its committed offset.
+   *
+   * Why a new consumer and not stop/run: the stall of issue 23, reproduced on a private stack (clicks
+   * grown 4 -> 6 partitions under traffic, then Kafka killed under load and restarted; the consumer
+   * crash-restarted by KafkaJS, twice while the group coordinator was loading), comes from KafkaJS
+   * answering a commit with success without sending it whenever its runner is not running (runner.js
+   * `commitOffsets`: "consumer not running, exiting"; errors are swallowed the same way). The archiver
+   * uploaded, believed each commit done, and the group's offsets stood still; in one run for over a
+   * minute while batches were still delivered. A partition that gets nothing new after such a commit
+   * never commits again (its buffer says "committed"): issue 23's partition 4. `commit` now checks that
+   * KafkaJS sent it, `recordWatermarks` re-commits when the group is behind, and should a consumer stay
+   * in that state, this replaces it: a fresh one has one runner, and the retired one is never
+   * restarted (`restartOnFailure`) and delivers nothing more to `onBatch`.
    */
   async rejoin(stalls: Array<Pick<Stall, 'partition'>>): Promise<void> {
     if (this.stopping) return;
@@ -234,20 +289,22 @@ export class Archiver {
     for (const { partition } of stalls) {
       // What this process believed of the partition: the log line a stall's diagnosis starts from.
       const b = this.buffers.get(partition);
-      (this.opts.log ?? console.error)(
+      this.log(
         `stalled partition ${partition}: ${b ? `${b.rows.length} rows buffered, ${b.uploading} uploading, last read offset ${b.lastOffset ?? 'none'}, last committed here ${b.committedOffset ?? 'none'}` : 'no buffer'}` +
-          `; assigned here: ${this.assigned.has(partition)}, fetching paused: ${this.paused}, ` +
-          `paused in KafkaJS: ${JSON.stringify(this.consumer.paused())}; dropping its buffer and rejoining`,
+          `; assigned here: ${this.assigned.has(partition)}, fetching paused: ${this.paused}; ` +
+          'dropping its buffer and rejoining with a new consumer',
       );
-      this.buffers.delete(partition);
     }
-    await withDeadline(this.consumer.stop(), 30_000, 'leaving the group').catch(async (e: Error) => {
-      (this.opts.log ?? console.error)(`rejoin: ${e.message}; reconnecting the consumer`);
-      await this.consumer.disconnect().catch(() => undefined);
-      await this.consumer.connect();
-    });
+    const old = this.consumer;
+    this.consumer = this.makeConsumer();
+    this.assigned = new Set();
     for (const { partition } of stalls) this.buffers.delete(partition);
+    await withDeadline(old.disconnect(), 30_000, 'leaving the group').catch((e: Error) =>
+      this.log(`rejoin: the old consumer did not leave cleanly (${e.message})`),
+    );
     this.paused = false;
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.fromBeginning ?? true });
     await this.consumer.run(this.runConfig);
     if (this.stopped.size > 0)
       this.consumer.pause([{ topic: this.opts.topic, partitions: [...this.stopped.keys()] }]);
@@ -388,7 +445,9 @@ export class Archiver {
   }
 
   private noteFlushFailure(partition: number, e: Error): void {
-    this.lastFlushFailureAt = Date.now();
+    // S3 or PostgreSQL refusing is an outage the watchdog waits out; KafkaJS not sending commits is
+    // what the watchdog is for (if it lasts, a new consumer).
+    if (!(e instanceof CommitNotSent)) this.lastFlushFailureAt = Date.now();
     this.flushRetryAt = Date.now() + Math.min(this.opts.flushMs, 5000);
     this.stats.flushFailures++;
     flushFailures.inc();
@@ -465,9 +524,17 @@ export class Archiver {
   }
 
   private async commit(partition: number, lastOffset: string): Promise<void> {
-    await this.consumer.commitOffsets([
-      { topic: this.opts.topic, partition, offset: (BigInt(lastOffset) + 1n).toString() },
-    ]);
+    const offset = (BigInt(lastOffset) + 1n).toString();
+    this.sentCommits.delete(partition);
+    await this.consumer.commitOffsets([{ topic: this.opts.topic, partition, offset }]);
+    // KafkaJS resolves a commit it did not send when its runner is not running (see `rejoin`); one
+    // it sent emitted COMMIT_OFFSETS before resolving. Not sent is a failed flush: rows kept, retried.
+    if (this.sentCommits.get(partition) !== offset) {
+      lostCommits.inc();
+      throw new CommitNotSent(
+        `KafkaJS did not send the commit of ${this.opts.topic} partition ${partition} at ${offset} (its consumer is not running)`,
+      );
+    }
     this.stats.commits++;
   }
 
@@ -531,6 +598,26 @@ export class Archiver {
     const now = Date.now();
     for (const p of this.assigned) {
       const b = this.buffers.get(p);
+      // A commit KafkaJS answered with success without sending it (see `rejoin`) leaves the group's
+      // offset behind what this process believes it committed; it must be committed again, or a
+      // partition that gets nothing new never moves (issue 23's partition 4).
+      const inKafka = committedOf.get(p) ?? 0n;
+      if (
+        b &&
+        b.uploading === 0 &&
+        b.committedOffset !== undefined &&
+        inKafka < BigInt(b.committedOffset) + 1n
+      ) {
+        if (now - this.lostCommitLoggedAt >= 60_000) {
+          this.lostCommitLoggedAt = now;
+          this.log(
+            `${this.opts.topic} partition ${p}: the group's committed offset ${inKafka} is behind the commit this process made ` +
+              `(${BigInt(b.committedOffset) + 1n}): the commit was lost, committing again`,
+          );
+        }
+        lostCommits.inc();
+        b.committedOffset = undefined;
+      }
       const buffered = b !== undefined && b.rows.length + b.uploading > 0;
       const caughtUp = !buffered && (committedOf.get(p) ?? 0n) >= (endOf.get(p) ?? 0n);
       const bufferedMinTs = buffered ? minDefined(b.minTs, b.uploadingMinTs) : undefined;

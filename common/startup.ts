@@ -8,7 +8,7 @@ import type { Probe } from './health.js';
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Runs `attempt` until it resolves: 0.5 s between the first failures, doubling to `maxDelayMs`,
+ * Runs `attempt` until it resolves: 0.5 s between the first failures, doubling to `maxDelayMs` (5 s),
  * each failure logged with what is being waited for. `stopped` ends it (the promise then rejects).
  */
 export async function keepTrying<T>(
@@ -16,7 +16,7 @@ export async function keepTrying<T>(
   attempt: () => Promise<T>,
   opts: { log: (message: string) => void; maxDelayMs?: number; stopped?: () => boolean },
 ): Promise<T> {
-  const max = opts.maxDelayMs ?? 10_000;
+  const max = opts.maxDelayMs ?? 5000;
   for (let n = 1; ; n++) {
     try {
       const result = await attempt();

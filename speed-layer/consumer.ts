@@ -32,6 +32,18 @@ import { MinuteWindow, type Checkpoint } from './minute-window.js';
 import { FencedError, type PartitionSink } from './sink.js';
 import { isId } from '../common/ids.js';
 
+const CLAIM_DEADLINE_MS = 90_000;
+
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms)),
+    ),
+  ]).finally(() => clearTimeout(timer));
+}
+
 export interface SpeedConsumerOptions {
   kafka: Kafka;
   topic: string;
@@ -273,7 +285,15 @@ export class SpeedConsumer {
 
   private async claim(partition: number): Promise<PartitionState> {
     const { topic } = this.opts;
-    let checkpoint = await this.opts.sink.claim(partition);
+    // Under a deadline: claims run one at a time (`serial`), so one that never answers (seen after a
+    // Kafka restart: the sink's fencing transaction hung for minutes) would stop every partition. Past
+    // it the batch fails, KafkaJS restarts the consumer, and the claim is made again. The deadline
+    // is above the longest legitimate wait, the previous owner's transaction timeout (30 s).
+    let checkpoint = await withDeadline(
+      this.opts.sink.claim(partition),
+      CLAIM_DEADLINE_MS,
+      `claiming ${topic}[${partition}] from the ${this.opts.storeName} sink`,
+    );
     if (!checkpoint) {
       const offsets = await this.admin.fetchTopicOffsets(topic);
       const low = Number(offsets.find((o) => o.partition === partition)?.low ?? 0);

@@ -20,6 +20,8 @@ import { clicksTopicSpec, createKafka, ensureTopics } from '../../common/kafka.j
 import { createS3, ensureBucket } from '../../common/s3.js';
 import { deleteObjects, listObjects } from '../../batch-layer/storage.js';
 import { Archiver } from '../../batch-layer/archiver.js';
+import { SpeedConsumer } from '../../speed-layer/consumer.js';
+import { PostgresSink } from '../../speed-layer/postgres-sink.js';
 import { runningPid } from '../../stack/runtime.js';
 import {
   AppProcess,
@@ -395,6 +397,83 @@ describe('dependency outages: PostgreSQL killed, hung, away at start; a stalled 
       await producer.disconnect();
       await admin.disconnect();
       s3.destroy();
+    }
+  });
+  it('(e) the speed layer: its stall watchdog resumes a partition whose checkpoint stopped with lag', async () => {
+    await postgresUp();
+    const topic = `outages-speed-stall-${run}`;
+    const adId = String(900_000_000_000_000 + Math.floor(Math.random() * 90_000_000_000_000));
+    const kafka = createKafka(topic);
+    const admin = kafka.admin();
+    await admin.connect();
+    await ensureTopics(admin, [clicksTopicSpec({ topic, partitions: 2 })]);
+    const producer = kafka.producer({ idempotent: true });
+    await producer.connect();
+    const logs: string[] = [];
+    const consumer = new SpeedConsumer({
+      kafka,
+      topic,
+      groupId: topic,
+      sink: new PostgresSink(pool, topic, topic),
+      storeName: 'postgres',
+      openMinutes: 5,
+      flushIntervalMs: 200,
+      stallAfterMs: 4000,
+      log: (m) => logs.push(m),
+    });
+    const produce = async (partition: number, n: number): Promise<void> => {
+      const now = Date.now();
+      await producer.send({
+        topic,
+        messages: Array.from({ length: n }, (_, i) => {
+          const e: ClickEvent = {
+            v: 1,
+            eventId: randomUUID(),
+            adId,
+            advertiserId: '1',
+            ts: now + i,
+            status: 'valid',
+            salt: 0,
+          };
+          return { key: clickKey(e.adId, e.salt), value: encodeClickEvent(e), partition };
+        }),
+      });
+    };
+    const checkpoint = async (partition: number): Promise<number> => {
+      const r = await pool.query<{ next_offset: string }>(
+        'select next_offset from speed_offsets where group_id = $1 and topic = $1 and partition = $2',
+        [topic, partition],
+      );
+      return Number(r.rows[0]?.next_offset ?? -1);
+    };
+    try {
+      await consumer.start();
+      await produce(0, 30);
+      await produce(1, 30);
+      await waitFor(
+        'both partitions counted',
+        async () => (await checkpoint(0)) === 30 && (await checkpoint(1)) === 30,
+        30_000,
+      );
+      (consumer as unknown as { consumer: Consumer }).consumer.pause([{ topic, partitions: [1] }]);
+      await produce(0, 30);
+      await produce(1, 30);
+      await waitFor('partition 0 counted further', async () => (await checkpoint(0)) === 60, 30_000);
+      expect(await checkpoint(1)).toBe(30);
+      await waitFor('partition 1 resumed and counted', async () => (await checkpoint(1)) === 60, 30_000);
+      expect(
+        logs.some((l) => new RegExp(`STALL ${topic} partition 1 .*committed offset 30 `).test(l)),
+        logs.join('\n'),
+      ).toBe(true);
+      expect(consumer.stalls).toBeGreaterThanOrEqual(1);
+    } finally {
+      await consumer.stop().catch(() => undefined);
+      await producer.disconnect();
+      await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+      await admin.deleteGroups([topic]).catch(() => undefined);
+      await admin.disconnect();
+      await pool.query('delete from speed_offsets where group_id = $1', [topic]);
+      await pool.query('delete from speed_counts_minute where ad_id = $1', [adId]);
     }
   });
 });
