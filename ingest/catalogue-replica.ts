@@ -6,6 +6,8 @@
 // The offsets of the change topic applied so far are written in the same transaction as the ads
 // they brought, so a restart resumes exactly where the replica is, never before or after.
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { Gauge } from 'prom-client';
+import { registry } from '../common/metrics.js';
 
 export interface ReplicaAd {
   advertiserId: string;
@@ -200,4 +202,52 @@ export function replicaReady(
   if (!status) return { ready: false, state: 'no_feed' };
   if (now - status.at > STATUS_FRESH_MS) return { ready: false, state: 'feed_silent' };
   return { ready: status.state === 'caught_up' || status.state === 'stale', state: status.state };
+}
+
+let gaugedReplica: CatalogueReplica | undefined;
+/**
+ * Gauges of the replica this process reads, from its feed's last status (the click worker's
+ * /metrics; the cluster reports the highest value over the workers): adclick_catalogue_replica_lag
+ * (messages behind the topic), _ads, _ready (1/0) and _status_age_seconds.
+ */
+export function registerReplicaGauges(replica: CatalogueReplica): void {
+  const first = gaugedReplica === undefined;
+  gaugedReplica = replica;
+  if (!first) return;
+  const gauge = (
+    name: string,
+    help: string,
+    value: (r: CatalogueReplica, s: ReplicaStatus | undefined) => number,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      aggregator: 'max',
+      collect() {
+        const r = gaugedReplica;
+        if (!r) return;
+        try {
+          this.set(value(r, r.status()));
+        } catch {
+          // a closed replica (a stopped service in a test): nothing to report
+        }
+      },
+    });
+  gauge(
+    'adclick_catalogue_replica_lag',
+    'Ad changes the catalogue replica is behind its topic (last measured)',
+    (_, s) => s?.lag ?? -1,
+  );
+  gauge('adclick_catalogue_replica_ads', 'Ads in the catalogue replica', (r) => r.count);
+  gauge(
+    'adclick_catalogue_replica_ready',
+    '1 when the catalogue replica is caught up (or stale with Kafka away)',
+    (_, s) => (replicaReady(s, Date.now()).ready ? 1 : 0),
+  );
+  gauge(
+    'adclick_catalogue_replica_status_age_seconds',
+    'Seconds since the feed last wrote the replica status',
+    (_, s) => (s ? (Date.now() - s.at) / 1000 : -1),
+  );
 }

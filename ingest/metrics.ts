@@ -93,7 +93,7 @@ export function clickMetrics(): ClickMetrics {
       () =>
         new Counter({
           name: 'adclick_ad_cache_total',
-          help: 'Ad lookups of the click path by result (hit, negative_hit, miss)',
+          help: 'Ad lookups of the click path: hit (in the replica, or found by the fallback), negative_hit (unknown to the replica: 404 without PostgreSQL, or a fallback), miss (PostgreSQL asked for a signed click)',
           labelNames: ['result'],
           registers: [registry],
         }),

@@ -24,7 +24,7 @@ import { securityHeaders } from '../common/security-headers.js';
 import { createKafka } from '../common/kafka.js';
 import { AdCache, pgAdLoader } from './ad-cache.js';
 import { startCatalogueFeed } from './catalogue-feed.js';
-import { CatalogueReplica, replicaReady } from './catalogue-replica.js';
+import { CatalogueReplica, registerReplicaGauges, replicaReady } from './catalogue-replica.js';
 import { createClickHandler } from './click-handler.js';
 import { ClickLog } from './click-log.js';
 import { createClickRedis, redisDedup, redisReady } from './dedup.js';
@@ -136,6 +136,7 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
       feed.caughtUp,
       new Promise((r) => setTimeout(r, opts.catalogueStartWaitMs ?? 10_000)),
     ]);
+  registerReplicaGauges(replica);
   const fallbackDeadlineMs = config.ADCLICK_CATALOGUE_FALLBACK_DEADLINE_MS;
   const ads = new AdCache(replica, pgAdLoader(pool, fallbackDeadlineMs), {
     maxEntries: config.ADCLICK_AD_CACHE_SIZE,
