@@ -61,7 +61,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e: unknown) => {
-  console.error(`[drill] ${(e as Error).stack ?? String(e)}`);
-  process.exitCode = 1;
-});
+// Exits when done: a client's lingering handle (a socket, a timer) must not keep the command open.
+main()
+  .catch((e: unknown) => {
+    console.error(`[drill] ${(e as Error).stack ?? String(e)}`);
+    process.exitCode = 1;
+  })
+  .finally(() => process.exit());
