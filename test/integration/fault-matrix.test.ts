@@ -9,8 +9,9 @@ import { FaultMatrix, defaultOptions, type CellResult } from './fault-matrix-sup
 import { sleep } from './faults-support.js';
 
 describe('fault matrix (CI subset)', () => {
-  // 60 ads a cell (the drill: 100) and a shorter pause after the partition increase: CI time.
-  const matrix = new FaultMatrix({ ...defaultOptions(), adsPerCell: 60 });
+  // 60 ads a cell (the drill: 100), 5 s after the fault (the drill: 10) and a shorter pause after the
+  // partition increase: CI time.
+  const matrix = new FaultMatrix({ ...defaultOptions(), adsPerCell: 60, afterS: 5 });
   const failuresOf = (r: CellResult): string[] =>
     matrix.failures().filter((f) => f.startsWith(`${r.dependency} ${r.fault}:`));
 
