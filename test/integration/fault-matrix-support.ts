@@ -722,7 +722,7 @@ export class FaultMatrix {
       if (NEEDS[name]!.length === 0) {
         const notReady = of.filter((s) => s.status !== 200).length;
         if (notReady > 0) problems.push(`${name} not ready in ${notReady}/${of.length} samples`);
-      } else if (NEEDS[name]!.includes(dependency) && fault !== 'slow') {
+      } else if (NEEDS[name]!.includes(dependency) && (fault === 'killed' || fault === 'hung')) {
         if (!of.some((s) => s.phase === 'during' && s.status === 503))
           problems.push(`${name} never said not-ready while ${dependency} was ${fault}`);
       }
