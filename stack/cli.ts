@@ -9,9 +9,12 @@ import { prometheus } from './services/prometheus.js';
 import { redis } from './services/redis.js';
 import { s3 } from './services/s3.js';
 import { temporal } from './services/temporal.js';
+import { toxiproxy } from './services/toxiproxy.js';
 import { logFile, rssMiB, runningPid, stopDetached, waitUntil } from './runtime.js';
 
 export const services: StackService[] = [postgres, redis, s3, kafka, temporal, pinot, prometheus];
+/** Started on demand only (the fault matrix starts Toxiproxy); `down` stops them, `logs` shows them. */
+const onDemand: StackService[] = [toxiproxy];
 
 async function probe(service: StackService): Promise<boolean> {
   return service.healthy().catch(() => false);
@@ -50,7 +53,7 @@ export async function up(quiet = false): Promise<void> {
 
 export async function down(): Promise<void> {
   // Reverse order: dependants first.
-  for (const s of [...services].reverse()) {
+  for (const s of [...onDemand, ...services].reverse()) {
     if (await stopDetached(s.name)) console.log(`[stack] stopped ${s.name}`);
   }
 }
@@ -75,7 +78,7 @@ export async function status(): Promise<boolean> {
 }
 
 function logs(name: string | undefined, lines = 60): void {
-  const s = services.find((x) => x.name === name);
+  const s = [...services, ...onDemand].find((x) => x.name === name);
   if (!s) throw new Error(`usage: npm run stack:logs -- <${services.map((x) => x.name).join('|')}>`);
   const file = logFile(s.name);
   if (!existsSync(file)) throw new Error(`no log yet at ${file}`);

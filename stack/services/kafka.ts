@@ -22,10 +22,14 @@ function writeServerProperties(dir: string): string {
     'process.roles': 'broker,controller',
     'node.id': '1',
     'controller.quorum.voters': `1@${host}:${controllerPort}`,
-    listeners: `PLAINTEXT://${host}:${port},CONTROLLER://${host}:${controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://${host}:${port}`,
+    // PROXIED: for the fault matrix's Toxiproxy (stack/services/toxiproxy.ts): the broker listens on
+    // the port + 3 and advertises the port + 4, where the proxy listens, so that clients which
+    // bootstrap through the proxy stay behind it. Nothing connects to it outside the drill.
+    listeners: `PLAINTEXT://${host}:${port},CONTROLLER://${host}:${controllerPort},PROXIED://${host}:${port + 3}`,
+    'advertised.listeners': `PLAINTEXT://${host}:${port},PROXIED://${host}:${port + 4}`,
     'controller.listener.names': 'CONTROLLER',
-    'listener.security.protocol.map': 'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+    'inter.broker.listener.name': 'PLAINTEXT',
+    'listener.security.protocol.map': 'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT',
     'log.dirs': join(dir, 'logs'),
     'num.partitions': '4',
     'auto.create.topics.enable': 'false',
