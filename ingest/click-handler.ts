@@ -51,6 +51,7 @@ class ClickRoute {
   private readonly now: () => number;
   // Label children bound once: a labelled inc() hashes its label object on every call.
   private readonly outcomes = new Map<ClickOutcome, { inc(): void }>();
+  private readonly codes = new Map<number, { inc(): void }>();
   // Keyed, so the hash cannot be reversed by hashing the IPv4 space; remembered per address, as
   // one client (or proxy) sends many clicks.
   private readonly ipHashes = new LRUCache<string, string>({ max: 10_000 });
@@ -67,6 +68,7 @@ class ClickRoute {
     this.now = deps.now ?? Date.now;
     const log = deps.log ?? ((m: string) => console.error(m));
     this.error = (res, status, code, message, detail) => {
+      this.respond(status);
       const requestId = error(res, status, code, message);
       if (status >= 500 && requestId)
         log(`[click] request ${requestId}: ${status} ${code}${detail ? `: ${detail}` : ''}`);
@@ -75,6 +77,7 @@ class ClickRoute {
 
   /** Checks the ad id and method, then answers from the replica (or after the signed-click fallback). */
   handle(req: IncomingMessage, res: ServerResponse): void {
+    const start = performance.now();
     const url = req.url ?? '';
     const q = url.indexOf('?');
     const adId = url.slice(PREFIX.length, q === -1 ? undefined : q);
@@ -94,11 +97,11 @@ class ClickRoute {
     // for it proves it exists, as impressions are issued only for existing ads, so PostgreSQL is
     // asked (under a deadline). Unsigned clicks on unknown ids stay cheap: a 404, no query.
     if (cached || !this.signedFor(adId, query)) {
-      this.answer(req, res, adId, cached ?? undefined, query);
+      this.answer(req, res, adId, cached ?? undefined, query, start);
       return;
     }
     this.deps.ads.get(adId).then(
-      (ad) => this.answer(req, res, adId, ad, query),
+      (ad) => this.answer(req, res, adId, ad, query, start),
       (e: Error) =>
         this.error(
           res,
@@ -131,6 +134,7 @@ class ClickRoute {
     adId: string,
     ad: CachedAd | undefined,
     query: string,
+    start: number,
   ) {
     if (!ad) {
       this.count('unknown_ad');
@@ -139,16 +143,24 @@ class ClickRoute {
     }
     // HEAD (link previews, prefetchers) learns the target but is not a click.
     if (req.method === 'HEAD') {
+      this.respond(302);
       redirect(res, ad.redirectUrl);
       return;
     }
-    this.log(req, res, adId, ad, query).catch((e: Error) =>
+    this.log(req, res, adId, ad, query, start).catch((e: Error) =>
       this.error(res, 500, 'internal', 'click handling failed', e.stack ?? e.message),
     );
   }
 
   /** Judges the impression, logs the click durably, then redirects (503 when it cannot be logged). */
-  private async log(req: IncomingMessage, res: ServerResponse, adId: string, ad: CachedAd, query: string) {
+  private async log(
+    req: IncomingMessage,
+    res: ServerResponse,
+    adId: string,
+    ad: CachedAd,
+    query: string,
+    start: number,
+  ) {
     const ts = this.now();
     const params = new URLSearchParams(query);
     const imp = params.get('imp');
@@ -190,7 +202,9 @@ class ClickRoute {
       return;
     }
     this.count(status);
+    this.respond(302);
     redirect(res, ad.redirectUrl);
+    this.deps.metrics.redirectSeconds.observe((performance.now() - start) / 1000);
   }
 
   private event(
@@ -231,6 +245,12 @@ class ClickRoute {
       this.ipHashes.set(ip, h);
     }
     return h;
+  }
+
+  private respond(code: number): void {
+    let c = this.codes.get(code);
+    if (!c) this.codes.set(code, (c = this.deps.metrics.responses.labels(String(code))));
+    c.inc();
   }
 
   private count(outcome: ClickOutcome): void {
