@@ -13,6 +13,7 @@
 // from the last commit, a crashed consumer is restarted in-process, and a stall watchdog rejoins the
 // group when an owned partition's checkpoint stands still with lag for KAFKA_STALL_AFTER_MS (not
 // while the store refuses flushes, nor at an undecodable message).
+import { config } from '../common/config.js';
 import type { Admin, Consumer, ConsumerRunConfig, EachBatchPayload, Kafka } from 'kafkajs';
 import { ConsumerWatchdog, type PartitionProgress } from '../common/consumer-watchdog.js';
 import type { Probe } from '../common/health.js';
@@ -115,7 +116,7 @@ export class SpeedConsumer {
       run: () => this.consumer.run(this.runConfig),
       log: this.log,
     });
-    const stallAfterMs = opts.stallAfterMs ?? 120_000;
+    const stallAfterMs = opts.stallAfterMs ?? config.KAFKA_STALL_AFTER_MS;
     this.watchdog = new ConsumerWatchdog({
       group: opts.groupId,
       topic: opts.topic,

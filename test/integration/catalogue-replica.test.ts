@@ -5,7 +5,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -20,6 +19,11 @@ import { CatalogueReplica } from '../../ingest/catalogue-replica.js';
 import { newImpression } from '../../ingest/impression.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 import { copyAds } from '../../tools/catalogue-load.js';
+import { freePort, waitFor as waitUntilTruthy } from './faults-support.js';
+
+/** Polls every 20 ms for up to `ms` (the feed's 1 s bound is measured with it). */
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> =>
+  waitUntilTruthy(what, probe, ms, 20);
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const DB = `adclick_t_${randomUUID().slice(0, 8)}`;
@@ -29,14 +33,6 @@ const dbUrl = (name: string): string => {
   return u.href;
 };
 const admin = { authorization: `Bearer ${config.ADCLICK_ADMIN_KEY}` };
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** One GET on a fresh connection (so successive calls reach every click worker in turn). */
 function get(url: string): Promise<{ status: number; location?: string; body: string }> {
@@ -50,21 +46,6 @@ function get(url: string): Promise<{ status: number; location?: string; body: st
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.end();
   });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const until = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < until) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (${String(last)})` : ''}`);
 }
 
 describe('catalogue replica: the click path without PostgreSQL', () => {
