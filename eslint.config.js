@@ -28,7 +28,16 @@ function onlyImports(folder, forbidden, rule) {
 const others = (self) => LAYERS.filter((l) => l !== self);
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.stack/', 'dist/', 'bench/results/', 'serving-layer/public/vendor/'] },
+  {
+    ignores: [
+      'node_modules/',
+      '.stack/',
+      'dist/',
+      'bench/results/',
+      'serving-layer/public/vendor/',
+      'packages/*/dist/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

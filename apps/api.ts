@@ -11,14 +11,21 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
+import type { Admin } from 'kafkajs';
 import express, { type Express } from 'express';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { z } from 'zod';
-import { authenticate } from '../common/auth.js';
+import { identifyCaller, requireCaller } from '../common/auth.js';
 import { config } from '../common/config.js';
-import { createPool, migrate } from '../common/db.js';
-import { healthRouter, healthRoutes } from '../common/health.js';
+import { createPool, migrateWhenReachable, type Migrations } from '../common/db.js';
+import {
+  healthRouter,
+  healthRoutes,
+  unavailableWhileDown,
+  watchDependency,
+  type DependencyWatch,
+} from '../common/health.js';
 import { apiErrorHandler, requestId, sendApiError } from '../common/http-errors.js';
 import { json, methodNotAllowed, openApiDocument, type ApiRoute } from '../common/openapi.js';
 import { configuredRateLimits, rateLimiters, type RateLimits } from '../common/rate-limits.js';
@@ -29,7 +36,8 @@ import { createTemporalClient } from '../common/temporal.js';
 import { isoSeconds } from '../common/time.js';
 import { startBackfill } from '../batch-layer/operations.js';
 import { catalogueRouter, catalogueRoutes } from '../ingest/catalogue-router.js';
-import { clickRoutes } from '../ingest/click-handler.js';
+import { clickRouteContract } from '../ingest/click-route.js';
+import { startCatalogueRelay } from '../ingest/catalogue-relay.js';
 import { configuredSigningKeys, signingKeys, type SigningKeys } from '../ingest/impression.js';
 import {
   createServingRouter,
@@ -38,6 +46,11 @@ import {
   type StartBackfill,
 } from '../serving-layer/router.js';
 import { createSpeedStore } from '../speed-layer/speed-store.js';
+import { createKafka } from '../common/kafka.js';
+import { registry } from '../common/metrics.js';
+import { registerOpsMetrics } from '../serving-layer/ops-metrics.js';
+import { opsRouter, opsRoutes } from '../serving-layer/ops-router.js';
+import { OpsStatusReader } from '../serving-layer/ops-status.js';
 
 export interface ApiDeps {
   pool: pg.Pool;
@@ -55,13 +68,23 @@ export interface ApiDeps {
   impressionTtlSeconds?: number;
   speedTimeoutMs?: number;
   now?: () => number;
+  /**
+   * PostgreSQL checked in the background: while it is down, /v1 answers a prompt 503 (Retry-After)
+   * instead of waiting for a connection, and /readyz says so without a query of its own.
+   */
+  postgresWatch?: DependencyWatch;
+  /** Schema migrated in the background (the process started while PostgreSQL was away). */
+  schema?: Migrations;
+  /** The operators' status (GET /v1/admin/ops); default: opsStatusReader(pool). */
+  ops?: OpsStatusReader;
 }
 
 /** Every route of the public HTTP surface (API.md), with its schemas. */
 export const apiRoutes: ApiRoute[] = [
   ...catalogueRoutes,
   ...servingRoutes,
-  ...clickRoutes,
+  ...opsRoutes,
+  ...clickRouteContract,
   ...healthRoutes,
   {
     method: 'get',
@@ -85,15 +108,32 @@ export function createApiApp(deps: ApiDeps): Express {
   app.set('trust proxy', config.ADCLICK_TRUSTED_PROXY_HOPS);
   app.use(requestId, securityHeaders());
   app.use(
-    healthRouter({ probes: { postgres: () => pool.query('select 1'), speed: () => speedStore.ping() } }),
+    healthRouter({
+      probes: {
+        postgres: deps.postgresWatch?.probe ?? (() => pool.query('select 1')),
+        ...(deps.schema && { migrations: deps.schema.probe }),
+        speed: () => speedStore.ping(),
+      },
+    }),
   );
   app.get('/openapi.json', (_req, res) => {
     res.json(openApi);
   });
   app.use(methodNotAllowed(apiRoutes));
   app.use(dashboardStatic());
-  // Every /v1 route needs a key: authenticated once here, behind the failed-authentication limit.
-  app.use('/v1', limiters.authFailures, authenticate(pool), limiters.perCaller);
+  // Every /v1 route needs PostgreSQL (the key is checked there): a prompt 503 while it is away or
+  // the schema is not migrated yet, not a request that waits for a connection.
+  if (deps.postgresWatch) app.use('/v1', unavailableWhileDown([deps.postgresWatch], 'the database'));
+  const schema = deps.schema;
+  if (schema)
+    app.use('/v1', (_req, res, next) => {
+      if (schema.migrated) return next();
+      res.setHeader('retry-after', '5');
+      sendApiError(res, 503, 'unavailable', 'starting: the database schema is not ready yet; retry later');
+    });
+  // Every /v1 route needs a key: identified once here; failed authentications are limited by address
+  // and key tried (never a request with a good key), then refused.
+  app.use('/v1', identifyCaller(pool), limiters.authFailures, requireCaller, limiters.perCaller);
   app.use(
     catalogueRouter({
       pool,
@@ -112,9 +152,49 @@ export function createApiApp(deps: ApiDeps): Express {
       now: deps.now,
     }),
   );
+  app.use(
+    opsRouter({
+      reader: deps.ops ?? opsStatusReader(pool, deps.temporalClient),
+      temporalUiUrl: `http://${config.HOST}:${config.TEMPORAL_UI_PORT}`,
+      namespace: config.TEMPORAL_NAMESPACE,
+    }),
+  );
   app.use((_req, res) => sendApiError(res, 404, 'not_found', 'no such route'));
   app.use(apiErrorHandler('api'));
   return app;
+}
+
+/**
+ * The operators' status over this process's stores: the two consumer groups of the clicks topic, the
+ * spool and stack folders' disks. Kafka's admin client connects on first use and again after a failure.
+ */
+export function opsStatusReader(pool: pg.Pool, temporalClient?: Client): OpsStatusReader {
+  let admin: Promise<Admin> | undefined;
+  let temporal: Promise<Client> | undefined = temporalClient && Promise.resolve(temporalClient);
+  return new OpsStatusReader({
+    pool,
+    kafkaAdmin: () =>
+      (admin ??= (async () => {
+        const a = createKafka('adclick-ops', { quiet: true }).admin();
+        await a.connect();
+        return a;
+      })().catch((e: unknown) => {
+        admin = undefined;
+        throw e;
+      })),
+    temporal: () =>
+      (temporal ??= createTemporalClient().catch((e: unknown) => {
+        temporal = undefined;
+        throw e;
+      })),
+    consumers: [
+      { group: config.ARCHIVER_GROUP_ID, topic: config.KAFKA_CLICKS_TOPIC },
+      { group: config.SPEED_CONSUMER_GROUP, topic: config.KAFKA_CLICKS_TOPIC },
+    ],
+    disks: { spool: config.ADCLICK_SPOOL_DIR, stack: config.ADCLICK_STACK_DIR },
+    lookbackMs: 7 * 24 * 3_600_000,
+    rawRetentionMs: config.BATCH_RAW_RETENTION_DAYS * 24 * 3_600_000,
+  });
 }
 
 let sharedRedis: Redis | undefined;
@@ -156,9 +236,18 @@ export async function listen(
 }
 
 async function main(): Promise<void> {
-  const pool = createPool(10);
-  await migrate(pool);
+  const log = (m: string): void => console.error(`[api] ${m}`);
+  // Listens at once, also while PostgreSQL is away: /readyz and the 503s say so until it is back.
+  const pool = createPool(10, { statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
+  const schema = migrateWhenReachable(pool, { log });
+  const postgresWatch = watchDependency('postgres', () => pool.query('select 1'), { log });
   const speedStore = createSpeedStore();
+  // Ad changes to the click processes' replicas (one relay active among the API processes).
+  const relay = startCatalogueRelay({
+    pool,
+    kafka: createKafka('adclick-catalogue-relay'),
+    topic: config.ADCLICK_AD_CHANGES_TOPIC,
+  });
   // The rate limits' Redis, connected before the first request (they pass requests while it is away).
   const redis = createRedis();
   await redis
@@ -166,8 +255,14 @@ async function main(): Promise<void> {
     .catch((e: Error) =>
       console.error(`[api] Redis not reachable yet (${e.message}); rate limits wait for it`),
     );
+  const ops = opsStatusReader(pool);
+  registerOpsMetrics({
+    registry,
+    reader: ops,
+    hourFinalDeadlineSeconds: config.OPS_HOUR_FINAL_DEADLINE_MINUTES * 60,
+  });
   const { server, url } = await listen(
-    createApiApp({ pool, speedStore, redis }),
+    createApiApp({ pool, speedStore, redis, postgresWatch, schema, ops }),
     config.API_PORT,
     config.HOST,
   );
@@ -176,10 +271,14 @@ async function main(): Promise<void> {
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
+    schema.stop();
+    postgresWatch.stop();
     server.close();
     server.closeIdleConnections();
     redis.disconnect();
-    void Promise.allSettled([speedStore.close(), pool.end()]).finally(() => process.exit(0));
+    void Promise.allSettled([speedStore.close(), relay.stop().then(() => pool.end())]).finally(() =>
+      process.exit(0),
+    );
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -1,5 +1,7 @@
-// The click process (`npm run click`): the public base URL. The primary applies the migrations,
-// creates the Kafka topics, then forks one worker per core (ADCLICK_CLICK_WORKERS), all serving PORT.
+// The click process (`npm run click`): the public base URL. The primary feeds the host's catalogue
+// replica (ADCLICK_CATALOGUE_DIR, ingest/catalogue-feed.ts) and forks one worker per core
+// (ADCLICK_CLICK_WORKERS), all serving PORT and reading that replica; PostgreSQL is not needed to
+// start or serve (migrations and topic checks run in the background, retried until they succeed).
 // Each worker is one click service (ingest/service.ts): `GET /c/:adId` on the lean node:http path,
 // /healthz, /readyz and /metrics of the click path, and every other request handed to the API
 // process (API_URL) through a reverse proxy, so a local run keeps one base URL while clicks and
@@ -15,7 +17,9 @@ import type { RequestHandler } from 'express';
 import { createProxyServer } from 'http-proxy-3';
 import { AggregatorRegistry } from 'prom-client';
 import { config } from '../common/config.js';
-import { createPool, migrate } from '../common/db.js';
+import { createPool, migrateWhenReachable } from '../common/db.js';
+import { startCatalogueFeed } from '../ingest/catalogue-feed.js';
+import { CatalogueReplica } from '../ingest/catalogue-replica.js';
 import { sendApiError } from '../common/http-errors.js';
 import { appTopics, createKafka, describeTopicChanges, ensureTopics } from '../common/kafka.js';
 import { metricsText, registry } from '../common/metrics.js';
@@ -63,11 +67,22 @@ export function startClickWorker(opts: ClickServiceOptions & { apiUrl?: string }
   return startClickService({ fallback: apiProxy(opts.apiUrl ?? apiUrl()), ...opts });
 }
 
-async function primary(): Promise<void> {
-  const pool = createPool(1);
-  const applied = await migrate(pool);
-  await pool.end();
-  if (applied.length > 0) console.log(`migrations applied: ${applied.join(', ')}`);
+/** The host's catalogue replica, fed by this primary; its workers only read it. */
+function feedReplica(pool: ReturnType<typeof createPool>): () => Promise<void> {
+  const replica = CatalogueReplica.open(config.ADCLICK_CATALOGUE_DIR);
+  const feed = startCatalogueFeed({
+    replica,
+    kafka: createKafka('adclick-catalogue-feed'),
+    topic: config.ADCLICK_AD_CHANGES_TOPIC,
+    pool,
+  });
+  return async () => {
+    await feed.stop();
+    await replica.close();
+  };
+}
+
+async function checkTopics(): Promise<void> {
   const admin = createKafka('adclick-ingest-setup').admin();
   try {
     await admin.connect();
@@ -80,6 +95,14 @@ async function primary(): Promise<void> {
   } finally {
     await admin.disconnect().catch(() => undefined);
   }
+}
+
+async function primary(): Promise<void> {
+  // Clicks never wait for PostgreSQL: the migrations are retried in the background while it is away.
+  const pool = createPool(2, { statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
+  const stopFeed = feedReplica(pool);
+  const schema = migrateWhenReachable(pool, { log: (m) => console.error(`[click] ${m}`) });
+  void checkTopics();
 
   const count = config.ADCLICK_CLICK_WORKERS || availableParallelism();
   const aggregator = new AggregatorRegistry();
@@ -121,11 +144,12 @@ async function primary(): Promise<void> {
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
+    schema.stop();
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
     const left = setTimeout(() => process.exit(1), 15_000);
     left.unref();
     cluster.on('exit', () => {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (Object.keys(cluster.workers ?? {}).length === 0) void stopFeed().finally(() => process.exit(0));
     });
   };
   process.on('SIGTERM', stop);
@@ -137,7 +161,12 @@ async function worker(): Promise<void> {
   const count = Number(process.env.ADCLICK_WORKER_COUNT ?? 1);
   AggregatorRegistry.setRegistries([registry]);
   new AggregatorRegistry(); // installs the worker's answer to the primary's metrics requests
-  const service = await startClickWorker({ spoolPath: spoolFile(index), metricsText: clusterMetricsText });
+  const replica = CatalogueReplica.open(config.ADCLICK_CATALOGUE_DIR); // fed by the primary
+  const service = await startClickWorker({
+    spoolPath: spoolFile(index),
+    metricsText: clusterMetricsText,
+    replica,
+  });
   process.send?.({ type: SPOOL_OWNED, id: 0 });
   const orphans = index === 0 ? adoptOrphanSpools(count) : undefined;
 

@@ -1,8 +1,12 @@
 // The speed-layer consumer process (`npm run speed-layer`): joins the consumer group on `clicks`,
 // counts valid clicks per minute into the store chosen by SPEED_STORE (Pinot through the
-// minute_counts topic, or PostgreSQL), serves /metrics, and leaves the group cleanly on SIGTERM.
+// minute_counts topic, or PostgreSQL), serves /metrics and /readyz (SPEED_LAYER_METRICS_PORT), and
+// leaves the group cleanly on SIGTERM. It starts and keeps running while Kafka, PostgreSQL or Pinot
+// is away (docs/dependencies.md).
 import { config } from '../common/config.js';
-import { createPool, migrate } from '../common/db.js';
+import type pg from 'pg';
+import { createPool, migrateWhenReachable, type Migrations } from '../common/db.js';
+import { serveHealth, watchDependency, type DependencyWatch } from '../common/health.js';
 import {
   appTopics,
   clicksTopicSpec,
@@ -10,7 +14,7 @@ import {
   describeTopicChanges,
   ensureTopics,
 } from '../common/kafka.js';
-import { serveMetrics } from '../common/metrics.js';
+import { kafkaProbe, keepTrying } from '../common/startup.js';
 import { SpeedConsumer } from '../speed-layer/consumer.js';
 import { KafkaTransactionSink } from '../speed-layer/kafka-sink.js';
 import { consumeNewPartitions, ensurePinotTables } from '../speed-layer/pinot-tables.js';
@@ -24,36 +28,37 @@ async function main(): Promise<void> {
   const clicksTopic = config.KAFKA_CLICKS_TOPIC;
   const countsTopic = config.KAFKA_MINUTE_COUNTS_TOPIC;
   const groupId = config.SPEED_CONSUMER_GROUP;
+  const pinot = config.SPEED_STORE === 'pinot';
+  let stopping = false;
+  const stopped = (): boolean => stopping;
 
-  const admin = kafka.admin();
-  await admin.connect();
-  // One topic definition (common/kafka.ts): created, grown and configured on start; minute_counts
-  // keeps as many partitions as clicks.
-  const changes = await ensureTopics(
-    admin,
-    config.SPEED_STORE === 'pinot' ? appTopics() : [clicksTopicSpec()],
-  );
-  for (const line of describeTopicChanges(changes)) log(line);
+  // Health first, then the start-up steps, each retried until its dependency answers: the process
+  // runs (and /readyz names what is missing) while Kafka, PostgreSQL or Pinot is away.
+  const probeKafka = kafkaProbe(createKafka(`speed-layer-probe-${process.pid}`, { probe: true }));
+  const watches: DependencyWatch[] = [watchDependency('kafka', probeKafka.probe, { log })];
   const closers: Array<() => Promise<void>> = [];
-  let sink: PartitionSink;
-  if (config.SPEED_STORE === 'pinot') {
-    await ensurePinotTables({ table: config.SPEED_PINOT_TABLE, topic: countsTopic });
-    sink = new KafkaTransactionSink(kafka, {
-      groupId,
-      clicksTopic,
-      countsTopic,
-      // clicks grew while we run: Pinot is told to consume the new minute_counts partitions now.
-      onCountsTopicGrown: () => consumeNewPartitions(config.SPEED_PINOT_TABLE),
-      log,
-    });
-  } else {
-    const pool = createPool(4);
-    await migrate(pool);
-    sink = new PostgresSink(pool, groupId, clicksTopic);
-    closers.push(() => pool.end());
+  let pool: pg.Pool | undefined;
+  let schema: Migrations | undefined;
+  if (!pinot) {
+    const p = createPool(4, { statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
+    pool = p;
+    schema = migrateWhenReachable(p, { log });
+    watches.push(watchDependency('postgres', () => p.query('select 1'), { log }));
+    closers.push(() => p.end());
   }
-  await admin.disconnect();
-
+  // Pinot only reads minute_counts: counting goes on without it. Its table is made when it answers.
+  let pinotTables = false;
+  const sink: PartitionSink =
+    pool === undefined
+      ? new KafkaTransactionSink(kafka, {
+          groupId,
+          clicksTopic,
+          countsTopic,
+          // clicks grew while we run: Pinot is told to consume the new minute_counts partitions now.
+          onCountsTopicGrown: () => consumeNewPartitions(config.SPEED_PINOT_TABLE),
+          log,
+        })
+      : new PostgresSink(pool, groupId, clicksTopic);
   const consumer = new SpeedConsumer({
     kafka,
     topic: clicksTopic,
@@ -63,24 +68,34 @@ async function main(): Promise<void> {
     openMinutes: config.SPEED_OPEN_WINDOW_MINUTES,
     flushIntervalMs: config.SPEED_FLUSH_INTERVAL_MS,
     fetch: { minBytes: config.KAFKA_CONSUMER_MIN_BYTES, maxWaitTimeInMs: config.KAFKA_CONSUMER_MAX_WAIT_MS },
+    stallAfterMs: config.KAFKA_STALL_AFTER_MS,
     log,
   });
-  const metrics = serveMetrics(config.SPEED_LAYER_METRICS_PORT, config.HOST);
-  await consumer.start();
-  log(
-    `consuming ${clicksTopic} as ${groupId} into ${config.SPEED_STORE}; /metrics on :${config.SPEED_LAYER_METRICS_PORT}`,
-  );
+  const health = serveHealth(config.SPEED_LAYER_METRICS_PORT, config.HOST, {
+    probes: {
+      ...Object.fromEntries(watches.map((w) => [w.name, w.probe])),
+      ...(schema && { migrations: schema.probe }),
+      ...(pinot && {
+        'pinot-table': () =>
+          pinotTables ? Promise.resolve() : Promise.reject(new Error('Pinot table not made yet')),
+      }),
+      consumer: consumer.consumerProbe,
+    },
+    log,
+  });
 
-  let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log(`${signal}: committing and leaving the group`);
     void (async () => {
+      schema?.stop();
+      for (const w of watches) w.stop();
       await consumer.stop();
-      await sink.close();
+      await sink.close().catch(() => undefined);
+      await probeKafka.close();
       for (const close of closers) await close();
-      metrics.close();
+      health.close();
       process.exit(0);
     })().catch((e: Error) => {
       console.error(e);
@@ -89,6 +104,37 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+
+  await schema?.done;
+  // One topic definition (common/kafka.ts): created, grown and configured on start; minute_counts
+  // keeps as many partitions as clicks.
+  await keepTrying(
+    'Kafka topics check',
+    async () => {
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        const changes = await ensureTopics(admin, pinot ? appTopics() : [clicksTopicSpec()]);
+        for (const line of describeTopicChanges(changes)) log(line);
+      } finally {
+        await admin.disconnect().catch(() => undefined);
+      }
+    },
+    { log, stopped },
+  );
+  if (pinot)
+    void keepTrying(
+      'Pinot table check',
+      () => ensurePinotTables({ table: config.SPEED_PINOT_TABLE, topic: countsTopic }),
+      { log, stopped, maxDelayMs: 30_000 },
+    ).then(
+      () => (pinotTables = true),
+      () => undefined,
+    );
+  await keepTrying('joining the consumer group', () => consumer.start(), { log, stopped });
+  log(
+    `consuming ${clicksTopic} as ${groupId} into ${config.SPEED_STORE}; /metrics and /readyz on :${config.SPEED_LAYER_METRICS_PORT}`,
+  );
 }
 
 main().catch((e: Error) => {

@@ -14,15 +14,25 @@
 // never buffered again (redelivered batches are skipped by offset), and at `maxBufferedEvents` the
 // consumer stops fetching until a flush succeeds — the outage shows as consumer lag, Kafka keeps the
 // events, and the timer retries the upload and resumes.
+//
+// Outages of Kafka, S3 or PostgreSQL never end the process (docs/dependencies.md): a failed flush
+// keeps its rows, a crashed consumer is restarted in-process, and a stall watchdog compares each
+// owned partition's committed offset with its end: one that stands still with lag for
+// KAFKA_STALL_AFTER_MS (not because S3 or PostgreSQL refuse the flushes, nor at an undecodable
+// message) is logged, its buffer dropped (re-read from the committed offset) and the consumer
+// rejoins the group — what a restart of the process would do, without one.
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Admin, Consumer, ConsumerRunConfig, EachBatchPayload, Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { decodeClickEvent, type ClickEvent } from '../common/click-event.js';
 import { config } from '../common/config.js';
 import { registry } from '../common/metrics.js';
+import { ConsumerWatchdog, type PartitionProgress, type Stall } from '../common/consumer-watchdog.js';
+import type { Probe } from '../common/health.js';
+import { superviseConsumer } from '../common/startup.js';
 import { hourOf } from '../common/time.js';
 import { rawFileKey } from './layout.js';
 import { writeRawParquet, type RawClickRow } from './parquet.js';
@@ -47,6 +57,8 @@ export interface ArchiverOptions {
   fromBeginning?: boolean;
   /** Fetch sizing (KAFKA_CONSUMER_MIN_BYTES / KAFKA_CONSUMER_MAX_WAIT_MS); kafkajs' defaults if unset. */
   fetch?: { minBytes: number; maxWaitTimeInMs: number };
+  /** A partition whose committed offset stands still this long with lag is stalled (KAFKA_STALL_AFTER_MS). */
+  stallAfterMs?: number;
   log?: (msg: string) => void;
 }
 
@@ -104,6 +116,15 @@ const flushFailures = new Counter({
   registers: [registry],
 });
 
+const lostCommits = new Counter({
+  name: 'archiver_lost_commits_total',
+  help: 'Offset commits KafkaJS reported done without sending them, or that the group does not have (committed again)',
+  registers: [registry],
+});
+
+/** A commit KafkaJS resolved without sending it (see `Archiver.rejoin`). */
+class CommitNotSent extends Error {}
+
 let fileSeq = 0;
 
 export class Archiver {
@@ -113,6 +134,10 @@ export class Archiver {
   private assigned = new Set<number>();
   private timer?: NodeJS.Timeout;
   private ticking = false;
+  private tickStartedAt = 0;
+  private lostCommitLoggedAt = 0;
+  /** Offsets KafkaJS really sent in a commit, by partition (its COMMIT_OFFSETS event). */
+  private readonly sentCommits = new Map<number, string>();
   /** Fetching is paused because the buffers are full and a flush failed. */
   private paused = false;
   /** After a failed flush, batches do not try again before this time (the timer does). */
@@ -120,12 +145,88 @@ export class Archiver {
   private readonly maxBuffered: number;
   /** Partitions stopped at an undecodable message: partition → offset and why (logged every minute). */
   private readonly stopped = new Map<number, { offset: string; reason: string; loggedAt: number }>();
-  readonly stats = { events: 0, files: 0, commits: 0, flushFailures: 0, pauses: 0 };
+  readonly stats = { events: 0, files: 0, commits: 0, flushFailures: 0, pauses: 0, stalls: 0 };
+  private lastFlushFailureAt = 0;
+  private readonly watchdog: ConsumerWatchdog;
+  private supervision!: { probe: Probe; stop: () => void };
+  private runConfig!: ConsumerRunConfig;
+  private started = false;
+  private stopping = false;
+  private readonly log: (message: string) => void;
 
   constructor(private readonly opts: ArchiverOptions) {
-    this.consumer = opts.kafka.consumer({ groupId: opts.groupId, sessionTimeout: 30_000, ...opts.fetch });
+    this.log = opts.log ?? ((m: string) => console.error(m));
     this.admin = opts.kafka.admin();
     this.maxBuffered = opts.maxBufferedEvents ?? config.ARCHIVER_MAX_BUFFERED_EVENTS;
+    this.consumer = this.makeConsumer();
+    const stallAfterMs = opts.stallAfterMs ?? config.KAFKA_STALL_AFTER_MS;
+    this.watchdog = new ConsumerWatchdog({
+      group: opts.groupId,
+      topic: opts.topic,
+      stallAfterMs,
+      progress: () => this.progress(),
+      // Not stalls: partitions stopped at an undecodable message, and every partition while S3 or
+      // PostgreSQL refuse the flushes (the lag is the outage's, and Kafka keeps the events).
+      held: () =>
+        this.paused || Date.now() - this.lastFlushFailureAt < stallAfterMs
+          ? new Set(this.assigned)
+          : new Set(this.stopped.keys()),
+      onStall: (stalls) => this.rejoin(stalls),
+      log: this.log,
+    });
+  }
+
+  /**
+   * A KafkaJS consumer of the group, with its batch handler and supervision. Replaced as a whole on a
+   * stall (`rejoin`): a retired one is never restarted by KafkaJS, and batches it still delivers are
+   * not taken (see `rejoin` for why).
+   */
+  private makeConsumer(): Consumer {
+    const consumer: Consumer = this.opts.kafka.consumer({
+      groupId: this.opts.groupId,
+      sessionTimeout: 30_000,
+      ...this.opts.fetch,
+      retry: {
+        retries: 5,
+        initialRetryTime: 200,
+        restartOnFailure: async () => consumer === this.consumer && !this.stopping,
+      },
+    });
+    const runConfig: ConsumerRunConfig = {
+      autoCommit: false,
+      // Resolved message by message: when onBatch stops early (buffers full), the rest of the batch
+      // is fetched again after the resume instead of being skipped.
+      eachBatchAutoResolve: false,
+      eachBatch: async (payload) => {
+        if (consumer === this.consumer) await this.onBatch(payload);
+      },
+    };
+    this.runConfig = runConfig;
+    consumer.on(consumer.events.COMMIT_OFFSETS, ({ payload }) => {
+      if (consumer !== this.consumer) return;
+      for (const t of payload.topics)
+        if (t.topic === this.opts.topic)
+          for (const p of t.partitions) this.sentCommits.set(Number(p.partition), String(p.offset));
+    });
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      if (consumer !== this.consumer) return;
+      const mine = new Set(payload.memberAssignment[this.opts.topic] ?? []);
+      // Buffers of partitions moved elsewhere are dropped uncommitted: the new owner re-reads them.
+      for (const p of this.buffers.keys()) if (!mine.has(p)) this.buffers.delete(p);
+      this.assigned = mine;
+    });
+    this.supervision?.stop();
+    this.supervision = superviseConsumer(consumer, {
+      name: `archiver ${this.opts.groupId}`,
+      run: () => consumer.run(runConfig),
+      log: this.log,
+    });
+    return consumer;
+  }
+
+  /** For /readyz: the consumer is a member of its group (not crashed, not stopped). */
+  get consumerProbe(): Probe {
+    return () => this.supervision.probe();
   }
 
   /** Events held in memory over all partitions, not yet in S3 (including those being uploaded). */
@@ -135,34 +236,98 @@ export class Archiver {
     return n;
   }
 
+  /** Connects and joins the group; may be called again after it failed (Kafka away at start). */
   async start(): Promise<void> {
     await mkdir(this.opts.workDir, { recursive: true });
     await this.admin.connect();
     await this.consumer.connect();
-    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
-      const mine = new Set(payload.memberAssignment[this.opts.topic] ?? []);
-      // Buffers of partitions moved elsewhere are dropped uncommitted: the new owner re-reads them.
-      for (const p of this.buffers.keys()) if (!mine.has(p)) this.buffers.delete(p);
-      this.assigned = mine;
-    });
     await this.consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.fromBeginning ?? true });
-    await this.consumer.run({
-      autoCommit: false,
-      // Resolved message by message: when onBatch stops early (buffers full), the rest of the batch
-      // is fetched again after the resume instead of being skipped.
-      eachBatchAutoResolve: false,
-      eachBatch: (payload) => this.onBatch(payload),
-    });
+    await this.consumer.run(this.runConfig);
+    this.started = true;
     const every = Math.min(this.opts.flushMs, 5000);
     this.timer = setInterval(() => void this.tick(), every);
+    this.watchdog.start();
+  }
+
+  /** Committed (Kafka) and end offsets of the partitions this member owns. */
+  private async progress(): Promise<PartitionProgress[]> {
+    if (this.assigned.size === 0) return [];
+    const [ends, committed] = await Promise.all([
+      this.admin.fetchTopicOffsets(this.opts.topic),
+      this.admin.fetchOffsets({ groupId: this.opts.groupId, topics: [this.opts.topic] }),
+    ]);
+    const endOf = new Map(ends.map((e) => [e.partition, Number(e.high)]));
+    const committedOf = new Map((committed[0]?.partitions ?? []).map((c) => [c.partition, Number(c.offset)]));
+    return [...this.assigned].map((partition) => ({
+      partition,
+      committed: committedOf.get(partition) ?? -1,
+      end: endOf.get(partition) ?? 0,
+    }));
+  }
+
+  /**
+   * What a restart of the process would do for stalled partitions, in-process: their buffers are
+   * dropped (re-read from the committed offset, whatever this process believed it had read or
+   * committed), and the KafkaJS consumer is replaced by a new one that joins the group and fetches
+   * every owned partition from its committed offset.
+   *
+   * Why a new consumer and not stop/run: the stall of issue 23, reproduced on a private stack (clicks
+   * grown 4 -> 6 partitions under traffic, then Kafka killed under load and restarted; the consumer
+   * crash-restarted by KafkaJS, twice while the group coordinator was loading), comes from KafkaJS
+   * answering a commit with success without sending it whenever its runner is not running (runner.js
+   * `commitOffsets`: "consumer not running, exiting"; errors are swallowed the same way). The archiver
+   * uploaded, believed each commit done, and the group's offsets stood still; in one run for over a
+   * minute while batches were still delivered. A partition that gets nothing new after such a commit
+   * never commits again (its buffer says "committed"): issue 23's partition 4. `commit` now checks that
+   * KafkaJS sent it, `recordWatermarks` re-commits when the group is behind, and should a consumer stay
+   * in that state, this replaces it: a fresh one has one runner, and the retired one is never
+   * restarted (`restartOnFailure`) and delivers nothing more to `onBatch`.
+   */
+  async rejoin(stalls: Array<Pick<Stall, 'partition'>>): Promise<void> {
+    if (this.stopping) return;
+    this.stats.stalls += stalls.length;
+    for (const { partition } of stalls) {
+      // What this process believed of the partition: the log line a stall's diagnosis starts from.
+      const b = this.buffers.get(partition);
+      this.log(
+        `stalled partition ${partition}: ${b ? `${b.rows.length} rows buffered, ${b.uploading} uploading, last read offset ${b.lastOffset ?? 'none'}, last committed here ${b.committedOffset ?? 'none'}` : 'no buffer'}` +
+          `; assigned here: ${this.assigned.has(partition)}, fetching paused: ${this.paused}; ` +
+          'dropping its buffer and rejoining with a new consumer',
+      );
+    }
+    const old = this.consumer;
+    this.consumer = this.makeConsumer();
+    this.assigned = new Set();
+    for (const { partition } of stalls) this.buffers.delete(partition);
+    await withDeadline(old.disconnect(), 30_000, 'leaving the group').catch((e: Error) =>
+      this.log(`rejoin: the old consumer did not leave cleanly (${e.message})`),
+    );
+    this.paused = false;
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.fromBeginning ?? true });
+    await this.consumer.run(this.runConfig);
+    if (this.stopped.size > 0)
+      this.consumer.pause([{ topic: this.opts.topic, partitions: [...this.stopped.keys()] }]);
   }
 
   /** Flushes what is buffered, then leaves the group. */
   async stop(): Promise<void> {
+    this.stopping = true;
+    this.watchdog.stop();
+    this.supervision.stop();
     if (this.timer) clearInterval(this.timer);
+    if (!this.started) {
+      await this.consumer.disconnect().catch(() => undefined);
+      await this.admin.disconnect().catch(() => undefined);
+      return;
+    }
     // Offsets can only be committed while the consumer runs: pause fetching, flush and commit what
     // is buffered, then leave the group.
-    this.consumer.pause([{ topic: this.opts.topic }]);
+    try {
+      this.consumer.pause([{ topic: this.opts.topic }]);
+    } catch {
+      // not running (crashed and not restarted yet): nothing is fetched anyway
+    }
     for (const p of [...this.buffers.keys()]) {
       // What cannot be uploaded now stays uncommitted: the next owner reads it again from Kafka.
       await this.flush(p).catch((e: Error) =>
@@ -280,6 +445,9 @@ export class Archiver {
   }
 
   private noteFlushFailure(partition: number, e: Error): void {
+    // S3 or PostgreSQL refusing is an outage the watchdog waits out; KafkaJS not sending commits is
+    // what the watchdog is for (if it lasts, a new consumer).
+    if (!(e instanceof CommitNotSent)) this.lastFlushFailureAt = Date.now();
     this.flushRetryAt = Date.now() + Math.min(this.opts.flushMs, 5000);
     this.stats.flushFailures++;
     flushFailures.inc();
@@ -356,16 +524,32 @@ export class Archiver {
   }
 
   private async commit(partition: number, lastOffset: string): Promise<void> {
-    await this.consumer.commitOffsets([
-      { topic: this.opts.topic, partition, offset: (BigInt(lastOffset) + 1n).toString() },
-    ]);
+    const offset = (BigInt(lastOffset) + 1n).toString();
+    this.sentCommits.delete(partition);
+    await this.consumer.commitOffsets([{ topic: this.opts.topic, partition, offset }]);
+    // KafkaJS resolves a commit it did not send when its runner is not running (see `rejoin`); one
+    // it sent emitted COMMIT_OFFSETS before resolving. Not sent is a failed flush: rows kept, retried.
+    if (this.sentCommits.get(partition) !== offset) {
+      lostCommits.inc();
+      throw new CommitNotSent(
+        `KafkaJS did not send the commit of ${this.opts.topic} partition ${partition} at ${offset} (its consumer is not running)`,
+      );
+    }
     this.stats.commits++;
   }
 
   /** Time-based flushes and watermark updates, also for partitions that receive nothing. */
   async tick(): Promise<void> {
-    if (this.ticking) return;
+    // One tick at a time; but a tick stuck on a call that never answers must not end every later
+    // time-based flush (each partition's flushes stay serialized by its own lock).
+    const stuckAfterMs = Math.max(120_000, 4 * this.opts.flushMs);
+    if (this.ticking && Date.now() - this.tickStartedAt < stuckAfterMs) return;
+    if (this.ticking)
+      (this.opts.log ?? console.error)(
+        `the previous tick has run for ${Math.round((Date.now() - this.tickStartedAt) / 1000)} s: starting another`,
+      );
     this.ticking = true;
+    this.tickStartedAt = Date.now();
     try {
       const now = Date.now();
       for (const [p, b] of this.buffers) {
@@ -414,6 +598,26 @@ export class Archiver {
     const now = Date.now();
     for (const p of this.assigned) {
       const b = this.buffers.get(p);
+      // A commit KafkaJS answered with success without sending it (see `rejoin`) leaves the group's
+      // offset behind what this process believes it committed; it must be committed again, or a
+      // partition that gets nothing new never moves (issue 23's partition 4).
+      const inKafka = committedOf.get(p) ?? 0n;
+      if (
+        b &&
+        b.uploading === 0 &&
+        b.committedOffset !== undefined &&
+        inKafka < BigInt(b.committedOffset) + 1n
+      ) {
+        if (now - this.lostCommitLoggedAt >= 60_000) {
+          this.lostCommitLoggedAt = now;
+          this.log(
+            `${this.opts.topic} partition ${p}: the group's committed offset ${inKafka} is behind the commit this process made ` +
+              `(${BigInt(b.committedOffset) + 1n}): the commit was lost, committing again`,
+          );
+        }
+        lostCommits.inc();
+        b.committedOffset = undefined;
+      }
       const buffered = b !== undefined && b.rows.length + b.uploading > 0;
       const caughtUp = !buffered && (committedOf.get(p) ?? 0n) >= (endOf.get(p) ?? 0n);
       const bufferedMinTs = buffered ? minDefined(b.minTs, b.uploadingMinTs) : undefined;
@@ -434,3 +638,13 @@ export class Archiver {
 
 const minDefined = (a: number | undefined, b: number | undefined): number | undefined =>
   a === undefined ? b : b === undefined ? a : Math.min(a, b);
+
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms)),
+    ),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -44,6 +44,10 @@ const schema = z.object({
   ADCLICK_RATE_LIMIT_WINDOW_S: positiveInt.default(60),
   ADCLICK_RATE_LIMIT_ADVERTISER: positiveInt.default(600),
   ADCLICK_RATE_LIMIT_ADMIN: positiveInt.default(6000),
+  // Per impression key (an ad server): 30,000 requests a minute = 500 a second, i.e. 500,000
+  // impressions a second through POST /v1/impressions/batch (1,000 a request), above the documented
+  // target (docs/impressions.md).
+  ADCLICK_RATE_LIMIT_MINTER: positiveInt.default(30_000),
   ADCLICK_RATE_LIMIT_AUTH_FAILURES: positiveInt.default(20),
   ADCLICK_RATE_LIMIT_AUTH_WINDOW_S: positiveInt.default(600),
   // Proxies in front of the API that set X-Forwarded-For (the click process's proxy, or nginx in
@@ -130,6 +134,13 @@ const schema = z.object({
   // In-process ad cache of each click worker (entries) and how long an unknown id stays unknown (ms).
   ADCLICK_AD_CACHE_SIZE: positiveInt.default(200_000),
   ADCLICK_AD_NEGATIVE_TTL_MS: positiveInt.default(30_000),
+  // The click process's catalogue replica (docs/catalogue-replica.md): its LMDB folder on this host,
+  // written by the click primary and read by every click worker; the compacted topic of ad changes
+  // it follows (written by the API process's relay); and the deadline of the PostgreSQL fallback of
+  // a signed click on an ad the replica does not know yet (ms).
+  ADCLICK_CATALOGUE_DIR: z.string().default(resolve('.stack', 'catalogue')),
+  ADCLICK_AD_CHANGES_TOPIC: z.string().default('ad-changes'),
+  ADCLICK_CATALOGUE_FALLBACK_DEADLINE_MS: positiveInt.default(100),
   // How often each click worker reports how far its clicks are in Kafka (docs/completeness.md), and
   // the stamp-to-log margin a report never claims (covers the Redis dedup deadline).
   ADCLICK_PROGRESS_REPORT_MS: positiveInt.default(5000),
@@ -201,6 +212,39 @@ const schema = z.object({
   KAFKA_CONSUMER_MIN_BYTES: positiveInt.default(131_072),
   KAFKA_CONSUMER_MAX_WAIT_MS: positiveInt.default(100),
   // --- end topics and long-lived processes ---
+  // --- Dependency outages (common/db.ts, common/health.ts, docs/dependencies.md) ---
+  // PostgreSQL: how long a new connection may take, and how long one statement may run. The server
+  // cancels a statement at its deadline; the client gives up a second later, also when the server
+  // hangs and cannot cancel anything. Long-running processes use DATABASE_STATEMENT_TIMEOUT_MS;
+  // batch jobs and tools (compaction, COPY imports) the long one; the click path's catalogue
+  // fallback the short one.
+  DATABASE_CONNECT_TIMEOUT_MS: positiveInt.default(3000),
+  DATABASE_STATEMENT_TIMEOUT_MS: positiveInt.default(10_000),
+  DATABASE_BATCH_STATEMENT_TIMEOUT_MS: positiveInt.default(30 * 60_000),
+  DATABASE_CLICK_STATEMENT_TIMEOUT_MS: positiveInt.default(100),
+  // Redis: a command not answered within this fails (each caller falls back: rate limits pass,
+  // dedup fails open); the click path's first-click check has its own ADCLICK_REDIS_DEADLINE_MS.
+  REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(1000),
+  // How often each process checks the dependencies it needs (its /readyz, the API's prompt 503s).
+  ADCLICK_DEPENDENCY_CHECK_MS: positiveInt.default(1000),
+  // A consumer partition whose committed offset has not moved for this long while it has lag is
+  // stalled: logged, counted, and its consumer rejoins (archiver, speed layer).
+  KAFKA_STALL_AFTER_MS: positiveInt.default(120_000),
+  // /metrics, /healthz and /readyz of the processes with no HTTP API of their own.
+  ARCHIVER_METRICS_PORT: port.default(9465),
+  WORKER_METRICS_PORT: port.default(9466),
+  // --- end dependency outages ---
+  // --- Operations (stack/services/prometheus.ts, serving-layer/ops-metrics.ts, ops/alerts.yml) ---
+  // The local stack's Prometheus (scrapes every process of `npm start`, evaluates ops/alerts.yml).
+  PROMETHEUS_PORT: port.default(9090),
+  // Where the JVMs of the local stack serve Prometheus text through the JMX exporter's Java agent
+  // (loaded when Kafka or Pinot starts; ops/jmx/*.yml say which figures).
+  KAFKA_JMX_EXPORTER_PORT: port.default(9467),
+  PINOT_JMX_EXPORTER_PORT: port.default(9468),
+  // An hour not final this many minutes after its end fires HourNotFinal (exported by the API process
+  // as adclick_ops_hour_final_deadline_seconds, so the rule follows this setting).
+  OPS_HOUR_FINAL_DEADLINE_MINUTES: positiveInt.default(30),
+  // --- end operations ---
 });
 
 export type Config = z.infer<typeof schema>;

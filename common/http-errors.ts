@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
+import { isDatabaseUnavailable } from './db.js';
 
 /** A client error: answered `400` with its code and message. */
 export class BadRequest extends Error {
@@ -51,7 +52,10 @@ export function logRequest(logName: string, req: Request, res: Response, detail:
   console.error(`[${logName}] request ${requestIdOf(res)} ${req.method} ${req.path}: ${detail}`);
 }
 
-/** Express error middleware: 400 for BadRequest and unparsable JSON, 413 for a body over the limit, else 500. */
+/**
+ * Express error middleware: 400 for BadRequest and unparsable JSON, 413 for a body over the limit,
+ * 503 (Retry-After) when PostgreSQL is unavailable, else 500.
+ */
 export function apiErrorHandler(
   logName: string,
 ): (err: unknown, req: Request, res: Response, next: NextFunction) => void {
@@ -63,6 +67,12 @@ export function apiErrorHandler(
       return sendApiError(res, 400, 'bad_json', 'the request body is not valid JSON');
     if (e.type === 'entity.too.large')
       return sendApiError(res, 413, 'too_large', 'the request body is too large');
+    if (isDatabaseUnavailable(err)) {
+      // PostgreSQL away, hung or past the statement deadline: retry later, not a server bug.
+      logRequest(logName, req, res, `database unavailable: ${(err as Error).message}`);
+      res.setHeader('retry-after', '5');
+      return sendApiError(res, 503, 'unavailable', 'the database is unavailable right now; retry later');
+    }
     logRequest(logName, req, res, `failed: ${(err as Error)?.stack ?? String(err)}`);
     sendApiError(res, 500, 'internal', 'internal error; the server log has the details under the request id');
   };

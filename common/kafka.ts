@@ -47,20 +47,23 @@ class AppKafka extends Kafka {
 }
 
 /**
- * `quiet` silences the client's own error log, for probes that expect a broker to be down;
+ * `quiet` silences the client's own error log, for probes that expect a broker to be down (`probe`:
+ * also no retries and a short request deadline, for a readiness check);
  * `metadataMaxAgeMs` overrides KAFKA_METADATA_MAX_AGE_MS for the producers and consumers it makes.
  */
 export function createKafka(
   clientId: string,
-  opts: { quiet?: boolean; metadataMaxAgeMs?: number } = {},
+  opts: { quiet?: boolean; metadataMaxAgeMs?: number; probe?: boolean } = {},
 ): Kafka {
   return new AppKafka(
     {
       clientId,
       brokers: kafkaBrokers(),
-      logLevel: opts.quiet ? logLevel.NOTHING : logLevel.ERROR,
+      logLevel: opts.quiet || opts.probe ? logLevel.NOTHING : logLevel.ERROR,
       connectionTimeout: 3000,
-      retry: { retries: 5, initialRetryTime: 200 },
+      // `probe`: a readiness check answers within its own deadline, without retries.
+      ...(opts.probe && { requestTimeout: 1500 }),
+      retry: opts.probe ? { retries: 0 } : { retries: 5, initialRetryTime: 200 },
     },
     opts.metadataMaxAgeMs ?? config.KAFKA_METADATA_MAX_AGE_MS,
   );

@@ -1,7 +1,12 @@
 // Rate limits of the API (express-rate-limit with its Redis store, so they hold across API replicas):
-// failed authentications per client address, and requests per caller — each advertiser key, and the
-// admin key. Over a limit: 429 with Retry-After and the API's error body. The click endpoint is not
-// limited (it must stay cheap instead, see ingest/click-handler.ts).
+// failed authentications per client address and per key tried, and requests per caller — each
+// advertiser key, each impression key, and the admin key. Over a limit: 429 with Retry-After and the
+// API's error body. The click endpoint is not limited (it must stay cheap instead, see
+// ingest/click-handler.ts).
+//
+// Failed authentications slow only what fails: the limit runs after the key is looked up
+// (common/auth.ts `identifyCaller`) and skips every request with a good key, so one misconfigured
+// client behind a NAT or proxy never locks out the advertisers beside it.
 //
 // The client address is Express's `req.ip`: X-Forwarded-For is believed only as far as our own
 // proxies set it (`trust proxy` = ADCLICK_TRUSTED_PROXY_HOPS, apps/api.ts), so a client cannot pick
@@ -9,10 +14,10 @@
 // protect the service; refusing every request would be the outage they guard against).
 import { createHash } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
-import { rateLimit, type Options } from 'express-rate-limit';
+import { ipKeyGenerator, rateLimit, type Options } from 'express-rate-limit';
 import type { Redis } from 'ioredis';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
-import { bearerToken, callerOf, isAdminKey } from './auth.js';
+import { bearerToken, callerOf, hashApiKey, type Caller } from './auth.js';
 import { config } from './config.js';
 import { sendApiError } from './http-errors.js';
 
@@ -21,9 +26,15 @@ export interface RateLimits {
   windowS: number;
   /** Requests per window per advertiser key. */
   advertiser: number;
-  /** Requests per window with the admin key (operators and the ad-serving side's impressions). */
+  /** Requests per window with the admin key (operators). */
   admin: number;
-  /** Failed authentications (401) per client address per `authWindowS`; then 429 for that address. */
+  /** Requests per window per impression key (an ad server minting impressions, up to 1,000 a request). */
+  minter: number;
+  /**
+   * Failed authentications per client address, and per key tried, per `authWindowS`; then 429 for
+   * further failures from that address (or with that key). Requests with a good key are never counted
+   * nor refused.
+   */
   authFailures: number;
   authWindowS: number;
 }
@@ -32,14 +43,18 @@ export const configuredRateLimits = (): RateLimits => ({
   windowS: config.ADCLICK_RATE_LIMIT_WINDOW_S,
   advertiser: config.ADCLICK_RATE_LIMIT_ADVERTISER,
   admin: config.ADCLICK_RATE_LIMIT_ADMIN,
+  minter: config.ADCLICK_RATE_LIMIT_MINTER,
   authFailures: config.ADCLICK_RATE_LIMIT_AUTH_FAILURES,
   authWindowS: config.ADCLICK_RATE_LIMIT_AUTH_WINDOW_S,
 });
 
 export interface RateLimiters {
-  /** Before authentication: refuses an address that failed too often; counts only 401 answers. */
-  authFailures: RequestHandler;
-  /** After authentication: requests per advertiser key, and for the admin key. */
+  /**
+   * After `identifyCaller`, before `requireCaller`: counts each request without a good key against
+   * its client address and the key it tried, and answers 429 once either is over the limit.
+   */
+  authFailures: RequestHandler[];
+  /** After authentication: requests per advertiser key, per impression key, and for the admin key. */
   perCaller: RequestHandler;
 }
 
@@ -53,41 +68,52 @@ export function rateLimiters(redis: Redis, limits: RateLimits, prefix = 'rl:'): 
     handler: (_req: Request, res: Response) =>
       sendApiError(res, 429, 'rate_limited', 'too many requests; retry after the time in Retry-After'),
   };
+  const authFailure: Partial<Options> = {
+    ...common,
+    windowMs: limits.authWindowS * 1000,
+    limit: limits.authFailures,
+    // Only requests without a good key get here uncounted-for: each one is a failure.
+    skip: (_req, res) => identified(res),
+    handler: (_req: Request, res: Response) =>
+      sendApiError(res, 429, 'rate_limited', 'too many failed authentications; retry later'),
+  };
   return {
-    authFailures: rateLimit({
-      ...common,
-      windowMs: limits.authWindowS * 1000,
-      limit: limits.authFailures,
-      store: redisStore(redis, `${prefix}auth:`),
-      // Counted up front (a flood in flight is stopped too), given back unless the answer was a 401.
-      skipSuccessfulRequests: true,
-      // The admin key (the ad-serving side's) never fails to authenticate, and must not be locked out
-      // by counts a Redis outage left behind (counted before it, never given back during it).
-      skip: (req) => {
-        const key = bearerToken(req.headers.authorization);
-        return key !== undefined && isAdminKey(key);
-      },
-      requestWasSuccessful: (_req, res) => res.statusCode !== 401,
-      handler: (_req: Request, res: Response) =>
-        sendApiError(
-          res,
-          429,
-          'rate_limited',
-          'too many failed authentications from this address; retry later',
-        ),
-    }),
+    authFailures: [
+      rateLimit({
+        ...authFailure,
+        keyGenerator: (req) => `ip:${ipKeyGenerator(req.ip ?? 'unknown')}`,
+        store: redisStore(redis, `${prefix}auth:`),
+      }),
+      rateLimit({
+        ...authFailure,
+        // A key guessed or misconfigured from many addresses is slowed too (by its hash: the key
+        // itself never reaches Redis). A request without a key is counted by its address only.
+        skip: (req, res) => identified(res) || bearerToken(req.headers.authorization) === undefined,
+        keyGenerator: (req) => `key:${hashApiKey(bearerToken(req.headers.authorization) ?? '')}`,
+        store: redisStore(redis, `${prefix}auth-key:`),
+      }),
+    ],
     perCaller: rateLimit({
       ...common,
       windowMs: limits.windowS * 1000,
-      limit: (_req, res) => (callerOf(res).kind === 'admin' ? limits.admin : limits.advertiser),
-      keyGenerator: (_req, res) => {
-        const caller = callerOf(res);
-        return caller.kind === 'admin' ? 'admin' : `advertiser:${caller.advertiserId}`;
+      limit: (_req, res) => {
+        const { kind } = callerOf(res);
+        return kind === 'admin' ? limits.admin : kind === 'minter' ? limits.minter : limits.advertiser;
       },
+      keyGenerator: (_req, res) => callerBucket(callerOf(res)),
       store: redisStore(redis, `${prefix}caller:`),
     }),
   };
 }
+
+const identified = (res: Response): boolean => (res.locals as { caller?: Caller }).caller !== undefined;
+
+const callerBucket = (caller: Caller): string =>
+  caller.kind === 'admin'
+    ? 'admin'
+    : caller.kind === 'minter'
+      ? `minter:${caller.keyId}`
+      : `advertiser:${caller.advertiserId}`;
 
 /**
  * The Redis store over an ioredis client. SCRIPT LOAD answers with the script's SHA-1 even while

@@ -8,6 +8,9 @@ export function createS3(): S3Client {
     region: config.S3_REGION,
     forcePathStyle: true,
     credentials: { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY },
+    // A hung store (no answer, socket open) fails the request instead of holding it forever; the SDK
+    // retries it and the caller keeps its data (the archiver's buffers) for the next try.
+    requestHandler: { connectionTimeout: 3000, requestTimeout: 30_000 },
   });
 }
 

@@ -3,97 +3,70 @@ import { AdCache, type CachedAd } from './ad-cache.js';
 
 const ad = (n: number): CachedAd => ({ advertiserId: '1', redirectUrl: `https://example.com/${n}` });
 
-/** A loader over `known` that records every id it was asked for (`calls`) and each query (`batches`). */
-function counting(known: Set<string>) {
+/** A replica over `known` and a fallback over `db` that records every id it was asked for. */
+function rig(known: Map<string, CachedAd>, db: Map<string, CachedAd>, delayMs = 0) {
   const calls: string[] = [];
-  const batches: string[][] = [];
-  const load = async (ids: string[]) => {
-    calls.push(...ids);
-    batches.push(ids);
-    return new Map(ids.filter((id) => known.has(id)).map((id) => [id, ad(Number(id))]));
+  const load = async (id: string) => {
+    calls.push(id);
+    if (delayMs && calls.length === 1) await new Promise((r) => setTimeout(r, delayMs)); // the first call is slow
+    return db.get(id);
   };
-  return { calls, batches, load };
+  const counts = { hit: 0, negative_hit: 0, miss: 0 };
+  const cache = new AdCache({ get: (id) => known.get(id) }, load, {
+    maxEntries: 10,
+    fallbackDeadlineMs: 50,
+    onLookup: (r) => counts[r]++,
+  });
+  return { calls, cache, counts };
 }
 
-describe('AdCache', () => {
-  it('a hot ad costs one load, then none', async () => {
-    const { calls, load } = counting(new Set(['1']));
-    const cache = new AdCache(load, { maxEntries: 10, negativeTtlMs: 1000 });
-    for (let i = 0; i < 100; i++) expect(await cache.get('1')).toEqual(ad(1));
-    expect(calls).toEqual(['1']);
+describe('AdCache over the replica', () => {
+  it('answers from the replica without the fallback', async () => {
+    const { calls, cache } = rig(new Map([['1', ad(1)]]), new Map());
     expect(cache.peek('1')).toEqual(ad(1));
-  });
-
-  it('concurrent misses on one id share one load', async () => {
-    const { calls, load } = counting(new Set(['5']));
-    const cache = new AdCache(load, { maxEntries: 10, negativeTtlMs: 1000 });
-    const got = await Promise.all([cache.get('5'), cache.get('5'), cache.get('5')]);
-    expect(got).toEqual([ad(5), ad(5), ad(5)]);
-    expect(calls).toEqual(['5']);
-  });
-
-  it('the misses of one event-loop turn cost one load', async () => {
-    const { batches, load } = counting(new Set(['1', '2', '4']));
-    const cache = new AdCache(load, { maxEntries: 10, negativeTtlMs: 1000, maxBatch: 3 });
-    const got = await Promise.all(['1', '2', '3', '2', '4'].map((id) => cache.get(id)));
-    expect(got).toEqual([ad(1), ad(2), undefined, ad(2), ad(4)]);
-    expect(batches).toEqual([['1', '2', '3'], ['4']]); // split at maxBatch
-    expect(cache.peek('3')).toBeNull();
-    await cache.get('1');
-    expect(batches).toHaveLength(2);
-  });
-
-  it('unknown ids are remembered until the negative TTL runs out', async () => {
-    let now = 5000;
-    const { calls, load } = counting(new Set());
-    const cache = new AdCache(load, { maxEntries: 10, negativeTtlMs: 1000, now: () => now });
-    expect(await cache.get('9')).toBeUndefined();
-    expect(await cache.get('9')).toBeUndefined();
-    expect(cache.peek('9')).toBeNull();
-    now = 5999;
-    expect(cache.peek('9')).toBeNull();
-    now = 6001;
-    expect(cache.peek('9')).toBeUndefined();
-    expect(await cache.get('9')).toBeUndefined();
-    expect(calls).toEqual(['9', '9']);
-  });
-
-  it('an id remembered as unknown is looked up again when the caller knows it was created', async () => {
-    const known = new Set<string>();
-    const { calls, load } = counting(known);
-    const cache = new AdCache(load, { maxEntries: 10, negativeTtlMs: 60_000 });
-    expect(await cache.get('7')).toBeUndefined();
-    known.add('7'); // created a moment later
-    expect(await cache.get('7')).toBeUndefined(); // an unsigned click keeps the negative entry
-    expect(await cache.get('7', { recheckUnknown: true })).toEqual(ad(7));
-    expect(cache.peek('7')).toEqual(ad(7));
-    expect(calls).toEqual(['7', '7']);
-  });
-
-  it('evicts the least recently used ad beyond maxEntries', async () => {
-    const { calls, load } = counting(new Set(['1', '2', '3']));
-    const cache = new AdCache(load, { maxEntries: 2, negativeTtlMs: 1000 });
-    await cache.get('1');
-    await cache.get('2');
-    await cache.get('1'); // 2 is now the least recent
-    await cache.get('3');
-    expect(cache.size).toBe(2);
-    expect(cache.peek('2')).toBeUndefined();
-    expect(cache.peek('1')).toEqual(ad(1));
-    expect(calls).toEqual(['1', '2', '3']);
-  });
-
-  it('a failed load is not cached', async () => {
-    let fail = true;
-    const cache = new AdCache(
-      async (ids: string[]) => {
-        if (fail) throw new Error('db down');
-        return new Map(ids.map((id) => [id, ad(1)]));
-      },
-      { maxEntries: 2, negativeTtlMs: 1000 },
-    );
-    await expect(cache.get('1')).rejects.toThrow('db down');
-    fail = false;
     expect(await cache.get('1')).toEqual(ad(1));
+    expect(calls).toEqual([]);
+  });
+
+  it('peek of an id the replica does not know is null and costs no query', () => {
+    const { calls, cache, counts } = rig(new Map(), new Map([['2', ad(2)]]));
+    expect(cache.peek('2')).toBeNull();
+    expect(calls).toEqual([]);
+    expect(counts.negative_hit).toBe(1);
+  });
+
+  it('get falls back once for an ad newer than the replica, then remembers it', async () => {
+    const { calls, cache } = rig(new Map(), new Map([['3', ad(3)]]));
+    const got = await Promise.all([cache.get('3'), cache.get('3'), cache.get('3')]);
+    expect(got).toEqual([ad(3), ad(3), ad(3)]);
+    expect(cache.peek('3')).toEqual(ad(3));
+    expect(calls).toEqual(['3']);
+  });
+
+  it('the replica wins over an ad remembered from the fallback (a later change)', async () => {
+    const known = new Map<string, CachedAd>();
+    const { cache } = rig(known, new Map([['4', ad(4)]]));
+    await cache.get('4');
+    known.set('4', { advertiserId: '1', redirectUrl: 'https://example.com/changed' });
+    expect(cache.peek('4')?.redirectUrl).toBe('https://example.com/changed');
+  });
+
+  it('an id the fallback did not find is asked again (it may be committed a moment later)', async () => {
+    const db = new Map<string, CachedAd>();
+    const { calls, cache } = rig(new Map(), db);
+    expect(await cache.get('5')).toBeUndefined();
+    db.set('5', ad(5));
+    expect(await cache.get('5')).toEqual(ad(5));
+    expect(calls).toEqual(['5', '5']);
+  });
+
+  it('a fallback past its deadline rejects, and is not remembered', async () => {
+    const { calls, cache } = rig(new Map(), new Map([['6', ad(6)]]), 200);
+    const started = Date.now();
+    await expect(cache.get('6')).rejects.toThrow(/within 50 ms/);
+    expect(Date.now() - started).toBeLessThan(190);
+    expect(cache.peek('6')).toBeNull();
+    expect(await cache.get('6')).toEqual(ad(6));
+    expect(calls).toEqual(['6', '6']);
   });
 });

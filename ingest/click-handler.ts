@@ -4,7 +4,10 @@
 //   every known ad, whatever the impression says · 503 if the click cannot be logged durably.
 // The Location is always the URL stored with the ad; nothing from the request can change it.
 // Forged clicks stay cheap: the signature (and key id) is checked before Redis is asked anything, so
-// a bad one costs no Redis call, and the ad comes from the cache (one shared lookup per unknown id).
+// a bad one costs no Redis call. The ad comes from the host's catalogue replica (ingest/ad-cache.ts),
+// never from PostgreSQL, except for a click signed for an ad the replica does not know yet: that
+// one asks PostgreSQL under a short deadline, and only then is a 404 (an unsigned or forged click
+// on an unknown id is a 404 at once, without touching PostgreSQL).
 // An error answer carries a request id (body and X-Request-Id), and the log line the same id.
 import { createHmac, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -16,42 +19,6 @@ import type { DedupStore } from './dedup.js';
 import { checkImpression, isImpressionId, type SigningKeys } from './impression.js';
 import type { ClickMetrics, ClickOutcome } from './metrics.js';
 import { isId } from '../common/ids.js';
-import { z } from 'zod';
-import type { ApiRoute } from '../common/openapi.js';
-
-/**
- * GET /c/:adId for the OpenAPI document. The lean path checks these parameters by hand (checkImpression,
- * pure and unit-tested): a zod parse per click would cost more than the rest of the check, and a
- * malformed impression is not a 400 here but a redirect that is not counted.
- */
-export const clickRoutes: ApiRoute[] = [
-  {
-    method: 'get',
-    path: '/c/{adId}',
-    summary:
-      "A click: 302 to the ad's registered URL; counted only for a valid first click (HEAD is never counted)",
-    request: {
-      params: z.object({ adId: z.string().describe('decimal ad id') }),
-      query: z.object({
-        imp: z.string().uuid().optional().describe('impression id'),
-        exp: z.string().optional().describe('expiry, epoch ms'),
-        sig: z.string().optional().describe('HMAC-SHA256, base64url'),
-        kid: z.string().optional().describe('id of the signing key; absent: the unnamed key'),
-      }),
-    },
-    responses: {
-      '302': {
-        description: "redirect to the ad's registered URL (also for invalid or duplicate impressions)",
-      },
-      '400': { description: 'malformed ad id' },
-      '404': { description: 'unknown ad' },
-      '503': {
-        description:
-          'the click could not be logged (log_unavailable) or the catalogue read (catalogue_unavailable)',
-      },
-    },
-  },
-];
 
 export interface ClickHandlerDeps {
   ads: AdCache;
@@ -84,6 +51,7 @@ class ClickRoute {
   private readonly now: () => number;
   // Label children bound once: a labelled inc() hashes its label object on every call.
   private readonly outcomes = new Map<ClickOutcome, { inc(): void }>();
+  private readonly codes = new Map<number, { inc(): void }>();
   // Keyed, so the hash cannot be reversed by hashing the IPv4 space; remembered per address, as
   // one client (or proxy) sends many clicks.
   private readonly ipHashes = new LRUCache<string, string>({ max: 10_000 });
@@ -100,14 +68,16 @@ class ClickRoute {
     this.now = deps.now ?? Date.now;
     const log = deps.log ?? ((m: string) => console.error(m));
     this.error = (res, status, code, message, detail) => {
+      this.respond(status);
       const requestId = error(res, status, code, message);
       if (status >= 500 && requestId)
         log(`[click] request ${requestId}: ${status} ${code}${detail ? `: ${detail}` : ''}`);
     };
   }
 
-  /** Checks the ad id and method, then answers from the ad cache (or after one catalogue lookup). */
+  /** Checks the ad id and method, then answers from the replica (or after the signed-click fallback). */
   handle(req: IncomingMessage, res: ServerResponse): void {
+    const start = performance.now();
     const url = req.url ?? '';
     const q = url.indexOf('?');
     const adId = url.slice(PREFIX.length, q === -1 ? undefined : q);
@@ -123,15 +93,15 @@ class ClickRoute {
     }
     const query = q === -1 ? '' : url.slice(q + 1);
     const cached = this.deps.ads.peek(adId);
-    // An id remembered as unknown may have been created since (e.g. someone tried /c/<next id>
-    // first): a click signed for it proves it exists, as impressions are issued only for existing
-    // ads, so it is looked up again. Unsigned clicks on unknown ids stay cheap.
-    if (cached || (cached === null && !this.signedFor(adId, query))) {
-      this.answer(req, res, adId, cached ?? undefined, query);
+    // An id the replica does not know may have been created since its last change: a click signed
+    // for it proves it exists, as impressions are issued only for existing ads, so PostgreSQL is
+    // asked (under a deadline). Unsigned clicks on unknown ids stay cheap: a 404, no query.
+    if (cached || !this.signedFor(adId, query)) {
+      this.answer(req, res, adId, cached ?? undefined, query, start);
       return;
     }
-    this.deps.ads.get(adId, { recheckUnknown: true }).then(
-      (ad) => this.answer(req, res, adId, ad, query),
+    this.deps.ads.get(adId).then(
+      (ad) => this.answer(req, res, adId, ad, query, start),
       (e: Error) =>
         this.error(
           res,
@@ -164,6 +134,7 @@ class ClickRoute {
     adId: string,
     ad: CachedAd | undefined,
     query: string,
+    start: number,
   ) {
     if (!ad) {
       this.count('unknown_ad');
@@ -172,16 +143,24 @@ class ClickRoute {
     }
     // HEAD (link previews, prefetchers) learns the target but is not a click.
     if (req.method === 'HEAD') {
+      this.respond(302);
       redirect(res, ad.redirectUrl);
       return;
     }
-    this.log(req, res, adId, ad, query).catch((e: Error) =>
+    this.log(req, res, adId, ad, query, start).catch((e: Error) =>
       this.error(res, 500, 'internal', 'click handling failed', e.stack ?? e.message),
     );
   }
 
   /** Judges the impression, logs the click durably, then redirects (503 when it cannot be logged). */
-  private async log(req: IncomingMessage, res: ServerResponse, adId: string, ad: CachedAd, query: string) {
+  private async log(
+    req: IncomingMessage,
+    res: ServerResponse,
+    adId: string,
+    ad: CachedAd,
+    query: string,
+    start: number,
+  ) {
     const ts = this.now();
     const params = new URLSearchParams(query);
     const imp = params.get('imp');
@@ -223,7 +202,9 @@ class ClickRoute {
       return;
     }
     this.count(status);
+    this.respond(302);
     redirect(res, ad.redirectUrl);
+    this.deps.metrics.redirectSeconds.observe((performance.now() - start) / 1000);
   }
 
   private event(
@@ -264,6 +245,12 @@ class ClickRoute {
       this.ipHashes.set(ip, h);
     }
     return h;
+  }
+
+  private respond(code: number): void {
+    let c = this.codes.get(code);
+    if (!c) this.codes.set(code, (c = this.deps.metrics.responses.labels(String(code))));
+    c.inc();
   }
 
   private count(outcome: ClickOutcome): void {

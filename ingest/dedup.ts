@@ -1,7 +1,7 @@
 // First-click detection: `SET dedup:<impressionId> 1 PX <remaining lifetime> NX` in Redis. If Redis
 // does not answer within the deadline (down, slow, unreachable) the click fails open: it is logged
 // as valid and counted in /metrics, and the batch layer's exact dedup by impression id fixes the
-// authoritative count.
+// authoritative count. `forget` has the same deadline; past it the key is left behind (see below).
 import type { Redis } from 'ioredis';
 import { createRedis } from '../common/redis.js';
 
@@ -120,8 +120,14 @@ export function redisDedup(redis: Redis, deadlineMs: number, batchMs = 0): Dedup
         });
       });
     },
+    // Under the same deadline as the check: a hung Redis must not hold the 503 it precedes.
     async forget(impressionId) {
-      await redis.del(`dedup:${impressionId}`).catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        redis.del(`dedup:${impressionId}`).catch(() => undefined),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs))),
+      ]);
+      clearTimeout(timer);
     },
   };
 }

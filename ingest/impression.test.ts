@@ -1,6 +1,14 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { saltOf } from '../common/click-event.js';
-import { checkImpression, clickPath, newImpression, signImpression } from './impression.js';
+import {
+  checkImpression,
+  clickPath,
+  IMPRESSION_EXPIRY_SKEW_MS,
+  newImpression,
+  signImpression,
+  signingKeys,
+} from './impression.js';
 
 const secret = 'test-secret-0123456789';
 const now = Date.UTC(2026, 10, 27, 10, 0, 0);
@@ -52,6 +60,68 @@ describe('impression signing', () => {
     const a = signImpression(secret, '1', '00000000-0000-4000-8000-000000000000', 1);
     expect(a).toBe(signImpression(secret, '1', '00000000-0000-4000-8000-000000000000', 1));
     expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+// The scheme's test vectors (docs/impressions.md), shared with the signer module ad servers use.
+const { vectors } = JSON.parse(
+  readFileSync(new URL('../packages/impression-signer/test-vectors.json', import.meta.url), 'utf8'),
+) as {
+  vectors: Array<{
+    keyId: string;
+    secret: string;
+    adId: string;
+    impressionId: string;
+    expiresAt: number;
+    sig: string;
+    clickPath: string;
+  }>;
+};
+
+describe('the click path and the signer module agree (test vectors)', () => {
+  it.each(vectors)('vector $adId/$keyId signs and checks the same', (v) => {
+    expect(signImpression(v.secret, v.adId, v.impressionId, v.expiresAt)).toBe(v.sig);
+    const keys = signingKeys(`${v.keyId}:${v.secret}`, 'unnamed-secret-0123456789');
+    const url = new URL(v.clickPath, 'http://click.test');
+    const q = (name: string) => url.searchParams.get(name);
+    const lifetime = 3_600_000;
+    const justBefore = v.expiresAt - lifetime;
+    expect(checkImpression(keys, v.adId, q('imp'), q('exp'), q('sig'), justBefore, q('kid'), lifetime)).toBe(
+      'ok',
+    );
+    expect(
+      clickPath({
+        adId: v.adId,
+        impressionId: v.impressionId,
+        expiresAt: v.expiresAt,
+        sig: v.sig,
+        kid: v.keyId,
+      }),
+    ).toBe(v.clickPath);
+  });
+});
+
+describe('an expiry further away than the impression lifetime', () => {
+  it('is a bad signature beyond lifetime + skew, even when well signed', () => {
+    const lifetime = 24 * 3_600_000 + IMPRESSION_EXPIRY_SKEW_MS;
+    const i = newImpression(secret, '42', 24 * 3600, now);
+    const exp = String(i.expiresAt);
+    expect(checkImpression(secret, '42', i.impressionId, exp, i.sig, now, null, lifetime)).toBe('ok');
+    const far = now + lifetime + 1;
+    const sig = signImpression(secret, '42', i.impressionId, far);
+    expect(checkImpression(secret, '42', i.impressionId, String(far), sig, now, null, lifetime)).toBe(
+      'bad_signature',
+    );
+    // A year-long expiry, signed by an ad server with a real key: refused by default (24 h + 1 min).
+    const year = now + 365 * 86_400_000;
+    const yearSig = signImpression(secret, '42', i.impressionId, year);
+    expect(checkImpression(secret, '42', i.impressionId, String(year), yearSig, now)).toBe('bad_signature');
+    // Within the skew it still counts.
+    const skewed = now + lifetime;
+    const skewedSig = signImpression(secret, '42', i.impressionId, skewed);
+    expect(
+      checkImpression(secret, '42', i.impressionId, String(skewed), skewedSig, now, null, lifetime),
+    ).toBe('ok');
   });
 });
 

@@ -6,6 +6,11 @@
 // previous one still checks the impressions it signed until they expire. A URL without `kid` (every
 // URL issued before key ids existed, and those signed with ADCLICK_SIGNING_SECRET alone) is checked
 // with the unnamed key. An unknown `kid` is a bad signature, decided without any HMAC.
+//
+// Ad servers sign impressions themselves with the same scheme (docs/impressions.md, the signer module
+// packages/impression-signer, tested against the same vectors) and so choose the expiry: an expiry
+// further away than the impression lifetime plus IMPRESSION_EXPIRY_SKEW_MS is a bad signature (the
+// expiry sets the dedup's Redis TTL and the batch layer's lookback).
 import { createHmac, createSecretKey, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { config } from '../common/config.js';
 import { DEV_DEFAULTS } from '../common/production.js';
@@ -62,6 +67,13 @@ export const configuredSigningKeys = (): SigningKeys =>
 const asKeys = (keys: SigningKeys | string): SigningKeys =>
   typeof keys === 'string' ? { current: { secret: keys }, byId: new Map(), unnamed: keys } : keys;
 
+/** How far past the impression lifetime an expiry may be (clock skew between an ad server and us). */
+export const IMPRESSION_EXPIRY_SKEW_MS = 60_000;
+
+/** The longest time from now to an impression's expiry that a click accepts (ADCLICK_IMPRESSION_TTL_S + skew). */
+export const configuredMaxLifetimeMs = (): number =>
+  config.ADCLICK_IMPRESSION_TTL_S * 1000 + IMPRESSION_EXPIRY_SKEW_MS;
+
 /** What the signature and expiry say about a click, before the duplicate check. */
 export type ImpressionCheck = 'ok' | 'bad_signature' | 'expired';
 
@@ -116,7 +128,9 @@ export function clickPath(i: Impression): string {
 /**
  * Checks the query parameters of a click against `adId`. The signature is checked first, so an
  * unsigned or tampered link is `bad_signature` whatever its expiry says; so is one naming a key id
- * the keyring does not have.
+ * the keyring does not have, and one whose expiry is further than `maxLifetimeMs` away (decided
+ * before any HMAC). That bound is taken on the real clock: a failure drill's clock
+ * (ADCLICK_CLOCK_OFFSET_MS) moves `now` into the past while impressions are minted on the real one.
  */
 export function checkImpression(
   keys: SigningKeys | string,
@@ -126,8 +140,10 @@ export function checkImpression(
   sig: string | null,
   now: number,
   kid: string | null = null,
+  maxLifetimeMs: number = configuredMaxLifetimeMs(),
 ): ImpressionCheck {
   if (!imp || !exp || !sig || !isImpressionId(imp) || !EXPIRY.test(exp)) return 'bad_signature';
+  if (Number(exp) > now - config.ADCLICK_CLOCK_OFFSET_MS + maxLifetimeMs) return 'bad_signature';
   const ring = asKeys(keys);
   const secret = kid === null ? ring.unnamed : ring.byId.get(kid);
   if (secret === undefined) return 'bad_signature';

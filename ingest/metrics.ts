@@ -7,6 +7,10 @@ export type ClickOutcome = 'valid' | 'duplicate' | 'bad_signature' | 'expired' |
 
 export interface ClickMetrics {
   clicks: Counter<'outcome'>;
+  /** Answers of the click route by HTTP status: 302, and the 4xx/5xx a person did not get redirected by. */
+  responses: Counter<'code'>;
+  /** Time from a click request's arrival to its 302 (Redis, the log, and any catalogue fallback). */
+  redirectSeconds: Histogram;
   /** Time from a click event's hand-off to the log until it is in Kafka or in the spool. */
   produceSeconds: Histogram<'destination'>;
   spoolDepth: Gauge;
@@ -41,6 +45,26 @@ export function clickMetrics(): ClickMetrics {
           name: 'adclick_clicks_total',
           help: 'Click requests by outcome (valid/duplicate/bad_signature/expired are logged; unknown_ad/malformed are not)',
           labelNames: ['outcome'],
+          registers: [registry],
+        }),
+    ),
+    responses: getOrCreate(
+      'adclick_click_responses_total',
+      () =>
+        new Counter({
+          name: 'adclick_click_responses_total',
+          help: 'Answers of GET /c/:adId by HTTP status code (302 = redirected)',
+          labelNames: ['code'],
+          registers: [registry],
+        }),
+    ),
+    redirectSeconds: getOrCreate(
+      'adclick_click_redirect_seconds',
+      () =>
+        new Histogram({
+          name: 'adclick_click_redirect_seconds',
+          help: "Time from a click request's arrival to its 302 (DESIGN: p99 <= 25 ms)",
+          buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
           registers: [registry],
         }),
     ),
@@ -93,7 +117,7 @@ export function clickMetrics(): ClickMetrics {
       () =>
         new Counter({
           name: 'adclick_ad_cache_total',
-          help: 'Ad lookups of the click path by result (hit, negative_hit, miss)',
+          help: 'Ad lookups of the click path: hit (in the replica, or found by the fallback), negative_hit (unknown to the replica: 404 without PostgreSQL, or a fallback), miss (PostgreSQL asked for a signed click)',
           labelNames: ['result'],
           registers: [registry],
         }),

@@ -1,10 +1,16 @@
-// One click service instance: PostgreSQL pool, Redis dedup, Kafka click log with its spool, ad cache
-// and the lean click handler on one HTTP server, beside /healthz, /readyz and /metrics. Any other
+// One click service instance: Redis dedup, Kafka click log with its spool, the catalogue replica
+// (ingest/catalogue-replica.ts) behind the ad cache, and the lean click handler on one HTTP server,
+// beside /healthz, /readyz and /metrics. PostgreSQL is needed only for the signed-click fallback
+// and the progress reports: the service starts, serves and is ready without it. Any other
 // request goes to `fallback` (apps/click.ts: the proxy to the API process). apps/click.ts runs one
-// per core; tests start their own with unique topics, spool folders and injected clients.
+// per core, each reading the replica its primary feeds; tests start their own with unique topics,
+// spool folders and injected clients, and a service given no replica feeds its own.
+import { randomUUID } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { hostname, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import type { Server } from 'node:http';
 import express, { type RequestHandler } from 'express';
 import type { Admin, Kafka } from 'kafkajs';
@@ -17,6 +23,8 @@ import { requestId, sendApiError } from '../common/http-errors.js';
 import { securityHeaders } from '../common/security-headers.js';
 import { createKafka } from '../common/kafka.js';
 import { AdCache, pgAdLoader } from './ad-cache.js';
+import { startCatalogueFeed } from './catalogue-feed.js';
+import { CatalogueReplica, registerReplicaGauges, replicaReady } from './catalogue-replica.js';
 import { createClickHandler } from './click-handler.js';
 import { ClickLog } from './click-log.js';
 import { createClickRedis, redisDedup, redisReady } from './dedup.js';
@@ -49,6 +57,15 @@ export interface ClickServiceOptions {
    * a click is stamped and its expiry checked, so drill traffic lands in hours that can be finalized.
    */
   clockOffsetMs?: number;
+  /**
+   * The host's catalogue replica, fed by another process (apps/click.ts: the primary). Absent: the
+   * service opens one at `replicaPath` (default: a fresh temporary folder) and feeds it itself from
+   * `catalogueTopic`, waiting up to `catalogueStartWaitMs` for it to catch up before it listens.
+   */
+  replica?: CatalogueReplica;
+  replicaPath?: string;
+  catalogueTopic?: string;
+  catalogueStartWaitMs?: number;
   /** Every request that is neither a click nor a health or metrics route (default: 404). */
   fallback?: RequestHandler;
   /** How often progress is reported to the batch layer (ingest/progress-report.ts); 0 = never. */
@@ -69,7 +86,9 @@ export interface ClickService {
 
 export async function startClickService(opts: ClickServiceOptions): Promise<ClickService> {
   const ownPool = !opts.pool;
-  const pool = opts.pool ?? createPool(10);
+  // The fallback lookup has its own deadline (ADCLICK_CATALOGUE_FALLBACK_DEADLINE_MS); the reports and
+  // the feed's snapshot get the long-running processes' statement deadline.
+  const pool = opts.pool ?? createPool(10, { statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
   const kafka = opts.kafka ?? createKafka('adclick-ingest');
   const redis = createClickRedis(opts.redisUrl ?? config.REDIS_URL);
   const metrics = clickMetrics();
@@ -101,10 +120,29 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
     negative_hit: metrics.adCache.labels('negative_hit'),
     miss: metrics.adCache.labels('miss'),
   };
-  const ads = new AdCache(pgAdLoader(pool), {
+  const ownReplica = !opts.replica;
+  const replica =
+    opts.replica ??
+    CatalogueReplica.open(opts.replicaPath ?? join(tmpdir(), `adclick-catalogue-${randomUUID()}`));
+  const feed = ownReplica
+    ? startCatalogueFeed({
+        replica,
+        kafka,
+        topic: opts.catalogueTopic ?? config.ADCLICK_AD_CHANGES_TOPIC,
+        pool,
+        log: opts.log,
+      })
+    : undefined;
+  if (feed)
+    await Promise.race([
+      feed.caughtUp,
+      new Promise((r) => setTimeout(r, opts.catalogueStartWaitMs ?? 10_000)),
+    ]);
+  registerReplicaGauges(replica);
+  const fallbackDeadlineMs = config.ADCLICK_CATALOGUE_FALLBACK_DEADLINE_MS;
+  const ads = new AdCache(replica, pgAdLoader(pool, fallbackDeadlineMs), {
     maxEntries: config.ADCLICK_AD_CACHE_SIZE,
-    negativeTtlMs: config.ADCLICK_AD_NEGATIVE_TTL_MS,
-    batchMs: config.ADCLICK_LOOKUP_BATCH_MS,
+    fallbackDeadlineMs,
     onLookup: (result) => cacheCounters[result].inc(),
   });
   const now = clickClock(opts.clockOffsetMs ?? config.ADCLICK_CLOCK_OFFSET_MS);
@@ -142,7 +180,17 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
   app.use(requestId, securityHeaders());
   app.use(
     healthRouter({
+      // Ready when the replica has caught up and the spool is writable: every click can then be
+      // answered and kept. Kafka (→ spool), Redis (→ fail open) and PostgreSQL (→ replica) are
+      // listed, but their absence does not take the process out of a load balancer.
       probes: {
+        catalogue: async () => {
+          const r = replicaReady(replica.status(), Date.now());
+          if (!r.ready) throw new Error(`catalogue replica ${r.state}`);
+        },
+        spool: () => access(dirname(opts.spoolPath), fsConstants.W_OK),
+      },
+      informational: {
         kafka: kafkaProbe(kafkaAdmin),
         postgres: () => pool.query('select 1'),
         redis: () => redis.ping(),
@@ -174,6 +222,8 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
         await progress?.stop();
         await kafkaAdmin.disconnect().catch(() => undefined);
         redis.disconnect();
+        await feed?.stop();
+        if (ownReplica) await replica.close();
         if (ownPool) await pool.end();
       })()),
   };

@@ -40,7 +40,7 @@ export const clicksQuery = z.object({
 export const advertiserClicksQuery = clicksQuery.extend({
   top: z
     .string()
-    .regex(/^\d{1,4}$/, 'top must be an integer from 1 to 1000')
+    .regex(/^(?:[1-9][0-9]{0,2}|1000)$/, 'top must be an integer from 1 to 1000')
     .or(z.literal(''))
     .optional()
     .describe('how many top ads (1 to 1000, default 10)'),
@@ -49,11 +49,19 @@ export const advertiserClicksQuery = clicksQuery.extend({
 export const adPathParams = z.object({ adId: id });
 /** Query of GET /v1/admin/hours. */
 export const hoursQuery = z.object({ from: time.optional(), to: time.optional() });
+// A calendar date from 1970 on, leap days included (Gregorian: every 4th year, centuries only every
+// 400th); PostgreSQL has no year 0.
+const YEAR = '(?:19[7-9][0-9]|[2-9][0-9]{3})';
+const LEAP_YEAR =
+  '(?:19(?:7[26]|8[048]|9[26])|[2-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[3579][26])00)';
+const CALENDAR_DATE = new RegExp(
+  `^(?:${YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|${LEAP_YEAR}-02-29)$`,
+);
 /** Query of GET /v1/admin/reconciliation. */
 export const reconciliationQuery = z.object({
   date: z
     .string({ error: 'date must be given as YYYY-MM-DD' })
-    .regex(/^\d{4}-\d{2}-\d{2}$/, 'date must be YYYY-MM-DD'),
+    .regex(CALENDAR_DATE, 'date must be a calendar date YYYY-MM-DD'),
 });
 /** Body of POST /v1/admin/backfills. */
 export const backfillBody = z.object({

@@ -8,7 +8,16 @@
 // event it can read stops its partition there (paused, logged every minute, counted in
 // adclick_speed_stopped_partitions): the counts before it are committed, nothing after it is
 // counted, and the checkpoint never passes it, so a version that reads it resumes exactly there.
-import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+//
+// Kafka or the store away never ends the process (docs/dependencies.md): a failed flush is redone
+// from the last commit, a crashed consumer is restarted in-process, and a stall watchdog rejoins the
+// group when an owned partition's checkpoint stands still with lag for KAFKA_STALL_AFTER_MS (not
+// while the store refuses flushes, nor at an undecodable message).
+import { config } from '../common/config.js';
+import type { Admin, Consumer, ConsumerRunConfig, EachBatchPayload, Kafka } from 'kafkajs';
+import { ConsumerWatchdog, type PartitionProgress } from '../common/consumer-watchdog.js';
+import type { Probe } from '../common/health.js';
+import { superviseConsumer } from '../common/startup.js';
 import { decodeClickEvent, type ClickEvent } from '../common/click-event.js';
 import {
   consumerLag,
@@ -24,6 +33,18 @@ import { MinuteWindow, type Checkpoint } from './minute-window.js';
 import { FencedError, type PartitionSink } from './sink.js';
 import { isId } from '../common/ids.js';
 
+const CLAIM_DEADLINE_MS = 90_000;
+
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms)),
+    ),
+  ]).finally(() => clearTimeout(timer));
+}
+
 export interface SpeedConsumerOptions {
   kafka: Kafka;
   topic: string;
@@ -37,6 +58,8 @@ export interface SpeedConsumerOptions {
   sessionTimeoutMs?: number;
   /** Fetch sizing (KAFKA_CONSUMER_MIN_BYTES / KAFKA_CONSUMER_MAX_WAIT_MS); kafkajs' defaults if unset. */
   fetch?: { minBytes: number; maxWaitTimeInMs: number };
+  /** A partition whose checkpoint stands still this long with lag is stalled (default 120 s). */
+  stallAfterMs?: number;
   log?: (message: string) => void;
 }
 
@@ -58,6 +81,13 @@ export class SpeedConsumer {
   /** Partitions stopped at a message they cannot read: partition → offset and why. */
   private readonly undecodable = new Map<number, { offset: number; reason: string; loggedAt: number }>();
   private readonly log: (message: string) => void;
+  private owned = new Set<number>();
+  private lastFlushFailureAt = 0;
+  private readonly runConfig: ConsumerRunConfig;
+  private readonly supervision: { probe: Probe; stop: () => void };
+  private readonly watchdog: ConsumerWatchdog;
+  private started = false;
+  stalls = 0;
 
   constructor(private readonly opts: SpeedConsumerOptions) {
     this.log = opts.log ?? (() => undefined);
@@ -69,36 +99,99 @@ export class SpeedConsumer {
       ...opts.fetch,
     });
     this.admin = opts.kafka.admin();
-  }
-
-  async start(): Promise<void> {
-    const { topic } = this.opts;
-    await this.admin.connect();
-    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
-      // Eager rebalancing: every join revokes everything, so every owned partition is claimed anew.
-      this.generation += 1;
-      const owned = payload.memberAssignment[topic] ?? [];
-      this.log(
-        `joined ${this.opts.groupId} (generation ${this.generation}), partitions [${owned.join(', ')}]`,
-      );
-    });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic, fromBeginning: true });
-    await this.consumer.run({
+    this.runConfig = {
       autoCommit: false,
       eachBatchAutoResolve: false,
       eachBatch: (payload) => this.serial(() => this.onBatch(payload)),
+    };
+    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+      // Eager rebalancing: every join revokes everything, so every owned partition is claimed anew.
+      this.generation += 1;
+      const owned = payload.memberAssignment[opts.topic] ?? [];
+      this.owned = new Set(owned);
+      this.log(`joined ${opts.groupId} (generation ${this.generation}), partitions [${owned.join(', ')}]`);
     });
+    this.supervision = superviseConsumer(this.consumer, {
+      name: `speed layer ${opts.groupId}`,
+      run: () => this.consumer.run(this.runConfig),
+      log: this.log,
+    });
+    const stallAfterMs = opts.stallAfterMs ?? config.KAFKA_STALL_AFTER_MS;
+    this.watchdog = new ConsumerWatchdog({
+      group: opts.groupId,
+      topic: opts.topic,
+      stallAfterMs,
+      progress: () => this.progress(),
+      held: () =>
+        Date.now() - this.lastFlushFailureAt < stallAfterMs
+          ? new Set(this.owned)
+          : new Set(this.undecodable.keys()),
+      onStall: async (stalls) => {
+        this.stalls += stalls.length;
+        await this.rejoin();
+      },
+      log: this.log,
+    });
+  }
+
+  /** For /readyz: the consumer is a member of its group (not crashed, not stopped). */
+  get consumerProbe(): Probe {
+    return this.supervision.probe;
+  }
+
+  /** Connects and joins the group; may be called again after it failed (Kafka away at start). */
+  async start(): Promise<void> {
+    const { topic } = this.opts;
+    await this.admin.connect();
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic, fromBeginning: true });
+    await this.consumer.run(this.runConfig);
+    this.started = true;
     this.timer = setInterval(
       () => void this.serial(() => this.flushDue(false)).catch((e: Error) => this.log(`flush: ${e.message}`)),
       Math.max(20, Math.floor(this.opts.flushIntervalMs / 4)),
     );
+    this.watchdog.start();
+  }
+
+  /** Checkpointed next offset and end offset of each owned partition. */
+  private async progress(): Promise<PartitionProgress[]> {
+    if (this.owned.size === 0) return [];
+    const ends = await this.admin.fetchTopicOffsets(this.opts.topic);
+    const endOf = new Map(ends.map((e) => [e.partition, Number(e.high)]));
+    return [...this.owned].map((partition) => {
+      const state = this.states.get(partition);
+      return {
+        partition,
+        committed: state && state.generation === this.generation ? state.committed.nextOffset : -1,
+        end: endOf.get(partition) ?? 0,
+      };
+    });
+  }
+
+  /**
+   * Leaves and rejoins the group (what a process restart would do): every owned partition is
+   * claimed again from the sink's checkpoint, whatever KafkaJS's fetch state was.
+   */
+  async rejoin(): Promise<void> {
+    if (this.stopped) return;
+    // Not inside `serial`: stopping waits for the batch in flight, which may wait in `serial` itself.
+    await this.consumer.stop();
+    await this.serial(async () => this.states.clear());
+    if (!this.stopped) await this.consumer.run(this.runConfig);
   }
 
   /** Commits what is pending, then leaves the group. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.watchdog.stop();
+    this.supervision.stop();
+    if (!this.started) {
+      await this.consumer.disconnect().catch(() => undefined);
+      await this.admin.disconnect().catch(() => undefined);
+      return;
+    }
     if (this.timer) clearInterval(this.timer);
     await this.serial(() => this.flushDue(true)).catch((e: Error) => this.log(`final flush: ${e.message}`));
     await this.consumer.disconnect();
@@ -193,7 +286,15 @@ export class SpeedConsumer {
 
   private async claim(partition: number): Promise<PartitionState> {
     const { topic } = this.opts;
-    let checkpoint = await this.opts.sink.claim(partition);
+    // Under a deadline: claims run one at a time (`serial`), so one that never answers (seen after a
+    // Kafka restart: the sink's fencing transaction hung for minutes) would stop every partition. Past
+    // it the batch fails, KafkaJS restarts the consumer, and the claim is made again. The deadline
+    // is above the longest legitimate wait, the previous owner's transaction timeout (30 s).
+    let checkpoint = await withDeadline(
+      this.opts.sink.claim(partition),
+      CLAIM_DEADLINE_MS,
+      `claiming ${topic}[${partition}] from the ${this.opts.storeName} sink`,
+    );
     if (!checkpoint) {
       const offsets = await this.admin.fetchTopicOffsets(topic);
       const low = Number(offsets.find((o) => o.partition === partition)?.low ?? 0);
@@ -236,6 +337,7 @@ export class SpeedConsumer {
       // The window already handed out this flush: it cannot be retried, only rebuilt.
       this.states.delete(partition);
       const fenced = e instanceof FencedError;
+      if (!fenced) this.lastFlushFailureAt = Date.now();
       flushFailures.inc({ store: this.opts.storeName, reason: fenced ? 'fenced' : 'error' });
       this.log(`flush of ${this.opts.topic}[${partition}] failed: ${(e as Error).message}`);
       if (!fenced && !this.stopped) {

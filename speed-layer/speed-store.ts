@@ -6,6 +6,10 @@ import { PinotSpeedStore } from './pinot-speed-store.js';
 import { PostgresSpeedStore } from './postgres-speed-store.js';
 
 export function createSpeedStore(store: 'pinot' | 'postgres' = config.SPEED_STORE): SpeedStore {
-  if (store === 'postgres') return new PostgresSpeedStore(createPool(5), true);
+  if (store === 'postgres')
+    return new PostgresSpeedStore(
+      createPool(5, { statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS }),
+      true,
+    );
   return new PinotSpeedStore();
 }

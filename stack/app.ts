@@ -1,12 +1,15 @@
 // `npm start`: the app's processes on top of the stack, supervised. Each runs as its own Node process
 // (as it would in production); its output is prefixed with its name; a process that dies is restarted
 // with backoff; Ctrl-C / SIGTERM stops them all cleanly (SIGTERM, then SIGKILL after a grace period).
+// Those restarts are for bugs: no process exits because a dependency is away (docs/dependencies.md),
+// and each serves /metrics and /readyz on its own port (README).
 // One supervisor per checkout: a second `npm start` while one runs says so and exits.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { config } from '../common/config.js';
+import { prometheusUrl } from './services/prometheus.js';
 import { temporalUiUrl } from './services/temporal.js';
 
 interface AppProcess {
@@ -100,7 +103,10 @@ export async function startApp(opts: { demo?: boolean } = {}): Promise<void> {
   console.log(`
 adclick is running (${present.map((p) => p.name).join(', ') || 'infrastructure only'}):
   Clicks, API, dashboard  http://${config.HOST}:${config.PORT}  (the click process; the rest goes to the API process on :${config.API_PORT})
+  /metrics and /readyz    click :${config.PORT}, api :${config.API_PORT}, speed-layer :${config.SPEED_LAYER_METRICS_PORT}, archiver :${config.ARCHIVER_METRICS_PORT}, worker :${config.WORKER_METRICS_PORT}
   Temporal Web UI         ${temporalUiUrl}
+  Operator view           http://${config.HOST}:${config.PORT}/ops.html  (with the admin key)
+  Prometheus              ${prometheusUrl}  (alerts ${prometheusUrl}/alerts, targets ${prometheusUrl}/targets)
   Admin key               ${process.env.ADCLICK_ADMIN_KEY ? '(from ADCLICK_ADMIN_KEY)' : config.ADCLICK_ADMIN_KEY}
 Ctrl-C stops the app's processes; the infrastructure keeps running until \`npm run stack:down\`.
 `);

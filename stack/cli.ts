@@ -6,12 +6,16 @@ import type { StackService } from './service.js';
 import { kafka } from './services/kafka.js';
 import { pinot } from './services/pinot.js';
 import { postgres } from './services/postgres.js';
+import { prometheus } from './services/prometheus.js';
 import { redis } from './services/redis.js';
 import { s3 } from './services/s3.js';
 import { temporal } from './services/temporal.js';
+import { toxiproxy } from './services/toxiproxy.js';
 import { logFile, rssMiB, runningPid, stopDetached, waitUntil } from './runtime.js';
 
-export const services: StackService[] = [postgres, redis, s3, kafka, temporal, pinot];
+export const services: StackService[] = [postgres, redis, s3, kafka, temporal, pinot, prometheus];
+/** Started on demand only (the fault matrix starts Toxiproxy); `down` stops them, `logs` shows them. */
+const onDemand: StackService[] = [toxiproxy];
 
 async function probe(service: StackService): Promise<boolean> {
   return service.healthy().catch(() => false);
@@ -48,7 +52,7 @@ export async function up(quiet = false, list = services): Promise<void> {
   console.log(`[stack] up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-export async function down(list = services): Promise<void> {
+export async function down(list = [...onDemand, ...services]): Promise<void> {
   // Reverse order: dependants first.
   for (const s of [...list].reverse()) {
     if (await stopDetached(s.name)) console.log(`[stack] stopped ${s.name}`);
@@ -80,7 +84,7 @@ export async function status(list = services): Promise<boolean> {
 }
 
 function logs(name: string | undefined, lines = 60): void {
-  const s = services.find((x) => x.name === name);
+  const s = [...services, ...onDemand].find((x) => x.name === name);
   if (!s) throw new Error(`usage: npm run stack:logs -- <${services.map((x) => x.name).join('|')}>`);
   const file = logFile(s.name);
   if (!existsSync(file)) throw new Error(`no log yet at ${file}`);

@@ -9,6 +9,7 @@ import { hostPort, kafkaBrokers } from '../../common/config.js';
 import { Kafka, logLevel } from 'kafkajs';
 import { appTopics, createKafka, describeTopicChanges, ensureTopics } from '../../common/kafka.js';
 import type { StackService } from '../service.js';
+import { jmxExporterJvmArgs } from './prometheus.js';
 import { cacheDir, dataDir, ensureMavenJars, log, runStep, startDetached } from '../runtime.js';
 
 const libDir = join(cacheDir, 'kafka', 'lib');
@@ -33,6 +34,8 @@ export interface KafkaNodeOptions {
   clusterId?: () => string;
   /** Creates the app's topics once healthy (one node of a cluster does it). */
   prepareTopics: boolean;
+  /** The single-node stack's extras: the fault matrix's PROXIED listener and the JMX exporter. */
+  standalone?: boolean;
 }
 
 function writeServerProperties(dir: string, o: KafkaNodeOptions): string {
@@ -43,10 +46,18 @@ function writeServerProperties(dir: string, o: KafkaNodeOptions): string {
     'process.roles': 'broker,controller',
     'node.id': String(o.nodeId),
     'controller.quorum.voters': o.voters,
-    listeners: `PLAINTEXT://${host}:${port},CONTROLLER://${host}:${controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://${host}:${port}`,
+    // PROXIED (single node only): for the fault matrix's Toxiproxy (stack/services/toxiproxy.ts): the
+    // broker listens on the port + 3 and advertises the port + 4, where the proxy listens, so that
+    // clients which bootstrap through the proxy stay behind it. Nothing connects to it outside the drill.
+    listeners: o.standalone
+      ? `PLAINTEXT://${host}:${port},CONTROLLER://${host}:${controllerPort},PROXIED://${host}:${port + 3}`
+      : `PLAINTEXT://${host}:${port},CONTROLLER://${host}:${controllerPort}`,
+    'advertised.listeners': o.standalone
+      ? `PLAINTEXT://${host}:${port},PROXIED://${host}:${port + 4}`
+      : `PLAINTEXT://${host}:${port}`,
     'controller.listener.names': 'CONTROLLER',
-    'listener.security.protocol.map': 'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+    'inter.broker.listener.name': 'PLAINTEXT',
+    'listener.security.protocol.map': 'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT',
     'log.dirs': join(dir, 'logs'),
     'num.partitions': '4',
     'auto.create.topics.enable': 'false',
@@ -118,7 +129,8 @@ export function kafkaNode(o: KafkaNodeOptions): StackService {
           properties,
         ]);
       }
-      startDetached(o.name, 'java', [...args, 'kafka.Kafka', properties]);
+      const agent = o.standalone ? jmxExporterJvmArgs('kafka') : [];
+      startDetached(o.name, 'java', [...agent, ...args, 'kafka.Kafka', properties]);
     },
     async healthy() {
       // This node itself answers (a cluster's other brokers may be down).
@@ -172,4 +184,5 @@ export const kafka: StackService = kafkaNode({
   minInsync: 1,
   clusterSize: 1,
   prepareTopics: true,
+  standalone: true,
 });

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { config, urlPort } from '../../common/config.js';
 import { pinotJavaOpens } from '../../common/pinot.js';
 import type { StackService } from '../service.js';
+import { jmxExporterJvmArgs } from './prometheus.js';
 import {
   cacheDir,
   dataDir,
@@ -183,7 +184,11 @@ export function pinotService(withServer: boolean): StackService {
       const dir = dataDir('pinot');
       const tmp = join(dir, 'tmp');
       mkdirSync(tmp, { recursive: true });
-      startDetached('pinot', 'java', [...jvm(tmp, '1g'), ...writeConfigs(dir, withServer)]);
+      startDetached('pinot', 'java', [
+        ...jmxExporterJvmArgs('pinot'),
+        ...jvm(tmp, '1g'),
+        ...writeConfigs(dir, withServer),
+      ]);
     },
     async healthy() {
       if (!(await httpOk(`${controllerUrl.origin}/health`))) return false;

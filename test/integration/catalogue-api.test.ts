@@ -101,7 +101,7 @@ describe('catalogue API', () => {
     });
     expect(byAdmin.status).toBe(201);
     ids.push(String(byAdmin.body.adId));
-    expect((await call('POST', '/v1/ads', admin, { redirectUrl: 'https://a.example/' })).status).toBe(400);
+    expect((await call('POST', '/v1/ads', admin, { redirectUrl: 'https://a.example/' })).status).toBe(403);
     expect(
       (
         await call('POST', '/v1/ads', admin, {

@@ -27,12 +27,9 @@ describe('a click whose append failed after Redis set its key', () => {
     expect(await redisReady(redis, 5000)).toBe(true);
     const handler = createClickHandler({
       ads: new AdCache(
-        async (ids) =>
-          new Map(ids.map((id) => [id, { advertiserId: '1', redirectUrl: 'https://advertiser.example/x' }])),
-        {
-          maxEntries: 10,
-          negativeTtlMs: 1000,
-        },
+        { get: () => ({ advertiserId: '1', redirectUrl: 'https://advertiser.example/x' }) },
+        async () => undefined,
+        { maxEntries: 10, fallbackDeadlineMs: 100 },
       ),
       dedup: redisDedup(redis, 1000),
       clickLog: {

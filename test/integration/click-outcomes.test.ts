@@ -169,6 +169,10 @@ describe('click outcomes', () => {
     expect(metrics).toMatch(/adclick_clicks_total\{outcome="valid"\} [1-9]/);
     expect(metrics).toMatch(/adclick_clicks_total\{outcome="unknown_ad"\} [1-9]/);
     expect(metrics).toContain('adclick_click_produce_seconds_bucket');
+    // Every answer of the click route by status, and the whole 302's time (ClickErrors, ClickRedirectSlow).
+    expect(metrics).toMatch(/adclick_click_responses_total\{code="302"\} [1-9]/);
+    expect(metrics).toMatch(/adclick_click_responses_total\{code="404"\} [1-9]/);
+    expect(metrics).toMatch(/adclick_click_redirect_seconds_count [1-9]/);
     expect(metrics).toContain('adclick_spool_depth 0');
     expect(metrics).toContain('adclick_redis_fail_open_total');
   });

@@ -2,15 +2,16 @@
 // group, so `kill -9` takes a click service's cluster workers with it), supervised the way `npm
 // start` supervises them (an unexpected exit is restarted), their output in log files; stopping and
 // starting the shared Kafka and Redis of the local stack; small waits and probes.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { StackService } from '../../stack/service.js';
 import { kafka as kafkaService } from '../../stack/services/kafka.js';
+import { postgres as postgresService } from '../../stack/services/postgres.js';
 import { redis as redisService } from '../../stack/services/redis.js';
-import { logFile, runningPid, stopDetached, waitUntil } from '../../stack/runtime.js';
+import { isAlive, logFile, procState, runningPid, stopDetached, waitUntil } from '../../stack/runtime.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -168,6 +169,9 @@ export class AppProcess {
 
   private note(line: string): void {
     this.out.write(`${new Date().toISOString()} ${line}\n`);
+    // A process that forks workers (the click process) restarts a dead one itself: that is an exit
+    // too, seen only in its log ("click worker 1 exited (1); restarting it ...").
+    if (/\bworker \d+ exited\b/i.test(line)) this.unexpectedExits.push(`${new Date().toISOString()} ${line}`);
     this.recent.push(line);
     if (this.recent.length > 500) this.recent.shift();
     this.lineCount++;
@@ -208,7 +212,52 @@ export async function ensureStackServicesUp(): Promise<void> {
   }
 }
 
-export { kafkaService, redisService };
+export { kafkaService, postgresService, redisService };
+
+/**
+ * Sends `signal` to the whole process group of a service of the local stack: SIGKILL is a crash
+ * (PostgreSQL's backends die with their postmaster), SIGSTOP a hang (connections stay open, nothing
+ * answers), SIGCONT its end.
+ */
+export function signalStackService(service: StackService, signal: NodeJS.Signals): void {
+  const pid = runningPid(service.name);
+  if (pid === undefined)
+    throw new Error(
+      `${service.name} is not run by the local stack (npx tsx stack/cli.ts up): cannot signal it`,
+    );
+  // Its children too: PostgreSQL's backends each start a session of their own (not in the group).
+  for (const p of [...descendants(pid), pid]) {
+    try {
+      process.kill(p, signal);
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/** PIDs of every process below `root` (from /proc), children first. */
+function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited while listed
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number): void => {
+    for (const child of children.get(pid) ?? []) {
+      walk(child);
+      out.push(child);
+    }
+  };
+  walk(root);
+  return out;
+}
 
 /** Sum of a Prometheus metric (all label sets) from a /metrics text, or undefined if absent. */
 export function metricValue(text: string, name: string): number | undefined {
@@ -220,3 +269,101 @@ export function metricValue(text: string, name: string): number | undefined {
   }
   return sum;
 }
+
+// ---- Faults of the local stack's services, for the fault matrix (fault-matrix-support.ts) ----
+
+/** The recorded PID of a running stack service, or an error saying the stack does not run it. */
+export function stackPid(service: StackService): number {
+  const pid = runningPid(service.name);
+  if (pid === undefined)
+    throw new Error(`${service.name} is not run by the local stack (npx tsx stack/cli.ts up)`);
+  return pid;
+}
+
+/**
+ * `kill -9` of a stack service's process (the recorded PID only, as an operator's kill would), then
+ * started again by the stack's own code (service.start, retried while the old process's leftovers —
+ * PostgreSQL's backends, a port in TIME_WAIT — keep the new one from starting). Returns the evidence.
+ */
+export async function killAndRestartStackService(
+  service: StackService,
+  opts: { downMs?: number } = {},
+): Promise<{ oldPid: number; newPid: number; evidence: string }> {
+  const oldPid = stackPid(service);
+  process.kill(oldPid, 'SIGKILL');
+  await waitFor('the killed process to be gone', async () => !isAlive(oldPid), 30_000, 100);
+  const killedAt = Date.now();
+  if (opts.downMs) await sleep(opts.downMs);
+  // Started again; a start that exits at once (PostgreSQL: "lock file already exists" while the
+  // killed server's backends are still going) is retried a second later.
+  const deadline = Date.now() + service.startupTimeoutMs * 2;
+  while (runningPid(service.name) === undefined || !(await service.healthy().catch(() => false))) {
+    if (Date.now() > deadline)
+      throw new Error(`${service.name} did not come back after kill -9; see ${logFile(service.name)}`);
+    if (runningPid(service.name) === undefined) await service.start();
+    await sleep(1000);
+  }
+  const newPid = stackPid(service);
+  if (newPid === oldPid) throw new Error(`${service.name}: still PID ${oldPid} after kill -9`);
+  const evidence = `pid ${oldPid} killed (gone), restarted as pid ${newPid}, healthy after ${((Date.now() - killedAt) / 1000).toFixed(1)} s`;
+  return { oldPid, newPid, evidence };
+}
+
+/** `pid` and all its descendants (PostgreSQL's backends each call setsid: a process group misses them). */
+export function processTree(pid: number): number[] {
+  const res = spawnSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' });
+  const children = new Map<number, number[]>();
+  for (const line of res.stdout.trim().split('\n')) {
+    const [p, pp] = line.trim().split(/\s+/).map(Number) as [number, number];
+    children.set(pp, [...(children.get(pp) ?? []), p]);
+  }
+  const out: number[] = [];
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/**
+ * SIGSTOP of a stack service's process and every descendant (PostgreSQL's backends, which serve the
+ * open connections) for `ms`, then SIGCONT to each; every one of them is checked stopped in /proc.
+ */
+export async function hangStackService(
+  service: StackService,
+  ms: number,
+): Promise<{ pid: number; evidence: string }> {
+  const pid = stackPid(service);
+  // The parent first: a stopped parent forks no new child while the others are being stopped.
+  const tree = processTree(pid);
+  const signal = (sig: NodeJS.Signals): void => {
+    for (const p of tree) {
+      try {
+        process.kill(p, sig);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  };
+  signal('SIGSTOP');
+  try {
+    await waitFor(
+      `${service.name} (pid ${pid} and ${tree.length - 1} descendants) to be stopped`,
+      async () => tree.every((p) => procState(p) === 'T' || procState(p) === undefined),
+      5000,
+      50,
+    );
+    const stopped = tree.filter((p) => procState(p) === 'T').length;
+    await sleep(ms);
+    return {
+      pid,
+      evidence: `pid ${pid} and ${stopped - 1} descendants in state T (stopped) for ${ms / 1000} s, then SIGCONT`,
+    };
+  } finally {
+    signal('SIGCONT');
+  }
+}
+
+export { isAlive, procState };

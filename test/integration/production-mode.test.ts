@@ -269,6 +269,7 @@ describe('production mode', () => {
       TEMPORAL_DB_PASSWORD: secret(),
       S3_ACCESS_KEY_ID: secret(),
       S3_SECRET_ACCESS_KEY: secret(),
+      GRAFANA_ADMIN_PASSWORD: secret(),
     };
     const run = (env: Record<string, string>) =>
       spawnSync(compose!, args, { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' });

@@ -252,10 +252,11 @@ describe('safe to expose', () => {
       }
     });
 
-    it('503 catalogue_unavailable and /readyz naming kafka, postgres and redis (details for the admin key)', async () => {
+    it('503 catalogue_unavailable for a signed click PostgreSQL cannot confirm; /readyz naming the catalogue, kafka, postgres and redis (details for the admin key)', async () => {
       const gate = gatedKafka('security-readyz');
       const deadPool = createPool(1);
       await deadPool.end();
+      gate.cut(); // before the start: the catalogue replica cannot be built
       const service = await startClickService({
         port: 0,
         topic,
@@ -263,18 +264,38 @@ describe('safe to expose', () => {
         pool: deadPool,
         redisUrl: 'redis://127.0.0.1:1',
         redisStartWaitMs: 0,
+        catalogueStartWaitMs: 0,
         spoolPath: tempSpoolPath(),
         log: () => undefined,
       });
       try {
-        gate.cut();
-        expectError(await call(`${service.url}/c/987654321987654`), 503, 'catalogue_unavailable');
+        // Unsigned: a 404 at once, without asking PostgreSQL; signed: PostgreSQL is asked, and fails.
+        expectError(await call(`${service.url}/c/987654321987654`), 404, 'not_found');
+        const imp = newImpression(config.ADCLICK_SIGNING_SECRET, '987654321987654', 3600, Date.now());
+        expectError(
+          await call(
+            `${service.url}/c/987654321987654?imp=${imp.impressionId}&exp=${imp.expiresAt}&sig=${imp.sig}`,
+          ),
+          503,
+          'catalogue_unavailable',
+        );
         const ready = await call(`${service.url}/readyz`);
         expectError(ready, 503, 'not_ready');
-        expect(ready.body.checks).toEqual({ kafka: 'down', postgres: 'down', redis: 'down' });
+        expect(ready.body.checks).toEqual({
+          catalogue: 'down',
+          spool: 'ok',
+          kafka: 'down',
+          postgres: 'down',
+          redis: 'down',
+        });
         expect(ready.body.details).toBeUndefined();
         const asAdmin = await call(`${service.url}/readyz`, { headers: ADMIN });
-        expect(Object.keys(asAdmin.body.details as object).sort()).toEqual(['kafka', 'postgres', 'redis']);
+        expect(Object.keys(asAdmin.body.details as object).sort()).toEqual([
+          'catalogue',
+          'kafka',
+          'postgres',
+          'redis',
+        ]);
       } finally {
         await service.close().catch(() => undefined);
         gate.restore();
@@ -393,7 +414,7 @@ describe('safe to expose', () => {
       closers.push(async () => redis.disconnect());
     });
 
-    it('failed authentications per client address, across replicas: then 429 with Retry-After, even for a good key', async () => {
+    it('failed authentications slow the address that fails, across replicas, never a good key from it', async () => {
       // The replicas trust one proxy hop: X-Forwarded-For names the client, as our proxy sets it.
       const client = (ip: string) => ({ 'x-forwarded-for': ip });
       for (let i = 0; i < limits.authFailures; i++)
@@ -403,16 +424,48 @@ describe('safe to expose', () => {
           }),
           401,
         );
+      // The next failure from that address is slowed, on either replica.
       const blocked = await call(`${replicas[1]}/v1/ads`, {
-        headers: { ...client('10.9.0.1'), ...bearer(cat.apiKey) },
+        headers: { ...client('10.9.0.1'), ...bearer('ak_wrong-again') },
       });
       expectError(blocked, 429, 'rate_limited');
       expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
-      // Another user behind the same proxy has a bucket of its own.
-      const neighbour = await call(`${replicas[0]}/v1/ads`, {
-        headers: { ...client('10.9.0.2'), ...bearer(cat.apiKey) },
+      expectError(await call(`${replicas[0]}/v1/ads`, { headers: client('10.9.0.1') }), 429, 'rate_limited');
+      // An advertiser behind the same NAT or proxy, with a good key, is served: it never failed.
+      const sameAddress = await call(`${replicas[1]}/v1/ads`, {
+        headers: { ...client('10.9.0.1'), ...bearer(cat.apiKey) },
       });
-      expect(neighbour.status).toBe(200);
+      expect(sameAddress.status, sameAddress.text).toBe(200);
+      // Another address that fails is not slowed by the first one's failures.
+      expectError(
+        await call(`${replicas[0]}/v1/ads`, { headers: { ...client('10.9.0.2'), ...bearer('ak_wrong0') } }),
+        401,
+      );
+    });
+
+    it('failed authentications with one key are slowed from every address (a key guessed or misconfigured in many places)', async () => {
+      const tried = `ak_tried-${randomUUID()}`;
+      for (let i = 0; i < limits.authFailures; i++)
+        expectError(
+          await call(`${replicas[i % 2]}/v1/ads`, {
+            headers: { 'x-forwarded-for': `10.7.${i}.1`, ...bearer(tried) },
+          }),
+          401,
+        );
+      expectError(
+        await call(`${replicas[0]}/v1/ads`, {
+          headers: { 'x-forwarded-for': '10.7.99.1', ...bearer(tried) },
+        }),
+        429,
+        'rate_limited',
+      );
+      // That address is not over its own limit: another wrong key from it is a plain 401.
+      expectError(
+        await call(`${replicas[1]}/v1/ads`, {
+          headers: { 'x-forwarded-for': '10.7.99.1', ...bearer(`ak_other-${randomUUID()}`) },
+        }),
+        401,
+      );
     });
 
     it('requests per advertiser key, across replicas; the admin key has its own limit', async () => {

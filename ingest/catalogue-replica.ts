@@ -1,0 +1,253 @@
+// The click process's replica of the catalogue (docs/catalogue-replica.md): ad id → advertiser,
+// redirect URL and state, in an LMDB environment on the click process's own disk, so a click needs
+// neither PostgreSQL nor the network to find its ad. One process per host writes it (the click
+// primary's feed, ingest/catalogue-feed.ts); every click worker reads it (LMDB readers in several
+// processes share the memory-mapped file; a read is a synchronous B-tree lookup, no I/O once hot).
+// The offsets of the change topic applied so far are written in the same transaction as the ads
+// they brought, so a restart resumes exactly where the replica is, never before or after.
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { Gauge } from 'prom-client';
+import { registry } from '../common/metrics.js';
+
+export interface ReplicaAd {
+  advertiserId: string;
+  redirectUrl: string;
+  /** active, paused, archived… (from the row: `status`, `archived_at`, `paused`); absent: active. */
+  state?: string;
+}
+
+/** The replica's state as its feed last wrote it; readers judge readiness from it. */
+export type FeedState = 'bootstrapping' | 'catching_up' | 'caught_up' | 'stale';
+
+export interface ReplicaStatus {
+  state: FeedState;
+  /** When the feed last wrote this status (epoch ms): a status older than STATUS_FRESH_MS is 'down'. */
+  at: number;
+  /** Messages behind the topic's end offsets when last measured (undefined: unknown). */
+  lag?: number;
+  /** How the replica was built on an empty disk, and how long it took (ms). */
+  bootstrap?: { source: 'snapshot' | 'topic'; ms: number; ads: number };
+}
+
+/** A feed writes its status every 2 s; older than this, the feed (the click primary) is gone. */
+export const STATUS_FRESH_MS = 15_000;
+
+/** An ad row as PostgreSQL's to_jsonb(ads) renders it (columns added later pass through). */
+export interface AdRow {
+  ad_id: string | number;
+  advertiser_id: string | number;
+  redirect_url: string;
+  status?: string | null;
+  paused?: boolean | null;
+  archived_at?: string | null;
+  [column: string]: unknown;
+}
+
+/** What the replica keeps of an ad row: only what a click needs. */
+export function replicaAdOf(row: AdRow): ReplicaAd {
+  const ad: ReplicaAd = { advertiserId: String(row.advertiser_id), redirectUrl: row.redirect_url };
+  const state =
+    typeof row.status === 'string'
+      ? row.status
+      : row.archived_at
+        ? 'archived'
+        : row.paused
+          ? 'paused'
+          : undefined;
+  if (state && state !== 'active') ad.state = state;
+  return ad;
+}
+
+/** Partition → next offset to read (Kafka's committed-offset convention). */
+export type Offsets = Record<number, string>;
+
+/** One change: the ad's new value, or null when it was deleted. */
+export interface AdChange {
+  adId: string;
+  ad: ReplicaAd | null;
+}
+
+type Stored = [advertiserId: string, redirectUrl: string, state?: string];
+
+export class CatalogueReplica {
+  private readonly root: RootDatabase;
+  private readonly ads: Database<Stored, string>;
+  private readonly meta: Database<unknown, string>;
+
+  private constructor(readonly path: string) {
+    // Durable (synced commits): the replica is what serves clicks through an outage.
+    this.root = open({ path, maxDbs: 4 });
+    this.ads = this.root.openDB<Stored, string>({ name: 'ads', encoding: 'msgpack', cache: false });
+    this.meta = this.root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
+  }
+
+  /** Opens (creating if needed) the replica in folder `path`; any number of processes may. */
+  static open(path: string): CatalogueReplica {
+    return new CatalogueReplica(path);
+  }
+
+  get(adId: string): ReplicaAd | undefined {
+    const v = this.ads.get(adId);
+    if (!v) return undefined;
+    return v[2]
+      ? { advertiserId: v[0], redirectUrl: v[1], state: v[2] }
+      : { advertiserId: v[0], redirectUrl: v[1] };
+  }
+
+  /** Applies changes and records `offsets` of `topic`, in one transaction. */
+  apply(topic: string, changes: AdChange[], offsets: Offsets): Promise<unknown> {
+    return this.root.transaction(() => {
+      for (const c of changes) {
+        if (c.ad) this.ads.put(c.adId, stored(c.ad));
+        else this.ads.remove(c.adId);
+      }
+      this.meta.put(`offsets:${topic}`, { ...this.offsets(topic), ...offsets });
+    });
+  }
+
+  /** Puts ads without offsets (a snapshot in progress; its offsets are written at its end). */
+  putMany(ads: Array<[string, ReplicaAd]>): Promise<unknown> {
+    return this.root.transaction(() => {
+      for (const [id, ad] of ads) this.ads.put(id, stored(ad));
+    });
+  }
+
+  /** The offsets of `topic` applied so far; undefined on a replica never fed from it. */
+  offsets(topic: string): Offsets | undefined {
+    return this.meta.get(`offsets:${topic}`) as Offsets | undefined;
+  }
+
+  /** Sets the offsets of `topic` (the end of a bootstrap). */
+  setOffsets(topic: string, offsets: Offsets): Promise<unknown> {
+    return this.meta.put(`offsets:${topic}`, offsets);
+  }
+
+  /** Forgets every ad and offset (a bootstrap that did not finish starts again from nothing). */
+  clear(): Promise<unknown> {
+    return this.root.transaction(() => {
+      this.ads.clearSync();
+      for (const key of this.meta.getKeys()) this.meta.remove(key);
+    });
+  }
+
+  status(): ReplicaStatus | undefined {
+    return this.meta.get('status') as ReplicaStatus | undefined;
+  }
+
+  setStatus(status: ReplicaStatus): Promise<unknown> {
+    return this.meta.put('status', status);
+  }
+
+  /** Every ad, in key order (the checksum tool). */
+  *entries(): Iterable<[string, ReplicaAd]> {
+    for (const { key, value } of this.ads.getRange())
+      yield [
+        key,
+        value[2]
+          ? { advertiserId: value[0], redirectUrl: value[1], state: value[2] }
+          : { advertiserId: value[0], redirectUrl: value[1] },
+      ];
+  }
+
+  /** Number of ads (LMDB keeps it; no scan). */
+  get count(): number {
+    return (this.ads.getStats() as { entryCount: number }).entryCount;
+  }
+
+  /** Writes one ad without any feed (the checksum test corrupts a replica with it). */
+  putSync(adId: string, ad: ReplicaAd | null): void {
+    if (ad) this.ads.putSync(adId, stored(ad));
+    else this.ads.removeSync(adId);
+  }
+
+  close(): Promise<void> {
+    return this.root.close();
+  }
+}
+
+function stored(ad: ReplicaAd): Stored {
+  return ad.state ? [ad.advertiserId, ad.redirectUrl, ad.state] : [ad.advertiserId, ad.redirectUrl];
+}
+
+/** Whether every partition's applied offset reached its target (partitions with no target: yes). */
+export function reached(applied: Offsets | undefined, targets: Offsets): boolean {
+  for (const [p, end] of Object.entries(targets)) {
+    if (BigInt(end) === 0n) continue;
+    const at = applied?.[Number(p)];
+    if (at === undefined || BigInt(at) < BigInt(end)) return false;
+  }
+  return true;
+}
+
+/** Messages between the applied offsets and the targets, summed over partitions. */
+export function lagOf(applied: Offsets | undefined, targets: Offsets): number {
+  let lag = 0n;
+  for (const [p, end] of Object.entries(targets)) {
+    const at = BigInt(applied?.[Number(p)] ?? '0');
+    if (BigInt(end) > at) lag += BigInt(end) - at;
+  }
+  return Number(lag);
+}
+
+/**
+ * Readiness of a click process from its replica's status: ready when the feed caught up, or when it
+ * cannot reach Kafka but the replica holds a catalogue it caught up to before (it serves the last
+ * known catalogue, as it would through any Kafka outage); not ready while it bootstraps or catches
+ * up, or when no feed has written a status lately (the writer is gone).
+ */
+export function replicaReady(
+  status: ReplicaStatus | undefined,
+  now: number,
+): { ready: boolean; state: string } {
+  if (!status) return { ready: false, state: 'no_feed' };
+  if (now - status.at > STATUS_FRESH_MS) return { ready: false, state: 'feed_silent' };
+  return { ready: status.state === 'caught_up' || status.state === 'stale', state: status.state };
+}
+
+let gaugedReplica: CatalogueReplica | undefined;
+/**
+ * Gauges of the replica this process reads, from its feed's last status (the click worker's
+ * /metrics; the cluster reports the highest value over the workers): adclick_catalogue_replica_lag
+ * (messages behind the topic), _ads, _ready (1/0) and _status_age_seconds.
+ */
+export function registerReplicaGauges(replica: CatalogueReplica): void {
+  const first = gaugedReplica === undefined;
+  gaugedReplica = replica;
+  if (!first) return;
+  const gauge = (
+    name: string,
+    help: string,
+    value: (r: CatalogueReplica, s: ReplicaStatus | undefined) => number,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      aggregator: 'max',
+      collect() {
+        const r = gaugedReplica;
+        if (!r) return;
+        try {
+          this.set(value(r, r.status()));
+        } catch {
+          // a closed replica (a stopped service in a test): nothing to report
+        }
+      },
+    });
+  gauge(
+    'adclick_catalogue_replica_lag',
+    'Ad changes the catalogue replica is behind its topic (last measured)',
+    (_, s) => s?.lag ?? -1,
+  );
+  gauge('adclick_catalogue_replica_ads', 'Ads in the catalogue replica', (r) => r.count);
+  gauge(
+    'adclick_catalogue_replica_ready',
+    '1 when the catalogue replica is caught up (or stale with Kafka away)',
+    (_, s) => (replicaReady(s, Date.now()).ready ? 1 : 0),
+  );
+  gauge(
+    'adclick_catalogue_replica_status_age_seconds',
+    'Seconds since the feed last wrote the replica status',
+    (_, s) => (s ? (Date.now() - s.at) / 1000 : -1),
+  );
+}

@@ -1,0 +1,101 @@
+// `npx tsx tools/catalogue-click-cpu.ts [--rate 2000] [--seconds 30]`: the click process's CPU
+// seconds per 1,000 clicks over the catalogue of DATABASE_URL (ads 1..N, e.g. 10M from
+// catalogue:generate), Zipf(1) with the system bench's mix (bench/zipf.ts), paced by wrk: a COLD
+// step right after the click process (apps/click.ts, 2 workers) starts, then a WARM step. Prints
+// one JSON line. Runs whatever apps/click.ts this checkout has (issue 23 measured main's before and
+// the replica's after with it). ADCLICK_CATALOGUE_DIR/ADCLICK_AD_CHANGES_TOPIC name the replica.
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, mkdtempSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { clickPaths } from '../bench/zipf.js';
+import { treeCpuSeconds } from '../bench/proc-cpu.js';
+import { parseWrkSummary, wrkScript } from '../bench/wrk-script.js';
+import { config } from '../common/config.js';
+import { createPool } from '../common/db.js';
+
+const arg = (name: string, fallback: number): number => {
+  const i = process.argv.indexOf(name);
+  return i === -1 ? fallback : Number(process.argv[i + 1]);
+};
+const RATE = arg('--rate', 2000);
+const SECONDS = arg('--seconds', 30);
+const THREADS = 2;
+const PORT = 18_180;
+const dir = mkdtempSync(join(tmpdir(), 'adclick-click-cpu-'));
+
+const pool = createPool(1);
+const n = Number((await pool.query<{ n: string }>('select max(ad_id) as n from ads')).rows[0]!.n);
+await pool.end();
+
+async function writePaths(base: string, count: number, next: () => string): Promise<void> {
+  for (let t = 0; t < THREADS; t++) {
+    const out = createWriteStream(`${base}.${t}`);
+    for (let i = 0; i < count / THREADS; i += 10_000) {
+      const chunk = Array.from({ length: 10_000 }, next).join('\n') + '\n';
+      if (!out.write(chunk)) await once(out, 'drain');
+    }
+    out.end();
+    await once(out, 'finish');
+  }
+}
+const source = clickPaths({
+  adIdAt: (i) => String(i + 1),
+  catalogueSize: n,
+  secret: config.ADCLICK_SIGNING_SECRET,
+  now: Date.now(),
+  ttlSeconds: 3600,
+});
+await writePaths(join(dir, 'cold'), RATE * SECONDS * 1.1, () => source.next().path);
+await writePaths(join(dir, 'warm'), RATE * SECONDS * 1.1, () => source.next().path);
+
+const click = spawn(process.execPath, ['--import', 'tsx', 'apps/click.ts'], {
+  cwd: resolve(import.meta.dirname, '..'),
+  env: {
+    ...process.env,
+    PORT: String(PORT),
+    ADCLICK_CLICK_WORKERS: '2',
+    KAFKA_CLICKS_TOPIC: `clicks-cpu-${Date.now().toString(36)}`,
+    ADCLICK_SPOOL_DIR: join(dir, 'spool'),
+  },
+  stdio: ['ignore', 'inherit', 'inherit'],
+});
+process.on('exit', () => click.kill('SIGKILL')); // never leave it behind, even on an error
+const until = Date.now() + 300_000;
+for (;;) {
+  const ok = await fetch(`http://127.0.0.1:${PORT}/readyz`).then(
+    (r) => r.status === 200,
+    () => false,
+  );
+  if (ok) break;
+  if (Date.now() > until) throw new Error('the click process did not get ready');
+  await new Promise((r) => setTimeout(r, 250));
+}
+const script = join(dir, 'wrk.lua');
+await import('node:fs').then((fs) =>
+  fs.writeFileSync(script, wrkScript({ threads: THREADS, rate: RATE, streamed: true })),
+);
+const step = (paths: string): Record<string, number> => {
+  const before = treeCpuSeconds({ click: click.pid }).click!;
+  const r = spawnSync(
+    'wrk',
+    [`-t${THREADS}`, '-c64', `-d${SECONDS}s`, '--timeout', '5s', '-s', script, `http://127.0.0.1:${PORT}`],
+    { env: { ...process.env, BENCH_PATHS: paths }, encoding: 'utf8' },
+  );
+  const w = parseWrkSummary(r.stdout || r.stderr);
+  const cpu = treeCpuSeconds({ click: click.pid }).click! - before;
+  return {
+    requests: w.requests,
+    rps: Math.round(w.requests / w.seconds),
+    p50ms: w.p50_us / 1000,
+    p99ms: w.p99_us / 1000,
+    non302: w.other ?? 0,
+    cpuSecondsPer1000: Number(((cpu / w.requests) * 1000).toFixed(4)),
+  };
+};
+const cold = step(join(dir, 'cold'));
+const warm = step(join(dir, 'warm'));
+console.log(JSON.stringify({ ads: n, rate: RATE, seconds: SECONDS, cold, warm }));
+click.kill('SIGTERM');
+await once(click, 'exit');
