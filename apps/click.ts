@@ -23,6 +23,7 @@ import { CatalogueReplica } from '../ingest/catalogue-replica.js';
 import { sendApiError } from '../common/http-errors.js';
 import { appTopics, createKafka, describeTopicChanges, ensureTopics } from '../common/kafka.js';
 import { metricsText, registry } from '../common/metrics.js';
+import { RestartBackoff } from '../common/restart-backoff.js';
 import { ClickLog } from '../ingest/click-log.js';
 import { clickMetrics } from '../ingest/metrics.js';
 import { spoolLockDir } from '../ingest/spool.js';
@@ -107,7 +108,7 @@ async function primary(): Promise<void> {
   const count = config.ADCLICK_CLICK_WORKERS || availableParallelism();
   const aggregator = new AggregatorRegistry();
   let stopping = false;
-  const restarts = new Map<number, number>();
+  const backoffs = new Map<number, RestartBackoff>();
   const fork = (index: number): void => {
     const startedAt = Date.now();
     const w: Worker = cluster.fork({
@@ -129,11 +130,9 @@ async function primary(): Promise<void> {
       // process's.
       if (ownsSpool) rmSync(spoolLockDir(spoolFile(index)), { recursive: true, force: true });
       if (stopping) return;
-      // A worker that ran for a while gets a fresh backoff; one that keeps dying (a taken port, a
-      // bad config) waits longer each time instead of spinning a core.
-      const n = Date.now() - startedAt > 60_000 ? 0 : (restarts.get(index) ?? 0);
-      restarts.set(index, n + 1);
-      const delay = Math.min(30_000, 500 * 2 ** n);
+      // A worker that keeps dying (a taken port, a bad config) waits longer each time.
+      if (!backoffs.has(index)) backoffs.set(index, new RestartBackoff({ baseMs: 500 }));
+      const delay = backoffs.get(index)!.next(Date.now() - startedAt);
       console.error(`click worker ${index} exited (${signal ?? code}); restarting it in ${delay} ms`);
       setTimeout(() => stopping || fork(index), delay);
     });
