@@ -25,10 +25,11 @@ import { appTopics, createKafka, describeTopicChanges, ensureTopics } from '../c
 import { metricsText, registry } from '../common/metrics.js';
 import { RestartBackoff } from '../common/restart-backoff.js';
 import { ClickLog } from '../ingest/click-log.js';
-import { clickMetrics } from '../ingest/metrics.js';
 import { spoolLockDir } from '../ingest/spool.js';
 import { OrphanSpools } from '../ingest/spool-orphans.js';
-import { startClickService, type ClickService, type ClickServiceOptions } from '../ingest/service.js';
+import type { ClickService } from '../ingest/service.js';
+import { clickLogOptions } from './click-options.js';
+import { startClickService, type ClickServiceOptions } from './click-service.js';
 
 const METRICS_REQ = 'adclick:metrics-req';
 const METRICS_RES = 'adclick:metrics-res';
@@ -183,22 +184,14 @@ async function worker(): Promise<void> {
  * Spool files of worker indexes this run does not have: adopted and replayed by worker 0, which
  * keeps trying while another process holds one (ingest/spool-orphans.ts).
  */
-function adoptOrphanSpools(count: number): OrphanSpools {
+export function adoptOrphanSpools(count: number): OrphanSpools {
   return new OrphanSpools({
     dir: config.ADCLICK_SPOOL_DIR,
     count,
     open: (spoolPath, n) =>
-      ClickLog.open({
-        kafka: createKafka(`adclick-ingest-orphan-${n}`),
-        topic: config.KAFKA_CLICKS_TOPIC,
-        spoolPath,
-        deadlineMs: config.ADCLICK_PRODUCE_DEADLINE_MS,
-        lingerMs: config.ADCLICK_PRODUCE_LINGER_MS,
-        batchMax: config.ADCLICK_PRODUCE_BATCH_MAX,
-        encoding: config.ADCLICK_CLICK_EVENT_ENCODING,
-        metrics: clickMetrics(),
-        spoolLockWaitMs: 0,
-      }),
+      ClickLog.open(
+        clickLogOptions(createKafka(`adclick-ingest-orphan-${n}`), spoolPath, { spoolLockWaitMs: 0 }),
+      ),
   }).start();
 }
 

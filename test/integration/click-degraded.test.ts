@@ -10,7 +10,7 @@ import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
 import { ClickLog } from '../../ingest/click-log.js';
 import { clickPath, newImpression } from '../../ingest/impression.js';
-import { startClickService } from '../../ingest/service.js';
+import { startClickService } from '../../apps/click-service.js';
 import { Spool } from '../../ingest/spool.js';
 import { encodeRecord } from '../../ingest/spool-format.js';
 import {
