@@ -37,7 +37,8 @@ describe('adoptOrphanSpools', () => {
     const { adoptOrphanSpools } = await import('./click.js');
     const orphans = adoptOrphanSpools(1);
     try {
-      await vi.waitFor(() => expect(opened).toHaveLength(1), { timeout: 5000 });
+      // Bounded: a busy machine can take seconds for the first scan of the folder.
+      await vi.waitFor(() => expect(opened).toHaveLength(1), { timeout: 30_000, interval: 50 });
     } finally {
       await orphans.close();
     }

@@ -72,17 +72,22 @@ describe('click log state machine', () => {
     );
   });
 
-  it('reaches every state of the table (the walk is not stuck in a corner)', () => {
-    const seen = new Set<string>();
-    fc.assert(
-      fc.property(run, (r) => {
-        for (const state of walk(r)) seen.add(`${state.phase}/${state.lifecycle}`);
-      }),
-      { numRuns: 500 },
-    );
+  it('reaches every state of the table from the initial one (none is dead code)', () => {
+    const seen = new Set([JSON.stringify(INITIAL_STATE)]);
+    const queue = [INITIAL_STATE];
+    while (queue.length > 0) {
+      const state = queue.shift()!;
+      for (const e of events) {
+        const next = JSON.stringify(nextState(state, e));
+        if (!seen.has(next)) {
+          seen.add(next);
+          queue.push(JSON.parse(next) as ClickLogState);
+        }
+      }
+    }
     for (const phase of Object.keys(PHASE_TRANSITIONS) as Phase[])
       for (const lifecycle of Object.keys(LIFECYCLE_TRANSITIONS))
-        expect(seen, `${phase}/${lifecycle}`).toContain(`${phase}/${lifecycle}`);
+        expect(seen, `${phase}/${lifecycle}`).toContain(JSON.stringify({ phase, lifecycle }));
   });
 
   it('refuses transitions the table does not list', () => {
