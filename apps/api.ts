@@ -45,7 +45,7 @@ import {
   servingRoutes,
   type StartBackfill,
 } from '../serving-layer/router.js';
-import { createSpeedStore } from '../speed-layer/speed-store.js';
+import { createSpeedStore } from './speed-store.js';
 import { createKafka } from '../common/kafka.js';
 import { registry } from '../common/metrics.js';
 import { registerOpsMetrics } from '../serving-layer/ops-metrics.js';

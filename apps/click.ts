@@ -23,11 +23,13 @@ import { CatalogueReplica } from '../ingest/catalogue-replica.js';
 import { sendApiError } from '../common/http-errors.js';
 import { appTopics, createKafka, describeTopicChanges, ensureTopics } from '../common/kafka.js';
 import { metricsText, registry } from '../common/metrics.js';
+import { RestartBackoff } from '../common/restart-backoff.js';
 import { ClickLog } from '../ingest/click-log.js';
-import { clickMetrics } from '../ingest/metrics.js';
 import { spoolLockDir } from '../ingest/spool.js';
 import { OrphanSpools } from '../ingest/spool-orphans.js';
-import { startClickService, type ClickService, type ClickServiceOptions } from '../ingest/service.js';
+import type { ClickService } from '../ingest/service.js';
+import { clickLogOptions } from './click-options.js';
+import { startClickService, type ClickServiceOptions } from './click-service.js';
 
 const METRICS_REQ = 'adclick:metrics-req';
 const METRICS_RES = 'adclick:metrics-res';
@@ -107,7 +109,7 @@ async function primary(): Promise<void> {
   const count = config.ADCLICK_CLICK_WORKERS || availableParallelism();
   const aggregator = new AggregatorRegistry();
   let stopping = false;
-  const restarts = new Map<number, number>();
+  const backoffs = new Map<number, RestartBackoff>();
   const fork = (index: number): void => {
     const startedAt = Date.now();
     const w: Worker = cluster.fork({
@@ -129,11 +131,9 @@ async function primary(): Promise<void> {
       // process's.
       if (ownsSpool) rmSync(spoolLockDir(spoolFile(index)), { recursive: true, force: true });
       if (stopping) return;
-      // A worker that ran for a while gets a fresh backoff; one that keeps dying (a taken port, a
-      // bad config) waits longer each time instead of spinning a core.
-      const n = Date.now() - startedAt > 60_000 ? 0 : (restarts.get(index) ?? 0);
-      restarts.set(index, n + 1);
-      const delay = Math.min(30_000, 500 * 2 ** n);
+      // A worker that keeps dying (a taken port, a bad config) waits longer each time.
+      if (!backoffs.has(index)) backoffs.set(index, new RestartBackoff({ baseMs: 500 }));
+      const delay = backoffs.get(index)!.next(Date.now() - startedAt);
       console.error(`click worker ${index} exited (${signal ?? code}); restarting it in ${delay} ms`);
       setTimeout(() => stopping || fork(index), delay);
     });
@@ -184,22 +184,14 @@ async function worker(): Promise<void> {
  * Spool files of worker indexes this run does not have: adopted and replayed by worker 0, which
  * keeps trying while another process holds one (ingest/spool-orphans.ts).
  */
-function adoptOrphanSpools(count: number): OrphanSpools {
+export function adoptOrphanSpools(count: number): OrphanSpools {
   return new OrphanSpools({
     dir: config.ADCLICK_SPOOL_DIR,
     count,
     open: (spoolPath, n) =>
-      ClickLog.open({
-        kafka: createKafka(`adclick-ingest-orphan-${n}`),
-        topic: config.KAFKA_CLICKS_TOPIC,
-        spoolPath,
-        deadlineMs: config.ADCLICK_PRODUCE_DEADLINE_MS,
-        lingerMs: config.ADCLICK_PRODUCE_LINGER_MS,
-        batchMax: config.ADCLICK_PRODUCE_BATCH_MAX,
-        encoding: config.ADCLICK_CLICK_EVENT_ENCODING,
-        metrics: clickMetrics(),
-        spoolLockWaitMs: 0,
-      }),
+      ClickLog.open(
+        clickLogOptions(createKafka(`adclick-ingest-orphan-${n}`), spoolPath, { spoolLockWaitMs: 0 }),
+      ),
   }).start();
 }
 

@@ -11,8 +11,8 @@
 import { parseArgs } from 'node:util';
 import { config } from '../common/config.js';
 import { createKafka } from '../common/kafka.js';
-import { clickMetrics } from '../ingest/metrics.js';
 import { drainSpools } from '../ingest/spool-drain.js';
+import { spoolSendOptions } from './click-options.js';
 
 const usage = 'usage: npm run spool:drain -- <file-or-dir> [--wait <seconds>] [--topic <name>]';
 
@@ -41,10 +41,8 @@ async function main(): Promise<number> {
   process.on('SIGTERM', interrupt);
 
   const reports = await drainSpools(target, {
-    kafka: createKafka('adclick-spool-drain'),
-    topic: values.topic,
+    ...spoolSendOptions(createKafka('adclick-spool-drain'), { topic: values.topic }),
     lockWaitMs: waitS * 1000,
-    metrics: clickMetrics(),
     signal: stop.signal,
   });
   const sent = reports.reduce((n, r) => n + r.sent, 0);

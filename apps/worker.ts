@@ -16,7 +16,7 @@ import { createS3, ensureBucket } from '../common/s3.js';
 import { kafkaProbe, keepTrying, sleep } from '../common/startup.js';
 import { createActivities } from '../activities/index.js';
 import { configuredBatchPinot } from '../batch-layer/pinot-offline.js';
-import { createSpeedStore } from '../speed-layer/speed-store.js';
+import { createSpeedStore } from './speed-store.js';
 
 const log = (m: string): void => console.error(`[worker] ${m}`);
 

@@ -4,30 +4,24 @@
 // sends in file order with an idempotent producer and commits after every ack (the spool's marker),
 // so an interrupted drain resumes where it stopped and nothing acked is sent again, except the
 // at-least-once corner of spool.ts; it deletes a spool only once all of it is acked. Records a late
-// ack already delivered are skipped, poison records go to `<spool>.poison`, as in ClickLog's replay.
+// ack already delivered are skipped, poison records go to `<spool>.poison`: the replay loop is the
+// click log's (spool-replay.ts), and so are the send settings (SpoolSendOptions, built once in apps/).
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Kafka, Message, Producer } from 'kafkajs';
-import { spooledMessages } from './click-log.js';
-import type { ClickMetrics } from './metrics.js';
+import { CompressionTypes, type Kafka, type Message, type Producer } from 'kafkajs';
+import type { SpoolSendOptions } from './click-log.js';
 import { Spool, SpoolLockedError } from './spool.js';
+import { poisonLine, replaySpool, REPLAY_BATCH } from './spool-replay.js';
 
-export interface DrainOptions {
-  kafka: Kafka;
-  topic: string;
+export interface DrainOptions extends SpoolSendOptions {
   /** How long to wait for a spool another process holds before leaving it (default 0: at once). */
   lockWaitMs?: number;
-  /** The lock's stale time, as the click processes use it (see spool.ts; default LOCK_STALE_MS). */
-  lockStaleMs?: number;
   /** Records per Kafka request (default 500, as the click process's replay). */
   batchRecords?: number;
   /** A progress line per spool at most this often (default 2 s). */
   progressEveryMs?: number;
   /** Give a spool up when Kafka has not taken a batch for this long (default 60 s); rerun to go on. */
   giveUpAfterMs?: number;
-  /** Progress and summary lines. */
-  log?: (line: string) => void;
-  metrics?: Pick<ClickMetrics, 'spoolPoison' | 'spoolCorruptBytes'>;
   /** Stops after the batch in flight; what was acked stays committed. */
   signal?: AbortSignal;
 }
@@ -92,7 +86,7 @@ export async function drainSpool(path: string, opts: DrainOptions): Promise<Drai
   try {
     spool = await Spool.open(path, {
       lockWaitMs: opts.lockWaitMs ?? 0,
-      lockStaleMs: opts.lockStaleMs,
+      lockStaleMs: opts.spoolLockStaleMs,
       onTornTail: (bytes) => {
         report.tornBytes += bytes;
         log(`${path}: cut off a torn last write of ${bytes} bytes (never acknowledged to a click)`);
@@ -112,38 +106,13 @@ export async function drainSpool(path: string, opts: DrainOptions): Promise<Drai
   }
 
   const total = spool.depth;
-  const started = Date.now();
   log(`${path}: ${total} records (${spool.size - spool.committed} bytes) to drain`);
-  let lastProgress = started;
   const producer = new Sender(opts.kafka);
   try {
-    while (spool.pending) {
-      if (opts.signal?.aborted) {
-        report.status = 'interrupted';
-        break;
-      }
-      const batch = await spool.read(opts.batchRecords ?? 500);
-      const { messages, poison } = spooledMessages(batch.records);
-      if (messages.length > 0) await producer.send(opts.topic, messages, opts, log);
-      if (poison.length > 0) {
-        await spool.quarantine(poison.map((p) => p.record));
-        opts.metrics?.spoolPoison.inc(poison.length);
-        log(
-          `${path}: moved ${poison.length} record(s) that are no click event to ${path}.poison ` +
-            `(first at offset ${poison[0]!.record.offset}: ${poison[0]!.reason})`,
-        );
-      }
-      await spool.commit(batch.next, batch.frames);
-      report.sent += messages.length;
-      report.poison += poison.length;
-      report.alreadyDelivered += batch.frames - batch.records.length;
-      if (Date.now() - lastProgress >= (opts.progressEveryMs ?? 2000)) {
-        lastProgress = Date.now();
-        const done = total - spool.depth;
-        const rate = Math.round(report.sent / ((lastProgress - started) / 1000));
-        log(`${path}: ${done} of ${total} records done (${Math.floor((100 * done) / total)}%), ${rate}/s`);
-      }
-    }
+    await replaySpool(spool, drainHooks(spool, report, producer, opts, log), {
+      batchRecords: opts.batchRecords ?? REPLAY_BATCH,
+      metrics: opts.metrics,
+    });
     if (report.status !== 'interrupted') {
       if (!(await spool.removeIfDrained())) throw new Error('records were appended while draining');
       report.status = 'drained';
@@ -157,6 +126,41 @@ export async function drainSpool(path: string, opts: DrainOptions): Promise<Drai
   }
   log(summaryLine(report));
   return report;
+}
+
+/** The drain's part of the replay: stop when interrupted, fail on any error, count and report progress. */
+function drainHooks(
+  spool: Spool,
+  report: DrainReport,
+  producer: Sender,
+  opts: DrainOptions,
+  log: (line: string) => void,
+): Parameters<typeof replaySpool>[1] {
+  const { path } = report;
+  const total = spool.depth;
+  const started = Date.now();
+  let lastProgress = started;
+  return {
+    ready: async () => {
+      if (!opts.signal?.aborted || !spool.pending) return true;
+      report.status = 'interrupted';
+      return false;
+    },
+    send: (messages) => producer.send(messages, opts, log),
+    caughtUp: async () => true,
+    failed: (_step, e) => Promise.reject(e),
+    poisoned: (poison) => log(`${path}: ${poisonLine(path, poison)}`),
+    replayed: (batch) => {
+      report.sent += batch.sent;
+      report.poison += batch.poison;
+      report.alreadyDelivered += batch.alreadyDelivered;
+      if (Date.now() - lastProgress < (opts.progressEveryMs ?? 2000)) return;
+      lastProgress = Date.now();
+      const done = total - spool.depth;
+      const rate = Math.round(report.sent / ((lastProgress - started) / 1000));
+      log(`${path}: ${done} of ${total} records done (${Math.floor((100 * done) / total)}%), ${rate}/s`);
+    },
+  };
 }
 
 export function summaryLine(r: DrainReport): string {
@@ -177,17 +181,13 @@ class Sender {
   private producer: Producer | undefined;
   constructor(private readonly kafka: Kafka) {}
 
-  async send(
-    topic: string,
-    messages: Message[],
-    opts: DrainOptions,
-    log: (line: string) => void,
-  ): Promise<void> {
+  async send(messages: Message[], opts: DrainOptions, log: (line: string) => void): Promise<void> {
     const deadline = Date.now() + (opts.giveUpAfterMs ?? 60_000);
+    const compression = opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
     for (;;) {
       try {
         this.producer ??= await this.connect();
-        await this.producer.send({ topic, acks: -1, messages });
+        await this.producer.send({ topic: opts.topic, acks: -1, compression, messages });
         return;
       } catch (e) {
         // A send that failed for good may leave the producer's sequence numbers stale: start afresh.

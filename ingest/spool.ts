@@ -24,41 +24,25 @@
 // silently. Bytes fsynced since the last marker write that end in damage with nothing valid after
 // them cannot be told from a torn tail; that window is one outage at most.
 //
-// Ownership: `open` takes `<spool>.lock` (proper-lockfile: an atomic mkdir whose mtime the owner
-// refreshes every LOCK_STALE_MS / 2). A second opener waits up to `lockWaitMs`, then gets a
-// SpoolLockedError. A lock not refreshed for LOCK_STALE_MS belongs to a dead process (kill -9, power
-// loss: a normal exit, even by an uncaught exception, removes it) and is taken over, so a crashed
-// worker's restart waits at most that long. We chose an mtime heartbeat over a pid file because
-// spool folders may be shared by containers (docker volumes) whose pids mean nothing to each other,
-// and over flock(2) because Node has no flock without a native add-on. If the owner's event loop
-// stalls past LOCK_STALE_MS and another process takes the lock over, this spool fails closed: every
-// later operation rejects with SpoolLockLostError, so it can never write over the new owner's records.
+// Ownership: one process at a time, through the spool's lock (spool-lock.ts).
 import { constants } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import lockfile from 'proper-lockfile';
+import { decodeRecords, encodeRecords, HEADER_BYTES, type SpoolRecord } from './spool-format.js';
 import {
-  decodeRecords,
-  encodeRecords,
-  findFrame,
-  HEADER_BYTES,
-  MAX_FRAME_BYTES,
-  type SpoolRecord,
-} from './spool-format.js';
+  fsyncDir,
+  ignoreMissing,
+  mkdirDurable,
+  nextFrame,
+  readAt,
+  readMarker,
+  scanFrom,
+  writeFully,
+  writeMarker,
+} from './spool-file.js';
+import { lockSpool, SpoolLockLostError, type SpoolLockOptions } from './spool-lock.js';
 
-const SCAN_CHUNK = 4 << 20;
-/** A lock not refreshed for this long is a dead owner's. Every opener of one spool must agree on it. */
-export const LOCK_STALE_MS = 10_000;
-const LOCK_RETRY_MS = 250;
-
-interface Marker {
-  /** Every record before this offset is in Kafka. */
-  offset: number;
-  /** Offsets of records after `offset` that reached Kafka through a late ack: skipped on replay. */
-  delivered: number[];
-  /** Bytes of the file known to be fsynced when the marker was written (older markers lack it: 0). */
-  durable: number;
-}
+export { LOCK_STALE_MS, SpoolLockedError, SpoolLockLostError, spoolLockDir } from './spool-lock.js';
 
 export interface SpoolBatch {
   records: SpoolRecord[];
@@ -68,43 +52,13 @@ export interface SpoolBatch {
   next: number;
 }
 
-export interface SpoolOptions {
+export interface SpoolOptions extends SpoolLockOptions {
   /** Told how many bytes of a torn last write were cut off the end. */
   onTornTail?: (droppedBytes: number) => void;
   /** Told about damaged bytes that replay skips (offset in the file, length). */
   onCorrupt?: (offset: number, bytes: number) => void;
-  /** How long to wait for a lock another process holds; 0 refuses at once. Default: long enough for a dead owner's lock to go stale. */
-  lockWaitMs?: number;
-  /** After how long without a refresh the lock is a dead owner's (default LOCK_STALE_MS; at least 2 s). Every opener of one spool must use the same. */
-  lockStaleMs?: number;
-  /** Told when the lock was taken over by another process while this spool was open (see above). */
+  /** Told when the lock was taken over by another process while this spool was open (spool-lock.ts). */
   onLockLost?: (e: SpoolLockLostError) => void;
-}
-
-/** Another process owns the spool (its lock is fresh). */
-export class SpoolLockedError extends Error {
-  constructor(
-    readonly path: string,
-    waitedMs: number,
-  ) {
-    super(
-      `spool ${path} is locked by another process (${path}.lock is refreshed by its owner; waited ` +
-        `${waitedMs} ms). A spool has one owner at a time: stop the other click process or drain, or ` +
-        `wait for it; a dead owner's lock is taken over ${LOCK_STALE_MS / 1000} s after it died.`,
-    );
-    this.name = 'SpoolLockedError';
-  }
-}
-
-/** This process no longer owns the spool: another one took its lock over. */
-export class SpoolLockLostError extends Error {
-  constructor(path: string, cause: Error) {
-    super(
-      `lost the lock of spool ${path} (${cause.message}): another process may own it now; this ` +
-        `process no longer writes or replays it (restart it to take the spool back)`,
-    );
-    this.name = 'SpoolLockLostError';
-  }
 }
 
 export class Spool {
@@ -390,161 +344,11 @@ export class Spool {
     return run;
   }
 
-  private async writeMarker(): Promise<void> {
-    const marker: Marker = {
+  private writeMarker(): Promise<void> {
+    return writeMarker(`${this.path}.marker`, {
       offset: this.committedOffset,
       delivered: [...this.delivered],
       durable: this.durableSize,
-    };
-    const tmp = `${this.path}.marker.tmp`;
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(JSON.stringify(marker));
-      await fh.datasync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, `${this.path}.marker`);
-    await fsyncDir(dirname(this.path));
+    });
   }
 }
-
-/** The folder proper-lockfile makes for a spool's lock (its default: `<spool>.lock`). */
-export const spoolLockDir = (spoolPath: string): string => `${spoolPath}.lock`;
-
-/** Takes the spool's lock, waiting up to opts.lockWaitMs for another owner to release it or go stale. */
-async function lockSpool(
-  path: string,
-  opts: SpoolOptions,
-  onCompromised: (e: Error) => void,
-): Promise<() => Promise<void>> {
-  const stale = opts.lockStaleMs ?? LOCK_STALE_MS;
-  const waitMs = opts.lockWaitMs ?? stale + 2000;
-  const started = Date.now();
-  for (;;) {
-    try {
-      return await lockfile.lock(path, {
-        stale,
-        realpath: false,
-        retries: 0,
-        onCompromised,
-        lockfilePath: spoolLockDir(path),
-      });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
-      const waited = Date.now() - started;
-      if (waited >= waitMs) throw new SpoolLockedError(path, waited);
-      await sleep(Math.min(LOCK_RETRY_MS, waitMs - waited));
-    }
-  }
-}
-
-interface Scan {
-  /** Valid records from `start`. */
-  records: number;
-  /** End of the last valid frame (`start` if none). */
-  validEnd: number;
-  /** Damaged ranges that a valid frame follows. */
-  holes: Map<number, number>;
-}
-
-/** Checks every frame in [start, end), resynchronising past damaged bytes. */
-async function scanFrom(
-  fh: FileHandle,
-  start: number,
-  end: number,
-  onCorrupt: (offset: number, bytes: number) => void,
-): Promise<Scan> {
-  const scan: Scan = { records: 0, validEnd: start, holes: new Map() };
-  let pos = start;
-  while (pos < end) {
-    const len = Math.min(SCAN_CHUNK, end - pos);
-    const d = decodeRecords(await readAt(fh, pos, len), pos);
-    scan.records += d.records.length;
-    if (d.records.length > 0) scan.validEnd = d.end;
-    // A chunk may end exactly on a record boundary ('end') or inside a record ('partial', read again
-    // from its start with the next chunk); either way the scan goes on to the end of the file.
-    if (d.stop === 'end' || (d.stop === 'partial' && d.end > pos && pos + len < end)) {
-      pos = d.end;
-      continue;
-    }
-    const next = await nextFrame(fh, d.end, end);
-    if (next < 0) break; // nothing valid follows: the caller decides what of the rest is durable
-    scan.holes.set(d.end, next);
-    onCorrupt(d.end, next - d.end);
-    pos = next;
-  }
-  return scan;
-}
-
-/** The offset of the first valid frame after `from` and before `end`, or -1. */
-async function nextFrame(fh: FileHandle, from: number, end: number): Promise<number> {
-  for (let c = from + 1; c + HEADER_BYTES < end; c += SCAN_CHUNK) {
-    // MAX_FRAME_BYTES beyond the candidates, so that each candidate frame can be checked whole.
-    const buf = await readAt(fh, c, Math.min(SCAN_CHUNK + MAX_FRAME_BYTES, end - c));
-    const i = findFrame(buf, 0, SCAN_CHUNK);
-    if (i >= 0) return c + i;
-  }
-  return -1;
-}
-
-/**
- * Writes all of `bytes` at `position` (null: at the end of a file opened O_APPEND), going on after
- * short writes; a write that fails rejects.
- */
-async function writeFully(fh: FileHandle, bytes: Buffer, position: number | null): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    const at = position === null ? null : position + done;
-    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, at);
-    // write(2) reports 0 only when it cannot go on (no error, no progress): do not spin on it.
-    if (bytesWritten === 0)
-      throw new Error(`spool write made no progress (${done} of ${bytes.length} bytes)`);
-    done += bytesWritten;
-  }
-}
-
-async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(length);
-  const { bytesRead } = await fh.read(buf, 0, length, position);
-  return buf.subarray(0, bytesRead);
-}
-
-async function readMarker(path: string): Promise<Marker> {
-  try {
-    const m = JSON.parse(await readFile(path, 'utf8')) as Partial<Marker>;
-    const count = (v: unknown): number => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : 0);
-    const delivered = Array.isArray(m.delivered) ? m.delivered.filter((o) => Number.isSafeInteger(o)) : [];
-    return { offset: count(m.offset), delivered, durable: count(m.durable) };
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { offset: 0, delivered: [], durable: 0 };
-    throw new Error(`cannot read spool marker ${path}: ${(e as Error).message}`);
-  }
-}
-
-/** mkdir -p, then makes each new folder's name durable (fsync of its parent). */
-async function mkdirDurable(dir: string): Promise<void> {
-  const first = await mkdir(dir, { recursive: true });
-  if (first === undefined) return;
-  const created: string[] = [];
-  for (let d = dir; d !== dirname(first); d = dirname(d)) created.unshift(d);
-  await fsyncDir(dirname(first));
-  // The spool's own folder is fsynced by open() once the file is in it.
-  for (const d of created.slice(0, -1)) await fsyncDir(d);
-}
-
-/** Makes a rename, creation or deletion in `dir` durable. */
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-function ignoreMissing(e: NodeJS.ErrnoException): void {
-  if (e.code !== 'ENOENT') throw e;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { config } from '../common/config.js';
+import { RestartBackoff } from '../common/restart-backoff.js';
 import { prometheusUrl } from './services/prometheus.js';
 import { temporalUiUrl } from './services/temporal.js';
 
@@ -34,7 +35,7 @@ const GRACE_MS = 15_000;
 
 class Supervised {
   private child?: ChildProcess;
-  private restarts = 0;
+  private readonly backoff = new RestartBackoff({ baseMs: 1000 });
   private stopping = false;
   private exited: Promise<void> = Promise.resolve();
 
@@ -56,8 +57,7 @@ class Supervised {
         resolve();
         if (this.stopping) return;
         // A process that ran for a while gets a fresh backoff; one that keeps dying waits longer.
-        if (Date.now() - startedAt > 60_000) this.restarts = 0;
-        const delay = Math.min(30_000, 1000 * 2 ** this.restarts++);
+        const delay = this.backoff.next(Date.now() - startedAt);
         console.log(`${prefix} exited (${signal ?? code}); restarting in ${delay / 1000} s`);
         setTimeout(() => this.stopping || this.start(), delay);
       }),

@@ -10,8 +10,9 @@ import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
 import { ClickLog } from '../../ingest/click-log.js';
 import { clickPath, newImpression } from '../../ingest/impression.js';
-import { startClickService } from '../../ingest/service.js';
+import { startClickService } from '../../apps/click-service.js';
 import { Spool } from '../../ingest/spool.js';
+import { transitionAllowed, type ClickLogState } from '../../ingest/click-log-state.js';
 import { encodeRecord } from '../../ingest/spool-format.js';
 import {
   clickTopic,
@@ -79,12 +80,14 @@ describe('click path with failing dependencies', () => {
   it('Kafka unreachable during traffic: every click redirected, then each in Kafka exactly once, in order', async () => {
     const { topic, io } = await newTopic();
     const gate = gatedKafka('click-degraded-gated');
+    const transitions: Array<[ClickLogState, ClickLogState]> = [];
     const service = await startClickService({
       port: 0,
       topic,
       spoolPath: spoolIn('spool-0.log'),
       kafka: gate.kafka,
       pool,
+      onTransition: (from, to) => transitions.push([from, to]),
       log: () => undefined,
     });
     try {
@@ -101,6 +104,14 @@ describe('click path with failing dependencies', () => {
       expect(statuses.every((s) => s === 302)).toBe(true);
       await withTimeout(service.clickLog.whenDrained(), 60_000, 'spool replay');
       expect(service.clickLog.state).toBe('direct');
+      // Every transition the log made is one its state machine allows (click-log-state.ts), and it
+      // went through spooling and emptying back to direct.
+      for (const [from, to] of transitions)
+        expect(transitionAllowed(from, to), `${from.phase} → ${to.phase}`).toBe(true);
+      const phases = transitions.map(([, to]) => to.phase);
+      expect(phases[0]).toBe('spooling');
+      expect(phases).toContain('emptying');
+      expect(phases.at(-1)).toBe('direct');
 
       const logged = await io.readAll(60, { settleMs: 2000 });
       expect(logged).toHaveLength(60);

@@ -7,7 +7,7 @@ import { config } from '../../common/config.js';
 import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
 import { clickPath, newImpression, signImpression } from '../../ingest/impression.js';
-import { startClickService, type ClickService } from '../../ingest/service.js';
+import { startClickService, type ClickService } from '../../apps/click-service.js';
 import {
   clickTopic,
   createAdvertiserWithAds,

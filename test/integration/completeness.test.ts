@@ -27,7 +27,7 @@ import { createTemporalClient } from '../../common/temporal.js';
 import { HOUR_MS, MINUTE_MS, hourIso, minuteOf } from '../../common/time.js';
 import { compactHourId } from '../../common/workflow-ids.js';
 import { clickPath, newImpression } from '../../ingest/impression.js';
-import { startClickService, type ClickService } from '../../ingest/service.js';
+import { startClickService, type ClickService } from '../../apps/click-service.js';
 import { SpeedConsumer } from '../../speed-layer/consumer.js';
 import { PostgresSink } from '../../speed-layer/postgres-sink.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';

@@ -16,7 +16,7 @@ import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
 import { createRedis } from '../../common/redis.js';
 import { clickPath, newImpression, signingKeys } from '../../ingest/impression.js';
-import { startClickService } from '../../ingest/service.js';
+import { startClickService } from '../../apps/click-service.js';
 import { PinotSpeedStore } from '../../speed-layer/pinot-speed-store.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 import {

@@ -6,7 +6,7 @@ import { HOUR_MS, MINUTE_MS, dayOf, floorTo, minuteOf } from '../../common/time.
 import { buildReconciliation } from '../../batch-layer/reconciliation.js';
 import { PinotSpeedStore } from '../../speed-layer/pinot-speed-store.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
-import { createSpeedStore } from '../../speed-layer/speed-store.js';
+import { createSpeedStore } from '../../apps/speed-store.js';
 import { click, expectedCounts, SpeedRig, uniqueAdIds, type StoreKind } from './speed-fixture.js';
 
 const pinotUp = await fetch(`${config.PINOT_CONTROLLER_URL}/health`, { signal: AbortSignal.timeout(2000) })

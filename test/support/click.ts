@@ -13,7 +13,7 @@ import { clicksTopicSpec, ensureTopics } from '../../common/kafka.js';
 import { createApiApp, listen, type ApiDeps } from '../../apps/api.js';
 import { startClickWorker } from '../../apps/click.js';
 import { generateApiKey, hashApiKey } from '../../common/auth.js';
-import type { ClickService, ClickServiceOptions } from '../../ingest/service.js';
+import type { ClickService, ClickServiceOptions } from '../../apps/click-service.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 
 export interface GatedKafka {

@@ -2,7 +2,7 @@
 // set apart for the spool's quarantine instead of failing its whole batch.
 import { describe, expect, it } from 'vitest';
 import { encodeClickEvent, type ClickEvent } from '../common/click-event.js';
-import { spooledMessages } from './click-log.js';
+import { spooledMessages } from './spool-replay.js';
 
 const event: ClickEvent = {
   v: 1,
