@@ -20,6 +20,32 @@ describe('layer rules (npm run lint)', () => {
     expect(errors[0]).toMatch(/layer rule: a layer never imports another layer/);
   });
 
+  it('the catalogue is a layer of its own: it imports no other layer, and no other layer imports it', async () => {
+    expect(
+      await layerErrors(
+        'catalogue/example.ts',
+        "import { newImpression } from '../ingest/impression.js';\nexport const x = newImpression;\n",
+      ),
+    ).toEqual([
+      expect.stringMatching(
+        /layer rule: a layer never imports another layer.*\(catalogue\/ must not import ingest\/;/,
+      ),
+    ]);
+    for (const folder of ['ingest', 'serving-layer', 'common'])
+      expect(
+        await layerErrors(
+          `${folder}/example.ts`,
+          "import { catalogueRouter } from '../catalogue/router.js';\nexport const x = catalogueRouter;\n",
+        ),
+      ).toHaveLength(1);
+    expect(
+      await layerErrors(
+        'apps/example.ts',
+        "import * as a from '../catalogue/router.js';\nimport * as b from '../ingest/impression.js';\nexport const x = [a, b];\n",
+      ),
+    ).toEqual([]);
+  });
+
   it('common/ imports no layer and no composition root', async () => {
     for (const from of ['../ingest/service.js', '../apps/api.js'])
       expect(
