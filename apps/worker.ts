@@ -13,7 +13,8 @@ import { createPool, migrateWhenReachable } from '../common/db.js';
 import { serveHealth, watchDependency } from '../common/health.js';
 import { createKafka } from '../common/kafka.js';
 import { createS3, ensureBucket } from '../common/s3.js';
-import { kafkaProbe, keepTrying, sleep } from '../common/startup.js';
+import { kafkaProbe, keepTrying } from '../common/startup.js';
+import { sleep } from '../common/wait.js';
 import { createActivities } from '../activities/index.js';
 import { createSpeedStore } from '../speed-layer/speed-store.js';
 

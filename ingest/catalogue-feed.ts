@@ -27,6 +27,7 @@ import {
 } from './catalogue-replica.js';
 import { adChangesTopicSpec } from './catalogue-relay.js';
 import { ensureTopics } from '../common/kafka.js';
+import { sleep } from '../common/wait.js';
 
 export interface CatalogueFeedOptions {
   replica: CatalogueReplica;
@@ -109,7 +110,7 @@ export function startCatalogueFeed(opts: CatalogueFeedOptions): CatalogueFeed {
           log(`feed not running (${(e as Error).message}); retrying every ${RETRY_MS} ms`);
         await consumer?.disconnect().catch(() => undefined);
         consumer = undefined;
-        await new Promise((r) => setTimeout(r, RETRY_MS));
+        await sleep(RETRY_MS);
       }
     }
   };

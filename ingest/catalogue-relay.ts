@@ -15,6 +15,7 @@
 import type { Kafka, Producer } from 'kafkajs';
 import type pg from 'pg';
 import { ensureTopics, replication, type TopicSpec } from '../common/kafka.js';
+import { sleep as sleepFor } from '../common/wait.js';
 
 /** The compacted topic of ad changes: one record per ad survives compaction (its latest row). */
 export function adChangesTopicSpec(topic: string): TopicSpec {
@@ -63,15 +64,8 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
   let published = 0;
   let producer: Producer | undefined;
   let client: pg.PoolClient | undefined;
-  let wake: (() => void) | undefined;
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
+  const stopping = new AbortController();
+  const sleep = (ms: number) => sleepFor(ms, stopping.signal); // stop() ends a wait at once
 
   /** Sends in requests of at most ~512 KB (a broker refuses a record batch over message.max.bytes, 1 MB). */
   const send = async (rows: Array<{ ad_id: string; ad: string | null }>): Promise<void> => {
@@ -184,7 +178,7 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
     published: () => published,
     stop: async () => {
       stopped = true;
-      wake?.();
+      stopping.abort();
       await done;
       if (client) {
         await client.query('select pg_advisory_unlock_all()').catch(() => undefined);
