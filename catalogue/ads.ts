@@ -2,6 +2,7 @@
 // Lifecycle (docs/impressions.md): an ad is `active`, `paused` or `archived` (final); each change
 // reaches the click processes through the catalogue's change feed (the `ads` row). An ad that is not
 // the caller's is a 404, never a 403: no hint that it exists.
+import type { Request, Response } from 'express';
 import type pg from 'pg';
 import { callerOf, canSeeAd } from '../common/auth.js';
 import { sendApiError, validate } from '../common/http-errors.js';
@@ -30,6 +31,17 @@ export async function findAd(pool: pg.Pool, adId: string): Promise<AdRow | undef
   const r = await pool.query<AdRow>(`select ${AD_COLUMNS} from ads where ad_id = $1`, [adId]);
   return r.rows[0];
 }
+
+/** The ad of the path (`:adId`) if the caller may see it; else a 404 is sent (no hint that it exists). */
+async function callersAd(pool: pg.Pool, req: Request, res: Response): Promise<AdRow | undefined> {
+  const { adId } = validate(adParams, req.params);
+  const ad = await findAd(pool, adId);
+  if (ad && canSeeAd(callerOf(res), ad.advertiser_id)) return ad;
+  sendApiError(res, 404, 'not_found', `no ad ${adId}`);
+}
+
+const sendArchived = (res: Response, adId: string): void =>
+  sendApiError(res, 409, 'ad_archived', `ad ${adId} is archived; archived ads do not change`);
 
 /** POST /v1/ads: an advertiser creates its own ads; the admin names the advertiser. */
 export function createAd(pool: pg.Pool): Handler {
@@ -66,11 +78,8 @@ export function createAd(pool: pg.Pool): Handler {
 /** GET /v1/ads/:adId (owner or admin; anyone else gets 404, no hint that it exists). */
 export function getAd(pool: pg.Pool): Handler {
   return async (req, res) => {
-    const { adId } = validate(adParams, req.params);
-    const ad = await findAd(pool, adId);
-    if (!ad || !canSeeAd(callerOf(res), ad.advertiser_id))
-      return sendApiError(res, 404, 'not_found', `no ad ${adId}`);
-    res.json(adJson(ad));
+    const ad = await callersAd(pool, req, res);
+    if (ad) res.json(adJson(ad));
   };
 }
 
@@ -82,11 +91,9 @@ export function changeAd(pool: pg.Pool): Handler {
   return async (req, res) => {
     const { adId } = validate(adParams, req.params);
     const body = validate(adChange, req.body);
-    const ad = await findAd(pool, adId);
-    if (!ad || !canSeeAd(callerOf(res), ad.advertiser_id))
-      return sendApiError(res, 404, 'not_found', `no ad ${adId}`);
-    if (ad.status === 'archived')
-      return sendApiError(res, 409, 'ad_archived', `ad ${adId} is archived; archived ads do not change`);
+    const ad = await callersAd(pool, req, res);
+    if (!ad) return;
+    if (ad.status === 'archived') return sendArchived(res, adId);
     if (body.redirectUrl === undefined && body.name === undefined && body.paused === undefined)
       return void res.json(adJson(ad));
     const r = await pool.query<AdRow>(
@@ -105,8 +112,7 @@ export function changeAd(pool: pg.Pool): Handler {
         body.paused ?? null,
       ],
     );
-    if (!r.rows[0])
-      return sendApiError(res, 409, 'ad_archived', `ad ${adId} is archived; archived ads do not change`);
+    if (!r.rows[0]) return sendArchived(res, adId);
     res.json(adJson(r.rows[0]));
   };
 }
@@ -114,17 +120,15 @@ export function changeAd(pool: pg.Pool): Handler {
 /** POST /v1/ads/:adId/archive: final. Idempotent: archiving an archived ad answers it as it is. */
 export function archiveAd(pool: pg.Pool): Handler {
   return async (req, res) => {
-    const { adId } = validate(adParams, req.params);
-    const ad = await findAd(pool, adId);
-    if (!ad || !canSeeAd(callerOf(res), ad.advertiser_id))
-      return sendApiError(res, 404, 'not_found', `no ad ${adId}`);
+    const ad = await callersAd(pool, req, res);
+    if (!ad) return;
     if (ad.status === 'archived') return void res.json(adJson(ad));
     const r = await pool.query<AdRow>(
       `update ads set status = 'archived', updated_at = now()
        where ad_id = $1 and status <> 'archived' returning ${AD_COLUMNS}`,
-      [adId],
+      [ad.ad_id],
     );
-    res.json(adJson(r.rows[0] ?? (await findAd(pool, adId))!));
+    res.json(adJson(r.rows[0] ?? (await findAd(pool, ad.ad_id))!));
   };
 }
 

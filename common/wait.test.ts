@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, sleep, waitFor } from './wait.js';
+import { backoffDelay, sleep, waitFor, withDeadline } from './wait.js';
 
 describe('waitFor', () => {
   it('resolves with the first truthy value of the check, polling until then', async () => {
@@ -53,5 +53,22 @@ describe('backoffDelay', () => {
     const delays = [1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, { firstMs: 500, maxMs: 5000 }));
     expect(delays).toEqual([500, 1000, 2000, 4000, 5000, 5000]);
     expect(backoffDelay(0, { firstMs: 500, maxMs: 5000 })).toBe(500);
+  });
+});
+
+describe('withDeadline', () => {
+  it('gives the work its value or error when it settles in time', async () => {
+    await expect(withDeadline(Promise.resolve(42), 1000, 'too slow')).resolves.toBe(42);
+    await expect(withDeadline(Promise.reject(new Error('refused')), 1000, 'too slow')).rejects.toThrow(
+      'refused',
+    );
+  });
+
+  it('rejects with the message when the work is still pending at the deadline', async () => {
+    const started = Date.now();
+    await expect(
+      withDeadline(new Promise(() => undefined), 30, 'Pinot: no answer within 30 ms'),
+    ).rejects.toThrow(/^Pinot: no answer within 30 ms$/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(25);
   });
 });

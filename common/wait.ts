@@ -1,6 +1,6 @@
 // Waiting, one way for the whole repository (product, stack scripts, tests): `sleep`, `waitFor` (poll
-// until a check gives a value, within a bound) and `backoffDelay` (how long a retry loop waits before
-// its next attempt). Retry loops that run until they succeed are `keepTrying` (common/startup.ts).
+// until a check gives a value, within a bound), `withDeadline` (a bound on one call) and `backoffDelay`
+// (how long a retry loop waits before its next attempt). Retry loops that run until they succeed are `keepTrying` (common/startup.ts).
 import { setTimeout as timer } from 'node:timers/promises';
 
 /** Resolves after `ms`; at once when `signal` aborts (a stopping loop then sees that it is stopped). */
@@ -38,6 +38,18 @@ export async function waitFor<T>(
     }
     await sleep(Math.max(0, Math.min(everyMs, deadline - Date.now())));
   }
+}
+
+/**
+ * `work`, or a rejection with `message` if it has not settled within `ms` (the work itself is not
+ * cancelled: a caller that must stop it too aborts it on that rejection).
+ */
+export function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /**
