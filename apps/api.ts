@@ -38,7 +38,7 @@ import { configuredRateLimits, rateLimiters, type RateLimits } from '../catalogu
 import { catalogueRouter } from '../catalogue/router.js';
 import { catalogueRoutes } from '../catalogue/routes.js';
 import { clickRouteContract } from '../ingest/click-route.js';
-import { startCatalogueRelay } from '../ingest/catalogue-relay.js';
+import { startCatalogueRelay } from '../catalogue/relay.js';
 import {
   configuredSigningKeys,
   impressionMinter,

@@ -1,5 +1,5 @@
 // Feeds a catalogue replica (ingest/catalogue-replica.ts) from the compacted topic of ad changes
-// (written by ingest/catalogue-relay.ts). Run by ONE process per host: the click primary.
+// (written by catalogue/relay.ts). Run by ONE process per host: the click primary.
 //
 // On an empty replica it bootstraps first: it notes the topic's end offsets, THEN copies the ads
 // from PostgreSQL (COPY, streamed) and records those offsets; every change published before them is
@@ -25,8 +25,7 @@ import {
   type ReplicaAd,
   type ReplicaStatus,
 } from './catalogue-replica.js';
-import { adChangesTopicSpec } from './catalogue-relay.js';
-import { ensureTopics } from '../common/kafka.js';
+import { adChangesTopicSpec, ensureTopics } from '../common/kafka.js';
 import { sleep } from '../common/wait.js';
 
 export interface CatalogueFeedOptions {

@@ -9,7 +9,7 @@ import { config } from '../common/config.js';
 import { createPool } from '../common/db.js';
 import { createKafka } from '../common/kafka.js';
 import { startCatalogueFeed } from '../ingest/catalogue-feed.js';
-import { startCatalogueRelay } from '../ingest/catalogue-relay.js';
+import { startCatalogueRelay } from '../catalogue/relay.js';
 import { CatalogueReplica } from '../ingest/catalogue-replica.js';
 import { sleep } from '../common/wait.js';
 

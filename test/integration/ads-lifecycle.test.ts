@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { config } from '../../common/config.js';
 import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
-import { startCatalogueRelay, type CatalogueRelay } from '../../ingest/catalogue-relay.js';
+import { startCatalogueRelay, type CatalogueRelay } from '../../catalogue/relay.js';
 import {
   clickTopic,
   createAdvertiserWithAds,

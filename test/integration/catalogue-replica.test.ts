@@ -14,7 +14,7 @@ import { createApiApp, listen } from '../../apps/api.js';
 import { config } from '../../common/config.js';
 import { migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
-import { startCatalogueRelay, type CatalogueRelay } from '../../ingest/catalogue-relay.js';
+import { startCatalogueRelay, type CatalogueRelay } from '../../catalogue/relay.js';
 import { CatalogueReplica } from '../../ingest/catalogue-replica.js';
 import { newImpression } from '../../ingest/impression.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
