@@ -39,12 +39,7 @@ import { catalogueRouter } from '../catalogue/router.js';
 import { catalogueRoutes } from '../catalogue/routes.js';
 import { clickRouteContract } from '../ingest/click-route.js';
 import { startCatalogueRelay } from '../catalogue/relay.js';
-import {
-  configuredSigningKeys,
-  impressionMinter,
-  signingKeys,
-  type SigningKeys,
-} from '../ingest/impression.js';
+import { configuredSigningKeys, impressionMinter, type SigningKeys } from '../ingest/impression.js';
 import {
   createServingRouter,
   dashboardStatic,
@@ -143,10 +138,8 @@ export function createApiApp(deps: ApiDeps): Express {
   app.use(
     catalogueRouter({
       pool,
-      mintImpression: impressionMinter(
-        typeof keys === 'string' ? signingKeys(undefined, keys) : keys,
-        deps.impressionTtlSeconds ?? config.ADCLICK_IMPRESSION_TTL_S,
-      ),
+      // A plain secret signs and checks as the unnamed key (ingest/impression.ts).
+      mintImpression: impressionMinter(keys, deps.impressionTtlSeconds ?? config.ADCLICK_IMPRESSION_TTL_S),
       now: deps.now,
     }),
   );
