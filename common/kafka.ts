@@ -144,12 +144,12 @@ export function adChangesTopicSpec(topic: string): TopicSpec {
     topic,
     numPartitions: 4,
     replicationFactor: factor,
-    configEntries: [
-      { name: 'cleanup.policy', value: 'compact' },
-      { name: 'min.insync.replicas', value: String(minInsync) },
+    configEntries: entries({
+      'cleanup.policy': 'compact',
+      'min.insync.replicas': String(minInsync),
       // Tombstones of deleted ads are kept a day so a replica that was away a while still sees them.
-      { name: 'delete.retention.ms', value: String(24 * 3600_000) },
-    ],
+      'delete.retention.ms': String(DAY_MS),
+    }),
   };
 }
 
