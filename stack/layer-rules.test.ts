@@ -1,7 +1,7 @@
 // The layer rules of eslint.config.js catch a violating import (and let the allowed ones through):
 // lints small snippets as if they lived in each folder.
 import { ESLint } from 'eslint';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 const eslint = new ESLint();
 
@@ -11,6 +11,10 @@ async function layerErrors(filePath: string, code: string): Promise<string[]> {
 }
 
 describe('layer rules (npm run lint)', () => {
+  // The first lint loads the config and typescript-eslint (seconds on a busy machine): once, here,
+  // with room, so no single test carries it past the default timeout.
+  beforeAll(() => eslint.lintText('export {};\n', { filePath: 'common/warm-up.ts' }), 60_000);
+
   it('a layer importing another layer fails with the rule in the message', async () => {
     const errors = await layerErrors(
       'speed-layer/example.ts',
