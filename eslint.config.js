@@ -4,7 +4,15 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const LAYERS = ['ingest', 'speed-layer', 'batch-layer', 'serving-layer', 'workflows', 'activities'];
+const LAYERS = [
+  'ingest',
+  'catalogue',
+  'speed-layer',
+  'batch-layer',
+  'serving-layer',
+  'workflows',
+  'activities',
+];
 const WIRING = ['apps', 'stack', 'tools', 'bench', 'test'];
 
 /** no-restricted-imports for the files of `folder`: none of `forbidden` (folder names), with the rule in the message. */
@@ -51,7 +59,7 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
   onlyImports('common', [...LAYERS, ...WIRING], 'common/ imports no layer: it is what the layers share'),
-  ...['ingest', 'speed-layer', 'batch-layer', 'serving-layer'].map((layer) =>
+  ...['ingest', 'catalogue', 'speed-layer', 'batch-layer', 'serving-layer'].map((layer) =>
     onlyImports(
       layer,
       [...others(layer), ...WIRING],

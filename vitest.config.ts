@@ -13,7 +13,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: [
-            '{apps,common,ingest,speed-layer,batch-layer,serving-layer,workflows,activities,stack,tools,bench}/**/*.test.ts',
+            '{apps,common,ingest,catalogue,speed-layer,batch-layer,serving-layer,workflows,activities,stack,tools,bench}/**/*.test.ts',
             'packages/*/src/**/*.test.ts',
           ],
         },

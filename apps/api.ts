@@ -16,7 +16,6 @@ import express, { type Express } from 'express';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { z } from 'zod';
-import { identifyCaller, requireCaller } from '../common/auth.js';
 import { config } from '../common/config.js';
 import { createPool, migrateWhenReachable, type Migrations } from '../common/db.js';
 import {
@@ -28,17 +27,19 @@ import {
 } from '../common/health.js';
 import { apiErrorHandler, requestId, sendApiError } from '../common/http-errors.js';
 import { json, methodNotAllowed, openApiDocument, type ApiRoute } from '../common/openapi.js';
-import { configuredRateLimits, rateLimiters, type RateLimits } from '../common/rate-limits.js';
 import { createRedis } from '../common/redis.js';
 import { securityHeaders } from '../common/security-headers.js';
 import type { SpeedStore } from '../common/speed-store.js';
 import { createTemporalClient } from '../common/temporal.js';
 import { isoSeconds } from '../common/time.js';
 import { startBackfill } from '../batch-layer/operations.js';
-import { catalogueRouter, catalogueRoutes } from '../ingest/catalogue-router.js';
+import { identifyCaller, requireCaller } from '../catalogue/authentication.js';
+import { configuredRateLimits, rateLimiters, type RateLimits } from '../catalogue/rate-limits.js';
+import { catalogueRouter } from '../catalogue/router.js';
+import { catalogueRoutes } from '../catalogue/routes.js';
 import { clickRouteContract } from '../ingest/click-route.js';
-import { startCatalogueRelay } from '../ingest/catalogue-relay.js';
-import { configuredSigningKeys, signingKeys, type SigningKeys } from '../ingest/impression.js';
+import { startCatalogueRelay } from '../catalogue/relay.js';
+import { configuredSigningKeys, impressionMinter, type SigningKeys } from '../ingest/impression.js';
 import {
   createServingRouter,
   dashboardStatic,
@@ -137,8 +138,8 @@ export function createApiApp(deps: ApiDeps): Express {
   app.use(
     catalogueRouter({
       pool,
-      signingKeys: typeof keys === 'string' ? signingKeys(undefined, keys) : keys,
-      impressionTtlSeconds: deps.impressionTtlSeconds ?? config.ADCLICK_IMPRESSION_TTL_S,
+      // A plain secret signs and checks as the unnamed key (ingest/impression.ts).
+      mintImpression: impressionMinter(keys, deps.impressionTtlSeconds ?? config.ADCLICK_IMPRESSION_TTL_S),
       now: deps.now,
     }),
   );

@@ -1,24 +1,21 @@
-// API keys and who is calling. Advertiser keys (`ak_…`) and impression keys (`ik_…`) are 256-bit
-// random tokens shown once at creation; only their sha256 is stored. A slow password hash (bcrypt,
-// scrypt) defends low-entropy secrets against brute force; a 256-bit random key cannot be
-// brute-forced, so one sha256 is enough and lets the key be found by an indexed equality lookup.
+// API keys and who is calling, as every HTTP layer reads them. Advertiser keys (`ak_…`) and
+// impression keys (`ik_…`) are 256-bit random tokens shown once at creation; only their sha256 is
+// stored. A slow password hash (bcrypt, scrypt) defends low-entropy secrets against brute force; a
+// 256-bit random key cannot be brute-forced, so one sha256 is enough and lets the key be found by an
+// indexed equality lookup.
 //
 // Roles: the admin key (operators), an advertiser's key (its own ads and counts), and an impression
-// key (an ad server's: it may mint impressions, `MINTER_ROUTES`, and nothing else; each has its own
-// id and is revoked alone).
-//
-// For the HTTP layers: `identifyCaller(pool)` sets `res.locals.caller` for a good key (and nothing
-// for a bad one, so a failed-authentication limit can count it), `requireCaller` answers 401 for a
-// bad key and 403 for a role outside its routes, `authenticate(pool)` is both; `requireAdmin` and
-// `canSeeAd` decide access further on.
+// key (an ad server's: it may mint impressions and nothing else; each has its own id and is revoked
+// alone). The key check itself, which sets the caller, is the catalogue's
+// (catalogue/authentication.ts, wired in front of every /v1 route by apps/api.ts); `callerOf`,
+// `canSeeAd` and `requireAdmin` decide access further on; every process's /metrics takes the admin
+// key in production (`isAdminKey`, common/health.ts).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { LRUCache } from 'lru-cache';
-import type pg from 'pg';
+import type { RequestHandler, Response } from 'express';
 import { config } from './config.js';
 import { sendApiError } from './http-errors.js';
 
-/** Who made a request: the operator (admin key) or one advertiser (its own key). */
+/** Who made a request: the operator (admin key), one advertiser (its own key), or an impression key. */
 export type Caller =
   { kind: 'admin' } | { kind: 'advertiser'; advertiserId: string } | { kind: 'minter'; keyId: string };
 
@@ -35,11 +32,8 @@ export function generateImpressionKey(): string {
   return IMPRESSION_KEY_PREFIX + randomBytes(32).toString('base64url');
 }
 
-/** The only requests an impression key may make (method and path): least privilege. */
-export const MINTER_ROUTES: ReadonlySet<string> = new Set([
-  'POST /v1/impressions',
-  'POST /v1/impressions/batch',
-]);
+/** Is `key` shaped as an impression key (looked up among the impression keys, not the advertisers)? */
+export const isImpressionKey = (key: string): boolean => key.startsWith(IMPRESSION_KEY_PREFIX);
 
 /** The stored form of a key: sha256, lowercase hex. */
 export function hashApiKey(key: string): string {
@@ -65,135 +59,14 @@ export function canSeeAd(caller: Caller, adAdvertiserId: string): boolean {
   return caller.kind === 'admin' || (caller.kind === 'advertiser' && caller.advertiserId === adAdvertiserId);
 }
 
-/** May `caller` mint impressions of an ad owned by `adAdvertiserId`? The admin, any impression key, the owner. */
-export function canMintFor(caller: Caller, adAdvertiserId: string): boolean {
-  return caller.kind === 'minter' || canSeeAd(caller, adAdvertiserId);
-}
-
-/** The caller set by `authenticate`; throws if the middleware did not run (a wiring bug). */
+/** The caller set by the key check; throws if it did not run (a wiring bug). */
 export function callerOf(res: Response): Caller {
   const caller = (res.locals as { caller?: Caller }).caller;
   if (!caller) throw new Error('authenticate() must run before this handler');
   return caller;
 }
 
-// Key → caller, kept briefly so a dashboard polling the API costs no query per request. The TTL
-// bounds how long a revoked impression key still works on another API replica (the replica that
-// revokes it forgets it at once, `forgetKey`).
-const CACHE_TTL_MS = 60_000;
-const CACHE_MAX = 10_000;
-// A new key is random, so it was never looked up before it existed: remembering misses is safe.
-const UNKNOWN_TTL_MS = 60_000;
-const known = new LRUCache<string, Caller>({ max: CACHE_MAX, ttl: CACHE_TTL_MS });
-const unknown = new LRUCache<string, true>({ max: CACHE_MAX, ttl: UNKNOWN_TTL_MS });
-
-/** Drops a key (by its hash) from this process's cache: a revoked key stops working here at once. */
-export function forgetKey(hash: string): void {
-  known.delete(hash);
-}
-
-interface AuthLocals {
-  caller?: Caller;
-  /** Why the key was refused (set by `identifyCaller`, answered by `requireCaller`). */
-  authFailure?: string;
-}
-
-/** Looks a non-admin key up: advertisers by hash, impression keys (not revoked) by hash. */
-async function lookUpKey(pool: pg.Pool, key: string, hash: string): Promise<Caller | undefined> {
-  if (key.startsWith(IMPRESSION_KEY_PREFIX)) {
-    const r = await pool.query<{ key_id: string }>(
-      'select key_id from impression_keys where key_hash = $1 and revoked_at is null',
-      [hash],
-    );
-    return r.rows[0] && { kind: 'minter', keyId: r.rows[0].key_id };
-  }
-  const r = await pool.query<{ advertiser_id: string }>(
-    'select advertiser_id from advertisers where api_key_hash = $1',
-    [hash],
-  );
-  return r.rows[0] && { kind: 'advertiser', advertiserId: r.rows[0].advertiser_id };
-}
-
-/**
- * Express middleware: resolves `Authorization: Bearer <key>` to a `Caller` in `res.locals.caller`.
- * A missing or unknown key sets no caller, only `res.locals.authFailure`, and goes on: the
- * failed-authentication limit counts it, then `requireCaller` answers 401. A request already
- * identified further up passes. Unknown keys are remembered briefly too: a client repeating a wrong
- * key costs no query each time.
- */
-export function identifyCaller(pool: pg.Pool): RequestHandler {
-  return (req: Request, res: Response, next: NextFunction) => {
-    const locals = res.locals as AuthLocals;
-    if (locals.caller || locals.authFailure) {
-      next();
-      return;
-    }
-    const key = bearerToken(req.headers.authorization);
-    if (!key) {
-      locals.authFailure = 'send your API key as "Authorization: Bearer <key>"';
-      next();
-      return;
-    }
-    if (isAdminKey(key)) {
-      locals.caller = { kind: 'admin' };
-      next();
-      return;
-    }
-    const hash = hashApiKey(key);
-    const hit = known.get(hash);
-    if (hit) {
-      locals.caller = hit;
-      next();
-      return;
-    }
-    if (unknown.has(hash)) {
-      locals.authFailure = 'unknown API key';
-      next();
-      return;
-    }
-    lookUpKey(pool, key, hash)
-      .then((caller) => {
-        if (caller) {
-          known.set(hash, caller);
-          locals.caller = caller;
-        } else {
-          unknown.set(hash, true);
-          locals.authFailure = 'unknown API key';
-        }
-        next();
-      })
-      .catch(next);
-  };
-}
-
-/** Express middleware after `identifyCaller`: 401 without a caller; 403 for a role outside its routes. */
-export const requireCaller: RequestHandler = (req, res, next) => {
-  const locals = res.locals as AuthLocals;
-  if (!locals.caller) {
-    sendApiError(res, 401, 'unauthorized', locals.authFailure ?? 'unknown API key');
-    return;
-  }
-  if (
-    locals.caller.kind === 'minter' &&
-    !MINTER_ROUTES.has(`${req.method} ${req.originalUrl.split('?')[0]}`)
-  ) {
-    sendApiError(
-      res,
-      403,
-      'forbidden',
-      'an impression key may only mint impressions (POST /v1/impressions[/batch])',
-    );
-    return;
-  }
-  next();
-};
-
-/** `identifyCaller` then `requireCaller`: a request without a good key (for this route) goes no further. */
-export function authenticate(pool: pg.Pool): RequestHandler[] {
-  return [identifyCaller(pool), requireCaller];
-}
-
-/** Express middleware after `authenticate`: only the admin key passes, others get 403. */
+/** Express middleware after the key check: only the admin key passes, others get 403. */
 export const requireAdmin: RequestHandler = (_req, res, next) => {
   if (callerOf(res).kind !== 'admin') {
     sendApiError(res, 403, 'forbidden', 'this operation needs the admin key');

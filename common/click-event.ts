@@ -27,8 +27,8 @@ export interface ClickEvent {
  * JSON, the first form; its first byte is `{`) and `binary` (layout 1 below, ~60 bytes where the
  * JSON takes ~170; its first byte is 0x01). A later layout gets the next first byte.
  */
-export type ClickEventEncoding = 'json' | 'binary';
 export const CLICK_EVENT_ENCODINGS = ['json', 'binary'] as const;
+export type ClickEventEncoding = (typeof CLICK_EVENT_ENCODINGS)[number];
 
 /**
  * Binary layout 1 of a v1 click event (big-endian; strings are length-prefixed):

@@ -4,6 +4,7 @@
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { CLICK_EVENT_ENCODINGS } from './click-event.js';
 import { isProduction, productionProblems, productionRefusal } from './production.js';
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -124,7 +125,7 @@ const schema = z.object({
   // How click processes write events to Kafka and the spool (docs/click-event.md): `binary` (layout 1,
   // ~60 bytes) or `json` (~170 bytes). Consumers read both; when upgrading from a version that only
   // reads JSON, start the upgraded consumers first, or keep `json` here until they run.
-  ADCLICK_CLICK_EVENT_ENCODING: z.enum(['json', 'binary']).default('binary'),
+  ADCLICK_CLICK_EVENT_ENCODING: z.enum(CLICK_EVENT_ENCODINGS).default('binary'),
   // How long a click worker gathers the Redis first-click checks and the catalogue lookups of its
   // clicks before sending them as one call each (ms); 0 = those of one event-loop turn. Each round
   // trip costs a socket write and read on both sides, more than the work it carries.

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { Counter } from 'prom-client';
 import { config } from './config.js';
+import { backoffDelay, sleep } from './wait.js';
 import { registry } from './metrics.js';
 
 // bigint columns come back as strings by default; ids stay strings, counts fit in a JS number.
@@ -181,12 +182,10 @@ export function migrateWhenReachable(
   const first = opts.firstDelayMs ?? 500;
   const max = opts.maxDelayMs ?? 10_000;
   let migrated = false;
-  let stopped = false;
+  const stopping = new AbortController();
   let reason = 'migrations not applied yet';
-  let timer: NodeJS.Timeout | undefined;
-  let wake: (() => void) | undefined;
   const done = (async () => {
-    for (let attempt = 1; !stopped; attempt++) {
+    for (let attempt = 1; !stopping.signal.aborted; attempt++) {
       try {
         const applied = await migrate(pool);
         migrated = true;
@@ -196,15 +195,12 @@ export function migrateWhenReachable(
         );
         return;
       } catch (e) {
-        const delay = Math.min(max, first * 2 ** (attempt - 1));
+        const delay = backoffDelay(attempt, { firstMs: first, maxMs: max });
         reason = `migrations not applied yet: ${(e as Error).message}`;
         log(
           `[postgres] cannot migrate yet (attempt ${attempt}, retry in ${delay} ms): ${(e as Error).message}`,
         );
-        await new Promise<void>((r) => {
-          wake = r;
-          timer = setTimeout(r, delay);
-        });
+        await sleep(delay, stopping.signal);
       }
     }
     await new Promise<never>(() => undefined); // stopped: never resolves
@@ -216,9 +212,7 @@ export function migrateWhenReachable(
     },
     probe: () => (migrated ? Promise.resolve() : Promise.reject(new Error(reason))),
     stop() {
-      stopped = true;
-      clearTimeout(timer);
-      wake?.();
+      stopping.abort();
     },
   };
 }

@@ -15,6 +15,7 @@ import { requestId, requestIdOf, sendApiError } from './http-errors.js';
 import { metricsText, registry } from './metrics.js';
 import { z } from 'zod';
 import { json, type ApiRoute } from './openapi.js';
+import { withDeadline } from './wait.js';
 
 /** /healthz, /readyz and /metrics for the OpenAPI document. */
 export const healthRoutes: ApiRoute[] = [
@@ -89,7 +90,7 @@ export function healthRouter(opts: HealthOptions): Router {
     const results = await Promise.all(
       Object.entries({ ...opts.informational, ...opts.probes }).map(async ([name, probe]) => {
         try {
-          await withTimeout(probe(), timeoutMs, `${name} did not answer within ${timeoutMs} ms`);
+          await withDeadline(probe(), timeoutMs, `${name} did not answer within ${timeoutMs} ms`);
           return [name, 'ok'] as const;
         } catch (e) {
           return [name, (e as Error).message || 'down'] as const;
@@ -122,14 +123,6 @@ export function healthRouter(opts: HealthOptions): Router {
     res.type(registry.contentType).send(await (opts.metrics ?? metricsText)());
   });
   return router;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
-  ]).finally(() => clearTimeout(timer));
 }
 
 const dependencyUp = new Gauge({

@@ -134,6 +134,25 @@ export function minuteCountsTopicSpec(
   };
 }
 
+/**
+ * The compacted topic of ad changes (catalogue/relay.ts writes it, the click processes' feed reads
+ * it, ingest/catalogue-feed.ts): one record per ad survives compaction (its latest row).
+ */
+export function adChangesTopicSpec(topic: string): TopicSpec {
+  const { factor, minInsync } = replication();
+  return {
+    topic,
+    numPartitions: 4,
+    replicationFactor: factor,
+    configEntries: entries({
+      'cleanup.policy': 'compact',
+      'min.insync.replicas': String(minInsync),
+      // Tombstones of deleted ads are kept a day so a replica that was away a while still sees them.
+      'delete.retention.ms': String(DAY_MS),
+    }),
+  };
+}
+
 /** The topics the app needs, in the order ensureTopics must see them (clicks before its follower). */
 export function appTopics(): TopicSpec[] {
   return [clicksTopicSpec(), minuteCountsTopicSpec()];

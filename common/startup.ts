@@ -4,8 +4,7 @@
 // not restart itself. The supervisor's restarts (stack/app.ts) are for bugs, not for these.
 import type { Consumer, Kafka } from 'kafkajs';
 import type { Probe } from './health.js';
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { backoffDelay, sleep } from './wait.js';
 
 /**
  * Runs `attempt` until it resolves: 0.5 s between the first failures, doubling to `maxDelayMs` (5 s),
@@ -24,7 +23,7 @@ export async function keepTrying<T>(
       return result;
     } catch (e) {
       if (opts.stopped?.()) throw e;
-      const delay = Math.min(max, 500 * 2 ** (n - 1));
+      const delay = backoffDelay(n, { firstMs: 500, maxMs: max });
       opts.log(`${what} failed (attempt ${n}, retry in ${delay} ms): ${(e as Error).message}`);
       await sleep(delay);
     }

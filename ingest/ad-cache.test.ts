@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AdCache, type CachedAd } from './ad-cache.js';
+import { sleep } from '../common/wait.js';
 
 const ad = (n: number): CachedAd => ({ advertiserId: '1', redirectUrl: `https://example.com/${n}` });
 
@@ -8,7 +9,7 @@ function rig(known: Map<string, CachedAd>, db: Map<string, CachedAd>, delayMs = 
   const calls: string[] = [];
   const load = async (id: string) => {
     calls.push(id);
-    if (delayMs && calls.length === 1) await new Promise((r) => setTimeout(r, delayMs)); // the first call is slow
+    if (delayMs && calls.length === 1) await sleep(delayMs); // the first call is slow
     return db.get(id);
   };
   const counts = { hit: 0, negative_hit: 0, miss: 0 };

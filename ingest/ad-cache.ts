@@ -9,6 +9,7 @@
 // PostgreSQL holds neither memory nor connections, and a flood needs valid signatures. The loader is injected: `pgAdLoader` in production.
 import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
+import { withDeadline } from '../common/wait.js';
 import { replicaAdOf, type AdRow, type ReplicaAd } from './catalogue-replica.js';
 
 export type CachedAd = ReplicaAd;
@@ -73,7 +74,8 @@ export class AdCache {
     if (this.pending.size >= (this.opts.maxInFlight ?? 64))
       return Promise.reject(new Error('too many catalogue fallbacks in flight'));
     this.opts.onLookup?.('miss');
-    const lookup = withDeadline(this.load(adId), this.opts.fallbackDeadlineMs).then(
+    const ms = this.opts.fallbackDeadlineMs;
+    const lookup = withDeadline(this.load(adId), ms, `the catalogue did not answer within ${ms} ms`).then(
       (loaded) => {
         this.pending.delete(adId);
         if (loaded) this.found.set(adId, loaded);
@@ -87,17 +89,6 @@ export class AdCache {
     this.pending.set(adId, lookup);
     return lookup;
   }
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>(
-      (_, reject) =>
-        (timer = setTimeout(() => reject(new Error(`the catalogue did not answer within ${ms} ms`)), ms)),
-    ),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** Loads one ad by primary key (the whole row, mapped as the replica maps it). */

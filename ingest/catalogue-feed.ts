@@ -1,5 +1,5 @@
 // Feeds a catalogue replica (ingest/catalogue-replica.ts) from the compacted topic of ad changes
-// (written by ingest/catalogue-relay.ts). Run by ONE process per host: the click primary.
+// (written by catalogue/relay.ts). Run by ONE process per host: the click primary.
 //
 // On an empty replica it bootstraps first: it notes the topic's end offsets, THEN copies the ads
 // from PostgreSQL (COPY, streamed) and records those offsets; every change published before them is
@@ -25,8 +25,8 @@ import {
   type ReplicaAd,
   type ReplicaStatus,
 } from './catalogue-replica.js';
-import { adChangesTopicSpec } from './catalogue-relay.js';
-import { ensureTopics } from '../common/kafka.js';
+import { adChangesTopicSpec, ensureTopics } from '../common/kafka.js';
+import { sleep } from '../common/wait.js';
 
 export interface CatalogueFeedOptions {
   replica: CatalogueReplica;
@@ -109,7 +109,7 @@ export function startCatalogueFeed(opts: CatalogueFeedOptions): CatalogueFeed {
           log(`feed not running (${(e as Error).message}); retrying every ${RETRY_MS} ms`);
         await consumer?.disconnect().catch(() => undefined);
         consumer = undefined;
-        await new Promise((r) => setTimeout(r, RETRY_MS));
+        await sleep(RETRY_MS);
       }
     }
   };

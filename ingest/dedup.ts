@@ -4,6 +4,7 @@
 // authoritative count. `forget` has the same deadline; past it the key is left behind (see below).
 import type { Redis } from 'ioredis';
 import { createRedis } from '../common/redis.js';
+import { waitFor } from '../common/wait.js';
 
 export type DedupAnswer = 'first' | 'duplicate' | 'unavailable';
 
@@ -42,21 +43,17 @@ export function createClickRedis(url: string): Redis {
  * `timeoutMs`. A click service waits for this before it listens, so its first clicks are not
  * failed open only because the connection was still being made; it starts anyway when Redis is down.
  */
-export async function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+export function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  return waitFor(
+    'Redis to load the dedup script',
     // SCRIPT LOAD is idempotent: loading it here too means "ready" cannot race the 'ready' handler.
-    if (
-      redis.status === 'ready' &&
-      (await redis.script('LOAD', SET_MANY).then(
-        () => true,
-        () => false,
-      ))
-    )
-      return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return false;
+    async () => redis.status === 'ready' && (await redis.script('LOAD', SET_MANY)) !== undefined,
+    timeoutMs,
+    20,
+  ).then(
+    () => true,
+    () => false,
+  );
 }
 
 type SetMany = (keys: number, ...args: string[]) => Promise<number[]>;

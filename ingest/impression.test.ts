@@ -5,6 +5,7 @@ import {
   checkImpression,
   clickPath,
   IMPRESSION_EXPIRY_SKEW_MS,
+  impressionMinter,
   newImpression,
   signImpression,
   signingKeys,
@@ -19,6 +20,19 @@ describe('impression signing', () => {
     expect(i.expiresAt).toBe(now + 3_600_000);
     expect(checkImpression(secret, '42', i.impressionId, String(i.expiresAt), i.sig, now)).toBe('ok');
     expect(clickPath(i)).toBe(`/c/42?imp=${i.impressionId}&exp=${i.expiresAt}&sig=${i.sig}`);
+  });
+
+  it("the catalogue's minter signs with the keyring's current key and names it in the click path", () => {
+    const keys = signingKeys('k2:second-secret-0123456789,k1:first-secret-0123456789', secret);
+    const minted = impressionMinter(keys, 600)('77', now);
+    expect(minted.expiresAt).toBe(now + 600_000);
+    const url = new URL(minted.clickPath, 'http://click.example');
+    expect(url.pathname).toBe('/c/77');
+    expect(url.searchParams.get('imp')).toBe(minted.impressionId);
+    expect(url.searchParams.get('kid')).toBe('k2');
+    const q = (name: string) => url.searchParams.get(name);
+    expect(checkImpression(keys, '77', q('imp'), q('exp'), q('sig'), now, q('kid'))).toBe('ok');
+    expect(checkImpression(keys, '78', q('imp'), q('exp'), q('sig'), now, q('kid'))).toBe('bad_signature');
   });
 
   it('the signature binds the ad, the impression and the expiry', () => {

@@ -126,6 +126,20 @@ export function clickPath(i: Impression): string {
 }
 
 /**
+ * Mints impressions of any ad with `keys` and a lifetime of `ttlSeconds`, each with its click URL
+ * path: what the catalogue API's impression routes hand out (apps/api.ts wires it into them).
+ */
+export function impressionMinter(
+  keys: SigningKeys | string,
+  ttlSeconds: number,
+): (adId: string, now: number) => Impression & { clickPath: string } {
+  return (adId, now) => {
+    const impression = newImpression(keys, adId, ttlSeconds, now);
+    return { ...impression, clickPath: clickPath(impression) };
+  };
+}
+
+/**
  * Checks the query parameters of a click against `adId`. The signature is checked first, so an
  * unsigned or tampered link is `bad_signature` whatever its expiry says; so is one naming a key id
  * the keyring does not have, and one whose expiry is further than `maxLifetimeMs` away (decided

@@ -1,6 +1,6 @@
 -- The catalogue's change feed (docs/catalogue-replica.md): every write to `ads` leaves a row here
 -- in the same transaction, so no write can be missed: a row per ad written by the API (or any SQL),
--- and one range row per bulk COPY (tools/catalogue-load.ts writes it itself, see there). The relay (ingest/catalogue-relay.ts, in the API process) publishes
+-- and one range row per bulk COPY (tools/catalogue-load.ts writes it itself, see there). The relay (catalogue/relay.ts, in the API process) publishes
 -- each changed ad's current row (to_jsonb, so columns added to `ads` later flow through untouched;
 -- a tombstone when it is gone) to the compacted topic `ad-changes`, key = the ad id, and deletes the
 -- rows Kafka acked. Only the id is kept here: reading the row at publish time makes a 10M-row COPY

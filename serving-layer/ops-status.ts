@@ -10,6 +10,7 @@ import type { Client } from '@temporalio/client';
 import type { Admin } from 'kafkajs';
 import type pg from 'pg';
 import { HOUR_MS, hourOf } from '../common/time.js';
+import { withDeadline } from '../common/wait.js';
 
 export interface WatchedConsumer {
   group: string;
@@ -129,15 +130,6 @@ async function statfsNearest(path: string): Promise<Awaited<ReturnType<typeof st
   }
 }
 
-/** Rejects after `ms` with a message naming `what`. */
-function withDeadline<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
-}
-
 export class OpsStatusReader {
   constructor(private readonly deps: OpsStatusDeps) {}
 
@@ -147,7 +139,7 @@ export class OpsStatusReader {
     const errors: Record<string, string> = {};
     const part = async <T>(name: string, work: () => Promise<T>, fallback: T): Promise<T> => {
       try {
-        return await withDeadline(name, ms, work());
+        return await withDeadline(work(), ms, `${name}: no answer within ${ms} ms`);
       } catch (e) {
         errors[name] = (e as Error).message;
         return fallback;

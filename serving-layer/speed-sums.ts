@@ -2,6 +2,7 @@
 // per bucket (summed over ads) and per ad, one store call per span, bounded in time.
 import type { SpeedStore, SpeedTotals } from '../common/speed-store.js';
 import { HOUR_MS, MINUTE_MS } from '../common/time.js';
+import { withDeadline } from '../common/wait.js';
 import { speedSpans } from './merge.js';
 import type { TimeRange } from './query.js';
 
@@ -48,19 +49,14 @@ export async function speedPart(
   if (spans.length === 0 || ('adIds' in scope && scope.adIds.length === 0))
     return { totals: { buckets: [], ads: [] } };
   const bucketMs = range.granularity === 'minute' ? MINUTE_MS : HOUR_MS;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
   try {
-    return { totals: await Promise.race([speedTotals(store, scope, spans, bucketMs), timeout]) };
+    const totals = speedTotals(store, scope, spans, bucketMs);
+    return { totals: await withDeadline(totals, timeoutMs, `no answer within ${timeoutMs} ms`) };
   } catch (e) {
     return {
       totals: null,
       reason: 'the speed layer did not answer; provisional counts are missing',
       detail: (e as Error).message,
     };
-  } finally {
-    clearTimeout(timer);
   }
 }

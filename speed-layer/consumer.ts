@@ -32,18 +32,9 @@ import {
 import { MinuteWindow, type Checkpoint } from './minute-window.js';
 import { FencedError, type PartitionSink } from './sink.js';
 import { isId } from '../common/ids.js';
+import { withDeadline } from '../common/wait.js';
 
 const CLAIM_DEADLINE_MS = 90_000;
-
-function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>(
-      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms)),
-    ),
-  ]).finally(() => clearTimeout(timer));
-}
 
 export interface SpeedConsumerOptions {
   kafka: Kafka;
@@ -293,7 +284,7 @@ export class SpeedConsumer {
     let checkpoint = await withDeadline(
       this.opts.sink.claim(partition),
       CLAIM_DEADLINE_MS,
-      `claiming ${topic}[${partition}] from the ${this.opts.storeName} sink`,
+      `claiming ${topic}[${partition}] from the ${this.opts.storeName} sink took over ${CLAIM_DEADLINE_MS} ms`,
     );
     if (!checkpoint) {
       const offsets = await this.admin.fetchTopicOffsets(topic);

@@ -17,22 +17,15 @@
 // starts consuming the new partitions), instead of failing every flush of that partition.
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import { growPartitions, partitionCount } from '../common/kafka.js';
-import type { Checkpoint, Flush } from './minute-window.js';
+import type { Checkpoint, Flush, MinuteCountPart } from './minute-window.js';
 import { FencedError, type PartitionSink } from './sink.js';
 
-/** One row of the minute_counts topic and of the Pinot table. */
-export interface MinuteCountRecord {
-  adId: string;
-  /** Advertiser-wide reads filter on it (rows written before it existed have none: docs/operations.md). */
-  advertiserId: string;
-  salt: number;
-  /** Minute start, epoch ms. */
-  minute: number;
-  /** Which part of the minute's count this is (see minute-window.ts). */
-  part: string;
-  clicks: number;
-  updatedAt: number;
-}
+/**
+ * One row of the minute_counts topic and of the Pinot table: a count part as the window hands it
+ * out, and when it was written. Advertiser-wide reads filter on `advertiserId` (rows written before it
+ * existed have none: docs/operations.md).
+ */
+export type MinuteCountRecord = MinuteCountPart & { updatedAt: number };
 
 interface OffsetMetadata {
   replayFrom: number;

@@ -34,17 +34,25 @@ export interface Checkpoint {
   watermark: number | null;
 }
 
-export interface CountChange {
+/** One part of the count of (adId, salt, minute): a row of the minute_counts topic and of the stores. */
+export interface MinuteCountPart {
   adId: string;
   /** The ad's advertiser (it never changes), so stores can key advertiser-wide reads by it. */
   advertiserId: string;
   salt: number;
   /** Minute start, epoch ms. */
   minute: number;
-  /** `e<offset>` for on-time cumulative counts, `l<offset>` for a batch's late clicks. */
+  /**
+   * `e<offset>` for on-time cumulative counts, `l<offset>` for a batch's late clicks (a sink may
+   * prefix it with its partition, speed-layer/kafka-sink.ts `countPart`).
+   */
   part: string;
   /** The part's count: cumulative for `e`, the batch's count for `l`. */
   clicks: number;
+}
+
+/** A part changed by a flush. */
+export interface CountChange extends MinuteCountPart {
   /** Clicks added to (adId, salt, minute) since the previous flush. */
   delta: number;
 }

@@ -4,11 +4,12 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { runsCommand } from './runtime.js';
+import { sleep } from '../common/wait.js';
 
 describe('runsCommand', () => {
   it('sees through setpriv to the program it execs, and still tells another program apart', async () => {
     const child = spawn('setpriv', ['--reuid=0', '--', 'sleep', '30'], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     try {
       expect(runsCommand(child.pid!, ['setpriv', '--reuid=0', '--', 'sleep', '30'])).toBe(true);
       expect(runsCommand(child.pid!, ['setpriv', '--reuid=0', '--', 'sleep', '31'])).toBe(false);

@@ -14,6 +14,7 @@ import {
 import { connect } from 'node:net';
 import { basename, join } from 'node:path';
 import { config } from '../common/config.js';
+import { sleep, waitFor } from '../common/wait.js';
 
 export const cacheDir = config.ADCLICK_CACHE_DIR;
 export const stackDir = config.ADCLICK_STACK_DIR;
@@ -264,20 +265,18 @@ export async function stopDetached(service: string, graceMs = 20_000): Promise<b
   return true;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
+/** Waits for a started service to answer `probe` (common/wait.ts `waitFor`); the error names its log. */
 export async function waitUntil(
   what: string,
   probe: () => Promise<boolean>,
   timeoutMs: number,
   logHint: string,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe().catch(() => false)) return;
-    await sleep(500);
-  }
-  throw new Error(`${what} did not become healthy within ${Math.round(timeoutMs / 1000)} s; see ${logHint}`);
+  await waitFor(`${what} to become healthy`, probe, timeoutMs, 500).catch(() => {
+    throw new Error(
+      `${what} did not become healthy within ${Math.round(timeoutMs / 1000)} s; see ${logHint}`,
+    );
+  });
 }
 
 export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {

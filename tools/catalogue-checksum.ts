@@ -11,6 +11,7 @@ import { createPool } from '../common/db.js';
 import { parseCopyLine } from '../ingest/catalogue-feed.js';
 import { adLine, bucketOf, differingIds, Fold } from '../ingest/catalogue-checksum.js';
 import { CatalogueReplica, type ReplicaAd } from '../ingest/catalogue-replica.js';
+import { sleep } from '../common/wait.js';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
@@ -68,7 +69,7 @@ async function main(): Promise<number> {
       return 0;
     }
     const first = await differing(pool, replica, buckets);
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(3000);
     const again = new Set(await differing(pool, replica, new Set(first.map(bucketOf))));
     const ids = first.filter((id) => again.has(id));
     if (ids.length === 0) {

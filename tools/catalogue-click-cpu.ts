@@ -14,6 +14,7 @@ import { treeCpuSeconds } from '../bench/proc-cpu.js';
 import { parseWrkSummary, wrkScript } from '../bench/wrk-script.js';
 import { config } from '../common/config.js';
 import { createPool } from '../common/db.js';
+import { waitFor } from '../common/wait.js';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(name);
@@ -62,16 +63,11 @@ const click = spawn(process.execPath, ['--import', 'tsx', 'apps/click.ts'], {
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 process.on('exit', () => click.kill('SIGKILL')); // never leave it behind, even on an error
-const until = Date.now() + 300_000;
-for (;;) {
-  const ok = await fetch(`http://127.0.0.1:${PORT}/readyz`).then(
-    (r) => r.status === 200,
-    () => false,
-  );
-  if (ok) break;
-  if (Date.now() > until) throw new Error('the click process did not get ready');
-  await new Promise((r) => setTimeout(r, 250));
-}
+await waitFor(
+  'the click process to get ready',
+  async () => (await fetch(`http://127.0.0.1:${PORT}/readyz`)).status === 200,
+  300_000,
+);
 const script = join(dir, 'wrk.lua');
 await import('node:fs').then((fs) =>
   fs.writeFileSync(script, wrkScript({ threads: THREADS, rate: RATE, streamed: true })),

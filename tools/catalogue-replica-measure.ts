@@ -9,8 +9,9 @@ import { config } from '../common/config.js';
 import { createPool } from '../common/db.js';
 import { createKafka } from '../common/kafka.js';
 import { startCatalogueFeed } from '../ingest/catalogue-feed.js';
-import { startCatalogueRelay } from '../ingest/catalogue-relay.js';
+import { startCatalogueRelay } from '../catalogue/relay.js';
 import { CatalogueReplica } from '../ingest/catalogue-replica.js';
+import { sleep } from '../common/wait.js';
 
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(name);
@@ -27,7 +28,7 @@ if (mode === 'relay') {
   const total = await count();
   const started = performance.now();
   const relay = startCatalogueRelay({ pool, kafka, topic, batch: 20_000 });
-  while ((await count()) > 0) await new Promise((r) => setTimeout(r, 2000));
+  while ((await count()) > 0) await sleep(2000);
   const s = (performance.now() - started) / 1000;
   await relay.stop();
   console.log(

@@ -22,6 +22,7 @@ import {
   type AmbiguousClick,
   type GroundTruth,
 } from './ground-truth.js';
+import { sleep, waitFor } from '../common/wait.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -114,17 +115,12 @@ function networkFailure(e: unknown): { refused: boolean } | undefined {
  * /readyz: a drill may point it at a click process whose Kafka is away on purpose (it spools).
  */
 async function waitForApi(timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await fetch(`${base}/healthz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return;
-    if (Date.now() > deadline)
-      throw new Error(`${base}/healthz did not answer 200 within ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
+  await waitFor(
+    `${base}/healthz to answer 200`,
+    async () => (await fetch(`${base}/healthz`)).ok,
+    timeoutMs,
+    1000,
+  );
 }
 
 async function main(): Promise<void> {
@@ -205,7 +201,7 @@ async function main(): Promise<void> {
       }
     }
     // Stay clear of minute boundaries so the server's minute is the one we record.
-    while (nearMinuteBoundary(clock(), boundaryMarginMs)) await new Promise((r) => setTimeout(r, 50));
+    while (nearMinuteBoundary(clock(), boundaryMarginMs)) await sleep(50);
     const sentAt = clock();
     let answer: { status: number; location: string | null };
     try {
@@ -236,7 +232,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < total; i++) {
     const due = t0 + (i * 1000) / rate;
     const wait = due - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 0) await sleep(wait);
     const p = one().catch((e: Error) => {
       if (networkFailure(e)) {
         truth.failed!++; // an impression request to a click service that is down

@@ -17,6 +17,7 @@ import {
   type CountDifference,
   type GroundTruth,
 } from './ground-truth.js';
+import { sleep } from '../common/wait.js';
 
 interface ClicksReply {
   points: { start: string; clicks: number; final: boolean }[];
@@ -107,7 +108,7 @@ export async function verifyCounts(truth: GroundTruth, opts: VerifyOptions): Pro
         elapsedMs: Date.now() - t0,
       };
     }
-    await new Promise((r) => setTimeout(r, 2000));
+    await sleep(2000);
   }
 }
 

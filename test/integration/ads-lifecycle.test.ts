@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { config } from '../../common/config.js';
 import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
-import { startCatalogueRelay, type CatalogueRelay } from '../../ingest/catalogue-relay.js';
+import { startCatalogueRelay, type CatalogueRelay } from '../../catalogue/relay.js';
 import {
   clickTopic,
   createAdvertiserWithAds,
@@ -19,6 +19,7 @@ import {
   type CatalogueFixture,
   type LocalSystem,
 } from '../support/click.js';
+import { sleep } from '../../common/wait.js';
 
 const ADMIN = `Bearer ${config.ADCLICK_ADMIN_KEY}`;
 
@@ -109,7 +110,7 @@ describe('ad lifecycle', () => {
     for (const until = Date.now() + 10_000; Date.now() < until;) {
       const head = await fetch(clickUrl, { method: 'HEAD', redirect: 'manual' });
       if (head.headers.get('location') === 'https://advertiser.example/new-landing?x=1') break;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     const click = await fetch(clickUrl, { redirect: 'manual' });
     expect(click.status).toBe(302);

@@ -22,6 +22,7 @@ import { createPool, migrate } from '../../common/db.js';
 import { clicksTopicSpec, createKafka, ensureTopics } from '../../common/kafka.js';
 import { createS3, ensureBucket } from '../../common/s3.js';
 import { isolation, waitFor } from './batch-helpers.js';
+import { sleep } from '../../common/wait.js';
 
 const BOUND = 400;
 const OUTAGE_MS = 20_000;
@@ -147,19 +148,19 @@ describe('archiver during an S3 outage', () => {
           acks: -1,
           messages: batch.map((e) => ({ key: clickKey(e.adId, e.salt), value: encodeClickEvent(e) })),
         });
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
     })();
     let maxBuffered = 0;
     const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, archiver.bufferedEvents)), 20);
 
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(3000);
     await proxy.down();
-    await new Promise((r) => setTimeout(r, OUTAGE_MS));
+    await sleep(OUTAGE_MS);
     const producedDuringOutage = events.length;
     const bufferedAtEnd = archiver.bufferedEvents;
     await proxy.up();
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(3000);
     stop = true;
     await traffic;
 

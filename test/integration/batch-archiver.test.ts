@@ -18,6 +18,7 @@ import { rawHourPrefix } from '../../batch-layer/layout.js';
 import { duckConnect, sqlFileList } from '../../batch-layer/parquet.js';
 import { deleteObjects, downloadObject, listObjects } from '../../batch-layer/storage.js';
 import { archiveHistory, isolation, waitFor } from './batch-helpers.js';
+import { sleep } from '../../common/wait.js';
 
 describe('archiver', () => {
   const iso = isolation();
@@ -182,7 +183,7 @@ describe('archiver and a message it cannot decode', () => {
     const committed = async () =>
       (await admin.fetchOffsets({ groupId: iso.groupId, topics: [iso.topic] }))[0]!.partitions[0]!.offset;
     await waitFor('offset 20 committed', async () => Number(await committed()) >= 20);
-    await new Promise((r) => setTimeout(r, 3000)); // time enough to go on, if it did
+    await sleep(3000); // time enough to go on, if it did
     expect(await committed()).toBe('20');
     expect(archiver.stats.events).toBe(20);
     expect(logs.join('\n')).toMatch(/partition 0 offset 20: cannot decode/);

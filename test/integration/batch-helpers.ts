@@ -13,6 +13,9 @@ import { Archiver } from '../../batch-layer/archiver.js';
 import { produceHistory } from '../../tools/history-simulator.js';
 import type { History } from '../../tools/history.js';
 import { clicksTopicSpec, ensureTopics } from '../../common/kafka.js';
+import { waitFor } from '../../common/wait.js';
+
+export { waitFor };
 
 export function isolation() {
   const run = randomUUID().slice(0, 8);
@@ -28,20 +31,6 @@ export function isolation() {
     // Unique ad ids per run (18 digits max).
     adBase: BigInt(Date.now()) * 1000n + BigInt(Math.floor(Math.random() * 1000)),
   };
-}
-
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** Produces the history to a fresh topic and archives it; resolves once every event is in S3. */

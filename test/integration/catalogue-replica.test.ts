@@ -14,16 +14,16 @@ import { createApiApp, listen } from '../../apps/api.js';
 import { config } from '../../common/config.js';
 import { migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
-import { startCatalogueRelay, type CatalogueRelay } from '../../ingest/catalogue-relay.js';
+import { startCatalogueRelay, type CatalogueRelay } from '../../catalogue/relay.js';
 import { CatalogueReplica } from '../../ingest/catalogue-replica.js';
 import { newImpression } from '../../ingest/impression.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 import { copyAds } from '../../tools/catalogue-load.js';
-import { freePort, waitFor as waitUntilTruthy } from './faults-support.js';
+import { freePort } from './faults-support.js';
+import { waitFor } from '../../common/wait.js';
 
-/** Polls every 20 ms for up to `ms` (the feed's 1 s bound is measured with it). */
-const waitFor = <T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> =>
-  waitUntilTruthy(what, probe, ms, 20);
+/** Polls every 20 ms (the feed's 1 s bound is measured with it). */
+const EVERY_MS = 20;
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const DB = `adclick_t_${randomUUID().slice(0, 8)}`;
@@ -86,10 +86,15 @@ describe('catalogue replica: the click path without PostgreSQL', () => {
     });
     click.stdout!.on('data', (b: Buffer) => (clickLog += b.toString()));
     click.stderr!.on('data', (b: Buffer) => (clickLog += b.toString()));
-    await waitFor('the click process to be ready', async () => {
-      const r = await get(`${clickUrl}/readyz`);
-      return r.status === 200 ? r : undefined;
-    });
+    await waitFor(
+      'the click process to be ready',
+      async () => {
+        const r = await get(`${clickUrl}/readyz`);
+        return r.status === 200 ? r : undefined;
+      },
+      60_000,
+      EVERY_MS,
+    );
   };
   const stopClick = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     const c = click;
@@ -113,12 +118,17 @@ describe('catalogue replica: the click path without PostgreSQL', () => {
 
   /** Ms until `count` successive clicks, each on a new connection (so every worker), redirect to `url`. */
   const msUntilEveryWorkerRedirects = async (adId: string, url: string, since: number): Promise<number> =>
-    waitFor(`ad ${adId} redirected by every worker`, async () => {
-      // Four connections at once: the cluster hands them to the workers in turn.
-      const rs = await Promise.all([0, 1, 2, 3].map(() => get(`${clickUrl}/c/${adId}`)));
-      if (rs.some((r) => r.status !== 302 || r.location !== url)) return undefined;
-      return performance.now() - since;
-    });
+    waitFor(
+      `ad ${adId} redirected by every worker`,
+      async () => {
+        // Four connections at once: the cluster hands them to the workers in turn.
+        const rs = await Promise.all([0, 1, 2, 3].map(() => get(`${clickUrl}/c/${adId}`)));
+        if (rs.some((r) => r.status !== 302 || r.location !== url)) return undefined;
+        return performance.now() - since;
+      },
+      60_000,
+      EVERY_MS,
+    );
 
   beforeAll(async () => {
     root = new pg.Pool({ connectionString: dbUrl('postgres'), max: 1 });

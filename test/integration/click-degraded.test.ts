@@ -22,6 +22,7 @@ import {
   type CatalogueFixture,
   type LoggedClick,
 } from '../support/click.js';
+import { withDeadline } from '../../common/wait.js';
 
 const secret = config.ADCLICK_SIGNING_SECRET;
 const get = (url: string) => fetch(url, { redirect: 'manual' });
@@ -35,13 +36,6 @@ function expectInSendOrder(logged: LoggedClick[], sent: string[]): void {
     const ranks = logged.filter((l) => l.partition === p).map((l) => rank.get(l.event.eventId)!);
     expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([
-    p,
-    new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${what}: timed out`)), ms)),
-  ]);
 }
 
 describe('click path with failing dependencies', () => {
@@ -102,7 +96,7 @@ describe('click path with failing dependencies', () => {
         if (i === 44) expect(service.clickLog.state).toBe('spooling');
       }
       expect(statuses.every((s) => s === 302)).toBe(true);
-      await withTimeout(service.clickLog.whenDrained(), 60_000, 'spool replay');
+      await withDeadline(service.clickLog.whenDrained(), 60_000, 'spool replay: timed out');
       expect(service.clickLog.state).toBe('direct');
       // Every transition the log made is one its state machine allows (click-log-state.ts), and it
       // went through spooling and emptying back to direct.
@@ -152,7 +146,7 @@ describe('click path with failing dependencies', () => {
       };
       await Promise.all(Array.from({ length: 16 }, worker));
       expect(statuses.filter((s) => s !== 302)).toEqual([]);
-      await withTimeout(service.clickLog.whenDrained(), 60_000, 'spool replay');
+      await withDeadline(service.clickLog.whenDrained(), 60_000, 'spool replay: timed out');
       const logged = await io.readAll(TOTAL, { settleMs: 2000 });
       expect(logged).toHaveLength(TOTAL);
       expect(new Set(logged.map((l) => l.event.eventId))).toEqual(new Set(sent));
@@ -194,7 +188,7 @@ describe('click path with failing dependencies', () => {
       log: () => undefined,
     });
     try {
-      await withTimeout(b.clickLog.whenDrained(), 60_000, 'spool replay after restart');
+      await withDeadline(b.clickLog.whenDrained(), 60_000, 'spool replay after restart: timed out');
       for (let i = 25; i < 30; i++) sent.push((await click(b.url, i)).impressionId);
       const logged = await io.readAll(30, { settleMs: 2000 });
       expect(logged).toHaveLength(30);
@@ -237,7 +231,7 @@ describe('click path with failing dependencies', () => {
       log: (m) => messages.push(m),
     });
     try {
-      await withTimeout(log.whenDrained(), 30_000, 'spool replay');
+      await withDeadline(log.whenDrained(), 30_000, 'spool replay: timed out');
       expect(messages.some((m) => /torn tail of \d+ bytes/.test(m))).toBe(true);
       const logged = await io.readAll(3, { settleMs: 1500 });
       expect(logged.map((l) => l.event.eventId).sort()).toEqual(events.map((e) => e.eventId).sort());

@@ -8,6 +8,7 @@ import { saltOf, type ClickEvent } from '../../common/click-event.js';
 import { createKafka } from '../../common/kafka.js';
 import { ClickLog } from '../../ingest/click-log.js';
 import { clickTopic, tempSpoolPath } from '../support/click.js';
+import { sleep } from '../../common/wait.js';
 
 const LINGER_MS = 1500;
 const kafka = createKafka('adclick-test-click-log-batching');
@@ -61,7 +62,7 @@ describe('click log batching', () => {
     const first = log.append(event());
     let firstSettled = false;
     void first.then(() => (firstSettled = true));
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect(firstSettled).toBe(false); // lingering for the announced click
 
     log.arrived();

@@ -15,6 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createKafka } from '../../common/kafka.js';
 import { clickTopic } from '../support/click.js';
 import { killHard, leaveSpoolInChild } from '../support/spool.js';
+import { waitFor } from '../../common/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const run = promisify(execFile);
@@ -27,14 +28,16 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function waitFor(what: string, cond: () => boolean, ms: number, output: () => string): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until)
-      throw new Error(`timed out waiting for ${what}; click process output:\n${output()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** waitFor (common/wait.ts), polling every 100 ms, with the click process's output in the failure. */
+const waitWithOutput = (
+  what: string,
+  cond: () => boolean,
+  ms: number,
+  output: () => string,
+): Promise<boolean> =>
+  waitFor(what, cond, ms, 100).catch((e: Error) => {
+    throw new Error(`${e.message}; click process output:\n${output()}`);
+  });
 
 /** The click process's worker (it runs one; tsx's esbuild service is a child too). */
 async function workerPid(primary: number): Promise<number> {
@@ -97,7 +100,7 @@ describe('orphan spools across a restart of click worker 0', () => {
     const lockedNotes = () => [...output.matchAll(/spool-3\.log is (owned|locked) by another/g)].length;
 
     // Worker 0 finds the orphan locked by its live owner and leaves it for now.
-    await waitFor(
+    await waitWithOutput(
       'worker 0 to see the locked orphan',
       () => lockedNotes() >= 1,
       60_000,
@@ -106,13 +109,13 @@ describe('orphan spools across a restart of click worker 0', () => {
     // Worker 0 dies (kill -9) and is restarted; the new one finds the orphan locked again.
     const before = lockedNotes();
     process.kill(await workerPid(click.pid!), 'SIGKILL');
-    await waitFor(
+    await waitWithOutput(
       'worker 0 to be restarted',
       () => /click worker 0 exited/.test(output),
       10_000,
       () => output,
     );
-    await waitFor(
+    await waitWithOutput(
       'the restarted worker 0 to see the locked orphan',
       () => lockedNotes() > before,
       60_000,

@@ -39,6 +39,7 @@ import {
   tempSpoolPath,
   type CatalogueFixture,
 } from '../support/click.js';
+import { sleep } from '../../common/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const SILENCE_MS = 8000;
@@ -209,7 +210,7 @@ describe('final means complete', () => {
     await waitFor('the click clock to pass the hour', async () => a.clock() > end + 6000, 60_000);
     const handle = await startCompaction(hour);
     // B keeps reporting (it is alive), so the hour waits however long B's outage lasts.
-    await new Promise((r) => setTimeout(r, 12_000));
+    await sleep(12_000);
     const waiting = await handle.describe();
     expect(waiting.status.name).toBe('RUNNING');
     expect(String(waiting.memo?.waitingFor)).toMatch(/click process\(es\) still holding/);

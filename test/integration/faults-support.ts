@@ -12,25 +12,12 @@ import { kafka as kafkaService } from '../../stack/services/kafka.js';
 import { postgres as postgresService } from '../../stack/services/postgres.js';
 import { redis as redisService } from '../../stack/services/redis.js';
 import { isAlive, logFile, procState, runningPid, stopDetached, waitUntil } from '../../stack/runtime.js';
+import { sleep, waitFor } from '../../common/wait.js';
+
+// The one sleep and poll of the repository, for the tests that import them from here.
+export { sleep, waitFor };
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor<T>(
-  what: string,
-  check: () => Promise<T | undefined | false>,
-  timeoutMs: number,
-  everyMs = 500,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 /** A TCP port nobody listens on right now. */
 export function freePort(): Promise<number> {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { config } from '../../common/config.js';
 import { createPool, migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
-import { configuredRateLimits } from '../../common/rate-limits.js';
+import { configuredRateLimits } from '../../catalogue/rate-limits.js';
 import { signingKeys } from '../../ingest/impression.js';
 import { createImpressionSigner } from '../../packages/impression-signer/src/index.js';
 import {

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import kafkajs, { type Admin } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sleep } from '../../common/wait.js';
 
 // The topic definitions read their names and knobs from the configuration, read once on import.
 const id = randomUUID().slice(0, 8);
@@ -42,7 +43,7 @@ describe('app topics', () => {
     await admin.deleteTopics({ topics: [clicks, counts] }).catch(() => undefined);
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline && (await admin.listTopics()).some((t) => t === clicks || t === counts))
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
   });
   afterAll(() => admin.disconnect());
 

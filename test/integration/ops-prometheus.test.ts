@@ -18,6 +18,7 @@ import { createS3 } from '../../common/s3.js';
 import { deleteObjects, listObjects } from '../../batch-layer/storage.js';
 import { AppProcess, freePort, waitFor } from './faults-support.js';
 import { drillRules, metricNames, PrivatePrometheus } from './ops-support.js';
+import { sleep } from '../../common/wait.js';
 
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const scratch = mkdtempSync(join(tmpdir(), 'adclick-ops-'));
@@ -267,7 +268,7 @@ describe('Prometheus over the app processes', () => {
           a.labels.group === group &&
           a.state === 'firing',
       );
-      if (!firing) await new Promise((r) => setTimeout(r, 1000));
+      if (!firing) await sleep(1000);
     }
     const elapsedS = (Date.now() - stalledAt) / 1000;
     console.log(

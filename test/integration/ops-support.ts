@@ -6,6 +6,7 @@ import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { prometheusArgs, prometheusConfig } from '../../stack/services/prometheus.js';
 import { freePort, waitFor } from './faults-support.js';
+import { sleep } from '../../common/wait.js';
 
 export interface PromResult {
   metric: Record<string, string>;
@@ -56,7 +57,7 @@ export class PrivatePrometheus {
     if (!child || child.exitCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    await Promise.race([exited, sleep(5000)]);
     if (child.exitCode === null) child.kill('SIGKILL');
   }
 

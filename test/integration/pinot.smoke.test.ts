@@ -14,12 +14,10 @@ import {
   query,
   rowObjects,
   tableExists,
-  type PinotQueryResult,
   type PinotSchema,
   type PinotTableConfig,
 } from '../../common/pinot.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { waitFor } from '../../common/wait.js';
 
 describe('Pinot smoke', () => {
   const id = randomBytes(6).toString('hex');
@@ -90,22 +88,16 @@ describe('Pinot smoke', () => {
     await producer.disconnect();
 
     const sql = `select adId, clicks, minute from ${table} where adId = '${row.adId}' limit 10`;
-    const deadline = Date.now() + 60_000;
-    let result: PinotQueryResult | undefined;
-    let lastError: unknown;
-    while (Date.now() < deadline) {
-      try {
-        result = await query(sql);
-        if (result.rows.length > 0) break;
-      } catch (e) {
-        // Until the consuming segments are online the broker reports the table as missing.
-        lastError = e;
-      }
-      await sleep(500);
-    }
-    if (!result || result.rows.length === 0) {
-      throw new Error(`row not visible in Pinot within 60 s; last error: ${String(lastError)}`);
-    }
+    // Until the consuming segments are online the broker reports the table as missing.
+    const result = await waitFor(
+      'the row to be visible in Pinot',
+      async () => {
+        const r = await query(sql);
+        return r.rows.length > 0 && r;
+      },
+      60_000,
+      500,
+    );
     expect(rowObjects(result)).toEqual([{ adId: row.adId, clicks: 42, minute }]);
 
     const count = await query(`select count(*) from ${table}`);

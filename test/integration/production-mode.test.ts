@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { config } from '../../common/config.js';
 import { createPool, migrate } from '../../common/db.js';
+import { sleep } from '../../common/wait.js';
 
 const secret = (): string => randomBytes(24).toString('hex'); // 48 characters
 const dbUrl = (user: string, password: string): string => {
@@ -238,7 +239,7 @@ describe('production mode', () => {
           (r) => r.ok,
           () => false,
         );
-        if (!up) await new Promise((r) => setTimeout(r, 250));
+        if (!up) await sleep(250);
       }
       expect(up, output).toBe(true);
       expect((await fetch(`${base}/readyz`)).status).toBe(200);

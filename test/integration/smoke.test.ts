@@ -9,6 +9,7 @@ import { clicksTopicSpec, createKafka, ensureTopics } from '../../common/kafka.j
 import { createRedis } from '../../common/redis.js';
 import { createS3 } from '../../common/s3.js';
 import { createTemporalClient } from '../../common/temporal.js';
+import { sleep } from '../../common/wait.js';
 
 describe('stack smoke', () => {
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -87,7 +88,7 @@ describe('stack smoke', () => {
     const ttl = await redis.pttl(key);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(300);
-    await new Promise((r) => setTimeout(r, 400));
+    await sleep(400);
     expect(await redis.exists(key)).toBe(0);
     redis.disconnect();
   });

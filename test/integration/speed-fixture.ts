@@ -16,6 +16,9 @@ import { dropPinotTable, ensurePinotTables } from '../../speed-layer/pinot-table
 import { PostgresSink } from '../../speed-layer/postgres-sink.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 import type { PartitionSink } from '../../speed-layer/sink.js';
+import { sleep, waitFor } from '../../common/wait.js';
+
+export { sleep, waitFor };
 
 export type StoreKind = 'postgres' | 'pinot';
 export const PARTITIONS = 4;
@@ -248,15 +251,4 @@ export function expectedCounts(events: ClickEvent[], countedIds?: Set<string>): 
 function sameCounts(a: Record<string, number>, b: Record<string, number>): boolean {
   const ka = Object.keys(a);
   return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await sleep(200);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }

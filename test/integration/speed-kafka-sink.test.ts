@@ -24,7 +24,7 @@ describe('speed layer Kafka transactions into minute_counts', () => {
         last = Date.now();
       },
     });
-    await waitFor(async () => Date.now() - last > 1500, 30_000, 'the counts topic to be read');
+    await waitFor('the counts topic to be read', async () => Date.now() - last > 1500, 30_000);
     await consumer.disconnect();
     const sums: Record<string, number> = {};
     for (const r of latest.values())
@@ -41,14 +41,14 @@ describe('speed layer Kafka transactions into minute_counts', () => {
     events.push({ ...dup, ts: dup.ts + 1000 });
     const c1 = await rig.startConsumer();
     await rig.produce(events.slice(0, 1500));
-    await waitFor(async () => (await rig.committedOffsets()) >= 700, 60_000, 'the first commits');
+    await waitFor('the first commits', async () => (await rig.committedOffsets()) >= 700, 60_000);
     await rig.stopConsumer(c1);
     const c2 = await rig.startConsumer();
     await rig.produce(events.slice(1500));
     await waitFor(
+      'all offsets',
       async () => (await rig.committedOffsets()) === (await rig.endOffsets()),
       60_000,
-      'all offsets',
     );
     await sleep(500);
     await rig.stopConsumer(c2);

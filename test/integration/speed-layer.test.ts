@@ -85,7 +85,7 @@ describe.each(stores)('speed layer into %s', (kind) => {
     const before = await rig.endOffsets();
     const first = rig.spawnProcess();
     await rig.produce(events.slice(0, 600));
-    await waitFor(async () => (await rig.committedOffsets()) > before + 300, 90_000, 'the first commits');
+    await waitFor('the first commits', async () => (await rig.committedOffsets()) > before + 300, 90_000);
     // Stream the rest while the process counts, and kill it once part of the stream is committed.
     const producing = (async () => {
       for (let i = 600; i < events.length; i += 200) {
@@ -93,7 +93,7 @@ describe.each(stores)('speed layer into %s', (kind) => {
         await sleep(100);
       }
     })();
-    await waitFor(async () => (await rig.committedOffsets()) > before + 1500, 90_000, 'more commits');
+    await waitFor('more commits', async () => (await rig.committedOffsets()) > before + 1500, 90_000);
     first.kill('SIGKILL');
     const committedAtKill = (await rig.committedOffsets()) - before;
     expect(committedAtKill).toBeLessThan(events.length); // really mid-stream
@@ -103,9 +103,9 @@ describe.each(stores)('speed layer into %s', (kind) => {
     const got = await rig.waitForCounts(ads, T, T + 10 * MINUTE_MS, expected, 90_000);
     expect(got).toEqual(expected);
     await waitFor(
+      'all offsets',
       async () => (await rig.committedOffsets()) === (await rig.endOffsets()),
       30_000,
-      'all offsets',
     );
     second.kill('SIGTERM');
     await new Promise((r) => second.once('exit', r));

@@ -103,15 +103,16 @@ describe('clicks partitions added under traffic', () => {
       }
     })();
 
-    const newPartitionsUsed = async (from: number, to: number): Promise<void> =>
-      waitFor(
+    const newPartitionsUsed = async (from: number, to: number): Promise<void> => {
+      await waitFor(
+        `the producer to use partitions ${from}..${to - 1}`,
         async () => {
           const ends = await endOffsets(admin);
           return [...Array(to).keys()].slice(from).every((p) => (ends.get(p) ?? 0) >= 100);
         },
         30_000,
-        `the producer to use partitions ${from}..${to - 1}`,
       );
+    };
     await sleep(3000);
     // The knob on a live system, as a process that ensures only `clicks` does it (the archiver, the
     // stack): minute_counts is left to the speed layer's sink to follow.
@@ -138,6 +139,7 @@ describe('clicks partitions added under traffic', () => {
 
     // Every partition, old and new, committed to its end.
     await waitFor(
+      'the speed layer to commit every partition to its end',
       async () => {
         const ends = await endOffsets(admin);
         const [committed] = await admin.fetchOffsets({ groupId, topics: [clicksTopic] });
@@ -149,7 +151,6 @@ describe('clicks partitions added under traffic', () => {
         );
       },
       60_000,
-      'the speed layer to commit every partition to its end',
     );
     expect(await partitionsOf(admin, countsTopic)).toBe(AFTER);
     expect(consumerLog.filter((l) => /failed/.test(l))).toEqual([]);
@@ -187,7 +188,7 @@ describe('clicks partitions added under traffic', () => {
         last = Date.now();
       },
     });
-    await waitFor(async () => Date.now() - last > 1500, 30_000, 'minute_counts to be read');
+    await waitFor('minute_counts to be read', async () => Date.now() - last > 1500, 30_000);
     await reader.disconnect();
     const sums: Record<string, number> = {};
     for (const r of latest.values()) {

@@ -17,15 +17,9 @@ import { Spool } from '../../ingest/spool.js';
 import { decodeRecords, HEADER_BYTES } from '../../ingest/spool-format.js';
 import { clickTopic, tempSpoolPath, type LoggedClick } from '../support/click.js';
 import { clickEvents, killHard, leaveSpoolInChild } from '../support/spool.js';
+import { withDeadline } from '../../common/wait.js';
 
 const run = promisify(execFile);
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([
-    p,
-    new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`${what}: timed out`)), ms)),
-  ]);
-}
 
 async function counterValue(name: string): Promise<number> {
   const metric = registry.getSingleMetric(name);
@@ -91,7 +85,7 @@ describe('spool replay and drain against Kafka', () => {
       log: (m) => messages.push(m),
     });
     try {
-      await withTimeout(log.whenDrained(), 30_000, 'spool replay');
+      await withDeadline(log.whenDrained(), 30_000, 'spool replay: timed out');
     } finally {
       await log.close();
     }
@@ -130,7 +124,7 @@ describe('spool replay and drain against Kafka', () => {
       log: (m) => messages.push(m),
     });
     try {
-      await withTimeout(log.whenDrained(), 30_000, 'spool replay after a failed read');
+      await withDeadline(log.whenDrained(), 30_000, 'spool replay after a failed read: timed out');
     } finally {
       await log.close();
     }

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { sleep } from '../../common/wait.js';
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -70,7 +71,7 @@ describe('stack:up after a crash (private stack)', () => {
     await runtime.stopDetached('redis');
     for (const pid of forked) if (runtime.isAlive(pid)) process.kill(pid, 'SIGKILL');
     for (const p of parents) p.stdin?.end(); // the parent reaps its zombie and exits
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     for (const p of parents) if (p.exitCode === null) p.kill('SIGKILL');
     rmSync(stackDir, { recursive: true, force: true });
   });

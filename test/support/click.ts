@@ -15,6 +15,7 @@ import { startClickWorker } from '../../apps/click.js';
 import { generateApiKey, hashApiKey } from '../../common/auth.js';
 import type { ClickService, ClickServiceOptions } from '../../apps/click-service.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
+import { sleep } from '../../common/wait.js';
 
 export interface GatedKafka {
   kafka: Kafka;
@@ -91,11 +92,11 @@ export async function clickTopic(kafka: Kafka, topic: string, partitions = 4) {
     let offsets = await admin.fetchTopicOffsets(topic);
     const total = () => offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
     while (total() < atLeast && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
       offsets = await admin.fetchTopicOffsets(topic);
     }
     // Anything extra (a duplicate) would arrive now too: wait a little, then take the final count.
-    await new Promise((r) => setTimeout(r, opts.settleMs ?? 1000));
+    await sleep(opts.settleMs ?? 1000);
     offsets = await admin.fetchTopicOffsets(topic);
     const want = total();
     const out: LoggedClick[] = [];

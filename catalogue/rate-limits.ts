@@ -5,7 +5,7 @@
 // ingest/click-handler.ts).
 //
 // Failed authentications slow only what fails: the limit runs after the key is looked up
-// (common/auth.ts `identifyCaller`) and skips every request with a good key, so one misconfigured
+// (catalogue/authentication.ts `identifyCaller`) and skips every request with a good key, so one misconfigured
 // client behind a NAT or proxy never locks out the advertisers beside it.
 //
 // The client address is Express's `req.ip`: X-Forwarded-For is believed only as far as our own
@@ -17,9 +17,9 @@ import type { Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator, rateLimit, type Options } from 'express-rate-limit';
 import type { Redis } from 'ioredis';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
-import { bearerToken, callerOf, hashApiKey, type Caller } from './auth.js';
-import { config } from './config.js';
-import { sendApiError } from './http-errors.js';
+import { bearerToken, callerOf, hashApiKey, type Caller } from '../common/auth.js';
+import { config } from '../common/config.js';
+import { sendApiError } from '../common/http-errors.js';
 
 export interface RateLimits {
   /** Window of the per-caller limits (s). */

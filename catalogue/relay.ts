@@ -1,4 +1,4 @@
-// The catalogue's change relay (docs/catalogue-replica.md): for each row of ad_changes_outbox
+// The catalogue's change relay (docs/catalogue-replica.md), run by the API process: for each row of ad_changes_outbox
 // (migration 009: one per ad written, API or bulk COPY, in the writer's own transaction) it
 // publishes the ad's CURRENT row to the compacted topic of ad changes, key = ad id, value = the whole
 // row as JSON (null: the ad is gone), with the idempotent producer, and deletes the outbox rows once
@@ -14,23 +14,8 @@
 // between Kafka's ack and the delete publishes those rows again, which is harmless (whole rows).
 import type { Kafka, Producer } from 'kafkajs';
 import type pg from 'pg';
-import { ensureTopics, replication, type TopicSpec } from '../common/kafka.js';
-
-/** The compacted topic of ad changes: one record per ad survives compaction (its latest row). */
-export function adChangesTopicSpec(topic: string): TopicSpec {
-  const { factor, minInsync } = replication();
-  return {
-    topic,
-    numPartitions: 4,
-    replicationFactor: factor,
-    configEntries: [
-      { name: 'cleanup.policy', value: 'compact' },
-      { name: 'min.insync.replicas', value: String(minInsync) },
-      // Tombstones of deleted ads are kept a day so a replica that was away a while still sees them.
-      { name: 'delete.retention.ms', value: String(24 * 3600_000) },
-    ],
-  };
-}
+import { adChangesTopicSpec, ensureTopics } from '../common/kafka.js';
+import { sleep as sleepFor } from '../common/wait.js';
 
 /** Advisory lock key of the relay (db.ts's migration lock is 7_262_024). */
 export const RELAY_LOCK_ID = 7_262_009;
@@ -63,72 +48,10 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
   let published = 0;
   let producer: Producer | undefined;
   let client: pg.PoolClient | undefined;
-  let wake: (() => void) | undefined;
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
-
-  /** Sends in requests of at most ~512 KB (a broker refuses a record batch over message.max.bytes, 1 MB). */
-  const send = async (rows: Array<{ ad_id: string; ad: string | null }>): Promise<void> => {
-    let chunk: Array<{ key: string; value: string | null }> = [];
-    let bytes = 0;
-    const flush = async () => {
-      if (chunk.length === 0) return;
-      await producer!.send({ topic: opts.topic, acks: -1, messages: chunk });
-      chunk = [];
-      bytes = 0;
-    };
-    for (const row of rows) {
-      chunk.push({ key: row.ad_id, value: row.ad });
-      bytes += row.ad_id.length + (row.ad?.length ?? 0) + 32;
-      if (bytes >= 512 * 1024) await flush();
-    }
-    await flush();
-  };
-
-  /** Publishes up to `batch` single-ad rows, then one chunk of the oldest range row; returns ads published. */
-  const relayOnce = async (c: pg.PoolClient): Promise<number> => {
-    const singles = await c.query<{ seq: string; ad_id: string; ad: string | null }>(
-      `select o.seq, o.ad_id::text, to_jsonb(a)::text as ad
-         from ad_changes_outbox o left join ads a on a.ad_id = o.ad_id
-        where o.last_ad_id is null order by o.seq limit $1`,
-      [batch],
-    );
-    if (singles.rows.length > 0) {
-      await send(singles.rows);
-      await c.query('delete from ad_changes_outbox where seq = any($1::bigint[])', [
-        singles.rows.map((row) => row.seq),
-      ]);
-      published += singles.rows.length;
-      if (singles.rows.length === batch) return batch;
-    }
-    // A range (a bulk load): the ads that exist in its next `batch` ids; gaps are ids never used.
-    const range = await c.query<{ seq: string; ad_id: string; last_ad_id: string }>(
-      `select seq, ad_id::text, last_ad_id::text from ad_changes_outbox
-        where last_ad_id is not null order by seq limit 1`,
-    );
-    const r = range.rows[0];
-    if (!r) return singles.rows.length;
-    const to =
-      BigInt(r.ad_id) + BigInt(batch) - 1n < BigInt(r.last_ad_id)
-        ? BigInt(r.ad_id) + BigInt(batch) - 1n
-        : BigInt(r.last_ad_id);
-    const ads = await c.query<{ ad_id: string; ad: string }>(
-      'select a.ad_id::text, to_jsonb(a)::text as ad from ads a where a.ad_id between $1 and $2 order by a.ad_id',
-      [r.ad_id, to.toString()],
-    );
-    if (ads.rows.length > 0) await send(ads.rows);
-    if (to === BigInt(r.last_ad_id)) await c.query('delete from ad_changes_outbox where seq = $1', [r.seq]);
-    else
-      await c.query('update ad_changes_outbox set ad_id = $2 where seq = $1', [r.seq, (to + 1n).toString()]);
-    published += ads.rows.length;
-    return singles.rows.length + Math.max(ads.rows.length, 1);
-  };
+  const stopping = new AbortController();
+  const sleep = (ms: number) => sleepFor(ms, stopping.signal); // stop() ends a wait at once
+  const send = (rows: AdRows): Promise<void> => sendAds(producer!, opts.topic, rows);
+  const count = (n: number): number => (published += n);
 
   const run = async (): Promise<void> => {
     let failures = 0;
@@ -160,7 +83,7 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
         if (!active) log(`relaying ad changes to ${opts.topic}`);
         active = true;
         while (!stopped) {
-          const n = await relayOnce(client);
+          const n = await relayOnce(client, { send, count, batch });
           failures = 0;
           if (n === 0) await sleep(pollMs);
         }
@@ -184,7 +107,7 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
     published: () => published,
     stop: async () => {
       stopped = true;
-      wake?.();
+      stopping.abort();
       await done;
       if (client) {
         await client.query('select pg_advisory_unlock_all()').catch(() => undefined);
@@ -193,4 +116,72 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
       await producer?.disconnect().catch(() => undefined);
     },
   };
+}
+
+type AdRows = Array<{ ad_id: string; ad: string | null }>;
+
+/** Sends in requests of at most ~512 KB (a broker refuses a record batch over message.max.bytes, 1 MB). */
+async function sendAds(producer: Producer, topic: string, rows: AdRows): Promise<void> {
+  let chunk: Array<{ key: string; value: string | null }> = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (chunk.length === 0) return;
+    await producer.send({ topic, acks: -1, messages: chunk });
+    chunk = [];
+    bytes = 0;
+  };
+  for (const row of rows) {
+    chunk.push({ key: row.ad_id, value: row.ad });
+    bytes += row.ad_id.length + (row.ad?.length ?? 0) + 32;
+    if (bytes >= 512 * 1024) await flush();
+  }
+  await flush();
+}
+
+/**
+ * Publishes up to `batch` single-ad rows, then one chunk of the oldest range row; `count` hears of
+ * the ads published as they are. Returns the work done (0: the outbox is empty).
+ */
+async function relayOnce(
+  c: pg.PoolClient,
+  {
+    send,
+    count,
+    batch,
+  }: { send: (rows: AdRows) => Promise<void>; count: (n: number) => unknown; batch: number },
+): Promise<number> {
+  const singles = await c.query<{ seq: string; ad_id: string; ad: string | null }>(
+    `select o.seq, o.ad_id::text, to_jsonb(a)::text as ad
+       from ad_changes_outbox o left join ads a on a.ad_id = o.ad_id
+      where o.last_ad_id is null order by o.seq limit $1`,
+    [batch],
+  );
+  if (singles.rows.length > 0) {
+    await send(singles.rows);
+    await c.query('delete from ad_changes_outbox where seq = any($1::bigint[])', [
+      singles.rows.map((row) => row.seq),
+    ]);
+    count(singles.rows.length);
+    if (singles.rows.length === batch) return batch;
+  }
+  // A range (a bulk load): the ads that exist in its next `batch` ids; gaps are ids never used.
+  const range = await c.query<{ seq: string; ad_id: string; last_ad_id: string }>(
+    `select seq, ad_id::text, last_ad_id::text from ad_changes_outbox
+      where last_ad_id is not null order by seq limit 1`,
+  );
+  const r = range.rows[0];
+  if (!r) return singles.rows.length;
+  const to =
+    BigInt(r.ad_id) + BigInt(batch) - 1n < BigInt(r.last_ad_id)
+      ? BigInt(r.ad_id) + BigInt(batch) - 1n
+      : BigInt(r.last_ad_id);
+  const ads = await c.query<{ ad_id: string; ad: string }>(
+    'select a.ad_id::text, to_jsonb(a)::text as ad from ads a where a.ad_id between $1 and $2 order by a.ad_id',
+    [r.ad_id, to.toString()],
+  );
+  if (ads.rows.length > 0) await send(ads.rows);
+  if (to === BigInt(r.last_ad_id)) await c.query('delete from ad_changes_outbox where seq = $1', [r.seq]);
+  else await c.query('update ad_changes_outbox set ad_id = $2 where seq = $1', [r.seq, (to + 1n).toString()]);
+  count(ads.rows.length);
+  return singles.rows.length + Math.max(ads.rows.length, 1);
 }
