@@ -23,7 +23,7 @@ import { CatalogueReplica } from '../ingest/catalogue-replica.js';
 import { sendApiError } from '../common/http-errors.js';
 import { appTopics, createKafka, describeTopicChanges, ensureTopics } from '../common/kafka.js';
 import { metricsText, registry } from '../common/metrics.js';
-import { RestartBackoff } from '../common/restart-backoff.js';
+import { RestartBackoff } from '../common/wait.js';
 import { ClickLog } from '../ingest/click-log.js';
 import { spoolLockDir } from '../ingest/spool.js';
 import { OrphanSpools } from '../ingest/spool-orphans.js';

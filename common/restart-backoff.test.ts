@@ -1,6 +1,6 @@
 // The supervisors' restart delays: doubling after each short run, capped, fresh after a long run.
 import { describe, expect, it } from 'vitest';
-import { RestartBackoff } from './restart-backoff.js';
+import { RestartBackoff } from './wait.js';
 
 describe('RestartBackoff', () => {
   it('doubles the delay while the process keeps dying soon after its start, up to the cap', () => {

@@ -11,6 +11,7 @@ import type { KafkaLanes } from './kafka-lanes.js';
 import type { ClickMetrics } from './metrics.js';
 import { SpoolLockLostError, type Spool } from './spool.js';
 import { poisonLine, replaySpool, type ReplayStep } from './spool-replay.js';
+import { sleep } from '../common/wait.js';
 
 const RETRY_MS = 500;
 
@@ -153,5 +154,3 @@ export class ClickLogReplayer {
     });
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -30,6 +30,7 @@ import type { ClickLogOptions } from './click-log-options.js';
 import { spoolSources } from './metrics.js';
 import { Spool } from './spool.js';
 import { clickMessage } from './spool-replay.js';
+import { sleep } from '../common/wait.js';
 
 export type Destination = 'kafka' | 'spool';
 export type LogMode = 'direct' | 'spooling';
@@ -361,5 +362,3 @@ async function settledWithin(p: Promise<unknown>, ms: number): Promise<'acked' |
   clearTimeout(timer);
   return outcome;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -3,6 +3,7 @@
 // in flight at the same time have no order among them. A lane stays busy until its send settles,
 // even after the batch's deadline (its events are spooled by then, and a late ack is recorded).
 import type { Kafka, Producer, ProducerRecord, RecordMetadata } from 'kafkajs';
+import { sleep } from '../common/wait.js';
 
 interface Lane {
   producer: Producer;
@@ -95,5 +96,3 @@ export class KafkaLanes {
     lane.connecting.catch(() => undefined); // handled where it is awaited
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

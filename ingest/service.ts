@@ -30,6 +30,7 @@ import { createHttpServer } from './http-server.js';
 import type { SigningKeys } from './impression.js';
 import { clickMetrics, type ClickMetrics } from './metrics.js';
 import { startProgressReports } from './progress-report.js';
+import { sleep } from '../common/wait.js';
 
 /** The service's settings, every one given (apps/click-service.ts reads them from the configuration). */
 export interface ClickServiceSettings {
@@ -149,7 +150,7 @@ export async function runClickService(deps: ClickServiceDeps): Promise<ClickServ
       (closed ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        await Promise.race([stopped, new Promise((r) => setTimeout(r, 5000))]);
+        await Promise.race([stopped, sleep(5000)]);
         server.closeAllConnections();
         await clickLog.close();
         await progress?.stop();
@@ -181,8 +182,7 @@ async function openCatalogue(deps: ClickServiceDeps, metrics: ClickMetrics): Pro
         log: deps.log,
       })
     : undefined;
-  if (feed)
-    await Promise.race([feed.caughtUp, new Promise((r) => setTimeout(r, settings.catalogueStartWaitMs))]);
+  if (feed) await Promise.race([feed.caughtUp, sleep(settings.catalogueStartWaitMs)]);
   registerReplicaGauges(replica);
   const cacheCounters = {
     hit: metrics.adCache.labels('hit'),

@@ -12,6 +12,7 @@ import { CompressionTypes, type Kafka, type Message, type Producer } from 'kafka
 import type { SpoolSendOptions } from './click-log.js';
 import { Spool, SpoolLockedError } from './spool.js';
 import { poisonLine, replaySpool, REPLAY_BATCH } from './spool-replay.js';
+import { sleep } from '../common/wait.js';
 
 export interface DrainOptions extends SpoolSendOptions {
   /** How long to wait for a spool another process holds before leaving it (default 0: at once). */
@@ -194,7 +195,7 @@ class Sender {
         await this.disconnect();
         if (Date.now() >= deadline || opts.signal?.aborted) throw e;
         log(`Kafka did not take a batch (${(e as Error).message}); retrying in ${RETRY_MS / 1000} s`);
-        await new Promise((r) => setTimeout(r, RETRY_MS));
+        await sleep(RETRY_MS);
       }
     }
   }

@@ -10,6 +10,7 @@
 // stalls past LOCK_STALE_MS and another process takes the lock over, this spool fails closed: every
 // later operation rejects with SpoolLockLostError, so it can never write over the new owner's records.
 import lockfile from 'proper-lockfile';
+import { sleep } from '../common/wait.js';
 
 /** A lock not refreshed for this long is a dead owner's. Every opener of one spool must agree on it. */
 export const LOCK_STALE_MS = 10_000;
@@ -77,5 +78,3 @@ export async function lockSpool(
     }
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { config } from '../common/config.js';
-import { RestartBackoff } from '../common/restart-backoff.js';
+import { RestartBackoff } from '../common/wait.js';
 import { prometheusUrl } from './services/prometheus.js';
 import { temporalUiUrl } from './services/temporal.js';
 

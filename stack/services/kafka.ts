@@ -11,6 +11,7 @@ import { appTopics, createKafka, describeTopicChanges, ensureTopics } from '../.
 import type { StackService } from '../service.js';
 import { jmxExporterJvmArgs } from './prometheus.js';
 import { cacheDir, dataDir, ensureMavenJars, log, runStep, startDetached } from '../runtime.js';
+import { sleep } from '../../common/wait.js';
 
 const libDir = join(cacheDir, 'kafka', 'lib');
 const classpath = `${libDir}/*`;
@@ -153,7 +154,7 @@ export function kafkaNode(o: KafkaNodeOptions): StackService {
         while ((await admin.describeCluster()).brokers.length < o.clusterSize) {
           if (Date.now() > deadline)
             throw new Error(`${o.name}: fewer than ${o.clusterSize} brokers registered`);
-          await new Promise((r) => setTimeout(r, 1000));
+          await sleep(1000);
         }
         // Right after a topic is made, a broker may not know its partitions yet: try again.
         for (let attempt = 1; ; attempt++) {
@@ -162,7 +163,7 @@ export function kafkaNode(o: KafkaNodeOptions): StackService {
             break;
           } catch (e) {
             if (attempt >= 10) throw e;
-            await new Promise((r) => setTimeout(r, 2000));
+            await sleep(2000);
           }
         }
       } finally {
