@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { DAY_MS, HOUR_MS, hourOf } from '../common/time.js';
 import type { ReconciliationReport } from '../common/reconciliation.js';
 import type { Count } from './merge.js';
+import type { HourFailureKind } from './hour-state.js';
 import { config } from '../common/config.js';
 import { PinotBatchCounts, type AuthoritativeCounts } from './pinot-batch-counts.js';
 
@@ -37,7 +38,7 @@ export interface HourFailure {
   workflowId: string;
   reason: string;
   /** `waiting`: it waits (or gave up waiting) for completeness, `reason` says for what; `failed`: an error. */
-  kind: 'failed' | 'waiting';
+  kind: HourFailureKind;
 }
 
 /** What one revision of an hour changed for one ad or advertiser (migration 010). */
@@ -159,7 +160,7 @@ export class BatchStore {
       failed_at: Date;
       workflow_id: string;
       reason: string;
-      kind: 'failed' | 'waiting';
+      kind: HourFailureKind;
     }>(
       'select hour, failed_at, workflow_id, reason, kind from hour_failures where hour >= $1 and hour < $2',
       [ts(hourOf(from)), ts(to)],
