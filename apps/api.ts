@@ -34,7 +34,7 @@ import { securityHeaders } from '../common/security-headers.js';
 import type { SpeedStore } from '../common/speed-store.js';
 import { createTemporalClient } from '../common/temporal.js';
 import { isoSeconds } from '../common/time.js';
-import { startBackfill } from '../batch-layer/operations.js';
+import { startBackfill } from '../workflows/operations.js';
 import { catalogueRouter, catalogueRoutes } from '../ingest/catalogue-router.js';
 import { clickRouteContract } from '../ingest/click-route.js';
 import { startCatalogueRelay } from '../ingest/catalogue-relay.js';
