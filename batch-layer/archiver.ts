@@ -29,15 +29,7 @@ import { ConsumerWatchdog, type PartitionProgress, type Stall } from '../common/
 import type { Probe } from '../common/health.js';
 import { superviseConsumer } from '../common/startup.js';
 import { isId } from '../common/ids.js';
-import {
-  bufferedGauge,
-  consumerLag,
-  eventsArchived,
-  flushFailures,
-  flushSeconds,
-  lostCommits,
-} from './archiver-metrics.js';
-import type { RawClickRow } from './parquet.js';
+import { bufferedGauge, consumerLag, lostCommits } from './archiver-metrics.js';
 import {
   clampOffset,
   commitLost,
@@ -45,25 +37,16 @@ import {
   watermarkInputs,
   writeWatermark,
 } from './archive-watermarks.js';
-import {
-  putBack,
-  takeRows,
-  uploadRawFiles,
-  type ArchiverOptions,
-  type PartitionBuffer,
-} from './partition-buffer.js';
+import { CommitNotSent, PartitionFlushes } from './archiver-flushes.js';
+import type { ArchiverOptions } from './partition-buffer.js';
 import { StoppedPartitions } from './stopped-partitions.js';
 import { partitionWatermark } from './watermark.js';
 
 export type { ArchiverOptions } from './partition-buffer.js';
 
-/** A commit KafkaJS resolved without sending it (see `Archiver.rejoin`). */
-class CommitNotSent extends Error {}
-
-export class Archiver {
+export class Archiver extends PartitionFlushes {
   private consumer: Consumer;
   private admin: Admin;
-  private buffers = new Map<number, PartitionBuffer>();
   private assigned = new Set<number>();
   private timer?: NodeJS.Timeout;
   private ticking = false;
@@ -73,13 +56,8 @@ export class Archiver {
   private readonly sentCommits = new Map<number, string>();
   /** Fetching is paused because the buffers are full and a flush failed. */
   private paused = false;
-  /** After a failed flush, batches do not try again before this time (the timer does). */
-  private flushRetryAt = 0;
-  private readonly maxBuffered: number;
   /** Partitions stopped at an undecodable message (logged every minute). */
   private readonly stopped: StoppedPartitions;
-  readonly stats = { events: 0, files: 0, commits: 0, flushFailures: 0, pauses: 0, stalls: 0 };
-  private lastFlushFailureAt = 0;
   private readonly watchdog: ConsumerWatchdog;
   private supervision!: { probe: Probe; stop: () => void };
   private runConfig!: ConsumerRunConfig;
@@ -87,10 +65,10 @@ export class Archiver {
   private stopping = false;
   private readonly log: (message: string) => void;
 
-  constructor(private readonly opts: ArchiverOptions) {
+  constructor(opts: ArchiverOptions) {
+    super(opts);
     this.log = opts.log ?? ((m: string) => console.error(m));
     this.admin = opts.kafka.admin();
-    this.maxBuffered = opts.maxBufferedEvents ?? config.ARCHIVER_MAX_BUFFERED_EVENTS;
     this.stopped = new StoppedPartitions(opts.topic, opts.log ?? console.error);
     this.consumer = this.makeConsumer();
     const stallAfterMs = opts.stallAfterMs ?? config.KAFKA_STALL_AFTER_MS;
@@ -161,13 +139,6 @@ export class Archiver {
   /** For /readyz: the consumer is a member of its group (not crashed, not stopped). */
   get consumerProbe(): Probe {
     return () => this.supervision.probe();
-  }
-
-  /** Events held in memory over all partitions, not yet in S3 (including those being uploaded). */
-  get bufferedEvents(): number {
-    let n = 0;
-    for (const b of this.buffers.values()) n += b.rows.length + b.uploading;
-    return n;
   }
 
   /** Connects and joins the group; may be called again after it failed (Kafka away at start). */
@@ -266,15 +237,6 @@ export class Archiver {
     await this.admin.disconnect();
   }
 
-  private buffer(partition: number): PartitionBuffer {
-    let b = this.buffers.get(partition);
-    if (!b) {
-      b = { rows: [], openedAt: Date.now(), uploading: 0, lock: Promise.resolve() };
-      this.buffers.set(partition, b);
-    }
-    return b;
-  }
-
   private async onBatch({
     batch,
     heartbeat,
@@ -325,23 +287,6 @@ export class Archiver {
     lag();
   }
 
-  /** Flushes the fullest buffers until below the bound; false if a flush failed. */
-  private async makeRoom(): Promise<boolean> {
-    if (Date.now() < this.flushRetryAt) return false;
-    const fullest = [...this.buffers].sort(([, x], [, y]) => y.rows.length - x.rows.length);
-    for (const [p, b] of fullest) {
-      if (this.bufferedEvents < this.maxBuffered) break;
-      if (b.rows.length === 0) continue;
-      try {
-        await this.flush(p);
-      } catch (e) {
-        this.noteFlushFailure(p, e as Error);
-        return false;
-      }
-    }
-    return this.bufferedEvents < this.maxBuffered;
-  }
-
   /** Stops a partition at a message it cannot read; what was read before it is still archived. */
   private stopPartition(partition: number, offset: string, reason: string): void {
     this.stopped.stop(partition, offset, reason);
@@ -364,58 +309,7 @@ export class Archiver {
     );
   }
 
-  private noteFlushFailure(partition: number, e: Error): void {
-    // S3 or PostgreSQL refusing is an outage the watchdog waits out; KafkaJS not sending commits is
-    // what the watchdog is for (if it lasts, a new consumer).
-    if (!(e instanceof CommitNotSent)) this.lastFlushFailureAt = Date.now();
-    this.flushRetryAt = Date.now() + Math.min(this.opts.flushMs, 5000);
-    this.stats.flushFailures++;
-    flushFailures.inc();
-    this.opts.log?.(`flush of partition ${partition} failed (rows kept, retried): ${e.message}`);
-  }
-
-  /** Writes the partition's buffer (one file per event hour), uploads, then commits the offsets. */
-  async flush(partition: number): Promise<void> {
-    const b = this.buffers.get(partition);
-    if (!b) return;
-    const run = b.lock.then(async () => {
-      // Taken synchronously: messages consumed while this flush uploads belong to the next one.
-      const { rows, last, minTs } = takeRows(b);
-      if (last === undefined || last === b.committedOffset) return;
-      if (rows.length === 0) {
-        await this.commit(partition, last); // nothing new since (rows re-read after a rejoin)
-        b.committedOffset = last;
-        return;
-      }
-      const end = flushSeconds.startTimer();
-      const first = rows[0]!.offset;
-      b.uploading = rows.length;
-      b.uploadingMinTs = minTs;
-      try {
-        await this.upload(partition, rows, first, last);
-      } catch (e) {
-        // The consumer has moved past these offsets: keep them buffered so the next flush retries.
-        putBack(b, rows);
-        throw e;
-      } finally {
-        b.uploading = 0;
-        b.uploadingMinTs = undefined;
-      }
-      b.committedOffset = last;
-      this.stats.events += rows.length;
-      eventsArchived.inc(rows.length);
-      end();
-    });
-    b.lock = run.catch(() => undefined);
-    await run;
-  }
-
-  private async upload(partition: number, rows: RawClickRow[], first: string, last: string): Promise<void> {
-    this.stats.files += await uploadRawFiles(this.opts, partition, rows, first, last);
-    await this.commit(partition, last);
-  }
-
-  private async commit(partition: number, lastOffset: string): Promise<void> {
+  protected async commit(partition: number, lastOffset: string): Promise<void> {
     const offset = (BigInt(lastOffset) + 1n).toString();
     this.sentCommits.delete(partition);
     await this.consumer.commitOffsets([{ topic: this.opts.topic, partition, offset }]);
