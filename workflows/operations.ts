@@ -91,7 +91,30 @@ export async function ensureSchedules(
   client: Client,
   opts: { taskQueue: string; prefix: string; lateEveryMinutes?: number },
 ): Promise<string[]> {
-  const defs: ScheduleOptions[] = [
+  const defs = scheduleDefinitions(opts);
+  for (const def of defs) {
+    try {
+      await client.schedule.create(def);
+    } catch (e) {
+      if (!(e instanceof ScheduleAlreadyRunning)) throw e;
+      await client.schedule.getHandle(def.scheduleId).update((prev) => ({
+        ...prev,
+        spec: def.spec,
+        action: def.action,
+        policies: { ...prev.policies, ...def.policies },
+      }));
+    }
+  }
+  return defs.map((d) => d.scheduleId);
+}
+
+/** The schedules' definitions (see `ensureSchedules`). */
+function scheduleDefinitions(opts: {
+  taskQueue: string;
+  prefix: string;
+  lateEveryMinutes?: number;
+}): ScheduleOptions[] {
+  return [
     {
       scheduleId: hourlyScheduleId(opts.prefix),
       spec: { intervals: [{ every: '1h', offset: '5m' }] },
@@ -148,18 +171,4 @@ export async function ensureSchedules(
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
     },
   ];
-  for (const def of defs) {
-    try {
-      await client.schedule.create(def);
-    } catch (e) {
-      if (!(e instanceof ScheduleAlreadyRunning)) throw e;
-      await client.schedule.getHandle(def.scheduleId).update((prev) => ({
-        ...prev,
-        spec: def.spec,
-        action: def.action,
-        policies: { ...prev.policies, ...def.policies },
-      }));
-    }
-  }
-  return defs.map((d) => d.scheduleId);
 }
