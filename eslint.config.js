@@ -15,18 +15,31 @@ const LAYERS = [
 ];
 const WIRING = ['apps', 'stack', 'tools', 'bench', 'test'];
 
-/** no-restricted-imports for the files of `folder`: none of `forbidden` (folder names), with the rule in the message. */
-function onlyImports(folder, forbidden, rule) {
+/**
+ * typescript-eslint's no-restricted-imports for the files of `folder` (or `files`): none of `forbidden`
+ * (folder names), with the rule in the message; of `typesOnly`, type imports only (`import type`,
+ * checked by `allowTypeImports`); `extra`: further patterns.
+ */
+function onlyImports(folder, forbidden, rule, { typesOnly = [], extra = [], files } = {}) {
+  const group = (f) => [`**/${f}/**`, `**/${f}`];
   return {
-    files: [`${folder}/**/*.ts`],
+    files: files ?? [`${folder}/**/*.ts`],
     rules: {
-      'no-restricted-imports': [
+      '@typescript-eslint/no-restricted-imports': [
         'error',
         {
-          patterns: forbidden.map((f) => ({
-            group: [`**/${f}/**`, `**/${f}`],
-            message: `layer rule: ${rule} (${folder}/ must not import ${f}/; see CONTRIBUTING.md)`,
-          })),
+          patterns: [
+            ...forbidden.map((f) => ({
+              group: group(f),
+              message: `layer rule: ${rule} (${folder}/ must not import ${f}/; see CONTRIBUTING.md)`,
+            })),
+            ...typesOnly.map((f) => ({
+              group: group(f),
+              allowTypeImports: true,
+              message: `layer rule: ${rule} (${folder}/ may import only types from ${f}/: \`import type\`; see CONTRIBUTING.md)`,
+            })),
+            ...extra,
+          ],
         },
       ],
     },
@@ -34,6 +47,29 @@ function onlyImports(folder, forbidden, rule) {
 }
 
 const others = (self) => LAYERS.filter((l) => l !== self);
+
+/**
+ * workflows/: activity types only; and the workflow code the worker bundles never loads the client
+ * side (operations.ts, which starts and schedules them by their type-checked names).
+ */
+function workflowRules() {
+  const forbidden = [...others('workflows').filter((l) => l !== 'activities'), ...WIRING];
+  const rule = 'workflows/ may import activity types and common/ only (deterministic code)';
+  const clientSide = [
+    {
+      group: ['@temporalio/client', '**/operations', '**/operations.js'],
+      message:
+        'workflow code runs in the worker bundle: no Temporal client there (see workflows/operations.ts)',
+    },
+  ];
+  return [
+    onlyImports('workflows', forbidden, rule, { typesOnly: ['activities'], extra: clientSide }),
+    onlyImports('workflows', forbidden, rule, {
+      typesOnly: ['activities'],
+      files: ['workflows/operations.ts', 'workflows/*.test.ts'],
+    }),
+  ];
+}
 
 export default tseslint.config(
   {
@@ -72,9 +108,5 @@ export default tseslint.config(
     [...others('activities').filter((l) => l !== 'batch-layer'), ...WIRING],
     'activities/ may import batch-layer/ and common/ only',
   ),
-  onlyImports(
-    'workflows',
-    [...others('workflows').filter((l) => l !== 'activities'), ...WIRING],
-    'workflows/ may import activity types and common/ only (deterministic code)',
-  ),
+  ...workflowRules(),
 );

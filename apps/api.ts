@@ -32,7 +32,7 @@ import { securityHeaders } from '../common/security-headers.js';
 import type { SpeedStore } from '../common/speed-store.js';
 import { createTemporalClient } from '../common/temporal.js';
 import { isoSeconds } from '../common/time.js';
-import { startBackfill } from '../batch-layer/operations.js';
+import { startBackfill } from '../workflows/operations.js';
 import { identifyCaller, requireCaller } from '../catalogue/authentication.js';
 import { configuredRateLimits, rateLimiters, type RateLimits } from '../catalogue/rate-limits.js';
 import { catalogueRouter } from '../catalogue/router.js';

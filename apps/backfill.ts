@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { createTemporalClient } from '../common/temporal.js';
 import type { BackfillProgress } from '../workflows/index.js';
-import { startBackfill } from '../batch-layer/operations.js';
+import { startBackfill } from '../workflows/operations.js';
 
 const { values } = parseArgs({
   options: {

@@ -1,9 +1,9 @@
 // `npm run schedules`: creates the batch layer's Temporal schedules, or updates them to the current
-// definition (batch-layer/operations.ts ensureSchedules), then exits. `npm start` runs it before the
+// definition (workflows/operations.ts ensureSchedules), then exits. `npm start` runs it before the
 // app's processes, the compose file as a one-shot service; a test runs it with a private prefix.
 import { config } from '../common/config.js';
 import { createTemporalClient } from '../common/temporal.js';
-import { ensureSchedules } from '../batch-layer/operations.js';
+import { ensureSchedules } from '../workflows/operations.js';
 
 const client = await createTemporalClient();
 try {

@@ -21,116 +21,32 @@
 // KAFKA_STALL_AFTER_MS (not because S3 or PostgreSQL refuse the flushes, nor at an undecodable
 // message) is logged, its buffer dropped (re-read from the committed offset) and the consumer
 // rejoins the group — what a restart of the process would do, without one.
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { S3Client } from '@aws-sdk/client-s3';
-import type { Admin, Consumer, ConsumerRunConfig, EachBatchPayload, Kafka } from 'kafkajs';
-import type pg from 'pg';
-import { Counter, Gauge, Histogram } from 'prom-client';
+import { mkdir } from 'node:fs/promises';
+import type { Admin, Consumer, ConsumerRunConfig, EachBatchPayload } from 'kafkajs';
 import { decodeClickEvent, type ClickEvent } from '../common/click-event.js';
 import { config } from '../common/config.js';
-import { registry } from '../common/metrics.js';
 import { ConsumerWatchdog, type PartitionProgress, type Stall } from '../common/consumer-watchdog.js';
 import type { Probe } from '../common/health.js';
 import { superviseConsumer } from '../common/startup.js';
-import { hourOf } from '../common/time.js';
-import { rawFileKey } from './layout.js';
-import { writeRawParquet, type RawClickRow } from './parquet.js';
-import { uploadFile } from './storage.js';
-import { partitionWatermark } from './watermark.js';
 import { isId } from '../common/ids.js';
+import { bufferedGauge, consumerLag, lostCommits } from './archiver-metrics.js';
+import {
+  clampOffset,
+  commitLost,
+  groupOffsets,
+  watermarkInputs,
+  writeWatermark,
+} from './archive-watermarks.js';
+import { CommitNotSent, PartitionFlushes } from './archiver-flushes.js';
+import type { ArchiverOptions } from './partition-buffer.js';
+import { StoppedPartitions } from './stopped-partitions.js';
+import { partitionWatermark } from './watermark.js';
 
-export interface ArchiverOptions {
-  kafka: Kafka;
-  s3: S3Client;
-  pool: pg.Pool;
-  bucket: string;
-  prefix: string;
-  topic: string;
-  groupId: string;
-  flushEvents: number;
-  flushMs: number;
-  graceMs: number;
-  workDir: string;
-  /** Events held over all partitions before fetching pauses (default ARCHIVER_MAX_BUFFERED_EVENTS). */
-  maxBufferedEvents?: number;
-  fromBeginning?: boolean;
-  /** Fetch sizing (KAFKA_CONSUMER_MIN_BYTES / KAFKA_CONSUMER_MAX_WAIT_MS); kafkajs' defaults if unset. */
-  fetch?: { minBytes: number; maxWaitTimeInMs: number };
-  /** A partition whose committed offset stands still this long with lag is stalled (KAFKA_STALL_AFTER_MS). */
-  stallAfterMs?: number;
-  log?: (msg: string) => void;
-}
+export type { ArchiverOptions } from './partition-buffer.js';
 
-interface PartitionBuffer {
-  rows: RawClickRow[];
-  minTs?: number;
-  openedAt: number;
-  lastMessageTime?: number;
-  /** Last consumed offset (also of skipped messages) and last committed one. */
-  lastOffset?: string;
-  committedOffset?: string;
-  /** Rows a running flush took out of `rows` (still in memory; put back if the flush fails). */
-  uploading: number;
-  /** Oldest event time among them: the watermark must not pass it before the upload succeeds. */
-  uploadingMinTs?: number;
-  /** Serializes flushes of this partition (from eachBatch and from the timer). */
-  lock: Promise<void>;
-}
-
-const eventsArchived = new Counter({
-  name: 'archiver_events_total',
-  help: 'Click events written to raw Parquet in S3',
-  registers: [registry],
-});
-const eventsRejected = new Counter({
-  name: 'archiver_rejected_total',
-  help: 'Messages on the clicks topic that are not click events this archiver can read (their partition stops)',
-  registers: [registry],
-});
-const stoppedPartitions = new Gauge({
-  name: 'archiver_stopped_partitions',
-  help: 'Partitions stopped at a message that is not a click event this archiver can read',
-  registers: [registry],
-});
-const flushSeconds = new Histogram({
-  name: 'archiver_flush_seconds',
-  help: 'Time to write, upload and commit one partition buffer',
-  registers: [registry],
-});
-
-const bufferedGauge = new Gauge({
-  name: 'archiver_buffered_events',
-  help: 'Click events held in memory, not yet in S3 (bounded by ARCHIVER_MAX_BUFFERED_EVENTS)',
-  registers: [registry],
-});
-const consumerLag = new Gauge({
-  name: 'archiver_consumer_lag',
-  help: 'Messages between the high watermark and the next offset to read, per clicks partition',
-  labelNames: ['partition'] as const,
-  registers: [registry],
-});
-const flushFailures = new Counter({
-  name: 'archiver_flush_failures_total',
-  help: 'Partition flushes that failed (S3 or Kafka unreachable); their rows stay buffered and are retried',
-  registers: [registry],
-});
-
-const lostCommits = new Counter({
-  name: 'archiver_lost_commits_total',
-  help: 'Offset commits KafkaJS reported done without sending them, or that the group does not have (committed again)',
-  registers: [registry],
-});
-
-/** A commit KafkaJS resolved without sending it (see `Archiver.rejoin`). */
-class CommitNotSent extends Error {}
-
-let fileSeq = 0;
-
-export class Archiver {
+export class Archiver extends PartitionFlushes {
   private consumer: Consumer;
   private admin: Admin;
-  private buffers = new Map<number, PartitionBuffer>();
   private assigned = new Set<number>();
   private timer?: NodeJS.Timeout;
   private ticking = false;
@@ -140,13 +56,8 @@ export class Archiver {
   private readonly sentCommits = new Map<number, string>();
   /** Fetching is paused because the buffers are full and a flush failed. */
   private paused = false;
-  /** After a failed flush, batches do not try again before this time (the timer does). */
-  private flushRetryAt = 0;
-  private readonly maxBuffered: number;
-  /** Partitions stopped at an undecodable message: partition → offset and why (logged every minute). */
-  private readonly stopped = new Map<number, { offset: string; reason: string; loggedAt: number }>();
-  readonly stats = { events: 0, files: 0, commits: 0, flushFailures: 0, pauses: 0, stalls: 0 };
-  private lastFlushFailureAt = 0;
+  /** Partitions stopped at an undecodable message (logged every minute). */
+  private readonly stopped: StoppedPartitions;
   private readonly watchdog: ConsumerWatchdog;
   private supervision!: { probe: Probe; stop: () => void };
   private runConfig!: ConsumerRunConfig;
@@ -154,10 +65,11 @@ export class Archiver {
   private stopping = false;
   private readonly log: (message: string) => void;
 
-  constructor(private readonly opts: ArchiverOptions) {
+  constructor(opts: ArchiverOptions) {
+    super(opts);
     this.log = opts.log ?? ((m: string) => console.error(m));
     this.admin = opts.kafka.admin();
-    this.maxBuffered = opts.maxBufferedEvents ?? config.ARCHIVER_MAX_BUFFERED_EVENTS;
+    this.stopped = new StoppedPartitions(opts.topic, opts.log ?? console.error);
     this.consumer = this.makeConsumer();
     const stallAfterMs = opts.stallAfterMs ?? config.KAFKA_STALL_AFTER_MS;
     this.watchdog = new ConsumerWatchdog({
@@ -170,7 +82,7 @@ export class Archiver {
       held: () =>
         this.paused || Date.now() - this.lastFlushFailureAt < stallAfterMs
           ? new Set(this.assigned)
-          : new Set(this.stopped.keys()),
+          : new Set(this.stopped.partitions()),
       onStall: (stalls) => this.rejoin(stalls),
       log: this.log,
     });
@@ -229,13 +141,6 @@ export class Archiver {
     return () => this.supervision.probe();
   }
 
-  /** Events held in memory over all partitions, not yet in S3 (including those being uploaded). */
-  get bufferedEvents(): number {
-    let n = 0;
-    for (const b of this.buffers.values()) n += b.rows.length + b.uploading;
-    return n;
-  }
-
   /** Connects and joins the group; may be called again after it failed (Kafka away at start). */
   async start(): Promise<void> {
     await mkdir(this.opts.workDir, { recursive: true });
@@ -252,16 +157,11 @@ export class Archiver {
   /** Committed (Kafka) and end offsets of the partitions this member owns. */
   private async progress(): Promise<PartitionProgress[]> {
     if (this.assigned.size === 0) return [];
-    const [ends, committed] = await Promise.all([
-      this.admin.fetchTopicOffsets(this.opts.topic),
-      this.admin.fetchOffsets({ groupId: this.opts.groupId, topics: [this.opts.topic] }),
-    ]);
-    const endOf = new Map(ends.map((e) => [e.partition, Number(e.high)]));
-    const committedOf = new Map((committed[0]?.partitions ?? []).map((c) => [c.partition, Number(c.offset)]));
+    const { end, committed } = await groupOffsets(this.admin, this.opts.topic, this.opts.groupId);
     return [...this.assigned].map((partition) => ({
       partition,
-      committed: committedOf.get(partition) ?? -1,
-      end: endOf.get(partition) ?? 0,
+      committed: Number(committed.get(partition) ?? -1n),
+      end: Number(end.get(partition) ?? 0n),
     }));
   }
 
@@ -306,8 +206,7 @@ export class Archiver {
     await this.consumer.connect();
     await this.consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.fromBeginning ?? true });
     await this.consumer.run(this.runConfig);
-    if (this.stopped.size > 0)
-      this.consumer.pause([{ topic: this.opts.topic, partitions: [...this.stopped.keys()] }]);
+    this.pauseStopped();
   }
 
   /** Flushes what is buffered, then leaves the group. */
@@ -336,15 +235,6 @@ export class Archiver {
     }
     await this.consumer.disconnect();
     await this.admin.disconnect();
-  }
-
-  private buffer(partition: number): PartitionBuffer {
-    let b = this.buffers.get(partition);
-    if (!b) {
-      b = { rows: [], openedAt: Date.now(), uploading: 0, lock: Promise.resolve() };
-      this.buffers.set(partition, b);
-    }
-    return b;
   }
 
   private async onBatch({
@@ -397,41 +287,16 @@ export class Archiver {
     lag();
   }
 
-  /** Flushes the fullest buffers until below the bound; false if a flush failed. */
-  private async makeRoom(): Promise<boolean> {
-    if (Date.now() < this.flushRetryAt) return false;
-    const fullest = [...this.buffers].sort(([, x], [, y]) => y.rows.length - x.rows.length);
-    for (const [p, b] of fullest) {
-      if (this.bufferedEvents < this.maxBuffered) break;
-      if (b.rows.length === 0) continue;
-      try {
-        await this.flush(p);
-      } catch (e) {
-        this.noteFlushFailure(p, e as Error);
-        return false;
-      }
-    }
-    return this.bufferedEvents < this.maxBuffered;
-  }
-
   /** Stops a partition at a message it cannot read; what was read before it is still archived. */
   private stopPartition(partition: number, offset: string, reason: string): void {
-    if (!this.stopped.has(partition)) eventsRejected.inc();
-    this.stopped.set(partition, { offset, reason, loggedAt: Date.now() });
-    stoppedPartitions.set(this.stopped.size);
+    this.stopped.stop(partition, offset, reason);
     this.consumer.pause([{ topic: this.opts.topic, partitions: [partition] }]);
-    this.logStopped(partition);
   }
 
-  private logStopped(partition: number): void {
-    const s = this.stopped.get(partition)!;
-    s.loggedAt = Date.now();
-    (this.opts.log ?? console.error)(
-      `ERROR ${this.opts.topic} partition ${partition} offset ${s.offset}: cannot decode the message (${s.reason}). ` +
-        'Archiving of this partition is stopped there, not skipped (skipping would lose authoritative data): ' +
-        'deploy a version that reads it, or move the group past it deliberately ' +
-        '(kafka-consumer-groups.sh --reset-offsets), then restart the archiver',
-    );
+  /** Partitions stopped at a message they cannot read stay paused (after a resume or a rejoin). */
+  private pauseStopped(): void {
+    const partitions = this.stopped.partitions();
+    if (partitions.length > 0) this.consumer.pause([{ topic: this.opts.topic, partitions }]);
   }
 
   private pauseFetching(): void {
@@ -444,86 +309,7 @@ export class Archiver {
     );
   }
 
-  private noteFlushFailure(partition: number, e: Error): void {
-    // S3 or PostgreSQL refusing is an outage the watchdog waits out; KafkaJS not sending commits is
-    // what the watchdog is for (if it lasts, a new consumer).
-    if (!(e instanceof CommitNotSent)) this.lastFlushFailureAt = Date.now();
-    this.flushRetryAt = Date.now() + Math.min(this.opts.flushMs, 5000);
-    this.stats.flushFailures++;
-    flushFailures.inc();
-    this.opts.log?.(`flush of partition ${partition} failed (rows kept, retried): ${e.message}`);
-  }
-
-  /** Writes the partition's buffer (one file per event hour), uploads, then commits the offsets. */
-  async flush(partition: number): Promise<void> {
-    const b = this.buffers.get(partition);
-    if (!b) return;
-    const run = b.lock.then(async () => {
-      // Taken synchronously: messages consumed while this flush uploads belong to the next one.
-      const rows = b.rows;
-      const last = b.lastOffset;
-      const minTs = b.minTs;
-      b.rows = [];
-      b.minTs = undefined;
-      if (last === undefined || last === b.committedOffset) return;
-      if (rows.length === 0) {
-        await this.commit(partition, last); // nothing new since (rows re-read after a rejoin)
-        b.committedOffset = last;
-        return;
-      }
-      const end = flushSeconds.startTimer();
-      const first = rows[0]!.offset;
-      b.uploading = rows.length;
-      b.uploadingMinTs = minTs;
-      try {
-        await this.upload(partition, rows, first, last);
-      } catch (e) {
-        // The consumer has moved past these offsets: keep them buffered so the next flush retries.
-        b.rows = rows.concat(b.rows);
-        for (const r of rows) b.minTs = b.minTs === undefined ? r.event.ts : Math.min(b.minTs, r.event.ts);
-        throw e;
-      } finally {
-        b.uploading = 0;
-        b.uploadingMinTs = undefined;
-      }
-      b.committedOffset = last;
-      this.stats.events += rows.length;
-      eventsArchived.inc(rows.length);
-      end();
-    });
-    b.lock = run.catch(() => undefined);
-    await run;
-  }
-
-  private async upload(partition: number, rows: RawClickRow[], first: string, last: string): Promise<void> {
-    const byHour = new Map<number, RawClickRow[]>();
-    for (const r of rows) {
-      const h = hourOf(r.event.ts);
-      let list = byHour.get(h);
-      if (!list) byHour.set(h, (list = []));
-      list.push(r);
-    }
-    for (const [hour, hourRows] of byHour) {
-      const path = join(this.opts.workDir, `${process.pid}-${++fileSeq}.parquet`);
-      try {
-        await writeRawParquet(hourRows, path);
-        const key = rawFileKey(this.opts.prefix, hour, partition, first, last);
-        await uploadFile(this.opts.s3, this.opts.bucket, key, path);
-        // Before the offsets are committed: a file of an hour already finalized is found by the late
-        // path (docs/completeness.md) from this row.
-        await this.opts.pool.query(
-          'insert into raw_files (hour, key) values ($1, $2) on conflict (hour, key) do nothing',
-          [new Date(hour), key],
-        );
-      } finally {
-        await rm(path, { force: true });
-      }
-      this.stats.files++;
-    }
-    await this.commit(partition, last);
-  }
-
-  private async commit(partition: number, lastOffset: string): Promise<void> {
+  protected async commit(partition: number, lastOffset: string): Promise<void> {
     const offset = (BigInt(lastOffset) + 1n).toString();
     this.sentCommits.delete(partition);
     await this.consumer.commitOffsets([{ topic: this.opts.topic, partition, offset }]);
@@ -565,13 +351,12 @@ export class Archiver {
         }
       }
       bufferedGauge.set(this.bufferedEvents);
-      for (const [p, s] of this.stopped) if (now - s.loggedAt >= 60_000) this.logStopped(p);
+      this.stopped.logAgain(now);
       if (this.paused && this.bufferedEvents < this.maxBuffered) {
         this.paused = false;
         // Partitions stopped at a message they cannot read stay paused.
         this.consumer.resume([{ topic: this.opts.topic }]);
-        if (this.stopped.size > 0)
-          this.consumer.pause([{ topic: this.opts.topic, partitions: [...this.stopped.keys()] }]);
+        this.pauseStopped();
         this.opts.log?.(`flushes succeed again: fetching resumed (${this.bufferedEvents} events buffered)`);
       }
       await this.recordWatermarks();
@@ -582,62 +367,34 @@ export class Archiver {
     }
   }
 
+  /**
+   * Each owned partition's watermark to PostgreSQL; a commit this process made that the group does
+   * not have (KafkaJS answered it without sending it, see `rejoin`) is made again by the next flush,
+   * or a partition that gets nothing new never moves (issue 23's partition 4).
+   */
   private async recordWatermarks(): Promise<void> {
     if (this.assigned.size === 0) return;
-    const [ends, committed] = await Promise.all([
-      this.admin.fetchTopicOffsets(this.opts.topic),
-      this.admin.fetchOffsets({ groupId: this.opts.groupId, topics: [this.opts.topic] }),
-    ]);
-    const endOf = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
-    const committedOf = new Map(
-      (committed[0]?.partitions ?? []).map((c) => [
-        c.partition,
-        BigInt(c.offset) < 0n ? 0n : BigInt(c.offset),
-      ]),
-    );
+    const { end, committed } = await groupOffsets(this.admin, this.opts.topic, this.opts.groupId);
     const now = Date.now();
     for (const p of this.assigned) {
       const b = this.buffers.get(p);
-      // A commit KafkaJS answered with success without sending it (see `rejoin`) leaves the group's
-      // offset behind what this process believes it committed; it must be committed again, or a
-      // partition that gets nothing new never moves (issue 23's partition 4).
-      const inKafka = committedOf.get(p) ?? 0n;
-      if (
-        b &&
-        b.uploading === 0 &&
-        b.committedOffset !== undefined &&
-        inKafka < BigInt(b.committedOffset) + 1n
-      ) {
+      const inKafka = clampOffset(committed.get(p));
+      if (b && commitLost(b, inKafka)) {
         if (now - this.lostCommitLoggedAt >= 60_000) {
           this.lostCommitLoggedAt = now;
           this.log(
             `${this.opts.topic} partition ${p}: the group's committed offset ${inKafka} is behind the commit this process made ` +
-              `(${BigInt(b.committedOffset) + 1n}): the commit was lost, committing again`,
+              `(${BigInt(b.committedOffset!) + 1n}): the commit was lost, committing again`,
           );
         }
         lostCommits.inc();
         b.committedOffset = undefined;
       }
-      const buffered = b !== undefined && b.rows.length + b.uploading > 0;
-      const caughtUp = !buffered && (committedOf.get(p) ?? 0n) >= (endOf.get(p) ?? 0n);
-      const bufferedMinTs = buffered ? minDefined(b.minTs, b.uploadingMinTs) : undefined;
-      const wm = partitionWatermark(
-        { bufferedMinTs, lastMessageTime: b?.lastMessageTime, caughtUp },
-        now,
-        this.opts.graceMs,
-      );
-      if (wm === undefined) continue;
-      await this.opts.pool.query(
-        `insert into archive_watermarks (topic, partition, watermark, updated_at) values ($1, $2, $3, now())
-         on conflict (topic, partition) do update set watermark = excluded.watermark, updated_at = now()`,
-        [this.opts.topic, p, new Date(wm)],
-      );
+      const wm = partitionWatermark(watermarkInputs(b, inKafka, end.get(p) ?? 0n), now, this.opts.graceMs);
+      if (wm !== undefined) await writeWatermark(this.opts.pool, this.opts.topic, p, wm);
     }
   }
 }
-
-const minDefined = (a: number | undefined, b: number | undefined): number | undefined =>
-  a === undefined ? b : b === undefined ? a : Math.min(a, b);
 
 function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -11,6 +11,7 @@ import type { Admin } from 'kafkajs';
 import type pg from 'pg';
 import { HOUR_MS, hourOf } from '../common/time.js';
 import { withDeadline } from '../common/wait.js';
+import { OPS_HOUR_STATE, hourState, type HourFailureKind, type OpsHourState } from './hour-state.js';
 
 export interface WatchedConsumer {
   group: string;
@@ -33,7 +34,8 @@ export interface OpsStatusDeps {
   timeoutMs?: number;
 }
 
-export type HourState = 'final' | 'failed' | 'waiting' | 'not_final';
+/** The operators' names of hour-state.ts's states. */
+export type HourState = OpsHourState;
 
 export interface HourSummary {
   /** Hour start, epoch ms. */
@@ -49,7 +51,7 @@ export interface HourFailureRecord {
   reason: string;
   workflowId: string;
   /** `waiting`: it waits (or gave up waiting) for completeness, not an error. */
-  kind: 'failed' | 'waiting';
+  kind: HourFailureKind;
 }
 
 export interface PartitionOffsets {
@@ -108,12 +110,12 @@ export function hourStates(
   for (let h = hourOf(from); h + HOUR_MS <= to; h += HOUR_MS) {
     const f = finalized.get(h);
     const failure = failures.get(h);
-    const unsettled = failure !== undefined && (!f || failure.failedAt > f.finalizedAt);
+    const state = hourState(f, failure);
     out.push({
       hour: h,
-      state: unsettled ? (failure.kind === 'waiting' ? 'waiting' : 'failed') : f ? 'final' : 'not_final',
+      state: OPS_HOUR_STATE[state],
       ...(f && { revision: f.revision }),
-      ...(unsettled && { failure }),
+      ...((state === 'failed' || state === 'waiting') && { failure }),
     });
   }
   return out;
@@ -190,7 +192,7 @@ export class OpsStatusReader {
         failed_at: Date;
         reason: string;
         workflow_id: string;
-        kind: 'failed' | 'waiting';
+        kind: HourFailureKind;
       }>('select hour, failed_at, reason, workflow_id, kind from hour_failures where hour >= $1', [
         new Date(from),
       ]),

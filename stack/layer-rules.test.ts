@@ -7,7 +7,9 @@ const eslint = new ESLint();
 
 async function layerErrors(filePath: string, code: string): Promise<string[]> {
   const [result] = await eslint.lintText(code, { filePath });
-  return (result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+  return (result?.messages ?? [])
+    .filter((m) => m.ruleId === '@typescript-eslint/no-restricted-imports')
+    .map((m) => m.message);
 }
 
 describe('layer rules (npm run lint)', () => {
@@ -82,5 +84,32 @@ describe('layer rules (npm run lint)', () => {
         "import * as m from '../batch-layer/compaction.js';\nexport const x = m;\n",
       ),
     ).toHaveLength(1);
+  });
+
+  it('workflows/ import only the types of activities/: a value import fails', async () => {
+    const errors = await layerErrors(
+      'workflows/example.ts',
+      "import { createActivities } from '../activities/index.js';\nexport const x = createActivities;\n",
+    );
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/may import only types from activities\//);
+    expect(
+      await layerErrors(
+        'workflows/example.ts',
+        "import { type BatchActivities } from '../activities/index.js';\nexport type X = BatchActivities;\n",
+      ),
+    ).toEqual([]);
+  });
+
+  it('workflow code never loads the Temporal client; workflows/operations.ts (client side) does', async () => {
+    const client = "import { Client } from '@temporalio/client';\nexport const x = Client;\n";
+    expect(await layerErrors('workflows/example.ts', client)).toHaveLength(1);
+    expect(
+      await layerErrors(
+        'workflows/example.ts',
+        "import { startBackfill } from './operations.js';\nexport const x = startBackfill;\n",
+      ),
+    ).toHaveLength(1);
+    expect(await layerErrors('workflows/operations.ts', client)).toEqual([]);
   });
 });

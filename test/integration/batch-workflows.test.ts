@@ -21,7 +21,7 @@ import {
   retentionScheduleId,
   sweepScheduleId,
   startBackfill,
-} from '../../batch-layer/operations.js';
+} from '../../workflows/operations.js';
 import { BatchStore } from '../../serving-layer/batch-store.js';
 import { deleteObjects, listObjects } from '../../batch-layer/storage.js';
 import { dateOf, hourIso } from '../../common/time.js';
