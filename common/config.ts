@@ -171,6 +171,10 @@ const schema = z.object({
   // segments do not take a column added to a live schema (docs/operations.md, "Advertiser ids").
   SPEED_PINOT_TABLE: z.string().default('minute_counts_v2'),
   SPEED_PINOT_RETENTION_DAYS: positiveInt.default(7),
+  // Pinot's Kafka consumer of minute_counts (one per partition): a fetch waits for this many bytes
+  // or this long, whichever comes first (Kafka's defaults, 1 byte / 500 ms, fetch every few rows).
+  SPEED_PINOT_FETCH_MIN_BYTES: positiveInt.default(65_536),
+  SPEED_PINOT_FETCH_MAX_WAIT_MS: positiveInt.default(100),
   // --- end speed layer ---
   // --- Failure drills: click clock offset ---
   // Added to Date.now() where the click service stamps a click and checks its expiry, and where the
