@@ -51,8 +51,15 @@ async function main(): Promise<void> {
     console.log(`[bench] section ${s.name} ...`);
     if ((await runSection(s.entry, figures, tables, sectionArgs)) !== 0) failed.push(s.name);
   }
-  const fmt = (n: number | undefined): string =>
-    n === undefined || Number.isNaN(n) ? '-' : Math.abs(n) >= 100 ? n.toFixed(0) : n.toFixed(2);
+  // A figure of Infinity (e.g. freshness with probes never seen) arrives as null through JSON.
+  const fmt = (n: number | null | undefined): string =>
+    n === undefined || n === null
+      ? '∞'
+      : Number.isNaN(n)
+        ? '-'
+        : Math.abs(n) >= 100
+          ? n.toFixed(0)
+          : n.toFixed(2);
   console.table(
     figures.map((f) => ({
       section: f.section,

@@ -15,9 +15,9 @@
 // `clicks` can grow while the system runs: claiming a partition that `minute_counts` does not have
 // yet grows `minute_counts` to the clicks partition count first (and tells the caller, so that Pinot
 // starts consuming the new partitions), instead of failing every flush of that partition.
-import type { Admin, Kafka, Producer } from 'kafkajs';
+import type { Admin, Kafka, Message, Producer } from 'kafkajs';
 import { growPartitions, partitionCount } from '../common/kafka.js';
-import type { Checkpoint, Flush, MinuteCountPart } from './minute-window.js';
+import type { Checkpoint, CountChange, Flush, MinuteCountPart } from './minute-window.js';
 import { FencedError, type PartitionSink } from './sink.js';
 
 /**
@@ -109,28 +109,11 @@ export class KafkaTransactionSink implements PartitionSink {
     const now = Date.now();
     const tx = await producer.transaction();
     try {
-      if (flush.changes.length > 0) {
-        await tx.send({
-          topic: this.opts.countsTopic,
-          acks: -1,
-          messages: flush.changes.map((c) => {
-            const record: MinuteCountRecord = {
-              adId: c.adId,
-              advertiserId: c.advertiserId,
-              salt: c.salt,
-              minute: c.minute,
-              part: countPart(partition, c.part),
-              clicks: c.clicks,
-              updatedAt: now,
-            };
-            return {
-              key: `${c.adId}:${c.salt}:${c.minute}:${record.part}`,
-              value: JSON.stringify(record),
-              partition,
-            };
-          }),
-        });
-      }
+      // In sends of at most SEND_BYTES each: one record batch may not exceed the broker's
+      // message.max.bytes (1 MB by default), and a flush after a backlog holds far more (a flush
+      // that can never be sent would be redone forever). The sends are one transaction all the same.
+      for (const messages of chunks(flush.changes, (c) => countMessage(partition, c, now)))
+        await tx.send({ topic: this.opts.countsTopic, acks: -1, messages });
       const { nextOffset, replayFrom, watermark } = flush.checkpoint;
       const metadata: OffsetMetadata = { replayFrom, watermark };
       // The offset commit carries the checkpoint's rebuild point as its metadata string (KafkaJS
@@ -188,6 +171,40 @@ export class KafkaTransactionSink implements PartitionSink {
     this.producers.clear();
     if (this.adminConnected) await this.admin.disconnect();
   }
+}
+
+/** Records of one send, at most this many bytes of keys and values (well under message.max.bytes). */
+const SEND_BYTES = 512 * 1024;
+
+function countMessage(partition: number, c: CountChange, now: number): Message {
+  const record: MinuteCountRecord = {
+    adId: c.adId,
+    advertiserId: c.advertiserId,
+    salt: c.salt,
+    minute: c.minute,
+    part: countPart(partition, c.part),
+    clicks: c.clicks,
+    updatedAt: now,
+  };
+  return { key: `${c.adId}:${c.salt}:${c.minute}:${record.part}`, value: JSON.stringify(record), partition };
+}
+
+/** The changes as messages, in groups of at most SEND_BYTES (at least one message each). */
+export function* chunks<T>(items: readonly T[], toMessage: (item: T) => Message): Generator<Message[]> {
+  let group: Message[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const m = toMessage(item);
+    const size = String(m.key).length + String(m.value).length + 64;
+    if (group.length > 0 && bytes + size > SEND_BYTES) {
+      yield group;
+      group = [];
+      bytes = 0;
+    }
+    group.push(m);
+    bytes += size;
+  }
+  if (group.length > 0) yield group;
 }
 
 function parseMetadata(text: string | null): OffsetMetadata | null {

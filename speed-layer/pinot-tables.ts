@@ -40,6 +40,9 @@ export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<v
     RETENTION_DAYS: String(opts.retentionDays ?? config.SPEED_PINOT_RETENTION_DAYS),
     REPLICATION: String(config.PINOT_REPLICATION),
     CONSUMER_FACTORY: opts.consumerFactory ?? (await kafkaConsumerFactory(endpoints)),
+    // Pinot hands every stream config to its Kafka consumer as a property (KafkaPartitionLevelConnectionHandler).
+    FETCH_MIN_BYTES: String(config.SPEED_PINOT_FETCH_MIN_BYTES),
+    FETCH_MAX_WAIT_MS: String(config.SPEED_PINOT_FETCH_MAX_WAIT_MS),
   };
   if (!(await getSchema(table, endpoints))) {
     await addSchema(
