@@ -443,7 +443,17 @@ export class FaultMatrix {
         effective = true;
         await sleep(o.hangS * 1000);
       } else if (fault === 'killed') {
-        const r = await killAndRestartStackService(service);
+        // A restart can take a second (S3, Temporal), less than a process's dependency check (every
+        // ADCLICK_DEPENDENCY_CHECK_MS, each within 1.5 s) plus a readiness sample (every 500 ms): the
+        // outage would then be unobservable and "said not-ready while it was killed" a coin toss. So
+        // the service stays down until every process that needs it has said not-ready in a sample,
+        // or for at most 15 s (then the readiness check fails the cell, as it should).
+        const needers = Object.keys(this.readyUrls).filter((n) => NEEDS[n]!.includes(dependency));
+        const r = await killAndRestartStackService(service, {
+          downUntil: () =>
+            needers.every((n) => samples.some((s) => s.phase === 'during' && s.status[n] === 503)),
+          downMaxMs: 15_000,
+        });
         effect = r.evidence;
         effective = true;
       } else if (fault === 'hung') {
