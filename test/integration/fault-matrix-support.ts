@@ -268,11 +268,13 @@ export class FaultMatrix {
     // The click process first: it applies the migrations and creates the topics.
     await this.click.start();
     await waitFor('the click process /readyz', async () => (await this.get('/readyz')).ok, 180_000);
+    // Bounded waits with room: on a loaded machine (CI beside other work) these took 75 s, not 14 s.
+    const timeoutMs = 180_000;
     await Promise.all([
-      api.start({ readyLine: /\[api\] listening on/ }),
-      speed.start({ readyLine: /consuming .* into pinot/ }),
-      archiver.start({ readyLine: /\[archiver\] consuming/ }),
-      worker.start({ readyLine: /\[worker\] polling task queue/ }),
+      api.start({ readyLine: /\[api\] listening on/, timeoutMs }),
+      speed.start({ readyLine: /consuming .* into pinot/, timeoutMs }),
+      archiver.start({ readyLine: /\[archiver\] consuming/, timeoutMs }),
+      worker.start({ readyLine: /\[worker\] polling task queue/, timeoutMs }),
     ]);
     this.note('app processes up, every dependency behind Toxiproxy');
   }
