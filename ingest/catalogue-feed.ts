@@ -179,18 +179,28 @@ export function startCatalogueFeed(opts: CatalogueFeedOptions): CatalogueFeed {
     });
     for (const [p, offset] of Object.entries(replica.offsets(topic) ?? {}))
       c.seek({ topic, partition: Number(p), offset });
-    // Every few seconds: the status for the readers, and the lag against the topic's ends.
+    // Every few seconds: the status for the readers, and the lag against the topic's ends. The
+    // status is written whatever Kafka does: its time says that this feed is alive, and a broker that
+    // hangs (no answer, no error, for as long as the client waits) must not make the replica look
+    // abandoned (`feed_silent`) and take every click process out of the load balancer. One
+    // end-offsets request at a time: a hung broker must not pile them up.
+    let asking = false;
     const timer = setInterval(() => {
-      endOffsets().then(
-        (ends) => {
-          if (stopped) return;
-          targets = state === 'caught_up' ? ends : targets;
-          lag = lagOf(replica.offsets(topic), ends);
-          checkCaughtUp();
-          writeStatus();
-        },
-        () => writeStatus(),
-      );
+      writeStatus();
+      if (asking) return;
+      asking = true;
+      endOffsets()
+        .then(
+          (ends) => {
+            if (stopped) return;
+            targets = state === 'caught_up' ? ends : targets;
+            lag = lagOf(replica.offsets(topic), ends);
+            checkCaughtUp();
+            writeStatus();
+          },
+          () => undefined,
+        )
+        .finally(() => (asking = false));
     }, STATUS_EVERY_MS);
     timer.unref();
     stopTimer = () => clearInterval(timer);

@@ -15,7 +15,7 @@ describe('fault matrix (CI subset)', () => {
   const failuresOf = (r: CellResult): string[] =>
     matrix.failures().filter((f) => f.startsWith(`${r.dependency} ${r.fault}:`));
 
-  beforeAll(() => matrix.setup(), 300_000);
+  beforeAll(() => matrix.setup(), 480_000);
   afterAll(async () => {
     console.log(`\n${matrix.table()}\n`);
     await matrix.teardown();

@@ -274,13 +274,23 @@ export function stackPid(service: StackService): number {
  */
 export async function killAndRestartStackService(
   service: StackService,
-  opts: { downMs?: number } = {},
+  opts: {
+    downMs?: number;
+    /** Kept down until this says so (checked every 250 ms), at most `downMaxMs` (default 15 s). */
+    downUntil?: () => boolean;
+    downMaxMs?: number;
+  } = {},
 ): Promise<{ oldPid: number; newPid: number; evidence: string }> {
   const oldPid = stackPid(service);
   process.kill(oldPid, 'SIGKILL');
   await waitFor('the killed process to be gone', async () => !isAlive(oldPid), 30_000, 100);
   const killedAt = Date.now();
   if (opts.downMs) await sleep(opts.downMs);
+  if (opts.downUntil) {
+    const until = killedAt + (opts.downMaxMs ?? 15_000);
+    while (!opts.downUntil() && Date.now() < until) await sleep(250);
+  }
+  const downS = ((Date.now() - killedAt) / 1000).toFixed(1);
   // Started again; a start that exits at once (PostgreSQL: "lock file already exists" while the
   // killed server's backends are still going) is retried a second later.
   const deadline = Date.now() + service.startupTimeoutMs * 2;
@@ -292,7 +302,7 @@ export async function killAndRestartStackService(
   }
   const newPid = stackPid(service);
   if (newPid === oldPid) throw new Error(`${service.name}: still PID ${oldPid} after kill -9`);
-  const evidence = `pid ${oldPid} killed (gone), restarted as pid ${newPid}, healthy after ${((Date.now() - killedAt) / 1000).toFixed(1)} s`;
+  const evidence = `pid ${oldPid} killed (gone), down ${downS} s, restarted as pid ${newPid}, healthy after ${((Date.now() - killedAt) / 1000).toFixed(1)} s`;
   return { oldPid, newPid, evidence };
 }
 
