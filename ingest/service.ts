@@ -17,7 +17,7 @@ import express, { type RequestHandler } from 'express';
 import type { Admin, Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { healthRouter } from '../common/health.js';
+import { healthRouter, watchDependency } from '../common/health.js';
 import { requestId, sendApiError } from '../common/http-errors.js';
 import { securityHeaders } from '../common/security-headers.js';
 import { AdCache, pgAdLoader } from './ad-cache.js';
@@ -131,7 +131,8 @@ export async function runClickService(deps: ClickServiceDeps): Promise<ClickServ
   const app = express();
   app.disable('x-powered-by');
   app.use(requestId, securityHeaders());
-  app.use(healthRoutes(deps, catalogue.replica, kafkaAdmin));
+  const health = healthRoutes(deps, catalogue.replica, kafkaAdmin);
+  app.use(health.router);
   app.use(deps.fallback ?? ((_req, res) => sendApiError(res, 404, 'not_found', 'no such route')));
 
   const server = createHttpServer(click, app);
@@ -152,6 +153,7 @@ export async function runClickService(deps: ClickServiceDeps): Promise<ClickServ
         server.closeIdleConnections();
         await Promise.race([stopped, sleep(5000)]);
         server.closeAllConnections();
+        health.stop();
         await clickLog.close();
         await progress?.stop();
         await kafkaAdmin.disconnect().catch(() => undefined);
@@ -209,8 +211,19 @@ async function openCatalogue(deps: ClickServiceDeps, metrics: ClickMetrics): Pro
  * and kept. Kafka (→ spool), Redis (→ fail open) and PostgreSQL (→ replica) are listed, but their
  * absence does not take the process out of a load balancer.
  */
-function healthRoutes(deps: ClickServiceDeps, replica: CatalogueReplica, kafkaAdmin: Admin): express.Router {
-  return healthRouter({
+function healthRoutes(
+  deps: ClickServiceDeps,
+  replica: CatalogueReplica,
+  kafkaAdmin: Admin,
+): { router: express.Router; stop(): void } {
+  // Kafka, PostgreSQL and Redis are checked in the background, and /readyz answers from the last
+  // check: a hung dependency must not hold the load balancer's probe (it is informational anyway).
+  const watches = [
+    watchDependency('kafka', kafkaProbe(kafkaAdmin)),
+    watchDependency('postgres', () => deps.pool.query('select 1')),
+    watchDependency('redis', () => deps.redis.ping()),
+  ];
+  const router = healthRouter({
     probes: {
       catalogue: async () => {
         const r = replicaReady(replica.status(), Date.now());
@@ -218,13 +231,10 @@ function healthRoutes(deps: ClickServiceDeps, replica: CatalogueReplica, kafkaAd
       },
       spool: () => access(dirname(deps.clickLog.spoolPath), fsConstants.W_OK),
     },
-    informational: {
-      kafka: kafkaProbe(kafkaAdmin),
-      postgres: () => deps.pool.query('select 1'),
-      redis: () => deps.redis.ping(),
-    },
+    informational: Object.fromEntries(watches.map((w) => [w.name, w.probe])),
     metrics: deps.metricsText,
   });
+  return { router, stop: () => watches.forEach((w) => w.stop()) };
 }
 
 /** Kafka answers: the admin client connects once, then every probe asks for the cluster. */
