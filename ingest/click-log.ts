@@ -20,7 +20,13 @@
 // the next valid record), and a record that passes its CRC but is no click event (poison: a schema
 // change, a bug) is moved to `<spool>.poison` once the records around it are acked, with a metric and
 // a log line. Otherwise one such record would keep the log spooling forever, every later click with it.
-import { CompressionTypes, type Kafka, type Message, type Producer } from 'kafkajs';
+import kafkajs, {
+  CompressionTypes,
+  type Kafka,
+  type Message,
+  type Producer,
+  type RecordMetadata,
+} from 'kafkajs';
 import {
   clickKey,
   decodeClickEvent,
@@ -85,7 +91,12 @@ interface Lane {
   busy: boolean;
 }
 
+// A default import: Node's ESM loader does not see Partitioners among kafkajs' CommonJS exports.
+const { Partitioners } = kafkajs;
+
 const REPLAY_BATCH = 500;
+/** Rounds of sending again the messages a send resolved without (see sendAll) before it counts as failed. */
+const RESEND_ROUNDS = 10;
 /** How long a click whose spool append failed waits for the late ack of its missed send. */
 const LATE_ACK_WAIT_MS = 2000;
 const RETRY_MS = 500;
@@ -107,6 +118,8 @@ export class ClickLog {
   private drainedWaiters: Array<() => void> = [];
   /** Batches taken from the buffer and not settled yet (sending, or being spooled). */
   private readonly inFlight = new Set<Waiting[]>();
+  /** The partition kafkajs' partitioner gave each message of a send (see sendAll). */
+  private readonly placed = new WeakMap<Message, number>();
   /**
    * A lower bound of the ts of every event in the spool that is not in Kafka yet; undefined when the
    * spool holds none. Records left by an earlier run are of unknown age: 0 until the spool is empty.
@@ -248,6 +261,15 @@ export class ClickLog {
       // The idempotent producer retries until it knows the outcome, so a late ack is certain to be
       // seen (and recorded as delivered) instead of leaving the event's fate unknown.
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1000 },
+      // kafkajs' own partitioner (murmur2 of the key), which also notes where each message went.
+      createPartitioner: () => {
+        const partition = Partitioners.DefaultPartitioner();
+        return (args) => {
+          const p = partition(args);
+          this.placed.set(args.message, p);
+          return p;
+        };
+      },
     });
     const lane: Lane = { producer, connecting: Promise.resolve(), busy: false };
     this.connectLane(lane);
@@ -311,14 +333,7 @@ export class ClickLog {
     );
     const lane = this.lanes.find((l) => !l.busy)!;
     lane.busy = true;
-    const send = lane.connecting.then(() =>
-      lane.producer.send({
-        topic: this.opts.topic,
-        acks: -1,
-        compression: this.compression,
-        messages: batch.map(toMessage),
-      }),
-    );
+    const send = lane.connecting.then(() => this.sendAll(lane.producer, batch.map(toMessage)));
     // The lane is free again once this send settles, even if that is after its deadline.
     void send.then(
       () => (lane.busy = false),
@@ -455,14 +470,7 @@ export class ClickLog {
       }
       const { messages, poison } = spooledMessages(batch.records);
       try {
-        if (messages.length > 0) {
-          await this.lanes[0]!.producer.send({
-            topic: this.opts.topic,
-            acks: -1,
-            compression: this.compression,
-            messages,
-          });
-        }
+        if (messages.length > 0) await this.sendAll(this.lanes[0]!.producer, messages);
       } catch (e) {
         this.log(`spool replay failed, retrying: ${(e as Error).message}`);
         await this.resetProducer();
@@ -479,6 +487,38 @@ export class ClickLog {
         this.log(`cannot record spool replay progress, retrying: ${(e as Error).message}`);
         await this.pause(RETRY_MS);
       }
+    }
+  }
+
+  /**
+   * producer.send, sure of every message: resolves once each message's partition is acked.
+   * kafkajs 2.2.4 can resolve a send without ever sending the messages of one partition: when the
+   * leader of that partition fails during the send (kill -9, or it answers NOT_LEADER) and the new
+   * leader is a broker that had already answered for other partitions of the same send, the retry
+   * skips that broker (sendMessages.js keeps each broker's answer across retries, keyed by broker;
+   * tulios/kafkajs#1303, #1798). The result then lacks that partition: its messages are sent again,
+   * by a new send, which goes to the new leader. If the first attempt did reach the old leader and
+   * was replicated, the idempotent producer's sequence numbers make the copy a duplicate the broker
+   * acks without writing it again. Rejects (a failed send, to its caller) after RESEND_ROUNDS.
+   */
+  private async sendAll(producer: Producer, messages: Message[]): Promise<void> {
+    let left = messages;
+    for (let round = 0; ; round++) {
+      const acked = await producer.send({
+        topic: this.opts.topic,
+        acks: -1,
+        compression: this.compression,
+        messages: left,
+      });
+      left = unacked(left, acked, this.opts.topic, this.placed);
+      if (left.length === 0) return;
+      const partitions = [...new Set(left.map((m) => this.placed.get(m)))].join(', ');
+      if (round + 1 >= RESEND_ROUNDS)
+        throw new Error(`Kafka acked no write of partition(s) ${partitions} in ${RESEND_ROUNDS} sends`);
+      this.log(
+        `Kafka's answer to a send lacks partition(s) ${partitions} (a leader changed during the ` +
+          `send): sending their ${left.length} click event(s) again`,
+      );
     }
   }
 
@@ -546,6 +586,20 @@ export function spooledMessages(records: SpoolRecord[]): { messages: Message[]; 
     messages.push(toMessage({ event, value: r.payload }));
   }
   return { messages, poison };
+}
+
+/** The messages of a send whose partition is not among the partitions its answer acked. */
+export function unacked(
+  messages: Message[],
+  acked: RecordMetadata[],
+  topic: string,
+  placed: WeakMap<Message, number>,
+): Message[] {
+  const ok = new Set(acked.filter((r) => r.topicName === topic && r.errorCode === 0).map((r) => r.partition));
+  return messages.filter((m) => {
+    const p = placed.get(m);
+    return p === undefined || !ok.has(p);
+  });
 }
 
 function toMessage(w: Pick<Waiting, 'event' | 'value'>): Message {
