@@ -46,6 +46,8 @@ export const clusterEnv: Record<string, string> = {
   PORT: String(p(8080)),
   API_PORT: String(p(8081)),
   SPEED_LAYER_METRICS_PORT: String(p(9464)),
+  ARCHIVER_METRICS_PORT: String(p(9465)),
+  WORKER_METRICS_PORT: String(p(9466)),
   ADCLICK_SPOOL_DIR: join(dir, 'spool'),
 };
 
