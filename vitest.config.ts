@@ -24,6 +24,10 @@ export default defineConfig({
           // The fault matrix's CI subset (fault-matrix.test.ts) is one of them: it kills and stops
           // this stack's PostgreSQL and Kafka, and restarts them before it ends.
           include: ['test/integration/**/*.test.ts'],
+          exclude: [
+            // Tests that need the local cluster (several Kafka brokers): `npm run test:cluster`.
+            ...(process.env.ADCLICK_CLUSTER ? [] : ['test/integration/cluster-*.test.ts']),
+          ],
           // Every test runs from 127.0.0.1: the 401s some tests provoke on purpose must not add up,
           // in the one production bucket of failed authentications, to a lockout of later tests.
           // The rate limits themselves are tested with explicit limits of their own (security.test.ts).

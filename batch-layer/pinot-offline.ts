@@ -403,6 +403,67 @@ export async function publishHourSegment(
   }
 }
 
+/** One row of the OFFLINE table: an ad's clicks in a minute (epoch ms), with its advertiser. */
+export interface MinuteCountRow {
+  adId: string;
+  advertiserId: string;
+  minute: number;
+  clicks: number;
+}
+
+/**
+ * Publishes `rows` as the segment `segment` (replacing a segment of that name) and returns once the
+ * broker serves them: finals made without compaction, for tests (test/integration/serving-fixtures.ts)
+ * and tools. Compaction publishes with publishHourSegment.
+ */
+export async function publishRows(
+  deps: PinotOfflineDeps,
+  segment: string,
+  rows: readonly MinuteCountRow[],
+): Promise<void> {
+  if (rows.length === 0) throw new Error(`segment ${segment}: no rows to publish`);
+  const dir = join(deps.workDir, segment);
+  const inputDir = join(dir, 'input');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(inputDir, { recursive: true });
+  await mkdir(join(dir, 'tmp'), { recursive: true });
+  try {
+    const sorted = [...rows].sort((a, b) => Number(BigInt(a.adId) - BigInt(b.adId)) || a.minute - b.minute);
+    const csv = sorted.map((r) => {
+      const hour = r.minute - (r.minute % HOUR_MS);
+      return `${r.adId},${r.advertiserId},${r.minute},${hour},${dayOf(hour)},${r.clicks}`;
+    });
+    await writeFile(
+      join(inputDir, 'counts.csv'),
+      ['ad_id,advertiser_id,minute,hour,day,clicks', ...csv].join('\n') + '\n',
+    );
+    const specPath = join(dir, 'job.json');
+    await writeFile(specPath, JSON.stringify(jobSpec(deps, inputDir, join(dir, 'output'), segment), null, 2));
+    await runIngestionJob(deps, specPath, join(dir, 'tmp'));
+    // Served once the broker answers these ads' rows in the segment's range with the pushed sums.
+    const ads = [...new Set(rows.map((r) => String(BigInt(r.adId))))].join(', ');
+    const from = Math.min(...rows.map((r) => r.minute));
+    const to = Math.max(...rows.map((r) => r.minute)) + 60_000;
+    const want = `${rows.length}/${rows.reduce((n, r) => n + r.clicks, 0)}`;
+    const deadline = Date.now() + (deps.servedTimeoutMs ?? 60_000);
+    for (;;) {
+      const r = await query(
+        `select count(*), sum(clicks) from ${deps.table} where ad_id in (${ads}) and minute >= ${from} and minute < ${to}`,
+        endpointsOf(deps),
+      );
+      const served = (r.rows[0] ?? [0, 0]).map((v) => String(Number(v))).join('/');
+      if (served === want) return;
+      if (Date.now() > deadline)
+        throw new Error(
+          `Pinot ${deps.table}: segment ${segment} serves ${served} (rows/clicks), pushed ${want}`,
+        );
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** The one segment tar the job wrote into `outputDir`. */
 async function onlyTar(outputDir: string): Promise<string> {
   const tars = (await readdir(outputDir, { recursive: true })).filter((f) => f.endsWith('.tar.gz'));

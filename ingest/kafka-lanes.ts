@@ -2,8 +2,27 @@
 // per broker, so `count` producers (each with its own producer id) carry batches in parallel; clicks
 // in flight at the same time have no order among them. A lane stays busy until its send settles,
 // even after the batch's deadline (its events are spooled by then, and a late ack is recorded).
-import type { Kafka, Producer, ProducerRecord, RecordMetadata } from 'kafkajs';
+//
+// Every send is checked against Kafka's answer (sendAll): kafkajs 2.2.4 keeps each broker's answer
+// across a send's retries and resends only to brokers that have not answered, so when a partition's
+// leader dies mid-send and its new leader is a broker that already answered for other partitions,
+// the send resolves without ever writing that partition (tulios/kafkajs#1303). The cluster drill lost
+// a click that got its 302 so (docs/store.md). The partitioner is kafkajs' own, wrapped to note where
+// each message went; the messages whose partition the answer lacks are sent again.
+import kafkajs, {
+  type Kafka,
+  type Message,
+  type Producer,
+  type ProducerRecord,
+  type RecordMetadata,
+} from 'kafkajs';
 import { sleep } from '../common/wait.js';
+
+// A default import: Node's ESM loader does not see Partitioners among kafkajs' CommonJS exports.
+const { Partitioners } = kafkajs;
+
+/** Rounds of sending again the messages a send resolved without, before it counts as failed. */
+const RESEND_ROUNDS = 10;
 
 interface Lane {
   producer: Producer;
@@ -13,6 +32,8 @@ interface Lane {
 
 export class KafkaLanes {
   private readonly lanes: Lane[];
+  /** The partition the partitioner gave each message of a send (see sendAll). */
+  private readonly placed = new WeakMap<Message, number>();
 
   constructor(
     private readonly kafka: Kafka,
@@ -28,11 +49,11 @@ export class KafkaLanes {
   }
 
   /** Sends on an idle lane (check `idle` first) once it is connected. */
-  send(record: ProducerRecord): Promise<RecordMetadata[]> {
+  send(record: ProducerRecord): Promise<void> {
     const lane = this.lanes.find((l) => !l.busy);
     if (!lane) return Promise.reject(new Error('no idle producer lane'));
     lane.busy = true;
-    const sent = lane.connecting.then(() => lane.producer.send(record));
+    const sent = lane.connecting.then(() => this.sendAll(lane.producer, record));
     void sent.then(
       () => (lane.busy = false),
       () => (lane.busy = false),
@@ -42,7 +63,27 @@ export class KafkaLanes {
 
   /** Sends on the first lane, busy or not: the replayer's, which runs while no batch is sent directly. */
   async sendOnFirst(record: ProducerRecord): Promise<void> {
-    await this.lanes[0]!.producer.send(record);
+    await this.sendAll(this.lanes[0]!.producer, record);
+  }
+
+  /**
+   * Sends `record` and, while Kafka's answer lacks a partition of its messages (see the top of this
+   * file), sends those messages again. Rejects (a failed send, to its caller) after RESEND_ROUNDS.
+   */
+  private async sendAll(producer: Producer, record: ProducerRecord): Promise<void> {
+    let left = record.messages;
+    for (let round = 1; ; round++) {
+      const answer = await producer.send({ ...record, messages: left });
+      left = unacked(left, answer, record.topic, this.placed);
+      if (left.length === 0) return;
+      const partitions = [...new Set(left.map((m) => this.placed.get(m)))].join(', ');
+      if (round >= RESEND_ROUNDS)
+        throw new Error(`Kafka acked no write of partition(s) ${partitions} in ${RESEND_ROUNDS} sends`);
+      this.log(
+        `Kafka's answer to a send lacks partition(s) ${partitions} (a leader changed during the ` +
+          `send): sending their ${left.length} click event(s) again`,
+      );
+    }
   }
 
   /** Waits for every lane's connection; lanes that failed start connecting again. */
@@ -82,6 +123,15 @@ export class KafkaLanes {
       // The idempotent producer retries until it knows the outcome, so a late ack is certain to be
       // seen (and recorded as delivered) instead of leaving the event's fate unknown.
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1000 },
+      // kafkajs' own partitioner (murmur2 of the key), noting where each message went (see sendAll).
+      createPartitioner: () => {
+        const partition = Partitioners.DefaultPartitioner();
+        return (args) => {
+          const p = partition(args);
+          this.placed.set(args.message, p);
+          return p;
+        };
+      },
     });
     const lane: Lane = { producer, connecting: Promise.resolve(), busy: false };
     this.connect(lane);
@@ -95,4 +145,23 @@ export class KafkaLanes {
     });
     lane.connecting.catch(() => undefined); // handled where it is awaited
   }
+}
+
+/**
+ * The messages of a send whose partition Kafka's answer does not name as written (absent, or with an
+ * error code). A message the partitioner never placed is not known to be in Kafka: it is kept too.
+ */
+export function unacked(
+  messages: Message[],
+  answer: RecordMetadata[],
+  topic: string,
+  placed: WeakMap<Message, number>,
+): Message[] {
+  const ok = new Set(
+    answer.filter((r) => r.topicName === topic && r.errorCode === 0).map((r) => r.partition),
+  );
+  return messages.filter((m) => {
+    const p = placed.get(m);
+    return p === undefined || !ok.has(p);
+  });
 }

@@ -41,9 +41,13 @@ export const clusterEnv: Record<string, string> = {
   PINOT_SERVER_PORT: String(clusterPinotServers[0]!.netty),
   PINOT_SERVER_ADMIN_PORT: String(clusterPinotServers[0]!.admin),
   PINOT_REPLICATION: '2',
+  // The shared Pinot JVM loads the JMX exporter as the single node's does: on a port of its own.
+  PINOT_JMX_EXPORTER_PORT: String(p(9468)),
   PORT: String(p(8080)),
   API_PORT: String(p(8081)),
   SPEED_LAYER_METRICS_PORT: String(p(9464)),
+  ARCHIVER_METRICS_PORT: String(p(9465)),
+  WORKER_METRICS_PORT: String(p(9466)),
   ADCLICK_SPOOL_DIR: join(dir, 'spool'),
 };
 
@@ -62,6 +66,8 @@ async function main(): Promise<void> {
       writeFileSync(
         envFile,
         `# The local cluster (npm run cluster:up): source this before npm/tsx commands run against it.\n` +
+          // So that `npm run cluster:status|down` and the drill find this cluster after a `source`.
+          `export ADCLICK_CLUSTER_DIR=${dir}\n` +
           Object.entries(clusterEnv)
             .map(([k, v]) => `export ${k}=${v}`)
             .join('\n') +

@@ -6,6 +6,8 @@
 // Pinot's segment (CSV input, ingestion job JVM, until the broker serves it). It then re-finalizes the
 // peak hour in Pinot (the segment is replaced), and reports bytes on disk and the serving reads of
 // both stores (median of 5, warm). Point DATABASE_URL at a scratch database (it writes 2000-01-01).
+// Run with the local cluster's environment (source .cluster/cluster.env) it measures Pinot with two
+// servers and replication 2 (issue 27; docs/store.md "Side by side").
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +62,16 @@ async function main(): Promise<void> {
   console.log(
     `store-compare: ${ads} ads, Zipf ${exponent}, diurnal peak ${peak}/s, ${hours} h from ${values.day}; ` +
       `Pinot table ${values.table}; DATABASE_URL database ${new URL(config.DATABASE_URL).pathname.slice(1)}`,
+  );
+  // Which Pinot this is (issue 27: one server, or the local cluster's two with replication 2).
+  const servers = (
+    (await (await fetch(`${config.PINOT_CONTROLLER_URL}/instances`)).json()) as {
+      instances: string[];
+    }
+  ).instances.filter((i) => i.startsWith('Server_')).length;
+  console.log(
+    `Pinot: ${servers} server(s), OFFLINE replication ${pinot.replication ?? 1} ` +
+      `(PINOT_REPLICATION; sizes below count every replica)`,
   );
   const jvm = [];
   for (let i = 0; i < 3; i++) jvm.push(await pinotJvmStartMs(pinot));

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { config } from '../../common/config.js';
 import { createPool, migrate } from '../../common/db.js';
 import { createTemporalClient } from '../../common/temporal.js';
 import { DAY_MS, HOUR_MS, isoSeconds } from '../../common/time.js';
@@ -14,6 +15,7 @@ import {
   finalizeHours,
   getJson,
   insertBatchRows,
+  recompactHour,
   insertSpeedRows,
   openSpeedStore,
   randomPastDay,
@@ -158,14 +160,17 @@ describe('GET /v1/ads/:adId/clicks', () => {
     expect((await getJson(q, ADMIN)).body.points).toEqual([
       { start: iso(earlier), clicks: 11, ...FINAL, revision: 24 },
     ]);
-    // The day rollup, not the hours, is what is read.
-    await pool.query('update click_counts_day set clicks = 12 where ad_id = $1 and day = $2', [
-      a1,
-      new Date(earlier),
-    ]);
-    expect((await getJson(q, ADMIN)).body.points).toEqual([
-      { start: iso(earlier), clicks: 12, ...FINAL, revision: 24 },
-    ]);
+    // PostgreSQL: the day rollup, not the hours, is what is read. (Pinot keeps minute rows only and
+    // sums them for a day, which the answer above checked.)
+    if (config.BATCH_STORE === 'postgres') {
+      await pool.query('update click_counts_day set clicks = 12 where ad_id = $1 and day = $2', [
+        a1,
+        new Date(earlier),
+      ]);
+      expect((await getJson(q, ADMIN)).body.points).toEqual([
+        { start: iso(earlier), clicks: 12, ...FINAL, revision: 24 },
+      ]);
+    }
   });
 
   it('a range reaching into a partition retention dropped is a 400 naming the tier', async () => {
@@ -350,7 +355,7 @@ describe('GET /v1/advertisers/me/clicks', () => {
       pool,
       Array.from({ length: 24 }, (_, h) => at(prev, h)),
     );
-    await insertBatchRows(pool, {
+    const inserted = await insertBatchRows(pool, {
       adHours: [[a2, at(prev, 5), 40]],
       advertiserHours: [[adv1.advertiserId, at(prev, 5), 40]],
     });
@@ -361,13 +366,13 @@ describe('GET /v1/advertisers/me/clicks', () => {
     expect((await getJson(q, adv1.key)).body.ads).toEqual(first.body.ads); // served again (cached day)
 
     // A backfill re-compacts hour 5: new counts and a new run id in one transaction.
-    const hour5 = new Date(at(prev, 5));
-    await pool.query('update click_counts_hour set clicks = 2 where ad_id = $1 and hour = $2', [a2, hour5]);
-    await pool.query('update advertiser_counts_hour set clicks = 2 where advertiser_id = $1 and hour = $2', [
-      adv1.advertiserId,
-      hour5,
-    ]);
-    await pool.query("update finalized_hours set run_id = 'serving-test-rerun' where hour = $1", [hour5]);
+    await recompactHour(
+      pool,
+      inserted,
+      at(prev, 5),
+      { adHours: [[a2, at(prev, 5), 2]], advertiserHours: [[adv1.advertiserId, at(prev, 5), 2]] },
+      'serving-test-rerun',
+    );
     const second = await getJson(q, adv1.key);
     expect(second.body.ads).toEqual([{ adId: a2, clicks: 2, name: 'second' }]);
     expect(second.body.total).toBe(2);

@@ -3,12 +3,21 @@
 // real PostgreSQL, and a
 // fresh catalogue (two advertisers, three ads) on a random day of the past so re-runs and parallel
 // helpers never share an ad, an advertiser or a finalized hour.
-import { randomInt } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type pg from 'pg';
 import { createApiApp, listen, type ApiDeps } from '../../apps/api.js';
 import { generateApiKey, hashApiKey } from '../../common/auth.js';
+import { config } from '../../common/config.js';
 import { createPool } from '../../common/db.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS } from '../../common/time.js';
+import {
+  configuredBatchPinot,
+  ensureBatchPinotTable,
+  publishRows,
+  type MinuteCountRow,
+} from '../../batch-layer/pinot-offline.js';
 import type { SpeedStore } from '../../common/speed-store.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 
@@ -75,7 +84,93 @@ export interface BatchRows {
   advertiserHours?: Array<[advertiserId: string, hour: number, clicks: number]>;
 }
 
-export async function insertBatchRows(pool: pg.Pool, rows: BatchRows): Promise<void> {
+/** What insertBatchRows wrote: with BATCH_STORE=pinot, the segment (recompactHour replaces it). */
+export interface InsertedBatch {
+  segment?: string;
+  rows: BatchRows;
+}
+
+/**
+ * Final counts as compaction leaves them, in the store the app reads (BATCH_STORE). PostgreSQL: the
+ * rows of each count table as given, day rollups recomputed. Pinot: one segment of minute rows, as
+ * the OFFLINE table holds them (advertiser sums are read from them, so the advertiser rows given must
+ * agree with the ad rows); an ad-hour count beyond its ad-minute rows becomes a row at the hour's first minute.
+ */
+export async function insertBatchRows(pool: pg.Pool, rows: BatchRows): Promise<InsertedBatch> {
+  if (config.BATCH_STORE === 'pinot') {
+    const segment = `${config.BATCH_PINOT_TABLE}_fixture_${randomUUID().slice(0, 8)}`;
+    await publishPinotRows(pool, segment, rows);
+    return { segment, rows };
+  }
+  await insertPostgresRows(pool, rows);
+  return { rows };
+}
+
+/**
+ * A backfill re-compacting `hour` with new ad and advertiser hour counts (every other row as
+ * inserted): the new counts and a new run id, as one re-finalization does.
+ */
+export async function recompactHour(
+  pool: pg.Pool,
+  inserted: InsertedBatch,
+  hour: number,
+  counts: { adHours: BatchRows['adHours']; advertiserHours: BatchRows['advertiserHours'] },
+  runId: string,
+): Promise<void> {
+  const at = new Date(hour);
+  if (inserted.segment) {
+    const keep = <T extends [string, number, number]>(list: T[] | undefined): T[] =>
+      (list ?? []).filter(([, t]) => t - (t % HOUR_MS) !== hour);
+    await publishPinotRows(pool, inserted.segment, {
+      adMinutes: keep(inserted.rows.adMinutes),
+      adHours: [...keep(inserted.rows.adHours), ...(counts.adHours ?? [])],
+    });
+  } else {
+    for (const [adId, , clicks] of counts.adHours ?? [])
+      await pool.query('update click_counts_hour set clicks = $3 where ad_id = $1 and hour = $2', [
+        adId,
+        at,
+        clicks,
+      ]);
+    for (const [advertiserId, , clicks] of counts.advertiserHours ?? [])
+      await pool.query(
+        'update advertiser_counts_hour set clicks = $3 where advertiser_id = $1 and hour = $2',
+        [advertiserId, at, clicks],
+      );
+  }
+  await pool.query('update finalized_hours set run_id = $2 where hour = $1', [at, runId]);
+}
+
+/** The minute rows of `rows` (see insertBatchRows) published as `segment` of BATCH_PINOT_TABLE. */
+async function publishPinotRows(pool: pg.Pool, segment: string, rows: BatchRows): Promise<void> {
+  const deps = configuredBatchPinot(join(tmpdir(), `adclick-serving-${randomUUID()}`))!;
+  await ensureBatchPinotTable(deps);
+  const ads = [...new Set([...(rows.adMinutes ?? []), ...(rows.adHours ?? [])].map(([id]) => id))];
+  const owner = new Map(
+    (
+      await pool.query<{ ad_id: string; advertiser_id: string }>(
+        'select ad_id, advertiser_id from ads where ad_id = any($1::bigint[])',
+        [ads],
+      )
+    ).rows.map((r) => [r.ad_id, r.advertiser_id]),
+  );
+  const out: MinuteCountRow[] = (rows.adMinutes ?? []).map(([adId, minute, clicks]) => ({
+    adId,
+    advertiserId: owner.get(adId)!,
+    minute,
+    clicks,
+  }));
+  for (const [adId, hour, clicks] of rows.adHours ?? []) {
+    const inMinutes = out
+      .filter((r) => r.adId === adId && r.minute >= hour && r.minute < hour + HOUR_MS)
+      .reduce((n, r) => n + r.clicks, 0);
+    if (clicks > inMinutes)
+      out.push({ adId, advertiserId: owner.get(adId)!, minute: hour, clicks: clicks - inMinutes });
+  }
+  await publishRows(deps, segment, out);
+}
+
+async function insertPostgresRows(pool: pg.Pool, rows: BatchRows): Promise<void> {
   const tables: Array<[string, string, Array<[string, number, number]>]> = [
     ['click_counts_minute', 'ad_id, minute', rows.adMinutes ?? []],
     ['click_counts_hour', 'ad_id, hour', rows.adHours ?? []],
