@@ -3,13 +3,14 @@
 // in flight at the same time have no order among them. A lane stays busy until its send settles,
 // even after the batch's deadline (its events are spooled by then, and a late ack is recorded).
 //
-// Every send is checked against Kafka's answer (sendAll): kafkajs 2.2.4 keeps each broker's answer
+// Every send is checked against Kafka's answer (checkedSends): kafkajs 2.2.4 keeps each broker's answer
 // across a send's retries and resends only to brokers that have not answered, so when a partition's
 // leader dies mid-send and its new leader is a broker that already answered for other partitions,
 // the send resolves without ever writing that partition (tulios/kafkajs#1303). The cluster drill lost
 // a click that got its 302 so (docs/store.md). The partitioner is kafkajs' own, wrapped to note where
 // each message went; the messages whose partition the answer lacks are sent again.
 import kafkajs, {
+  type ICustomPartitioner,
   type Kafka,
   type Message,
   type Producer,
@@ -32,14 +33,14 @@ interface Lane {
 
 export class KafkaLanes {
   private readonly lanes: Lane[];
-  /** The partition the partitioner gave each message of a send (see sendAll). */
-  private readonly placed = new WeakMap<Message, number>();
+  private readonly checked: CheckedSends;
 
   constructor(
     private readonly kafka: Kafka,
     count: number,
     private readonly log: (message: string) => void,
   ) {
+    this.checked = checkedSends(log);
     this.lanes = Array.from({ length: Math.max(1, count) }, () => this.newLane());
   }
 
@@ -53,7 +54,7 @@ export class KafkaLanes {
     const lane = this.lanes.find((l) => !l.busy);
     if (!lane) return Promise.reject(new Error('no idle producer lane'));
     lane.busy = true;
-    const sent = lane.connecting.then(() => this.sendAll(lane.producer, record));
+    const sent = lane.connecting.then(() => this.checked.send(lane.producer, record));
     void sent.then(
       () => (lane.busy = false),
       () => (lane.busy = false),
@@ -63,27 +64,7 @@ export class KafkaLanes {
 
   /** Sends on the first lane, busy or not: the replayer's, which runs while no batch is sent directly. */
   async sendOnFirst(record: ProducerRecord): Promise<void> {
-    await this.sendAll(this.lanes[0]!.producer, record);
-  }
-
-  /**
-   * Sends `record` and, while Kafka's answer lacks a partition of its messages (see the top of this
-   * file), sends those messages again. Rejects (a failed send, to its caller) after RESEND_ROUNDS.
-   */
-  private async sendAll(producer: Producer, record: ProducerRecord): Promise<void> {
-    let left = record.messages;
-    for (let round = 1; ; round++) {
-      const answer = await producer.send({ ...record, messages: left });
-      left = unacked(left, answer, record.topic, this.placed);
-      if (left.length === 0) return;
-      const partitions = [...new Set(left.map((m) => this.placed.get(m)))].join(', ');
-      if (round >= RESEND_ROUNDS)
-        throw new Error(`Kafka acked no write of partition(s) ${partitions} in ${RESEND_ROUNDS} sends`);
-      this.log(
-        `Kafka's answer to a send lacks partition(s) ${partitions} (a leader changed during the ` +
-          `send): sending their ${left.length} click event(s) again`,
-      );
-    }
+    await this.checked.send(this.lanes[0]!.producer, record);
   }
 
   /** Waits for every lane's connection; lanes that failed start connecting again. */
@@ -123,15 +104,7 @@ export class KafkaLanes {
       // The idempotent producer retries until it knows the outcome, so a late ack is certain to be
       // seen (and recorded as delivered) instead of leaving the event's fate unknown.
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1000 },
-      // kafkajs' own partitioner (murmur2 of the key), noting where each message went (see sendAll).
-      createPartitioner: () => {
-        const partition = Partitioners.DefaultPartitioner();
-        return (args) => {
-          const p = partition(args);
-          this.placed.set(args.message, p);
-          return p;
-        };
-      },
+      createPartitioner: this.checked.createPartitioner,
     });
     const lane: Lane = { producer, connecting: Promise.resolve(), busy: false };
     this.connect(lane);
@@ -145,6 +118,47 @@ export class KafkaLanes {
     });
     lane.connecting.catch(() => undefined); // handled where it is awaited
   }
+}
+
+export interface CheckedSends {
+  /** kafkajs' own partitioner (murmur2 of the key), noting where each message went. */
+  createPartitioner: ICustomPartitioner;
+  /**
+   * Sends `record` on a producer made with `createPartitioner` and, while Kafka's answer lacks a
+   * partition of its messages (see the top of this file), sends those messages again. Rejects (a
+   * failed send, to its caller) after RESEND_ROUNDS.
+   */
+  send(producer: Producer, record: ProducerRecord): Promise<void>;
+}
+
+/** Sends checked against Kafka's answer: the click log's lanes and the spool drain use them. */
+export function checkedSends(log: (message: string) => void): CheckedSends {
+  const placed = new WeakMap<Message, number>();
+  return {
+    createPartitioner: () => {
+      const partition = Partitioners.DefaultPartitioner();
+      return (args) => {
+        const p = partition(args);
+        placed.set(args.message, p);
+        return p;
+      };
+    },
+    async send(producer, record) {
+      let left = record.messages;
+      for (let round = 1; ; round++) {
+        const answer = await producer.send({ ...record, messages: left });
+        left = unacked(left, answer, record.topic, placed);
+        if (left.length === 0) return;
+        const partitions = [...new Set(left.map((m) => placed.get(m)))].join(', ');
+        if (round >= RESEND_ROUNDS)
+          throw new Error(`Kafka acked no write of partition(s) ${partitions} in ${RESEND_ROUNDS} sends`);
+        log(
+          `Kafka's answer to a send lacks partition(s) ${partitions} (a leader changed during the ` +
+            `send): sending their ${left.length} click event(s) again`,
+        );
+      }
+    },
+  };
 }
 
 /**

@@ -13,6 +13,7 @@ import type { SpoolSendOptions } from './click-log.js';
 import { Spool, SpoolLockedError } from './spool.js';
 import { poisonLine, replaySpool, REPLAY_BATCH } from './spool-replay.js';
 import { sleep } from '../common/wait.js';
+import { checkedSends, type CheckedSends } from './kafka-lanes.js';
 
 export interface DrainOptions extends SpoolSendOptions {
   /** How long to wait for a spool another process holds before leaving it (default 0: at once). */
@@ -108,7 +109,7 @@ export async function drainSpool(path: string, opts: DrainOptions): Promise<Drai
 
   const total = spool.depth;
   log(`${path}: ${total} records (${spool.size - spool.committed} bytes) to drain`);
-  const producer = new Sender(opts.kafka);
+  const producer = new Sender(opts.kafka, log);
   try {
     await replaySpool(spool, drainHooks(spool, report, producer, opts, log), {
       batchRecords: opts.batchRecords ?? REPLAY_BATCH,
@@ -180,7 +181,13 @@ export function summaryLine(r: DrainReport): string {
 /** An idempotent producer that retries a batch until Kafka takes it, for up to giveUpAfterMs. */
 class Sender {
   private producer: Producer | undefined;
-  constructor(private readonly kafka: Kafka) {}
+  private readonly checked: CheckedSends;
+  constructor(
+    private readonly kafka: Kafka,
+    log: (line: string) => void,
+  ) {
+    this.checked = checkedSends(log);
+  }
 
   async send(messages: Message[], opts: DrainOptions, log: (line: string) => void): Promise<void> {
     const deadline = Date.now() + (opts.giveUpAfterMs ?? 60_000);
@@ -188,7 +195,7 @@ class Sender {
     for (;;) {
       try {
         this.producer ??= await this.connect();
-        await this.producer.send({ topic: opts.topic, acks: -1, compression, messages });
+        await this.checked.send(this.producer, { topic: opts.topic, acks: -1, compression, messages });
         return;
       } catch (e) {
         // A send that failed for good may leave the producer's sequence numbers stale: start afresh.
@@ -211,6 +218,7 @@ class Sender {
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
+      createPartitioner: this.checked.createPartitioner,
     });
     await producer.connect();
     return producer;
