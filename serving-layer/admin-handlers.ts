@@ -20,17 +20,16 @@ import {
 import { adjustmentsQuery } from './serving-routes.js';
 import { advertiserOf, type Handler, type ServingContext } from './serving-context.js';
 
+/** The hours [from, to) of an admin read, at most 92 days of them. */
+function hourRange(q: { from?: string; to?: string }, ctx: ServingContext): TimeRange {
+  return checkRange(parseTime(q.from, 'from'), parseTime(q.to, 'to'), 'hour', ctx.now(), 92 * 24 * HOUR_MS);
+}
+
 /** GET /v1/admin/hours — each hour's state and its counts per layer. */
 export function adminHours(ctx: ServingContext): Handler {
   return async (req, res) => {
     const q = validate(hoursQuery, req.query, QUERY_CODES);
-    const range = checkRange(
-      parseTime(q.from, 'from'),
-      parseTime(q.to, 'to'),
-      'hour',
-      ctx.now(),
-      92 * 24 * HOUR_MS,
-    );
+    const range = hourRange(q, ctx);
     const [hours, revisions, failures] = await Promise.all([
       ctx.batch.finalizedHours(range.from, range.to),
       ctx.batch.hourRevisions(range.from, range.to),
@@ -177,13 +176,7 @@ export function adjustments(ctx: ServingContext, who: 'admin' | 'advertiser'): H
       ...QUERY_CODES,
       advertiserId: 'invalid_advertiser_id',
     });
-    const range = checkRange(
-      parseTime(q.from, 'from'),
-      parseTime(q.to, 'to'),
-      'hour',
-      ctx.now(),
-      92 * 24 * HOUR_MS,
-    );
+    const range = hourRange(q, ctx);
     const advertiserId =
       who === 'advertiser' ? advertiserOf(callerOf(res), q.advertiserId) : q.advertiserId || undefined;
     const limit = 10_000;
