@@ -25,6 +25,7 @@ import { PinotSpeedStore } from '../speed-layer/pinot-speed-store.js';
 import { dropPinotTable } from '../speed-layer/pinot-tables.js';
 import { PostgresSpeedStore } from '../speed-layer/postgres-speed-store.js';
 import { Child as LoggedChild } from './child.js';
+import { waitUntil } from './system-load.js';
 import { percentile, reportFigure } from './report.js';
 import { parseWrkSummary, wrkScript, type WrkResult } from './wrk-script.js';
 
@@ -80,22 +81,6 @@ function speedLayerEnv(store: 'pinot' | 'postgres', groupId: string): Record<str
     SPEED_PINOT_TABLE: pinotTable,
     SPEED_LAYER_METRICS_PORT: String(20_000 + Math.floor(Math.random() * 12_000)), // below the ephemeral range
   };
-}
-
-async function waitUntil(
-  check: () => Promise<boolean>,
-  ms: number,
-  what: string,
-  child?: Child,
-): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (child && !child.running)
-      throw new Error(`${child.name} exited while waiting for ${what}:\n${child.output()}`);
-    if (await check().catch(() => false)) return;
-    await sleep(250);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
 /** 24 h of minutes for one ad, 1–5 clicks each: the events and the counts the stores must show. */
