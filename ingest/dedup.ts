@@ -2,6 +2,11 @@
 // does not answer within the deadline (down, slow, unreachable) the click fails open: it is logged
 // as valid and counted in /metrics, and the batch layer's exact dedup by impression id fixes the
 // authoritative count. `forget` has the same deadline; past it the key is left behind (see below).
+// A Redis that keeps missing the deadline (hung, or slow behind a bad link) opens a circuit breaker
+// (cockatiel): the checks fail open at once instead of each waiting out the deadline, and one batch a
+// second probes whether Redis answers again. Without it, every click of a hung Redis pays the whole
+// deadline, which alone is twice DESIGN's 25 ms p99.
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll } from 'cockatiel';
 import type { Redis } from 'ioredis';
 import { createRedis } from '../common/redis.js';
 import { waitFor } from '../common/wait.js';
@@ -69,20 +74,47 @@ interface CheckBatch {
   checks: Check[];
   timer: NodeJS.Timeout;
   settled: boolean;
+  /** Fails the batch's call in the breaker when the deadline passes before Redis answers. */
+  onDeadline?: () => void;
 }
+
+export interface DedupBreakerOptions {
+  /** Consecutive batches that missed the deadline or failed before the breaker opens. */
+  failures: number;
+  /** How long the breaker stays open before one batch probes Redis again. */
+  halfOpenAfterMs: number;
+  /** Told when the breaker opens (true) and closes again (false). */
+  onOpen?: (open: boolean) => void;
+}
+
+export const DEFAULT_DEDUP_BREAKER: DedupBreakerOptions = { failures: 3, halfOpenAfterMs: 1000 };
 
 /**
  * `batchMs`: 0 sends the checks of each event-loop turn together (setImmediate); more gathers the
  * checks of that many ms into one call, fewer round trips for at most that much more latency. The
  * deadline runs from the batch's first check: one timer per batch, not one per click.
  */
-export function redisDedup(redis: Redis, deadlineMs: number, batchMs = 0): DedupStore {
+export function redisDedup(
+  redis: Redis,
+  deadlineMs: number,
+  batchMs = 0,
+  breakerOptions: DedupBreakerOptions = DEFAULT_DEDUP_BREAKER,
+): DedupStore {
   if (!('adclickSetMany' in redis)) redis.defineCommand('adclickSetMany', { lua: SET_MANY });
   const setMany = (redis as unknown as { adclickSetMany: SetMany }).adclickSetMany.bind(redis);
+  const breaker = circuitBreaker(handleAll, {
+    halfOpenAfter: breakerOptions.halfOpenAfterMs,
+    breaker: new ConsecutiveBreaker(breakerOptions.failures),
+  });
+  breaker.onStateChange((s) => {
+    if (s === CircuitState.Open) breakerOptions.onOpen?.(true);
+    else if (s === CircuitState.Closed) breakerOptions.onOpen?.(false);
+  });
   let open: CheckBatch | undefined;
 
-  function settle(batch: CheckBatch, answers: number[] | undefined): void {
+  function settle(batch: CheckBatch, answers: number[] | undefined, rejected = false): void {
     if (batch.settled) return; // a late answer after the deadline, or the deadline after the answer
+    if (answers === undefined && !rejected) batch.onDeadline?.(); // count the miss in the breaker
     batch.settled = true;
     clearTimeout(batch.timer);
     batch.checks.forEach((c, i) =>
@@ -94,10 +126,25 @@ export function redisDedup(redis: Redis, deadlineMs: number, batchMs = 0): Dedup
     const batch = open!;
     open = undefined;
     const { checks } = batch;
-    setMany(checks.length, ...checks.map((c) => c.key), ...checks.map((c) => c.ttlMs)).then(
-      (r) => settle(batch, r),
-      () => settle(batch, undefined),
-    );
+    // The breaker sees the batch fail at the deadline, not only when Redis errors: a hung Redis
+    // never errors. While it is open, or another batch is probing it (cockatiel would hold this
+    // batch until the probe ends, up to a deadline), the batch fails open at once.
+    if (breaker.state === CircuitState.HalfOpen) return settle(batch, undefined, true);
+    breaker
+      .execute(
+        () =>
+          new Promise<number[]>((resolve, reject) => {
+            batch.onDeadline = () => reject(new Error('Redis missed the dedup deadline'));
+            setMany(checks.length, ...checks.map((c) => c.key), ...checks.map((c) => c.ttlMs)).then(
+              resolve,
+              reject,
+            );
+          }),
+      )
+      .then(
+        (r) => settle(batch, r),
+        (e: unknown) => settle(batch, undefined, e instanceof BrokenCircuitError),
+      );
   }
 
   return {

@@ -16,6 +16,8 @@ export interface ClickMetrics {
   spoolDepth: Gauge;
   spoolBytes: Gauge;
   redisFailOpen: Counter;
+  /** 1 while the first-click check's circuit breaker is open (Redis missed its deadline repeatedly). */
+  redisBreakerOpen: Gauge;
   adCache: Counter<'result'>;
   /** Spooled records that passed their CRC but are no click event, moved to `<spool>.poison`. */
   spoolPoison: Counter;
@@ -109,6 +111,15 @@ export function clickMetrics(): ClickMetrics {
         new Counter({
           name: 'adclick_redis_fail_open_total',
           help: 'Clicks let through as valid because Redis did not answer the dedup check in time (the batch layer dedups them)',
+          registers: [registry],
+        }),
+    ),
+    redisBreakerOpen: getOrCreate(
+      'adclick_redis_breaker_open',
+      () =>
+        new Gauge({
+          name: 'adclick_redis_breaker_open',
+          help: 'Click workers whose first-click check fails open at once: Redis missed its deadline on consecutive checks; a probe a second tries it again',
           registers: [registry],
         }),
     ),

@@ -25,7 +25,7 @@ import { startCatalogueFeed, type CatalogueFeed } from './catalogue-feed.js';
 import { CatalogueReplica, registerReplicaGauges, replicaReady } from './catalogue-replica.js';
 import { createClickHandler } from './click-handler.js';
 import { ClickLog, type ClickLogOptions } from './click-log.js';
-import { redisDedup, redisReady } from './dedup.js';
+import { DEFAULT_DEDUP_BREAKER, redisDedup, redisReady } from './dedup.js';
 import { createHttpServer } from './http-server.js';
 import type { SigningKeys } from './impression.js';
 import { clickMetrics, type ClickMetrics } from './metrics.js';
@@ -119,7 +119,18 @@ export async function runClickService(deps: ClickServiceDeps): Promise<ClickServ
       : undefined;
   const click = createClickHandler({
     ads: catalogue.ads,
-    dedup: redisDedup(redis, settings.redisDeadlineMs, settings.redisLookupBatchMs),
+    dedup: redisDedup(redis, settings.redisDeadlineMs, settings.redisLookupBatchMs, {
+      ...DEFAULT_DEDUP_BREAKER,
+      onOpen(open) {
+        metrics.redisBreakerOpen.set(open ? 1 : 0);
+        (deps.log ?? console.warn)(
+          open
+            ? `[click] Redis missed the first-click deadline ${DEFAULT_DEDUP_BREAKER.failures} times in a row: ` +
+                'checks fail open at once (adclick_redis_breaker_open) until a probe finds it answering'
+            : '[click] Redis answers the first-click check again',
+        );
+      },
+    }),
     clickLog,
     signingKeys: deps.signingKeys,
     salts: settings.salts,

@@ -1,0 +1,86 @@
+// The first-click check against a Redis that stops answering in time (hung, or slow behind a bad
+// link): real Redis behind the stack's Toxiproxy with a latency toxic. Without a circuit breaker every
+// check waits out the whole deadline, so a hung Redis adds its deadline to every 302; with it, a few
+// batches pay the deadline, then the checks fail open at once until a probe finds Redis answering.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Toxiproxy, type Latency, type Proxy } from 'toxiproxy-node-client';
+import { config } from '../../common/config.js';
+import { waitFor } from '../../common/wait.js';
+import { createClickRedis, redisDedup, redisReady } from '../../ingest/dedup.js';
+import { ensureToxiproxy, toxiproxyUrl } from '../../stack/services/toxiproxy.js';
+import { freePort } from './faults-support.js';
+
+// Long enough that a check which waits for it cannot be mistaken for one that did not, on a busy machine.
+const DEADLINE_MS = 800; // under the client's own command timeout (REDIS_COMMAND_TIMEOUT_MS, 1 s)
+const HALF_OPEN_AFTER_MS = 1000;
+
+describe('first-click check with Redis not answering in time', () => {
+  let proxy: Proxy;
+  let redis: ReturnType<typeof createClickRedis>;
+
+  beforeAll(async () => {
+    await ensureToxiproxy();
+    const port = await freePort();
+    proxy = await new Toxiproxy(toxiproxyUrl).createProxy({
+      name: `breaker-test-${randomUUID()}`,
+      listen: `127.0.0.1:${port}`,
+      upstream: new URL(config.REDIS_URL).host,
+    });
+    const url = new URL(config.REDIS_URL);
+    url.host = `127.0.0.1:${port}`;
+    redis = createClickRedis(url.toString());
+    expect(await redisReady(redis, 10_000)).toBe(true);
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await proxy?.remove().catch(() => undefined);
+  });
+
+  it('fails open at once after a few missed deadlines, and closes again once Redis answers', async () => {
+    const changes: boolean[] = [];
+    const dedup = redisDedup(redis, DEADLINE_MS, 0, {
+      failures: 3,
+      halfOpenAfterMs: HALF_OPEN_AFTER_MS,
+      onOpen: (open) => changes.push(open),
+    });
+    const check = async () => {
+      const t0 = performance.now();
+      const answer = await dedup.firstClick(randomUUID(), 60_000);
+      return { answer, ms: performance.now() - t0 };
+    };
+    expect((await check()).answer).toBe('first');
+
+    await proxy.addToxic<Latency>({
+      name: 'hang',
+      type: 'latency',
+      stream: 'downstream',
+      toxicity: 1,
+      attributes: { latency: 60_000, jitter: 0 },
+    });
+    // Three batches wait out the deadline and fail open; that opens the breaker.
+    for (let i = 0; i < 3; i++) {
+      const r = await check();
+      expect(r.answer).toBe('unavailable');
+      expect(r.ms).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+    }
+    // Open: the checks fail open without waiting for Redis.
+    for (let i = 0; i < 20; i++) {
+      const r = await check();
+      expect(r.answer).toBe('unavailable');
+      expect(r.ms).toBeLessThan(DEADLINE_MS / 3);
+    }
+    expect(changes).toEqual([true]);
+
+    await (await proxy.getToxic<Latency>('hang')).remove();
+    // The probe after HALF_OPEN_AFTER_MS finds Redis answering again (replies held by the toxic may
+    // still be draining first), the breaker closes, and checks are answered by Redis again.
+    await waitFor(
+      'the breaker to close',
+      async () => (await check()).answer === 'first' && changes.at(-1) === false,
+      30_000,
+      200,
+    );
+    expect(changes).toEqual([true, false]);
+  });
+});
