@@ -106,9 +106,12 @@ export function redisDedup(
     halfOpenAfter: breakerOptions.halfOpenAfterMs,
     breaker: new ConsecutiveBreaker(breakerOptions.failures),
   });
+  // Told once per outage: a failed probe (half-open → open) is not a new one.
+  let wasOpen = false;
   breaker.onStateChange((s) => {
-    if (s === CircuitState.Open) breakerOptions.onOpen?.(true);
-    else if (s === CircuitState.Closed) breakerOptions.onOpen?.(false);
+    if (s === CircuitState.HalfOpen || (s === CircuitState.Open) === wasOpen) return;
+    wasOpen = s === CircuitState.Open;
+    breakerOptions.onOpen?.(wasOpen);
   });
   let open: CheckBatch | undefined;
 

@@ -50,6 +50,9 @@ export interface LoadReport {
   lastBadAt?: number;
   /** Of the 302s after the warm-up seconds (the others count in `answered302` and the truth only). */
   measured: number;
+  /** Each measured 302 as a pair: real time (ms) the click was due, its latency (ms); for figures
+   * over part of the run (the matrix leaves a Kafka fault's first seconds out of its judged p99). */
+  series: number[];
   /** Achieved send rate: clicks actually sent / duration (the generator keeps up or says so). */
   sentRate: number;
 }
@@ -136,6 +139,7 @@ async function main(): Promise<void> {
   console.log(`[load] ${ads.length} ads redirect; offering ${rate} clicks/s for ${durationMs / 1000} s`);
 
   const latencies: number[] = [];
+  const series: number[] = [];
   const other: Record<string, number> = {};
   let late = 0;
   let firstBadAt: number | undefined;
@@ -159,8 +163,10 @@ async function main(): Promise<void> {
         const total = performance.now() - scheduled;
         settle(adId, o);
         if (o.status === 302 && scheduled - t0 < warmupMs) return;
-        if (o.status === 302) latencies.push(total);
-        else other[String(o.status)] = (other[String(o.status)] ?? 0) + 1;
+        if (o.status === 302) {
+          latencies.push(total);
+          series.push(Math.round(realT0 + scheduled - t0), Math.round(total * 10) / 10);
+        } else other[String(o.status)] = (other[String(o.status)] ?? 0) + 1;
         if (o.status !== 302 || total > deadlineMs) {
           if (o.status === 302) late++;
           const at = Date.now();
@@ -187,6 +193,7 @@ async function main(): Promise<void> {
     other,
     late,
     measured: latencies.length,
+    series,
     p50Ms: pct(0.5),
     p99Ms: pct(0.99),
     maxMs: latencies.length ? latencies[latencies.length - 1]! : NaN,

@@ -60,6 +60,7 @@ import {
 import { totalOf, type GroundTruth } from '../../tools/ground-truth.js';
 import { resolveAmbiguous, verifyCounts } from '../../tools/verify.js';
 import type { LoadReport } from './fault-matrix-load.js';
+import { appEnv } from '../../stack/app.js';
 import {
   AppProcess,
   ROOT,
@@ -111,6 +112,13 @@ export interface MatrixOptions {
   slowMs: number;
   /** A 302 later than this (ms after the click was due) fails the cell. */
   deadlineMs: number;
+  /** A judged p99 of the 302s above this fails the cell (DESIGN's 25 ms; the CI subset asserts no
+   * timing: Infinity). Judged: a Kafka cell leaves out the clicks due in its fault's first
+   * `kafkaGraceS` seconds, which wait out the produce deadline before the spool takes them. */
+  p99LimitMs: number;
+  kafkaGraceS: number;
+  /** Seconds of load, not measured, after the app processes (re)start and before the next cell. */
+  warmUpS: number;
   /** Bounds of the waits after the fault. */
   catchUpTimeoutS: number;
   log: (line: string) => void;
@@ -125,6 +133,9 @@ export const defaultOptions = (log: (line: string) => void = console.log): Matri
   slowS: 20,
   slowMs: 500,
   deadlineMs: Number(process.env.ADCLICK_DRILL_DEADLINE_MS ?? 1000),
+  p99LimitMs: Number(process.env.ADCLICK_DRILL_P99_MS ?? 25),
+  kafkaGraceS: 5,
+  warmUpS: 15,
   catchUpTimeoutS: 180,
   log,
 });
@@ -141,6 +152,9 @@ export interface CellResult {
   late: number;
   p50Ms: number;
   p99Ms: number;
+  /** p99 of the 302s the cell is judged by (all of them but a Kafka fault's first seconds). */
+  p99JudgedMs: number;
+  p99LimitMs: number;
   maxMs: number;
   /** When the clicks that were not a 302 within the deadline happened, in s from the fault's start. */
   badWindow?: [number, number];
@@ -158,6 +172,7 @@ export const cellPasses = (r: CellResult): boolean =>
   r.effective &&
   r.answered302 === r.offered &&
   r.late === 0 &&
+  !(r.p99JudgedMs > r.p99LimitMs) &&
   Object.keys(r.exits).length === 0 &&
   r.readiness.ok &&
   r.caughtUp.ok &&
@@ -169,6 +184,16 @@ interface ReadySample {
   phase: 'before' | 'during' | 'after';
   /** /readyz status by process ('none': no answer within 2 s); a process without /readyz is left out. */
   status: Record<string, number | 'none'>;
+}
+
+/** p99 of the load's measured 302s, leaving out those due within `skip` (real ms, inclusive). */
+export function judgedP99(report: Pick<LoadReport, 'series'>, skip?: [number, number]): number {
+  const kept: number[] = [];
+  const s = report.series ?? [];
+  for (let i = 0; i + 1 < s.length; i += 2)
+    if (!skip || s[i]! < skip[0] || s[i]! > skip[1]) kept.push(s[i + 1]!);
+  kept.sort((a, b) => a - b);
+  return kept.length ? kept[Math.min(kept.length - 1, Math.floor(0.99 * kept.length))]! : NaN;
 }
 
 export class FaultMatrix {
@@ -192,6 +217,9 @@ export class FaultMatrix {
   private hours: number[] = [];
   /** Cells whose final counts wait for their hour's backfill. */
   private unfinalized: CellResult[] = [];
+  /** The click process (re)started since the last warm-up: the next cell warms it up first. */
+  private cold = true;
+  private warmUpAds?: { advertiserId: string; ads: string[] };
   private procs: AppProcess[] = [];
   private click!: AppProcess;
 
@@ -255,7 +283,10 @@ export class FaultMatrix {
       BATCH_SCHEDULE_PREFIX: `matrix-${this.run}`,
       BATCH_WORK_DIR: join(this.scratch, 'batch'),
       ADCLICK_SPOOL_DIR: join(this.scratch, 'spool'),
-      ADCLICK_CLICK_WORKERS: '2',
+      // As npm start runs them (stack/app.ts): one click worker on a shared machine, the larger
+      // young generation. ADCLICK_CLICK_WORKERS=2 in the environment runs two.
+      ADCLICK_CLICK_WORKERS: appEnv().ADCLICK_CLICK_WORKERS!,
+      NODE_OPTIONS: appEnv().NODE_OPTIONS!,
     };
     await this.pickHour();
     this.note(`run ${this.run}: logs in ${this.logDir}; drill clock in hour ${isoSeconds(this.hour)}`);
@@ -419,6 +450,7 @@ export class FaultMatrix {
     // Room in the drill hour for this cell (a cell's clicks stay inside one hour): else finalize it.
     if (Date.now() + this.clockOffsetMs - this.hour > 45 * MINUTE_MS) await this.nextHour();
     const label = `${dependency} ${fault}`;
+    if (this.cold) await this.warmUp();
     this.note(`cell ${label}: creating ${o.adsPerCell} ads`);
     const { advertiserId, ads } = await this.createAds(o.adsPerCell);
     const startsBefore = new Map(this.procs.map((p) => [p.name, p.unexpectedExits.length]));
@@ -525,6 +557,11 @@ export class FaultMatrix {
       late: report.late,
       p50Ms: report.p50Ms,
       p99Ms: report.p99Ms,
+      p99JudgedMs: judgedP99(
+        report,
+        dependency === 'kafka' ? [faultStartedAt, faultStartedAt + o.kafkaGraceS * 1000] : undefined,
+      ),
+      p99LimitMs: o.p99LimitMs,
       maxMs: report.maxMs,
       badWindow:
         report.firstBadAt !== undefined && report.lastBadAt !== undefined
@@ -559,6 +596,7 @@ export class FaultMatrix {
       await this.click.kill9();
       this.hour += HOUR_MS; // a clock just past the end; the next cell picks a fresh hour
       await this.click.start({ env: this.clickEnv() });
+      this.cold = true;
       await waitFor('the click process /healthz', async () => (await this.get('/healthz')).ok, 120_000);
       await waitFor(
         'the archive watermark of every partition to pass the end of the hour',
@@ -598,6 +636,7 @@ export class FaultMatrix {
     await this.pickHour();
     await this.click.kill9();
     await this.click.start({ env: this.clickEnv() });
+    this.cold = true;
     await waitFor('the click process /healthz', async () => (await this.get('/healthz')).ok, 120_000);
     this.note(`drill clock now in hour ${isoSeconds(this.hour)}`);
   }
@@ -646,6 +685,26 @@ export class FaultMatrix {
       ads.push(ad.adId);
     }
     return { advertiserId, ads };
+  }
+
+  /**
+   * The same load on ads of its own, not measured, for `warmUpS` after the app processes (re)start:
+   * a process's first seconds at full rate (JIT, pools, the worker bundling its workflows) are not
+   * the steady state a fault is measured against. Then everything catches up before the cell.
+   */
+  private async warmUp(): Promise<void> {
+    this.cold = false;
+    if (this.opts.warmUpS <= 0) return;
+    this.warmUpAds ??= await this.createAds(20);
+    this.note(`warm-up: ${this.opts.warmUpS} s of load, not measured`);
+    const out = join(this.artifacts, `load-warm-up-${Date.now()}.json`);
+    const load = this.startLoad(this.warmUpAds.ads, this.warmUpAds.advertiserId, out);
+    await load.ready;
+    await sleep(this.opts.warmUpS * 1000);
+    load.stop();
+    await load.done.catch((e: Error) => this.note(`warm-up load: ${e.message}`));
+    const caught = await this.waitCaughtUp(Date.now());
+    this.note(`warm-up: caught up ${caught.detail}`);
   }
 
   private startLoad(
@@ -909,6 +968,7 @@ export class FaultMatrix {
         not302 === 0 ? '0' : `**${not302}** ${JSON.stringify(r.other)}`,
         r.late === 0 ? '0' : `**${r.late}**`,
         r.p99Ms.toFixed(1),
+        r.p99JudgedMs > r.p99LimitMs ? `**${r.p99JudgedMs.toFixed(1)}**` : r.p99JudgedMs.toFixed(1),
         r.maxMs.toFixed(0),
         Object.keys(r.exits).length === 0 ? '0' : `**${JSON.stringify(r.exits)}**`,
         yes(r.readiness.ok),
@@ -926,6 +986,7 @@ export class FaultMatrix {
       'not 302',
       `302 > ${this.opts.deadlineMs} ms`,
       'p99 ms',
+      'p99 judged ms',
       'max ms',
       'process exits',
       'readiness true',
@@ -948,6 +1009,8 @@ export class FaultMatrix {
             r.answered302 !== r.offered &&
               `${r.offered - r.answered302} clicks not 302 ${JSON.stringify(r.other)}`,
             r.late > 0 && `${r.late} 302s after ${this.opts.deadlineMs} ms (max ${r.maxMs.toFixed(0)} ms)`,
+            r.p99JudgedMs > r.p99LimitMs &&
+              `p99 of the 302s ${r.p99JudgedMs.toFixed(1)} ms, over ${r.p99LimitMs} ms${r.dependency === 'kafka' ? ` (the fault's first ${this.opts.kafkaGraceS} s left out)` : ''}`,
             r.badWindow &&
               `clicks not 302 in time from ${r.badWindow[0].toFixed(0)} s to ${r.badWindow[1].toFixed(0)} s after the fault began`,
             Object.keys(r.exits).length > 0 && `process exits ${JSON.stringify(r.exits)}`,

@@ -9,9 +9,16 @@ import { FaultMatrix, defaultOptions, type CellResult } from './fault-matrix-sup
 import { sleep } from './faults-support.js';
 
 describe('fault matrix (CI subset)', () => {
-  // 60 ads a cell (the drill: 100), 5 s after the fault (the drill: 10) and a shorter pause after the
-  // partition increase: CI time.
-  const matrix = new FaultMatrix({ ...defaultOptions(), adsPerCell: 60, afterS: 5 });
+  // 60 ads a cell (the drill: 100), 5 s after the fault (the drill: 10), a shorter warm-up and a
+  // shorter pause after the partition increase: CI time. No p99 limit: a test asserts no timing
+  // beyond the 302's deadline (the drill judges DESIGN's 25 ms, docs/faults.md).
+  const matrix = new FaultMatrix({
+    ...defaultOptions(),
+    adsPerCell: 60,
+    afterS: 5,
+    warmUpS: 10,
+    p99LimitMs: Number.POSITIVE_INFINITY,
+  });
   const failuresOf = (r: CellResult): string[] =>
     matrix.failures().filter((f) => f.startsWith(`${r.dependency} ${r.fault}:`));
 
