@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { config } from '../common/config.js';
 import { RestartBackoff } from '../common/wait.js';
+import { withPriority } from './runtime.js';
 import { prometheusUrl } from './services/prometheus.js';
 import { temporalUiUrl } from './services/temporal.js';
 
@@ -17,15 +18,17 @@ interface AppProcess {
   name: string;
   entry: string;
   args?: string[];
+  /** Runs at the background nice level (stack/runtime.ts backgroundNice): no click waits for it. */
+  background?: boolean;
 }
 
 /** The app's long-running processes, one composition root in apps/ each. */
 export const appProcesses: AppProcess[] = [
   { name: 'click', entry: 'apps/click.ts' },
   { name: 'api', entry: 'apps/api.ts' },
-  { name: 'speed-layer', entry: 'apps/speed-layer.ts' },
-  { name: 'archiver', entry: 'apps/archiver.ts' },
-  { name: 'worker', entry: 'apps/worker.ts' },
+  { name: 'speed-layer', entry: 'apps/speed-layer.ts', background: true },
+  { name: 'archiver', entry: 'apps/archiver.ts', background: true },
+  { name: 'worker', entry: 'apps/worker.ts', background: true },
 ];
 
 /** Run once before them: creates or updates the Temporal schedules. */
@@ -57,7 +60,12 @@ class Supervised {
   constructor(private readonly spec: AppProcess) {}
 
   start(): void {
-    const child = spawn(process.execPath, ['--import', 'tsx', this.spec.entry, ...(this.spec.args ?? [])], {
+    const [file, args] = withPriority(
+      process.execPath,
+      ['--import', 'tsx', this.spec.entry, ...(this.spec.args ?? [])],
+      this.spec.background ?? false,
+    );
+    const child = spawn(file, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: appEnv(),
     });

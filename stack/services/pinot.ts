@@ -186,11 +186,12 @@ export function pinotService(withServer: boolean): StackService {
       const dir = dataDir('pinot');
       const tmp = join(dir, 'tmp');
       mkdirSync(tmp, { recursive: true });
-      startDetached('pinot', 'java', [
-        ...jmxExporterJvmArgs('pinot'),
-        ...jvm(tmp, '1g'),
-        ...writeConfigs(dir, withServer),
-      ]);
+      startDetached(
+        'pinot',
+        'java',
+        [...jmxExporterJvmArgs('pinot'), ...jvm(tmp, '1g'), ...writeConfigs(dir, withServer)],
+        { background: true },
+      );
     },
     async healthy() {
       if (!(await httpOk(`${controllerUrl.origin}/health`))) return false;
@@ -222,7 +223,9 @@ export function pinotServer(name: string, nettyPort: number, adminPort: number):
         join(dir, 'conf', 'server.properties'),
         serverProperties(dir, nettyPort, adminPort),
       );
-      startDetached(name, 'java', [...jvm(tmp, '768m'), '-', zkAddress, cluster, props]);
+      startDetached(name, 'java', [...jvm(tmp, '768m'), '-', zkAddress, cluster, props], {
+        background: true,
+      });
     },
     healthy: () => serverHealthy(nettyPort, adminPort),
   };

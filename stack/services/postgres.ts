@@ -85,7 +85,7 @@ export const postgres: StackService = {
       '-c',
       'logging_collector=off',
     ]);
-    startDetached('postgres', cmd, args);
+    startDetached('postgres', cmd, args, { background: true });
   },
   async healthy() {
     const client = new pg.Client({

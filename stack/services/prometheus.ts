@@ -160,6 +160,7 @@ export const prometheus: StackService = {
       'prometheus',
       'prometheus',
       prometheusArgs(file, join(dataDir('prometheus'), 'tsdb'), config.HOST, config.PROMETHEUS_PORT),
+      { background: true },
     );
   },
   healthy() {

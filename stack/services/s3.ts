@@ -23,6 +23,7 @@ export const s3: StackService = {
       bin,
       ['--port', `${endpoint.hostname}:${port}`, '--region', config.S3_REGION, 'posix', dataDir('s3')],
       {
+        background: true,
         // Credentials through the environment, not the command line (ps shows arguments).
         env: {
           ROOT_ACCESS_KEY_ID: config.S3_ACCESS_KEY_ID,

@@ -19,24 +19,29 @@ export const temporal: StackService = {
   },
   async start() {
     const bin = await ensureGoBinary('temporal', MODULE);
-    startDetached('temporal', bin, [
-      'server',
-      'start-dev',
-      '--db-filename',
-      join(dataDir('temporal'), 'temporal.db'),
-      '--ip',
-      host,
-      '--port',
-      String(port),
-      '--ui-ip',
-      host,
-      '--ui-port',
-      String(config.TEMPORAL_UI_PORT),
-      '--namespace',
-      config.TEMPORAL_NAMESPACE,
-      '--log-level',
-      'warn',
-    ]);
+    startDetached(
+      'temporal',
+      bin,
+      [
+        'server',
+        'start-dev',
+        '--db-filename',
+        join(dataDir('temporal'), 'temporal.db'),
+        '--ip',
+        host,
+        '--port',
+        String(port),
+        '--ui-ip',
+        host,
+        '--ui-port',
+        String(config.TEMPORAL_UI_PORT),
+        '--namespace',
+        config.TEMPORAL_NAMESPACE,
+        '--log-level',
+        'warn',
+      ],
+      { background: true },
+    );
   },
   async healthy() {
     return (await tcpOpen(host, port)) && (await httpOk(temporalUiUrl));

@@ -13,6 +13,8 @@ import { postgres as postgresService } from '../../stack/services/postgres.js';
 import { redis as redisService } from '../../stack/services/redis.js';
 import { isAlive, logFile, procState, runningPid, stopDetached, waitUntil } from '../../stack/runtime.js';
 import { sleep, waitFor } from '../../common/wait.js';
+import { appProcesses } from '../../stack/app.js';
+import { withPriority } from '../../stack/runtime.js';
 
 // The one sleep and poll of the repository, for the tests that import them from here.
 export { sleep, waitFor };
@@ -76,7 +78,14 @@ export class AppProcess {
     this.intentional = false;
     this.starts++;
     const since = this.lineCount;
-    const child = spawn(process.execPath, ['--import', 'tsx', this.entry, ...this.args], {
+    // At the priority npm start gives it (stack/app.ts): stream and batch processors run niced.
+    const background = appProcesses.find((p) => p.entry === this.entry)?.background ?? false;
+    const [file, argv] = withPriority(
+      process.execPath,
+      ['--import', 'tsx', this.entry, ...this.args],
+      background,
+    );
+    const child = spawn(file, argv, {
       cwd: ROOT,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
