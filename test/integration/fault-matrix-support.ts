@@ -127,7 +127,8 @@ export interface MatrixOptions {
 export const defaultOptions = (log: (line: string) => void = console.log): MatrixOptions => ({
   rate: Number(process.env.ADCLICK_DRILL_RATE ?? 2000),
   adsPerCell: Number(process.env.ADCLICK_DRILL_ADS ?? 100),
-  beforeS: 5,
+  // The load's first 5 s are not measured (a new client's connections, its JIT): 3 s measured before the fault.
+  beforeS: 8,
   afterS: 10,
   hangS: 20,
   slowS: 20,
@@ -721,6 +722,7 @@ export class FaultMatrix {
         ...['--base', this.base, '--ads', ads.join(','), '--advertiser', advertiserId],
         ...['--rate', String(this.opts.rate), '--duration', '900', '--out', out],
         ...['--deadline-ms', String(this.opts.deadlineMs), `--clock-offset-ms=${this.clockOffsetMs}`],
+        '--warmup-seconds=5',
       ],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
