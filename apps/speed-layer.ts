@@ -8,13 +8,7 @@ import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { createPool, migrateWhenReachable, type Migrations } from '../common/db.js';
 import { serveHealth, watchDependency, type DependencyWatch } from '../common/health.js';
-import {
-  appTopics,
-  clicksTopicSpec,
-  createKafka,
-  describeTopicChanges,
-  ensureTopics,
-} from '../common/kafka.js';
+import { appTopics, clicksTopicSpec, createKafka, ensureTopicsLogged } from '../common/kafka.js';
 import { kafkaProbe, keepTrying } from '../common/startup.js';
 import { SpeedConsumer } from '../speed-layer/consumer.js';
 import { KafkaTransactionSink } from '../speed-layer/kafka-sink.js';
@@ -42,27 +36,6 @@ function partitionSink(kafka: Kafka, pool: pg.Pool | undefined): PartitionSink {
         log,
       })
     : new PostgresSink(pool, groupId, clicksTopic);
-}
-
-/**
- * One topic definition (common/kafka.ts): created, grown and configured on start; minute_counts
- * keeps as many partitions as clicks. Retried until Kafka answers or the process stops.
- */
-async function ensureClickTopics(kafka: Kafka, pinot: boolean, stopped: () => boolean): Promise<void> {
-  await keepTrying(
-    'Kafka topics check',
-    async () => {
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        const changes = await ensureTopics(admin, pinot ? appTopics() : [clicksTopicSpec()]);
-        for (const line of describeTopicChanges(changes)) log(line);
-      } finally {
-        await admin.disconnect().catch(() => undefined);
-      }
-    },
-    { log, stopped },
-  );
 }
 
 /** The consumer of clicks, with the windows and fetch settings of the config, into `sink`. */
@@ -143,7 +116,13 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   await schema?.done;
-  await ensureClickTopics(kafka, pinot, stopped);
+  // One topic definition (common/kafka.ts): created, grown and configured on start; minute_counts
+  // keeps as many partitions as clicks.
+  await keepTrying(
+    'Kafka topics check',
+    () => ensureTopicsLogged(kafka, pinot ? appTopics() : [clicksTopicSpec()], log),
+    { log, stopped },
+  );
   if (pinot)
     void keepTrying(
       'Pinot table check',
