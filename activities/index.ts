@@ -74,6 +74,7 @@ export type {
 export type HourCompleteness =
   { complete: true; notWaitedFor: string[] } | { complete: false; waitingFor: string; target?: Offsets };
 
+// eslint-disable-next-line max-lines-per-function -- the table of activities the worker registers, each a few lines over a batch-layer call (docs/architecture.md, sizes kept on purpose)
 export function createActivities(deps: BatchActivityDeps) {
   return {
     /**

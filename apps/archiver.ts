@@ -8,13 +8,7 @@ import { config } from '../common/config.js';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { createPool, migrateWhenReachable } from '../common/db.js';
 import { serveHealth, watchDependency } from '../common/health.js';
-import {
-  appTopics,
-  clicksTopicSpec,
-  createKafka,
-  describeTopicChanges,
-  ensureTopics,
-} from '../common/kafka.js';
+import { appTopics, clicksTopicSpec, createKafka, ensureTopicsLogged } from '../common/kafka.js';
 import { createS3, ensureBucket } from '../common/s3.js';
 import { kafkaProbe, keepTrying } from '../common/startup.js';
 import { Archiver } from '../batch-layer/archiver.js';
@@ -75,19 +69,12 @@ await schema.done;
 await keepTrying('S3 bucket check', () => ensureBucket(s3, config.S3_BUCKET), { log, stopped });
 await keepTrying(
   'Kafka topics check',
-  async () => {
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      const changes = await ensureTopics(
-        admin,
-        values.topic === config.KAFKA_CLICKS_TOPIC ? appTopics() : [clicksTopicSpec({ topic: values.topic })],
-      );
-      for (const line of describeTopicChanges(changes)) log(line);
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
-  },
+  () =>
+    ensureTopicsLogged(
+      kafka,
+      values.topic === config.KAFKA_CLICKS_TOPIC ? appTopics() : [clicksTopicSpec({ topic: values.topic })],
+      log,
+    ),
   { log, stopped },
 );
 await keepTrying('joining the consumer group', () => archiver.start(), { log, stopped });

@@ -4,16 +4,11 @@
 // leaves the group cleanly on SIGTERM. It starts and keeps running while Kafka, PostgreSQL or Pinot
 // is away (docs/dependencies.md).
 import { config } from '../common/config.js';
+import type { Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { createPool, migrateWhenReachable, type Migrations } from '../common/db.js';
 import { serveHealth, watchDependency, type DependencyWatch } from '../common/health.js';
-import {
-  appTopics,
-  clicksTopicSpec,
-  createKafka,
-  describeTopicChanges,
-  ensureTopics,
-} from '../common/kafka.js';
+import { appTopics, clicksTopicSpec, createKafka, ensureTopicsLogged } from '../common/kafka.js';
 import { kafkaProbe, keepTrying } from '../common/startup.js';
 import { SpeedConsumer } from '../speed-layer/consumer.js';
 import { KafkaTransactionSink } from '../speed-layer/kafka-sink.js';
@@ -22,6 +17,42 @@ import { PostgresSink } from '../speed-layer/postgres-sink.js';
 import type { PartitionSink } from '../speed-layer/sink.js';
 
 const log = (message: string): void => console.log(`[speed-layer ${process.pid}] ${message}`);
+
+/**
+ * Where the counts go: with SPEED_STORE=pinot (no pool) a Kafka transaction to minute_counts, else
+ * PostgreSQL; either commits a partition's counts with its offsets at once.
+ */
+function partitionSink(kafka: Kafka, pool: pg.Pool | undefined): PartitionSink {
+  const groupId = config.SPEED_CONSUMER_GROUP;
+  const clicksTopic = config.KAFKA_CLICKS_TOPIC;
+  const countsTopic = config.KAFKA_MINUTE_COUNTS_TOPIC;
+  return pool === undefined
+    ? new KafkaTransactionSink(kafka, {
+        groupId,
+        clicksTopic,
+        countsTopic,
+        // clicks grew while we run: Pinot is told to consume the new minute_counts partitions now.
+        onCountsTopicGrown: () => consumeNewPartitions(config.SPEED_PINOT_TABLE),
+        log,
+      })
+    : new PostgresSink(pool, groupId, clicksTopic);
+}
+
+/** The consumer of clicks, with the windows and fetch settings of the config, into `sink`. */
+function speedConsumer(kafka: Kafka, sink: PartitionSink): SpeedConsumer {
+  return new SpeedConsumer({
+    kafka,
+    topic: config.KAFKA_CLICKS_TOPIC,
+    groupId: config.SPEED_CONSUMER_GROUP,
+    sink,
+    storeName: config.SPEED_STORE,
+    openMinutes: config.SPEED_OPEN_WINDOW_MINUTES,
+    flushIntervalMs: config.SPEED_FLUSH_INTERVAL_MS,
+    fetch: { minBytes: config.KAFKA_CONSUMER_MIN_BYTES, maxWaitTimeInMs: config.KAFKA_CONSUMER_MAX_WAIT_MS },
+    stallAfterMs: config.KAFKA_STALL_AFTER_MS,
+    log,
+  });
+}
 
 async function main(): Promise<void> {
   const kafka = createKafka(`speed-layer-${process.pid}`);
@@ -48,29 +79,8 @@ async function main(): Promise<void> {
   }
   // Pinot only reads minute_counts: counting goes on without it. Its table is made when it answers.
   let pinotTables = false;
-  const sink: PartitionSink =
-    pool === undefined
-      ? new KafkaTransactionSink(kafka, {
-          groupId,
-          clicksTopic,
-          countsTopic,
-          // clicks grew while we run: Pinot is told to consume the new minute_counts partitions now.
-          onCountsTopicGrown: () => consumeNewPartitions(config.SPEED_PINOT_TABLE),
-          log,
-        })
-      : new PostgresSink(pool, groupId, clicksTopic);
-  const consumer = new SpeedConsumer({
-    kafka,
-    topic: clicksTopic,
-    groupId,
-    sink,
-    storeName: config.SPEED_STORE,
-    openMinutes: config.SPEED_OPEN_WINDOW_MINUTES,
-    flushIntervalMs: config.SPEED_FLUSH_INTERVAL_MS,
-    fetch: { minBytes: config.KAFKA_CONSUMER_MIN_BYTES, maxWaitTimeInMs: config.KAFKA_CONSUMER_MAX_WAIT_MS },
-    stallAfterMs: config.KAFKA_STALL_AFTER_MS,
-    log,
-  });
+  const sink = partitionSink(kafka, pool);
+  const consumer = speedConsumer(kafka, sink);
   const health = serveHealth(config.SPEED_LAYER_METRICS_PORT, config.HOST, {
     probes: {
       ...Object.fromEntries(watches.map((w) => [w.name, w.probe])),
@@ -110,16 +120,7 @@ async function main(): Promise<void> {
   // keeps as many partitions as clicks.
   await keepTrying(
     'Kafka topics check',
-    async () => {
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        const changes = await ensureTopics(admin, pinot ? appTopics() : [clicksTopicSpec()]);
-        for (const line of describeTopicChanges(changes)) log(line);
-      } finally {
-        await admin.disconnect().catch(() => undefined);
-      }
-    },
+    () => ensureTopicsLogged(kafka, pinot ? appTopics() : [clicksTopicSpec()], log),
     { log, stopped },
   );
   if (pinot)

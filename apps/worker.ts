@@ -5,21 +5,66 @@
 // and S3 prefix. It starts and keeps running while any dependency is away (docs/dependencies.md);
 // /metrics and /readyz on WORKER_METRICS_PORT.
 import { resolve } from 'node:path';
-import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { config } from '../common/config.js';
 import { createPool, migrateWhenReachable } from '../common/db.js';
-import { serveHealth, watchDependency } from '../common/health.js';
+import type pg from 'pg';
+import { serveHealth, watchDependency, type DependencyWatch, type Probe } from '../common/health.js';
 import { createKafka } from '../common/kafka.js';
 import { createS3, ensureBucket } from '../common/s3.js';
 import { kafkaProbe, keepTrying } from '../common/startup.js';
 import { sleep } from '../common/wait.js';
-import { createActivities } from '../activities/index.js';
+import { createActivities, type BatchActivityDeps } from '../activities/index.js';
 import { configuredBatchPinot } from '../batch-layer/pinot-offline.js';
 import { createSpeedStore } from './speed-store.js';
 
 const log = (m: string): void => console.error(`[worker] ${m}`);
+
+/** The activities' dependencies: the clients `main` made, the rest from the config. */
+function activityDeps(
+  clients: Pick<BatchActivityDeps, 'pool' | 's3' | 'kafkaAdmin' | 'speedStore'>,
+): BatchActivityDeps {
+  return {
+    ...clients,
+    bucket: config.S3_BUCKET,
+    prefix: config.BATCH_S3_PREFIX,
+    workDir: config.BATCH_WORK_DIR,
+    topic: config.KAFKA_CLICKS_TOPIC,
+    archiverGroupId: config.ARCHIVER_GROUP_ID,
+    silenceBoundMs: config.FINALIZE_SILENCE_BOUND_MS,
+    rawRetentionHours: config.BATCH_RAW_RETENTION_DAYS * 24,
+    lookbackHours: Math.ceil(config.ADCLICK_IMPRESSION_TTL_S / 3600),
+    retention: {
+      minuteDays: config.BATCH_MINUTE_RETENTION_DAYS,
+      hourDays: config.BATCH_HOUR_RETENTION_DAYS,
+      dayYears: config.BATCH_DAY_RETENTION_YEARS,
+    },
+    faultPauseMs: config.BATCH_FAULT_PAUSE_MS,
+    pinot: configuredBatchPinot(),
+  };
+}
+
+/** /readyz's dependency checks: PostgreSQL, the bucket, Kafka and Temporal. */
+function dependencyWatches(
+  pool: pg.Pool,
+  s3: S3Client,
+  probeKafka: Probe,
+  temporalProbe: Connection,
+): DependencyWatch[] {
+  return [
+    watchDependency('postgres', () => pool.query('select 1'), { log }),
+    watchDependency('s3', () => s3.send(new HeadBucketCommand({ Bucket: config.S3_BUCKET })), { log }),
+    watchDependency('kafka', probeKafka, { log }),
+    watchDependency(
+      'temporal',
+      () =>
+        temporalProbe.withDeadline(Date.now() + 1000, () => temporalProbe.workflowService.getSystemInfo({})),
+      { log },
+    ),
+  ];
+}
 
 async function main(): Promise<void> {
   let stopping = false;
@@ -43,17 +88,7 @@ async function main(): Promise<void> {
   const kafkaAdmin = createKafka(`adclick-worker-${process.pid}`).admin();
   const probeKafka = kafkaProbe(createKafka(`adclick-worker-probe-${process.pid}`, { probe: true }));
   const temporalProbe = Connection.lazy({ address: config.TEMPORAL_ADDRESS });
-  const watches = [
-    watchDependency('postgres', () => pool.query('select 1'), { log }),
-    watchDependency('s3', () => s3.send(new HeadBucketCommand({ Bucket: config.S3_BUCKET })), { log }),
-    watchDependency('kafka', probeKafka.probe, { log }),
-    watchDependency(
-      'temporal',
-      () =>
-        temporalProbe.withDeadline(Date.now() + 1000, () => temporalProbe.workflowService.getSystemInfo({})),
-      { log },
-    ),
-  ];
+  const watches = dependencyWatches(pool, s3, probeKafka.probe, temporalProbe);
   const health = serveHealth(config.WORKER_METRICS_PORT, config.HOST, {
     probes: {
       ...Object.fromEntries(watches.map((w) => [w.name, w.probe])),
@@ -70,27 +105,7 @@ async function main(): Promise<void> {
     () => undefined,
   );
   void keepTrying('Kafka connection', () => kafkaAdmin.connect(), { log, stopped }).catch(() => undefined);
-  const activities = createActivities({
-    pool,
-    s3,
-    bucket: config.S3_BUCKET,
-    prefix: config.BATCH_S3_PREFIX,
-    workDir: config.BATCH_WORK_DIR,
-    topic: config.KAFKA_CLICKS_TOPIC,
-    kafkaAdmin,
-    archiverGroupId: config.ARCHIVER_GROUP_ID,
-    silenceBoundMs: config.FINALIZE_SILENCE_BOUND_MS,
-    rawRetentionHours: config.BATCH_RAW_RETENTION_DAYS * 24,
-    lookbackHours: Math.ceil(config.ADCLICK_IMPRESSION_TTL_S / 3600),
-    retention: {
-      minuteDays: config.BATCH_MINUTE_RETENTION_DAYS,
-      hourDays: config.BATCH_HOUR_RETENTION_DAYS,
-      dayYears: config.BATCH_DAY_RETENTION_YEARS,
-    },
-    speedStore,
-    faultPauseMs: config.BATCH_FAULT_PAUSE_MS,
-    pinot: configuredBatchPinot(),
-  });
+  const activities = createActivities(activityDeps({ pool, s3, kafkaAdmin, speedStore }));
   // A worker that fails (Temporal away for long, its connection lost) is made again, here, with
   // backoff: the activities' state (pools, clients) survives, and workflows resume from history.
   while (!stopping) {

@@ -23,6 +23,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { HOUR_MS, hourIso } from '../common/time.js';
+import { sleep } from '../common/wait.js';
 import { lookbackHoursOf, refusal, type RawCutoff } from './decisions.js';
 import { hourArchive, hourScratchDir, type ArchiveBucket, type HourArchive } from './hour-archive.js';
 import { countRollups, type HourRollups } from './hour-count.js';
@@ -113,7 +114,7 @@ export async function compactHourFromS3(
     progress('downloading');
   });
   r.clock.lap('download');
-  if (deps.faultPauseMs) await new Promise((resolve) => setTimeout(resolve, deps.faultPauseMs));
+  if (deps.faultPauseMs) await sleep(deps.faultPauseMs);
   progress('indexing');
   const earlier = await lookbackIndexes(r, cutoff);
   progress('counting');

@@ -1,7 +1,7 @@
 // The authoritative counts as a Pinot OFFLINE table (the alternative to PostgreSQL compared in
 // docs/store.md): one segment per finalized hour, named after the hour, so finalizing the hour again
-// replaces its segment instead of adding to it. The segment is built by Pinot's own ingestion job
-// (`LaunchDataIngestionJob`, standalone runner, one JVM per hour) from a CSV of the hour's
+// replaces its segment instead of adding to it. The segment is built (pinot-segment.ts) by Pinot's own
+// ingestion job (`LaunchDataIngestionJob`, standalone runner, one JVM per hour) from a CSV of the hour's
 // (ad, advertiser, minute) counts, and pushed as metadata plus a URI: the controller copies the
 // segment from the job's output folder into its deep store and the servers load it from there (no
 // multipart file upload; Pinot 0.11 refuses a `file:` URI for a plain URI push).
@@ -9,10 +9,7 @@
 // Grain: minute rows only. Hour and day series are sums over them, and the per-advertiser series
 // come from a star-tree index on (advertiser_id, minute, hour, day) that pre-aggregates the same rows
 // inside each segment, so one row set serves every granularity: no rollup tables to keep in step.
-import { execFile } from 'node:child_process';
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { config } from '../common/config.js';
 import {
   addSchema,
@@ -21,7 +18,6 @@ import {
   deleteSegment,
   deleteTable,
   getSchema,
-  pinotJavaOpens,
   query,
   renderPinotConfig,
   tableExists,
@@ -29,11 +25,27 @@ import {
   type PinotSchema,
   type PinotTableConfig,
 } from '../common/pinot.js';
-import { HOUR_MS, dayOf } from '../common/time.js';
-import { duckConnect, sqlFileList, sqlString } from './parquet.js';
+import { HOUR_MS } from '../common/time.js';
+import { sleep } from '../common/wait.js';
+import {
+  PINOT_CONFIG_DIR,
+  buildAndPushSegment,
+  segmentTarBytes,
+  withSegmentDir,
+  writeRowsInput,
+  writeSegmentInput,
+  type MinuteCountRow,
+  type SegmentFingerprint,
+} from './pinot-segment.js';
 
-const run = promisify(execFile);
-const DIR = resolve(import.meta.dirname, 'pinot');
+// The segment build lives in pinot-segment.ts; what callers used from here stays importable here.
+export {
+  pinotJvmStartMs,
+  runIngestionJob,
+  writeSegmentInput,
+  type MinuteCountRow,
+  type SegmentFingerprint,
+} from './pinot-segment.js';
 
 export interface PinotOfflineDeps {
   /** OFFLINE table (and schema) name. */
@@ -92,10 +104,13 @@ export async function ensureBatchPinotTable(deps: PinotOfflineDeps): Promise<voi
     RETENTION_DAYS: String(deps.retentionDays ?? config.BATCH_PINOT_RETENTION_DAYS),
   };
   if (!(await getSchema(deps.table, endpoints)))
-    await addSchema(renderPinotConfig<PinotSchema>(join(DIR, 'batch_counts.schema.json'), vars), endpoints);
+    await addSchema(
+      renderPinotConfig<PinotSchema>(join(PINOT_CONFIG_DIR, 'batch_counts.schema.json'), vars),
+      endpoints,
+    );
   if (!(await tableExists(deps.table, 'OFFLINE', endpoints)))
     await addTable(
-      renderPinotConfig<PinotTableConfig>(join(DIR, 'batch_counts.table.json'), vars),
+      renderPinotConfig<PinotTableConfig>(join(PINOT_CONFIG_DIR, 'batch_counts.table.json'), vars),
       endpoints,
     );
 }
@@ -104,146 +119,6 @@ export async function ensureBatchPinotTable(deps: PinotOfflineDeps): Promise<voi
 export async function dropBatchPinotTable(deps: PinotOfflineDeps): Promise<void> {
   await deleteTable(deps.table, 'OFFLINE', endpointsOf(deps));
   await deleteSchema(deps.table, endpointsOf(deps));
-}
-
-/**
- * What a segment holds, as three sums that the broker can recompute: rows, clicks, and clicks
- * weighted by ad id modulo 1,000 (so a re-finalized hour whose totals did not change but whose
- * clicks moved between ads is still told apart from the segment it replaces; the modulo keeps the
- * sum exact in the broker's doubles).
- */
-export interface SegmentFingerprint {
-  rows: number;
-  clicks: number;
-  adWeightedClicks: number;
-}
-
-/**
- * Writes the segment's input: one CSV row per (ad, minute) of the hour with its advertiser, minute,
- * hour and day (epoch ms) and clicks, sorted by ad then minute (ad_id is the table's sorted column).
- * The counts are compaction's own ad-minute rows (countHour's CSV: ad_id, minute as UTC text,
- * clicks), so the dedup rule lives in one place; the advertiser of each ad comes from the raw files.
- */
-export async function writeSegmentInput(
-  adMinuteCsv: string,
-  rawFiles: readonly string[],
-  hourStart: number,
-  path: string,
-): Promise<SegmentFingerprint> {
-  // No raw files: no clicks, and compaction wrote no CSV.
-  if (rawFiles.length === 0) return { rows: 0, clicks: 0, adWeightedClicks: 0 };
-  const conn = await duckConnect();
-  try {
-    const rows = `select m.ad_id, a.advertiser_id, epoch_ms(m.minute) as minute, ${hourStart}::bigint as hour,
-                         ${dayOf(hourStart)}::bigint as day, m.clicks
-                    from read_csv(${sqlString(adMinuteCsv)}, header = false,
-                                  columns = {'ad_id': 'BIGINT', 'minute': 'TIMESTAMP', 'clicks': 'BIGINT'}) m
-                    join (select ad_id, arg_min(advertiser_id, ts) as advertiser_id
-                            from read_parquet(${sqlFileList(rawFiles)})
-                           where ts >= ${hourStart} and ts < ${hourStart + HOUR_MS}
-                           group by ad_id) a using (ad_id)`;
-    await conn.run(`create or replace temp table segment_input as ${rows}`);
-    await conn.run(
-      `copy (select * from segment_input order by ad_id, minute) to ${sqlString(path)} (format csv, header true)`,
-    );
-    const r = await conn.runAndReadAll(
-      `select count(*)::double as rows, coalesce(sum(clicks), 0)::double as clicks,
-              coalesce(sum(clicks * (ad_id % 1000)), 0)::double as weighted
-         from segment_input`,
-    );
-    const row = r.getRowObjectsJS()[0]!;
-    return { rows: Number(row.rows), clicks: Number(row.clicks), adWeightedClicks: Number(row.weighted) };
-  } finally {
-    await conn.run('drop table if exists temp.segment_input').catch(() => undefined);
-    conn.closeSync();
-  }
-}
-
-/**
- * The ingestion job's spec (JSON is YAML): every CSV under `inputDir` becomes the one segment
- * `segmentName` in `outputDir`, then the controller is sent its metadata and URI and copies it.
- */
-function jobSpec(deps: PinotOfflineDeps, inputDir: string, outputDir: string, segmentName: string): object {
-  const controller = deps.controllerUrl.replace(/\/$/, '');
-  const standalone = 'org.apache.pinot.plugin.ingestion.batch.standalone';
-  return {
-    executionFrameworkSpec: {
-      name: 'standalone',
-      segmentGenerationJobRunnerClassName: `${standalone}.SegmentGenerationJobRunner`,
-      segmentMetadataPushJobRunnerClassName: `${standalone}.SegmentMetadataPushJobRunner`,
-    },
-    jobType: 'SegmentCreationAndMetadataPush',
-    inputDirURI: `file://${inputDir}`,
-    includeFileNamePattern: 'glob:**/*.csv',
-    outputDirURI: `file://${outputDir}`,
-    overwriteOutput: true,
-    pinotFSSpecs: [{ scheme: 'file', className: 'org.apache.pinot.spi.filesystem.LocalPinotFS' }],
-    recordReaderSpec: {
-      dataFormat: 'csv',
-      className: 'org.apache.pinot.plugin.inputformat.csv.CSVRecordReader',
-      configClassName: 'org.apache.pinot.plugin.inputformat.csv.CSVRecordReaderConfig',
-    },
-    tableSpec: {
-      tableName: deps.table,
-      schemaURI: `${controller}/tables/${deps.table}/schema`,
-      tableConfigURI: `${controller}/tables/${deps.table}`,
-    },
-    segmentNameGeneratorSpec: { type: 'fixed', configs: { 'segment.name': segmentName } },
-    pinotClusterSpecs: [{ controllerURI: controller }],
-    // The controller is sent the segment's metadata and its URI in outputDir (`file://` + path) and
-    // copies the segment from there into its deep store (the servers download it from the deep store).
-    pushJobSpec: {
-      pushAttempts: 2,
-      pushRetryIntervalMillis: 1000,
-      segmentUriPrefix: 'file://',
-      copyToDeepStoreForMetadataPush: true,
-    },
-  };
-}
-
-/** Runs PinotAdministrator with `command` in a JVM of its own; throws with its last log lines on failure. */
-async function runPinotAdmin(deps: PinotOfflineDeps, tmpDir: string, command: string[]): Promise<void> {
-  const args = [
-    `-Xmx${deps.jobHeap ?? '1g'}`,
-    '-XX:+UseSerialGC',
-    ...pinotJavaOpens,
-    `-Djava.io.tmpdir=${tmpDir}`,
-    `-Dlog4j2.configurationFile=${join(DIR, 'log4j2.xml')}`,
-    // Without it PinotAdministrator returns from main with status 0 whatever the command did.
-    '-Dpinot.admin.system.exit=true',
-    '-cp',
-    `${deps.libDir}/*`,
-    'org.apache.pinot.tools.admin.PinotAdministrator',
-    ...command,
-  ];
-  try {
-    await run('java', args, { maxBuffer: 64 * 1024 * 1024 });
-  } catch (e) {
-    const err = e as Error & { stderr?: string; stdout?: string };
-    const log = `${err.stdout ?? ''}\n${err.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');
-    throw new Error(`Pinot ${command[0]} failed: ${err.message.split('\n')[0]}\n${log}`);
-  }
-}
-
-/** Runs Pinot's ingestion job on the spec at `specPath` (segment build, then push). */
-export async function runIngestionJob(
-  deps: PinotOfflineDeps,
-  specPath: string,
-  tmpDir: string,
-): Promise<void> {
-  await runPinotAdmin(deps, tmpDir, ['LaunchDataIngestionJob', '-jobSpecFile', specPath]);
-}
-
-/**
- * Wall time of the job's JVM doing nothing: start, class path and plugin scan, exit (PinotAdministrator
- * printing its usage). The fixed cost that a JVM per hour adds to every segment.
- */
-export async function pinotJvmStartMs(deps: PinotOfflineDeps): Promise<number> {
-  const tmp = join(deps.workDir, 'jvm-start');
-  await mkdir(tmp, { recursive: true });
-  const t = performance.now();
-  await runPinotAdmin(deps, tmp, ['-help']);
-  return performance.now() - t;
 }
 
 /** What the broker serves for one hour, as the same sums as `SegmentFingerprint`. */
@@ -325,23 +200,35 @@ export function adjustmentRows(
 const sameFingerprint = (a: SegmentFingerprint, b: SegmentFingerprint): boolean =>
   a.rows === b.rows && a.clicks === b.clicks && a.adWeightedClicks === b.adWeightedClicks;
 
-/** Waits until the broker answers for the hour with exactly `expected` (the new segment is served). */
-async function waitServed(
+/**
+ * Polls `read` every 100 ms until `served` says the broker answers with what was pushed; past
+ * `servedTimeoutMs` (default 60 s) it throws with `mismatch` of the last answer.
+ */
+async function untilServed<S>(
   deps: PinotOfflineDeps,
-  hourStart: number,
-  expected: SegmentFingerprint,
+  read: () => Promise<S>,
+  served: (answer: S) => boolean,
+  mismatch: (answer: S) => string,
 ): Promise<void> {
   const deadline = Date.now() + (deps.servedTimeoutMs ?? 60_000);
-  let served = await servedFingerprint(deps, hourStart);
-  while (!sameFingerprint(served, expected)) {
-    if (Date.now() > deadline)
-      throw new Error(
-        `Pinot ${deps.table}: hour ${new Date(hourStart).toISOString()} serves ${JSON.stringify(served)}, ` +
-          `pushed ${JSON.stringify(expected)}; is the server loading segments? (npm run stack:logs -- pinot)`,
-      );
-    await new Promise((r) => setTimeout(r, 100));
-    served = await servedFingerprint(deps, hourStart);
+  for (;;) {
+    const answer = await read();
+    if (served(answer)) return;
+    if (Date.now() > deadline) throw new Error(`Pinot ${deps.table}: ${mismatch(answer)}`);
+    await sleep(100);
   }
+}
+
+/** Waits until the broker answers for the hour with exactly `expected` (the new segment is served). */
+function waitServed(deps: PinotOfflineDeps, hourStart: number, expected: SegmentFingerprint): Promise<void> {
+  return untilServed(
+    deps,
+    () => servedFingerprint(deps, hourStart),
+    (served) => sameFingerprint(served, expected),
+    (served) =>
+      `hour ${new Date(hourStart).toISOString()} serves ${JSON.stringify(served)}, ` +
+      `pushed ${JSON.stringify(expected)}; is the server loading segments? (npm run stack:logs -- pinot)`,
+  );
 }
 
 export interface PublishedHour {
@@ -369,46 +256,24 @@ export async function publishHourSegment(
   rawFiles: readonly string[],
 ): Promise<PublishedHour> {
   const segment = hourSegmentName(deps.table, hourStart);
-  const dir = join(deps.workDir, segment);
-  const inputDir = join(dir, 'input');
-  const outputDir = join(dir, 'output');
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(inputDir, { recursive: true });
-  await mkdir(join(dir, 'tmp'), { recursive: true });
-  try {
+  return withSegmentDir(deps, segment, async (d) => {
     let t = performance.now();
-    const fingerprint = await writeSegmentInput(
-      adMinuteCsv,
-      rawFiles,
-      hourStart,
-      join(inputDir, 'counts.csv'),
-    );
+    const fingerprint = await writeSegmentInput(adMinuteCsv, rawFiles, hourStart, d.inputCsv);
     const inputMs = performance.now() - t;
     t = performance.now();
-    let segmentTarBytes = 0;
+    let tarBytes = 0;
     if (fingerprint.rows === 0) {
       await deleteSegment(deps.table, segment, 'OFFLINE', endpointsOf(deps));
     } else {
-      const specPath = join(dir, 'job.json');
-      await writeFile(specPath, JSON.stringify(jobSpec(deps, inputDir, outputDir, segment), null, 2));
-      await runIngestionJob(deps, specPath, join(dir, 'tmp'));
-      segmentTarBytes = (await stat(join(outputDir, await onlyTar(outputDir)))).size;
+      await buildAndPushSegment(deps, d, segment);
+      tarBytes = await segmentTarBytes(d.outputDir);
     }
     const jobMs = performance.now() - t;
     t = performance.now();
     await waitServed(deps, hourStart, fingerprint);
-    return { segment, fingerprint, inputMs, jobMs, servedMs: performance.now() - t, segmentTarBytes };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** One row of the OFFLINE table: an ad's clicks in a minute (epoch ms), with its advertiser. */
-export interface MinuteCountRow {
-  adId: string;
-  advertiserId: string;
-  minute: number;
-  clicks: number;
+    const servedMs = performance.now() - t;
+    return { segment, fingerprint, inputMs, jobMs, servedMs, segmentTarBytes: tarBytes };
+  });
 }
 
 /**
@@ -422,51 +287,26 @@ export async function publishRows(
   rows: readonly MinuteCountRow[],
 ): Promise<void> {
   if (rows.length === 0) throw new Error(`segment ${segment}: no rows to publish`);
-  const dir = join(deps.workDir, segment);
-  const inputDir = join(dir, 'input');
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(inputDir, { recursive: true });
-  await mkdir(join(dir, 'tmp'), { recursive: true });
-  try {
-    const sorted = [...rows].sort((a, b) => Number(BigInt(a.adId) - BigInt(b.adId)) || a.minute - b.minute);
-    const csv = sorted.map((r) => {
-      const hour = r.minute - (r.minute % HOUR_MS);
-      return `${r.adId},${r.advertiserId},${r.minute},${hour},${dayOf(hour)},${r.clicks}`;
-    });
-    await writeFile(
-      join(inputDir, 'counts.csv'),
-      ['ad_id,advertiser_id,minute,hour,day,clicks', ...csv].join('\n') + '\n',
-    );
-    const specPath = join(dir, 'job.json');
-    await writeFile(specPath, JSON.stringify(jobSpec(deps, inputDir, join(dir, 'output'), segment), null, 2));
-    await runIngestionJob(deps, specPath, join(dir, 'tmp'));
+  await withSegmentDir(deps, segment, async (d) => {
+    await writeRowsInput(rows, d.inputCsv);
+    await buildAndPushSegment(deps, d, segment);
     // Served once the broker answers these ads' rows in the segment's range with the pushed sums.
     const ads = [...new Set(rows.map((r) => String(BigInt(r.adId))))].join(', ');
     const from = Math.min(...rows.map((r) => r.minute));
     const to = Math.max(...rows.map((r) => r.minute)) + 60_000;
     const want = `${rows.length}/${rows.reduce((n, r) => n + r.clicks, 0)}`;
-    const deadline = Date.now() + (deps.servedTimeoutMs ?? 60_000);
-    for (;;) {
+    const read = async (): Promise<string> => {
       const r = await query(
         `select count(*), sum(clicks) from ${deps.table} where ad_id in (${ads}) and minute >= ${from} and minute < ${to}`,
         endpointsOf(deps),
       );
-      const served = (r.rows[0] ?? [0, 0]).map((v) => String(Number(v))).join('/');
-      if (served === want) return;
-      if (Date.now() > deadline)
-        throw new Error(
-          `Pinot ${deps.table}: segment ${segment} serves ${served} (rows/clicks), pushed ${want}`,
-        );
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** The one segment tar the job wrote into `outputDir`. */
-async function onlyTar(outputDir: string): Promise<string> {
-  const tars = (await readdir(outputDir, { recursive: true })).filter((f) => f.endsWith('.tar.gz'));
-  if (tars.length !== 1) throw new Error(`${outputDir}: expected one segment tar, found ${tars.length}`);
-  return tars[0]!;
+      return (r.rows[0] ?? [0, 0]).map((v) => String(Number(v))).join('/');
+    };
+    await untilServed(
+      deps,
+      read,
+      (served) => served === want,
+      (served) => `segment ${segment} serves ${served} (rows/clicks), pushed ${want}`,
+    );
+  });
 }

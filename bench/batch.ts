@@ -21,6 +21,7 @@ import { createPool, migrate } from '../common/db.js';
 import { clicksTopicSpec, createKafka, ensureTopics } from '../common/kafka.js';
 import { createS3, ensureBucket } from '../common/s3.js';
 import { DAY_MS, HOUR_MS } from '../common/time.js';
+import { sleep } from '../common/wait.js';
 import { Archiver } from '../batch-layer/archiver.js';
 import { compactHourFromS3, countHour, type PhaseTime } from '../batch-layer/compaction.js';
 import { produceHistory } from '../tools/history-simulator.js';
@@ -332,7 +333,7 @@ async function archiverBench(): Promise<void> {
   });
   const t0 = performance.now();
   await archiver.start();
-  while (archiver.stats.events < ARCHIVER_EVENTS) await new Promise((r) => setTimeout(r, 100));
+  while (archiver.stats.events < ARCHIVER_EVENTS) await sleep(100);
   const seconds = secs(t0);
   await archiver.stop();
   reportFigure({

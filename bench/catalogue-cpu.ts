@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Child } from './child.js';
 import { treeCpuSeconds } from './proc-cpu.js';
+import { sleep } from '../common/wait.js';
 import { parseWrkSummary, wrkScript } from './wrk-script.js';
 
 /** The parent of the commit that put the catalogue replica on the click path (987d36b). */
@@ -155,7 +156,7 @@ async function ready(url: string, child: Child): Promise<void> {
       () => false,
     );
     if (ok) return;
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
   throw new Error(`${child.name} did not get ready within 300 s`);
 }

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { config } from '../common/config.js';
+import { sleep } from '../common/wait.js';
 import { createPool, migrate } from '../common/db.js';
 import { createKafka } from '../common/kafka.js';
 import { clickPath, newImpression } from '../ingest/impression.js';
@@ -56,7 +57,7 @@ async function waitReady(url: string, ms: number): Promise<void> {
     } catch {
       // not listening yet
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
   }
   throw new Error(`${url} not ready after ${ms} ms`);
 }
@@ -146,8 +147,8 @@ async function main(): Promise<void> {
     const cap = wrk(base, CAPACITY_S, runPaths);
     // Let the service answer what was in flight and drain any spool before counting.
     for (let i = 0; i < 60 && (await metricSum(`${base}/metrics`, 'adclick_spool_depth')) > 0; i++)
-      await new Promise((res) => setTimeout(res, 1000));
-    await new Promise((res) => setTimeout(res, 1000));
+      await sleep(1000);
+    await sleep(1000);
     const logged =
       (await metricSum(`${base}/metrics`, 'adclick_clicks_total', [
         'valid',

@@ -19,6 +19,7 @@ import { clicksTopicSpec, createKafka, ensureTopics, minuteCountsTopicSpec } fro
 import { query as pinotQuery } from '../common/pinot.js';
 import type { MinuteCount, SpeedStore } from '../common/speed-store.js';
 import { MINUTE_MS, minuteOf } from '../common/time.js';
+import { sleep } from '../common/wait.js';
 import { clickPath, newImpression } from '../ingest/impression.js';
 import { createAdvertiserWithAds } from '../test/support/click.js';
 import { PinotSpeedStore } from '../speed-layer/pinot-speed-store.js';
@@ -58,8 +59,6 @@ interface Probe {
   seenAt?: number;
   failure?: string;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A child process whose output goes to a log file in this run's folder. */
 class Child extends LoggedChild {

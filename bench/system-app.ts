@@ -10,7 +10,8 @@ import { dropPinotTable } from '../speed-layer/pinot-tables.js';
 import { appProcesses } from '../stack/app.js';
 import { Child } from './child.js';
 import { loadAverage, machineCpuSeconds, treeCpuSeconds } from './proc-cpu.js';
-import { httpOk, metrics, metricSum, sleep, startWrk, waitUntil, type Prober } from './system-load.js';
+import { sleep } from '../common/wait.js';
+import { httpOk, metrics, metricSum, startWrk, waitUntil, type Prober } from './system-load.js';
 import { printStep, type LagSample, type StepResult, type Totals } from './system-report.js';
 
 export type Admin = ReturnType<ReturnType<typeof createKafka>['admin']>;

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { config } from '../common/config.js';
 import { minuteOf } from '../common/time.js';
+import { sleep } from '../common/wait.js';
 import { clickPath, newImpression } from '../ingest/impression.js';
 import { Child } from './child.js';
 import { parseWrkSummary, wrkScript, type WrkResult } from './wrk-script.js';
@@ -16,8 +17,6 @@ const PROBE_EVERY_MS = 500;
 const POLL_EVERY_MS = 100;
 /** Probes polled per round at most (the oldest waiting ones). */
 const MAX_POLLED = 8;
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The sum of a metric's samples (those whose labels include `label`, if given) in a Prometheus text. */
 export function metricSum(text: string, name: string, label?: string): number {

@@ -34,7 +34,8 @@ import { createAdvertiserWithAds } from '../test/support/click.js';
 import { catalogueClickCpu, type CatalogueCpuRow } from './catalogue-cpu.js';
 import { loadAverage, treeCpuSeconds } from './proc-cpu.js';
 import { AppRun, type Admin } from './system-app.js';
-import { catalogueIds, Prober, sleep, startWrk, waitUntil, writePaths } from './system-load.js';
+import { sleep } from '../common/wait.js';
+import { catalogueIds, Prober, startWrk, waitUntil, writePaths } from './system-load.js';
 import { report, type BaselineStep, type StepResult, type Totals } from './system-report.js';
 import { clickPaths } from './zipf.js';
 

@@ -301,3 +301,21 @@ export function describeTopicChanges(changes: TopicChanges): string[] {
     ...changes.warnings.map((w) => `warning: ${w}`),
   ];
 }
+
+/**
+ * Connects an admin of `kafka`, applies `topics` (ensureTopics) and logs each change; the start-up
+ * topics check of the processes that own topics (wrap it in keepTrying to wait for Kafka).
+ */
+export async function ensureTopicsLogged(
+  kafka: Kafka,
+  topics: Parameters<typeof ensureTopics>[1],
+  log: (line: string) => void,
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    for (const line of describeTopicChanges(await ensureTopics(admin, topics))) log(line);
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}

@@ -4,11 +4,12 @@
 // tables by (advertiser_id, minute|hour|day), so "1,000 ads over 7 days" is 168 rows, not 168,000,
 // and 90 days by day is 90 rows. The tables are partitioned by time (migrations/007_time_partitions.sql).
 import type pg from 'pg';
-import { DAY_MS, HOUR_MS, hourOf } from '../common/time.js';
+import { DAY_MS, HOUR_MS } from '../common/time.js';
 import type { Count } from './merge.js';
 import { HourRecords } from './hour-records.js';
 import { config } from '../common/config.js';
 import { PinotBatchCounts, type AuthoritativeCounts } from './pinot-batch-counts.js';
+import { finalizedSpans, isEmptyScope, type AdScope } from './finalized-range.js';
 
 export type {
   Adjustment,
@@ -20,14 +21,12 @@ export type {
 
 const ts = (ms: number): Date => new Date(ms);
 
-/** Which ads a per-ad sum covers: listed ones, or every ad of an advertiser (no id list in the query). */
-export type AdScope = readonly string[] | { advertiserId: string };
+export type { AdScope } from './finalized-range.js';
 /** The `where` condition on `ad_id` for `scope`, its value bound as `$1`. */
 const adCondition = (scope: AdScope): [string, unknown] =>
   'advertiserId' in scope
     ? ['ad_id in (select ad_id from ads where advertiser_id = $1)', scope.advertiserId]
     : ['ad_id = any($1::bigint[])', scope];
-const isEmpty = (scope: AdScope): boolean => !('advertiserId' in scope) && scope.length === 0;
 const toCounts = (rows: Array<{ start: number; clicks: string | number }>): Count[] =>
   rows.map((r) => ({ start: r.start, clicks: Number(r.clicks) }));
 /** Epoch ms of a timestamptz column, computed by PostgreSQL (cheaper than parsing a Date per row). */
@@ -182,15 +181,9 @@ export class BatchStore extends HourRecords {
     finalized: ReadonlySet<number>,
   ): Promise<Array<{ adId: string; clicks: number }>> {
     if (this.pinot) return this.pinot.adTotalsOverFinalized(ads, from, to, finalized);
-    if (isEmpty(ads)) return [];
+    if (isEmptyScope(ads)) return [];
     const [adsWhere, adsValue] = adCondition(ads);
-    const wholeFrom = Math.ceil(from / HOUR_MS) * HOUR_MS;
-    const wholeTo = Math.max(wholeFrom, hourOf(to));
-    const wholeHours = [...finalized].filter((h) => h >= wholeFrom && h < wholeTo).map(ts);
-    // The partial hours at both ends, only where that hour is finalized (at most two spans).
-    const edges: Array<[number, number]> = [];
-    if (from < wholeFrom && finalized.has(hourOf(from))) edges.push([from, Math.min(wholeFrom, to)]);
-    if (to > wholeTo && finalized.has(wholeTo)) edges.push([wholeTo, to]);
+    const { wholeHours, edges } = finalizedSpans(from, to, finalized);
     const edge = (i: number): [Date | null, Date | null] => {
       const e = edges[i];
       return e ? [ts(e[0]), ts(e[1])] : [null, null];
@@ -206,7 +199,7 @@ export class BatchStore extends HourRecords {
           where ${adsWhere}
             and ((minute >= $3 and minute < $4) or (minute >= $5 and minute < $6))
        ) c group by ad_id`,
-      [adsValue, wholeHours, e1from, e1to, e2from, e2to],
+      [adsValue, wholeHours.map(ts), e1from, e1to, e2from, e2to],
     );
     return r.rows.map((row) => ({ adId: row.ad_id, clicks: Number(row.clicks) }));
   }
@@ -215,7 +208,7 @@ export class BatchStore extends HourRecords {
   async adDayTotals(ads: AdScope, hours: readonly number[]): Promise<Map<number, Map<string, number>>> {
     if (this.pinot) return this.pinot.adDayTotals(ads, hours);
     const out = new Map<number, Map<string, number>>();
-    if (isEmpty(ads) || hours.length === 0) return out;
+    if (isEmptyScope(ads) || hours.length === 0) return out;
     const [adsWhere, adsValue] = adCondition(ads);
     const r = await this.pool.query<{ ad_id: string; day: number; clicks: string }>(
       `select ad_id, ${epochMs("date_bin('1 day', hour, timestamptz '1970-01-01')")} as day,

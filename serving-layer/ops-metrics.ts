@@ -16,6 +16,7 @@ export interface OpsMetricsOptions {
   reuseMs?: number;
 }
 
+// eslint-disable-next-line max-lines-per-function -- a table of metric definitions (name, help, labels) an operator reads against the alerts (docs/architecture.md, sizes kept on purpose)
 export function registerOpsMetrics(opts: OpsMetricsOptions): void {
   const reuseMs = opts.reuseMs ?? 5000;
   let last: { at: number; status: Promise<OpsStatus> } | undefined;

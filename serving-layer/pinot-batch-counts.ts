@@ -7,7 +7,8 @@
 // push an hour's segment before it records the hour as finalized (docs/store.md).
 import { PinotError, query as pinotQuery, type PinotCell, type PinotEndpoints } from '../common/pinot.js';
 import { DAY_MS, HOUR_MS, MINUTE_MS, dayOf } from '../common/time.js';
-import type { AdScope, BatchStore } from './batch-store.js';
+import type { BatchStore } from './batch-store.js';
+import { finalizedSpans, isEmptyScope, type AdScope } from './finalized-range.js';
 import type { Count } from './merge.js';
 
 /** The count reads both authoritative stores answer (BatchStore's, for PostgreSQL). */
@@ -53,6 +54,10 @@ function idLiteral(id: string): string {
   if (!/^\d{1,19}$/.test(id)) throw new Error(`not a numeric id: ${JSON.stringify(id)}`);
   return id;
 }
+
+/** Series rows (start, clicks) of a broker answer as counts. */
+const toCounts = (rows: PinotCell[][]): Count[] =>
+  rows.map(([start, clicks]) => ({ start: Number(start), clicks: Number(clicks) }));
 
 /** A LIMIT that holds one row per `stepMs` bucket of [from, to) (Pinot's default LIMIT is 10). */
 const limitFor = (from: number, to: number, stepMs: number): number =>
@@ -113,16 +118,11 @@ export class PinotBatchCounts implements AuthoritativeCounts {
     to: number,
     finalized: ReadonlySet<number>,
   ): Promise<Array<{ adId: string; clicks: number }>> {
-    if (!('advertiserId' in ads) && ads.length === 0) return [];
-    const wholeFrom = Math.ceil(from / HOUR_MS) * HOUR_MS;
-    const wholeTo = Math.max(wholeFrom, Math.floor(to / HOUR_MS) * HOUR_MS);
+    if (isEmptyScope(ads)) return [];
+    const { wholeHours, edges } = finalizedSpans(from, to, finalized);
     const terms: string[] = [];
-    const whole = [...finalized].filter((h) => h >= wholeFrom && h < wholeTo);
-    if (whole.length > 0) terms.push(`hour in (${whole.join(', ')})`);
-    const hourOfFrom = Math.floor(from / HOUR_MS) * HOUR_MS;
-    if (from < wholeFrom && finalized.has(hourOfFrom))
-      terms.push(`(minute >= ${from} and minute < ${Math.min(wholeFrom, to)})`);
-    if (to > wholeTo && finalized.has(wholeTo)) terms.push(`(minute >= ${wholeTo} and minute < ${to})`);
+    if (wholeHours.length > 0) terms.push(`hour in (${wholeHours.join(', ')})`);
+    for (const [start, end] of edges) terms.push(`(minute >= ${start} and minute < ${end})`);
     if (terms.length === 0) return [];
     const rows = await this.perAd(ads, terms.join(' or '), false);
     return rows.map(([adId, clicks]) => ({ adId: String(adId), clicks: Number(clicks) }));
@@ -131,7 +131,7 @@ export class PinotBatchCounts implements AuthoritativeCounts {
   /** BatchStore.adDayTotals: per-ad clicks over `hours` (finalized hour starts), per day of those hours. */
   async adDayTotals(ads: AdScope, hours: readonly number[]): Promise<Map<number, Map<string, number>>> {
     const out = new Map<number, Map<string, number>>();
-    if ((!('advertiserId' in ads) && ads.length === 0) || hours.length === 0) return out;
+    if (isEmptyScope(ads) || hours.length === 0) return out;
     for (const h of hours) out.set(dayOf(h), new Map());
     for (const [adId, day, clicks] of await this.perAd(ads, `hour in (${hours.join(', ')})`, true))
       out.get(Number(day))?.set(String(adId), Number(clicks));
@@ -153,7 +153,7 @@ export class PinotBatchCounts implements AuthoritativeCounts {
         group by ${bucket} limit ${limitFor(from, to, stepMs)}`,
       this.endpoints,
     );
-    return r.rows.map(([start, clicks]) => ({ start: Number(start), clicks: Number(clicks) }));
+    return toCounts(r.rows);
   }
 
   /** One ad's minute rows in [from, to): one row per minute, no aggregation needed. */
@@ -164,7 +164,7 @@ export class PinotBatchCounts implements AuthoritativeCounts {
         limit ${limitFor(from, to, MINUTE_MS)}`,
       this.endpoints,
     );
-    return r.rows.map(([start, clicks]) => ({ start: Number(start), clicks: Number(clicks) }));
+    return toCounts(r.rows);
   }
 
   async adHours(adId: string, from: number, to: number): Promise<Count[]> {

@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { minuteOf } from '../../common/time.js';
+import { sleep } from '../../common/wait.js';
 import { clickPath, configuredSigningKeys, newImpression } from '../../ingest/impression.js';
 import { recordValidClick, type GroundTruth } from '../../tools/ground-truth.js';
 
@@ -132,7 +133,7 @@ async function main(): Promise<void> {
       settle(adId, o);
       if (o.status === 302) break;
       if (Date.now() > warmDeadline) throw new Error(`ad ${adId} never redirected (last: ${o.status})`);
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
   }
   truth.unexpected = 0; // warm-up misses are not the load's
@@ -177,7 +178,7 @@ async function main(): Promise<void> {
       pending.add(p);
       void p.finally(() => pending.delete(p));
     }
-    await new Promise((r) => setTimeout(r, 2));
+    await sleep(2);
   }
   const sentRate = sent / ((Date.now() - realT0) / 1000);
   await Promise.all(pending);
