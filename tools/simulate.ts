@@ -6,6 +6,13 @@
 // Expired impressions are forged with the signing secret from the environment (the same one the
 // click service uses): the API cannot issue an impression that is already expired.
 //
+// Where impressions come from (`--mint`): `api` (default) asks `POST /v1/impressions` for each one;
+// `local` mints them in this process as an ad server does (docs/impressions.md): signed with the key
+// `--signer-kid` and the secret in ADCLICK_SIGNER_SECRET (the click service must list that key in
+// ADCLICK_SIGNING_KEYS), no request but the click itself; `--api-share` of them still come from the
+// API. At thousands of clicks per second one API call per click is not what production does, and on
+// a small machine it drowns the API (every request queued, none answered).
+//
 // Failure drills: `--clock-offset-ms` (default ADCLICK_CLOCK_OFFSET_MS, the click service's drill
 // clock) puts the recorded minutes and forged expiries on the click service's shifted clock. A
 // request that gets no answer (the click service was killed) is counted in `failed`, not as
@@ -13,7 +20,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { config } from '../common/config.js';
-import { signImpression } from '../ingest/impression.js';
+import { clickPath, newImpression, signImpression } from '../ingest/impression.js';
 import {
   nearMinuteBoundary,
   recordValidClick,
@@ -41,6 +48,9 @@ const { values: opts } = parseArgs({
     // No click is sent this close to a minute boundary (ms): more under heavy load or faults.
     'boundary-margin-ms': { type: 'string', default: '250' },
     quiet: { type: 'boolean', default: false },
+    mint: { type: 'string', default: 'api' },
+    'signer-kid': { type: 'string', default: 'as1' },
+    'api-share': { type: 'string', default: '0.01' },
   },
 });
 
@@ -63,6 +73,15 @@ const shares = {
 if (Object.values(shares).reduce((a, b) => a + b, 0) >= 1)
   throw new Error('the invalid shares must add up to < 1');
 const hotShare = num('hot', 0, 1);
+if (opts.mint !== 'api' && opts.mint !== 'local') throw new Error('--mint must be api or local');
+const signerSecret = process.env.ADCLICK_SIGNER_SECRET ?? '';
+if (opts.mint === 'local' && signerSecret === '')
+  throw new Error(
+    '--mint local signs with ADCLICK_SIGNER_SECRET: set it (and list the key in ADCLICK_SIGNING_KEYS)',
+  );
+/** The ad server's key: signs the impressions this process mints itself (`--mint local`). */
+const adServerKey = { id: String(opts['signer-kid']), secret: signerSecret };
+const apiShare = opts.mint === 'local' ? num('api-share', 0, 1) : 1;
 const clockOffsetMs = num('clock-offset-ms', -10 * 365 * 86_400_000, 0);
 const boundaryMarginMs = num('boundary-margin-ms', 0, 20_000);
 /** The click service's clock (shifted in failure drills): minutes and expiries are on it. */
@@ -169,6 +188,30 @@ async function main(): Promise<void> {
       ? truth.ads[0]!.adId
       : truth.ads[Math.floor(Math.random() * truth.ads.length)]!.adId;
 
+  /** Counts an answer that is not what its outcome expects; the first few are printed. */
+  function unexpectedAnswer(what: string): void {
+    truth.unexpected++;
+    if (truth.unexpected <= 5) console.error(`[simulate] unexpected answer: ${what}`);
+  }
+
+  /** An impression of `adId` and its click path: from the API, or minted here as an ad server does. */
+  async function impression(adId: string): Promise<{ impressionId: string; path: string }> {
+    if (apiShare < 1 && Math.random() >= apiShare) {
+      const imp = newImpression(
+        { current: adServerKey, byId: new Map(), unnamed: adServerKey.secret },
+        adId,
+        config.ADCLICK_IMPRESSION_TTL_S,
+        clock(),
+      );
+      return { impressionId: imp.impressionId, path: clickPath(imp) };
+    }
+    const imp = await api<ImpressionReply>('POST', '/v1/impressions', { adId });
+    const path = imp.clickUrl.startsWith('http')
+      ? new URL(imp.clickUrl).pathname + new URL(imp.clickUrl).search
+      : imp.clickUrl;
+    return { impressionId: imp.impressionId, path };
+  }
+
   async function one(): Promise<void> {
     let outcome = pickOutcome();
     if (outcome === 'duplicate' && clicked.length === 0) outcome = 'valid';
@@ -177,7 +220,7 @@ async function main(): Promise<void> {
       const { status } = await click(
         `/c/${maxAdId + 1_000_000n}?imp=00000000-0000-4000-8000-000000000000&exp=1&sig=x`,
       );
-      if (status !== 404) truth.unexpected++;
+      if (status !== 404) unexpectedAnswer(`unknown ad: ${status}, expected 404`);
       return;
     }
     let adId: string;
@@ -188,11 +231,9 @@ async function main(): Promise<void> {
       adId = path.slice(3, path.indexOf('?'));
     } else {
       adId = pickAd();
-      const imp = await api<ImpressionReply>('POST', '/v1/impressions', { adId });
+      const imp = await impression(adId);
       impressionId = imp.impressionId;
-      path = imp.clickUrl.startsWith('http')
-        ? new URL(imp.clickUrl).pathname + new URL(imp.clickUrl).search
-        : imp.clickUrl;
+      path = imp.path;
       if (outcome === 'bad_signature')
         path = path.replace(/sig=([^&]+)/, (_m, s: string) => `sig=${tamperedSignature(s)}`);
       if (outcome === 'expired') {
@@ -216,7 +257,7 @@ async function main(): Promise<void> {
     }
     const { status, location } = answer;
     if (status !== 302 || location !== redirectOf.get(adId)) {
-      truth.unexpected++;
+      unexpectedAnswer(`${outcome} click ${path}: ${status} ${location ?? ''}, expected 302`);
       return;
     }
     if (outcome === 'valid') {
