@@ -49,6 +49,9 @@ export const clusterEnv: Record<string, string> = {
   ARCHIVER_METRICS_PORT: String(p(9465)),
   WORKER_METRICS_PORT: String(p(9466)),
   ADCLICK_SPOOL_DIR: join(dir, 'spool'),
+  // The click process's catalogue replica: the default (.stack/catalogue) is the single-node stack's,
+  // whose offsets are of another Kafka's topic (ingest/catalogue-feed.ts would build it again).
+  ADCLICK_CATALOGUE_DIR: join(dir, 'catalogue'),
 };
 
 async function main(): Promise<void> {
