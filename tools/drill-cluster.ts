@@ -56,9 +56,12 @@ async function main(): Promise<void> {
   };
   const rows: Row[] = [];
 
-  for (const [name, s] of services)
-    if (runningPid(name) === undefined || !(await s.healthy().catch(() => false)))
+  for (const [name, s] of services) {
+    if (runningPid(name) === undefined)
       throw new Error(`${name} is not running: start the cluster first (npm run cluster:up)`);
+    // A node a previous drill started again may still be loading (a Pinot server's segments).
+    await waitFor(`${name} to be healthy`, async () => s.healthy().catch(() => false), 300_000, 1000);
+  }
   const pool = createPool(2);
   await migrate(pool);
   const admin = createKafka(`drill-${run}`).admin();
