@@ -30,6 +30,7 @@ import {
   type AmbiguousClick,
   type GroundTruth,
 } from './ground-truth.js';
+import { minuteOf } from '../common/time.js';
 import { sleep, waitFor } from '../common/wait.js';
 
 const { values: opts } = parseArgs({
@@ -185,6 +186,7 @@ async function main(): Promise<void> {
     ambiguous: [],
   };
   const ambiguous: AmbiguousClick[] = truth.ambiguous!;
+  const unsureMinute: AmbiguousClick[] = (truth.unsureMinute = []);
   const redirectOf = new Map<string, string>();
   for (let i = 0; i < num('advertisers', 1, 1000); i++) {
     const a = await api<{ advertiserId: string; apiKey: string }>('POST', '/v1/advertisers', {
@@ -282,13 +284,16 @@ async function main(): Promise<void> {
       if (outcome === 'valid' && !failure.refused) ambiguous.push({ adId, impressionId });
       return;
     }
+    const answeredAt = clock();
     const { status, location } = answer;
     if (status !== 302 || location !== redirectOf.get(adId)) {
       unexpectedAnswer(`${outcome} click ${path}: ${status} ${location ?? ''}, expected 302`);
       return;
     }
     if (outcome === 'valid') {
-      recordValidClick(truth.counts, adId, sentAt);
+      // Stamped by the click service between the two: in sentAt's minute only if both share it.
+      if (minuteOf(sentAt) === minuteOf(answeredAt)) recordValidClick(truth.counts, adId, sentAt);
+      else unsureMinute.push({ adId, impressionId });
       clicked.push(path);
     }
   }
@@ -315,14 +320,17 @@ async function main(): Promise<void> {
       console.error(`[simulate] ${i}/${total} clicks sent, ${totalOf(truth.counts)} valid so far`);
     }
   }
+  truth.sendingMs = Date.now() - t0;
   await Promise.all(inFlight);
   truth.endedAt = clock();
   truth.unexpected += errors;
   writeFileSync(String(opts.out), JSON.stringify(truth, null, 2));
   console.log(
-    `[simulate] sent ${total} clicks in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${JSON.stringify(truth.sent)}; ` +
+    `[simulate] sent ${total} clicks in ${(truth.sendingMs / 1000).toFixed(1)} s (${Math.round(total / (truth.sendingMs / 1000))}/s), ` +
+      `the last answer ${((Date.now() - t0) / 1000).toFixed(1)} s after the first click: ${JSON.stringify(truth.sent)}; ` +
       `${totalOf(truth.counts)} valid first clicks; ${truth.unexpected} unexpected answers; ` +
-      `${truth.failed} unanswered (${ambiguous.length} of them valid clicks that may have been logged); ground truth in ${opts.out}`,
+      `${truth.failed} unanswered (${ambiguous.length} of them valid clicks that may have been logged); ` +
+      `${unsureMinute.length} valid clicks answered in the minute after they were sent; ground truth in ${opts.out}`,
   );
   if (truth.unexpected > 0) process.exitCode = 1;
 }
