@@ -41,8 +41,8 @@ describe('catalogue relay on a cluster', () => {
   const insertAds = (n: number, tag: string) =>
     pool.query(
       `insert into ads (advertiser_id, redirect_url, name)
-       select 1, 'https://relay.example/${tag}/' || i, '${tag} ' || i from generate_series(1, $1) i`,
-      [n],
+       select 1, 'https://relay.example/' || $2 || '/' || i, $2 || ' ' || i from generate_series(1, $1) i`,
+      [n, tag],
     );
 
   beforeAll(async () => {
