@@ -12,8 +12,13 @@
 // Exactly one relay is active at a time, whatever the number of API processes: each holds a
 // PostgreSQL advisory lock while it relays; the others wait to take it over. A relay that dies
 // between Kafka's ack and the delete publishes those rows again, which is harmless (whole rows).
+//
+// Every send is checked against Kafka's answer (common/checked-sends.ts): kafkajs 2.2.4 can resolve
+// a send without the partitions whose leader changed during it (tulios/kafkajs#1303), and the outbox
+// rows of those changes would be deleted with the changes never published.
 import type { Kafka, Producer } from 'kafkajs';
 import type pg from 'pg';
+import { checkedSends, type CheckedSends } from '../common/checked-sends.js';
 import { adChangesTopicSpec, ensureTopics } from '../common/kafka.js';
 import { sleep as sleepFor } from '../common/wait.js';
 
@@ -50,7 +55,8 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
   let client: pg.PoolClient | undefined;
   const stopping = new AbortController();
   const sleep = (ms: number) => sleepFor(ms, stopping.signal); // stop() ends a wait at once
-  const send = (rows: AdRows): Promise<void> => sendAds(producer!, opts.topic, rows);
+  const checked = checkedSends(log, 'ad change');
+  const send = (rows: AdRows): Promise<void> => sendAds(checked, producer!, opts.topic, rows);
   const count = (n: number): number => (published += n);
 
   const run = async (): Promise<void> => {
@@ -77,7 +83,11 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
           } finally {
             await admin.disconnect().catch(() => undefined);
           }
-          producer = opts.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+          producer = opts.kafka.producer({
+            idempotent: true,
+            maxInFlightRequests: 1,
+            createPartitioner: checked.createPartitioner, // kafkajs' default, noting each message's partition
+          });
           await producer.connect();
         }
         if (!active) log(`relaying ad changes to ${opts.topic}`);
@@ -121,12 +131,17 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
 type AdRows = Array<{ ad_id: string; ad: string | null }>;
 
 /** Sends in requests of at most ~512 KB (a broker refuses a record batch over message.max.bytes, 1 MB). */
-async function sendAds(producer: Producer, topic: string, rows: AdRows): Promise<void> {
+async function sendAds(
+  checked: CheckedSends,
+  producer: Producer,
+  topic: string,
+  rows: AdRows,
+): Promise<void> {
   let chunk: Array<{ key: string; value: string | null }> = [];
   let bytes = 0;
   const flush = async () => {
     if (chunk.length === 0) return;
-    await producer.send({ topic, acks: -1, messages: chunk });
+    await checked.send(producer, { topic, acks: -1, messages: chunk });
     chunk = [];
     bytes = 0;
   };

@@ -10,7 +10,7 @@
 // transaction. The feed never needs PostgreSQL once bootstrapped, and never exits because Kafka or
 // PostgreSQL went away: it retries, and reports where it is in the replica's status.
 import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, Kafka } from 'kafkajs';
+import type { Admin, Batch, Consumer, Kafka } from 'kafkajs';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import {
@@ -50,76 +50,146 @@ export interface CatalogueFeed {
 const STATUS_EVERY_MS = 2000;
 const RETRY_MS = 2000;
 
+/** A partition's offsets as Kafka's admin client lists them. */
+interface PartitionEnds {
+  partition: number;
+  high: string;
+}
+
+/**
+ * Why a replica's applied offsets cannot be of this topic, or undefined when they can be: a
+ * partition the topic does not have, or an offset past the partition's end. Such offsets come from
+ * another topic of the same name: one deleted and created again, or another Kafka cluster (a replica
+ * folder shared by two stacks). Kafka would answer "offset out of range" and the consumer would start
+ * over from the beginning, on top of ads of another catalogue.
+ */
+export function foreignOffsets(applied: Offsets, ends: PartitionEnds[]): string | undefined {
+  const endOf = new Map(ends.map((e) => [e.partition, BigInt(e.high)]));
+  for (const [p, at] of Object.entries(applied)) {
+    const end = endOf.get(Number(p));
+    if (end === undefined) return `partition ${p} is not in the topic`;
+    if (BigInt(at) > end) return `partition ${p} read up to offset ${at}, past the topic's end ${end}`;
+  }
+  return undefined;
+}
+
 export function startCatalogueFeed(opts: CatalogueFeedOptions): CatalogueFeed {
-  const { replica, kafka, topic } = opts;
-  const log = opts.log ?? ((m: string) => console.error(`[catalogue] ${m}`));
-  const now = opts.now ?? Date.now;
-  let state: FeedState = replica.offsets(topic) ? 'catching_up' : 'bootstrapping';
-  let lag: number | undefined;
-  let bootstrap: ReplicaStatus['bootstrap'] = replica.status()?.bootstrap;
-  let targets: Offsets | undefined;
-  let stopped = false;
-  let consumer: Consumer | undefined;
-  let admin: Admin | undefined;
-  let markCaughtUp!: () => void;
-  const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
+  const feed = new Feed(opts);
+  feed.writeStatus();
+  void feed.run();
+  return { caughtUp: feed.caughtUp, status: () => feed.status(), stop: () => feed.stop() };
+}
 
-  const status = (): ReplicaStatus => ({ state, at: now(), lag, ...(bootstrap && { bootstrap }) });
-  // After stop() the replica may be closed: nothing may touch it any more.
-  const writeStatus = (): void => {
-    if (!stopped) void replica.setStatus(status()).catch(() => undefined);
-  };
-  const checkCaughtUp = (): void => {
-    if (!targets || stopped) return;
-    const applied = replica.offsets(topic);
-    lag = lagOf(applied, targets);
-    if (state === 'caught_up' || !reached(applied, targets)) return;
-    state = 'caught_up';
-    writeStatus();
-    markCaughtUp();
-    log(`replica caught up with ${topic} (${replica.count} ads)`);
-  };
+/** One feed's state and steps; startCatalogueFeed is its public face. */
+class Feed {
+  readonly caughtUp: Promise<void>;
+  private readonly replica: CatalogueReplica;
+  private readonly kafka: Kafka;
+  private readonly topic: string;
+  private readonly log: (message: string) => void;
+  private readonly now: () => number;
+  private state: FeedState;
+  private lag: number | undefined;
+  private bootstrap: ReplicaStatus['bootstrap'];
+  private targets: Offsets | undefined;
+  private stopped = false;
+  private consumer: Consumer | undefined;
+  private admin: Admin | undefined;
+  private markCaughtUp!: () => void;
+  private stopTimer = (): void => undefined;
 
-  const endOffsets = async (): Promise<Offsets> => {
+  constructor(private readonly opts: CatalogueFeedOptions) {
+    this.replica = opts.replica;
+    this.kafka = opts.kafka;
+    this.topic = opts.topic;
+    this.log = opts.log ?? ((m: string) => console.error(`[catalogue] ${m}`));
+    this.now = opts.now ?? Date.now;
+    this.state = this.replica.offsets(this.topic) ? 'catching_up' : 'bootstrapping';
+    this.bootstrap = this.replica.status()?.bootstrap;
+    this.caughtUp = new Promise<void>((resolve) => (this.markCaughtUp = resolve));
+  }
+
+  status(): ReplicaStatus {
+    const { state, lag, bootstrap } = this;
+    return { state, at: this.now(), lag, ...(bootstrap && { bootstrap }) };
+  }
+
+  /** After stop() the replica may be closed: nothing may touch it any more. */
+  writeStatus(): void {
+    if (!this.stopped) void this.replica.setStatus(this.status()).catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopTimer();
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.admin?.disconnect().catch(() => undefined);
+  }
+
+  private checkCaughtUp(): void {
+    if (!this.targets || this.stopped) return;
+    const applied = this.replica.offsets(this.topic);
+    this.lag = lagOf(applied, this.targets);
+    if (this.state === 'caught_up' || !reached(applied, this.targets)) return;
+    this.state = 'caught_up';
+    this.writeStatus();
+    this.markCaughtUp();
+    this.log(`replica caught up with ${this.topic} (${this.replica.count} ads)`);
+  }
+
+  private async endOffsets(): Promise<Offsets> {
     const out: Offsets = {};
-    for (const p of await admin!.fetchTopicOffsets(topic)) out[p.partition] = p.high;
+    for (const p of await this.admin!.fetchTopicOffsets(this.topic)) out[p.partition] = p.high;
     return out;
-  };
+  }
 
-  const run = async (): Promise<void> => {
-    for (let attempt = 0; !stopped; attempt++) {
+  /** Connects, bootstraps if need be, and follows the topic; retries until it runs or is stopped. */
+  async run(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
       try {
-        admin ??= kafka.admin();
-        await admin.connect();
-        await ensureTopics(admin, [adChangesTopicSpec(topic)]);
-        if (stopped) return;
-        if (!replica.offsets(topic)) await bootstrapReplica();
-        if (stopped) return;
-        targets = await endOffsets();
-        if (stopped) return;
-        await follow();
-        checkCaughtUp();
+        this.admin ??= this.kafka.admin();
+        await this.admin.connect();
+        await ensureTopics(this.admin, [adChangesTopicSpec(this.topic)]);
+        if (this.stopped) return;
+        await this.forgetForeignOffsets();
+        if (!this.replica.offsets(this.topic)) await this.bootstrapReplica();
+        if (this.stopped) return;
+        this.targets = await this.endOffsets();
+        if (this.stopped) return;
+        await this.follow();
+        this.checkCaughtUp();
         return;
       } catch (e) {
-        if (stopped) return;
+        if (this.stopped) return;
         // Kafka away: a replica that has a catalogue keeps serving it (stale, still ready).
-        if (state === 'catching_up' && replica.offsets(topic)) state = 'stale';
-        writeStatus();
+        if (this.state === 'catching_up' && this.replica.offsets(this.topic)) this.state = 'stale';
+        this.writeStatus();
         if (attempt % 15 === 0)
-          log(`feed not running (${(e as Error).message}); retrying every ${RETRY_MS} ms`);
-        await consumer?.disconnect().catch(() => undefined);
-        consumer = undefined;
+          this.log(`feed not running (${(e as Error).message}); retrying every ${RETRY_MS} ms`);
+        await this.consumer?.disconnect().catch(() => undefined);
+        this.consumer = undefined;
         await sleep(RETRY_MS);
       }
     }
-  };
+  }
 
-  const bootstrapReplica = async (): Promise<void> => {
-    state = 'bootstrapping';
-    writeStatus();
+  /** Offsets that cannot be of this topic (foreignOffsets): the replica is built again. */
+  private async forgetForeignOffsets(): Promise<void> {
+    const applied = this.replica.offsets(this.topic);
+    if (!applied) return;
+    const why = foreignOffsets(applied, await this.admin!.fetchTopicOffsets(this.topic));
+    if (why === undefined || this.stopped) return;
+    this.log(`the replica's offsets are not of this topic ${this.topic} (${why}): building it again`);
+    await this.replica.clear();
+  }
+
+  private async bootstrapReplica(): Promise<void> {
+    const { replica, topic, opts } = this;
+    this.state = 'bootstrapping';
+    this.writeStatus();
     await replica.clear();
-    const started = now();
-    const ends = await endOffsets(); // BEFORE the snapshot: see the header
+    const started = this.now();
+    const ends = await this.endOffsets(); // BEFORE the snapshot: see the header
     let source: 'snapshot' | 'topic' = 'topic';
     let ads = 0;
     if (opts.pool && opts.bootstrapFrom !== 'topic') {
@@ -127,30 +197,34 @@ export function startCatalogueFeed(opts: CatalogueFeedOptions): CatalogueFeed {
         ads = await snapshot(opts.pool, replica);
         source = 'snapshot';
       } catch (e) {
-        log(`snapshot from PostgreSQL failed (${(e as Error).message}); bootstrapping from ${topic} alone`);
+        this.log(
+          `snapshot from PostgreSQL failed (${(e as Error).message}); bootstrapping from ${topic} alone`,
+        );
         await replica.clear();
       }
     }
     if (source === 'snapshot') await replica.setOffsets(topic, ends);
     else {
       const starts: Offsets = {};
-      for (const p of await admin!.fetchTopicOffsets(topic)) starts[p.partition] = p.low;
+      for (const p of await this.admin!.fetchTopicOffsets(topic)) starts[p.partition] = p.low;
       await replica.setOffsets(topic, starts);
     }
-    bootstrap = { source, ms: now() - started, ads };
-    state = 'catching_up';
-    writeStatus();
+    this.bootstrap = { source, ms: this.now() - started, ads };
+    this.state = 'catching_up';
+    this.writeStatus();
     if (source === 'snapshot')
-      log(`bootstrapped ${ads} ads from a PostgreSQL snapshot in ${bootstrap.ms} ms`);
-  };
+      this.log(`bootstrapped ${ads} ads from a PostgreSQL snapshot in ${this.bootstrap.ms} ms`);
+  }
 
-  const follow = async (): Promise<void> => {
-    const c = kafka.consumer({
+  /** A consumer from the replica's offsets, applying each batch with its offsets. */
+  private async follow(): Promise<void> {
+    const { topic } = this;
+    const c = this.kafka.consumer({
       groupId: `adclick-catalogue-replica-${randomUUID()}`, // offsets live in the replica, never committed
       maxBytes: 16 * 1024 * 1024,
       maxWaitTimeInMs: 100,
     });
-    consumer = c;
+    this.consumer = c;
     let crashed: ((e: Error) => void) | undefined;
     const failed = new Promise<never>((_, reject) => (crashed = reject));
     c.on(c.events.CRASH, (e) => {
@@ -161,75 +235,73 @@ export function startCatalogueFeed(opts: CatalogueFeedOptions): CatalogueFeed {
     await c.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
-        if (stopped) return;
-        const changes: AdChange[] = [];
-        for (const m of batch.messages) {
-          const adId = m.key?.toString();
-          if (!adId) continue;
-          changes.push({ adId, ad: m.value ? replicaAdOf(JSON.parse(m.value.toString()) as AdRow) : null });
-        }
-        const last = batch.lastOffset();
-        if (stopped) return;
-        await replica.apply(topic, changes, { [batch.partition]: (BigInt(last) + 1n).toString() });
-        resolveOffset(last);
-        await heartbeat();
-        checkCaughtUp();
-      },
+      eachBatch: ({ batch, resolveOffset, heartbeat }) => this.applyBatch(batch, resolveOffset, heartbeat),
     });
-    for (const [p, offset] of Object.entries(replica.offsets(topic) ?? {}))
+    for (const [p, offset] of Object.entries(this.replica.offsets(topic) ?? {}))
       c.seek({ topic, partition: Number(p), offset });
-    // Every few seconds: the status for the readers, and the lag against the topic's ends. The
-    // status is written whatever Kafka does: its time says that this feed is alive, and a broker that
-    // hangs (no answer, no error, for as long as the client waits) must not make the replica look
-    // abandoned (`feed_silent`) and take every click process out of the load balancer. One
-    // end-offsets request at a time: a hung broker must not pile them up.
+    this.startStatusTimer();
+    this.checkCaughtUp();
+    this.writeStatus();
+    // A consumer that crashed for good is rebuilt from the offsets in the replica.
+    failed.catch((e: Error) => {
+      this.stopTimer();
+      if (this.stopped) return;
+      this.log(`consumer stopped (${e.message}); resuming from the replica's offsets`);
+      void c.disconnect().catch(() => undefined);
+      this.consumer = undefined;
+      setTimeout(() => void this.run(), RETRY_MS);
+    });
+  }
+
+  private async applyBatch(
+    batch: Batch,
+    resolveOffset: (offset: string) => void,
+    heartbeat: () => Promise<void>,
+  ): Promise<void> {
+    if (this.stopped) return;
+    const changes: AdChange[] = [];
+    for (const m of batch.messages) {
+      const adId = m.key?.toString();
+      if (!adId) continue;
+      changes.push({ adId, ad: m.value ? replicaAdOf(JSON.parse(m.value.toString()) as AdRow) : null });
+    }
+    const last = batch.lastOffset();
+    if (this.stopped) return;
+    await this.replica.apply(this.topic, changes, { [batch.partition]: (BigInt(last) + 1n).toString() });
+    resolveOffset(last);
+    await heartbeat();
+    this.checkCaughtUp();
+  }
+
+  /**
+   * Every few seconds: the status for the readers, and the lag against the topic's ends. The status
+   * is written whatever Kafka does: its time says that this feed is alive, and a broker that hangs
+   * (no answer, no error, for as long as the client waits) must not make the replica look abandoned
+   * (`feed_silent`) and take every click process out of the load balancer. One end-offsets request
+   * at a time: a hung broker must not pile them up.
+   */
+  private startStatusTimer(): void {
     let asking = false;
     const timer = setInterval(() => {
-      writeStatus();
+      this.writeStatus();
       if (asking) return;
       asking = true;
-      endOffsets()
+      this.endOffsets()
         .then(
           (ends) => {
-            if (stopped) return;
-            targets = state === 'caught_up' ? ends : targets;
-            lag = lagOf(replica.offsets(topic), ends);
-            checkCaughtUp();
-            writeStatus();
+            if (this.stopped) return;
+            this.targets = this.state === 'caught_up' ? ends : this.targets;
+            this.lag = lagOf(this.replica.offsets(this.topic), ends);
+            this.checkCaughtUp();
+            this.writeStatus();
           },
           () => undefined,
         )
         .finally(() => (asking = false));
     }, STATUS_EVERY_MS);
     timer.unref();
-    stopTimer = () => clearInterval(timer);
-    checkCaughtUp();
-    writeStatus();
-    // A consumer that crashed for good is rebuilt from the offsets in the replica.
-    failed.catch((e: Error) => {
-      stopTimer();
-      if (stopped) return;
-      log(`consumer stopped (${e.message}); resuming from the replica's offsets`);
-      void c.disconnect().catch(() => undefined);
-      consumer = undefined;
-      setTimeout(() => void run(), RETRY_MS);
-    });
-  };
-  let stopTimer = (): void => undefined;
-
-  writeStatus();
-  void run();
-  return {
-    caughtUp,
-    status,
-    stop: async () => {
-      stopped = true;
-      stopTimer();
-      await consumer?.disconnect().catch(() => undefined);
-      await admin?.disconnect().catch(() => undefined);
-    },
-  };
+    this.stopTimer = () => clearInterval(timer);
+  }
 }
 
 /** Copies every ad from PostgreSQL into the replica (streamed, in transactions of 20,000). */

@@ -3,27 +3,11 @@
 // in flight at the same time have no order among them. A lane stays busy until its send settles,
 // even after the batch's deadline (its events are spooled by then, and a late ack is recorded).
 //
-// Every send is checked against Kafka's answer (checkedSends): kafkajs 2.2.4 keeps each broker's answer
-// across a send's retries and resends only to brokers that have not answered, so when a partition's
-// leader dies mid-send and its new leader is a broker that already answered for other partitions,
-// the send resolves without ever writing that partition (tulios/kafkajs#1303). The cluster drill lost
-// a click that got its 302 so (docs/store.md). The partitioner is kafkajs' own, wrapped to note where
-// each message went; the messages whose partition the answer lacks are sent again.
-import kafkajs, {
-  type ICustomPartitioner,
-  type Kafka,
-  type Message,
-  type Producer,
-  type ProducerRecord,
-  type RecordMetadata,
-} from 'kafkajs';
+// Every send is checked against Kafka's answer (checkedSends, common/checked-sends.ts: kafkajs 2.2.4
+// can resolve a send without a partition whose leader changed during it, tulios/kafkajs#1303).
+import type { Kafka, Producer, ProducerRecord } from 'kafkajs';
+import { checkedSends, type CheckedSends } from '../common/checked-sends.js';
 import { sleep } from '../common/wait.js';
-
-// A default import: Node's ESM loader does not see Partitioners among kafkajs' CommonJS exports.
-const { Partitioners } = kafkajs;
-
-/** Rounds of sending again the messages a send resolved without, before it counts as failed. */
-const RESEND_ROUNDS = 10;
 
 interface Lane {
   producer: Producer;
@@ -118,64 +102,4 @@ export class KafkaLanes {
     });
     lane.connecting.catch(() => undefined); // handled where it is awaited
   }
-}
-
-export interface CheckedSends {
-  /** kafkajs' own partitioner (murmur2 of the key), noting where each message went. */
-  createPartitioner: ICustomPartitioner;
-  /**
-   * Sends `record` on a producer made with `createPartitioner` and, while Kafka's answer lacks a
-   * partition of its messages (see the top of this file), sends those messages again. Rejects (a
-   * failed send, to its caller) after RESEND_ROUNDS.
-   */
-  send(producer: Producer, record: ProducerRecord): Promise<void>;
-}
-
-/** Sends checked against Kafka's answer: the click log's lanes and the spool drain use them. */
-export function checkedSends(log: (message: string) => void): CheckedSends {
-  const placed = new WeakMap<Message, number>();
-  return {
-    createPartitioner: () => {
-      const partition = Partitioners.DefaultPartitioner();
-      return (args) => {
-        const p = partition(args);
-        placed.set(args.message, p);
-        return p;
-      };
-    },
-    async send(producer, record) {
-      let left = record.messages;
-      for (let round = 1; ; round++) {
-        const answer = await producer.send({ ...record, messages: left });
-        left = unacked(left, answer, record.topic, placed);
-        if (left.length === 0) return;
-        const partitions = [...new Set(left.map((m) => placed.get(m)))].join(', ');
-        if (round >= RESEND_ROUNDS)
-          throw new Error(`Kafka acked no write of partition(s) ${partitions} in ${RESEND_ROUNDS} sends`);
-        log(
-          `Kafka's answer to a send lacks partition(s) ${partitions} (a leader changed during the ` +
-            `send): sending their ${left.length} click event(s) again`,
-        );
-      }
-    },
-  };
-}
-
-/**
- * The messages of a send whose partition Kafka's answer does not name as written (absent, or with an
- * error code). A message the partitioner never placed is not known to be in Kafka: it is kept too.
- */
-export function unacked(
-  messages: Message[],
-  answer: RecordMetadata[],
-  topic: string,
-  placed: WeakMap<Message, number>,
-): Message[] {
-  const ok = new Set(
-    answer.filter((r) => r.topicName === topic && r.errorCode === 0).map((r) => r.partition),
-  );
-  return messages.filter((m) => {
-    const p = placed.get(m);
-    return p === undefined || !ok.has(p);
-  });
 }

@@ -13,7 +13,7 @@ import type { SpoolSendOptions } from './click-log.js';
 import { Spool, SpoolLockedError } from './spool.js';
 import { poisonLine, replaySpool, REPLAY_BATCH } from './spool-replay.js';
 import { sleep } from '../common/wait.js';
-import { checkedSends, type CheckedSends } from './kafka-lanes.js';
+import { checkedSends, type CheckedSends } from '../common/checked-sends.js';
 
 export interface DrainOptions extends SpoolSendOptions {
   /** How long to wait for a spool another process holds before leaving it (default 0: at once). */

@@ -4,8 +4,11 @@
 // own (ZooKeeper, controller and broker share the third), REALTIME and OFFLINE tables replicated
 // twice. PostgreSQL, Redis, S3 and Temporal stay single nodes. It lives beside the single-node stack:
 // its own data folder (ADCLICK_CLUSTER_DIR, default .cluster/) and every port shifted by
-// ADCLICK_CLUSTER_PORT_OFFSET (default 30000). The environment that points the app at it is written
-// to <dir>/cluster.env. Costs: README "A local cluster".
+// ADCLICK_CLUSTER_PORT_OFFSET (default 23000: every port from 25191 to 32468, below Linux's
+// ephemeral range (32768-60999), where an outgoing connection may hold a port a service then cannot
+// bind, and none equal to a port of the single-node stack shifted by 0, 10000 or 20000, the private
+// stacks' offsets). The environment that points the app at it is written to <dir>/cluster.env.
+// Costs: README "A local cluster".
 //
 // The configuration is read from the environment when common/config.ts is first imported, so this
 // file sets the cluster's environment first and imports the stack's modules after.
@@ -13,7 +16,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const dir = resolve(process.env.ADCLICK_CLUSTER_DIR ?? '.cluster');
-const o = Number(process.env.ADCLICK_CLUSTER_PORT_OFFSET ?? 30_000);
+const o = Number(process.env.ADCLICK_CLUSTER_PORT_OFFSET ?? 23_000);
 const p = (port: number): number => port + o;
 
 /** The three brokers' PLAINTEXT ports (each controller listens on the next port). */
@@ -49,6 +52,9 @@ export const clusterEnv: Record<string, string> = {
   ARCHIVER_METRICS_PORT: String(p(9465)),
   WORKER_METRICS_PORT: String(p(9466)),
   ADCLICK_SPOOL_DIR: join(dir, 'spool'),
+  // The click process's catalogue replica: the default (.stack/catalogue) is the single-node stack's,
+  // whose offsets are of another Kafka's topic (ingest/catalogue-feed.ts would build it again).
+  ADCLICK_CATALOGUE_DIR: join(dir, 'catalogue'),
 };
 
 async function main(): Promise<void> {
@@ -68,6 +74,7 @@ async function main(): Promise<void> {
         `# The local cluster (npm run cluster:up): source this before npm/tsx commands run against it.\n` +
           // So that `npm run cluster:status|down` and the drill find this cluster after a `source`.
           `export ADCLICK_CLUSTER_DIR=${dir}\n` +
+          `export ADCLICK_CLUSTER_PORT_OFFSET=${o}\n` +
           Object.entries(clusterEnv)
             .map(([k, v]) => `export ${k}=${v}`)
             .join('\n') +

@@ -20,8 +20,16 @@ export interface GroundTruth {
    * have logged them without its 302 arriving, so the verifier looks them up in the clicks topic.
    */
   clockOffsetMs?: number;
+  /** How long sending took (ms, from the first click to the last one sent; answers come after). */
+  sendingMs?: number;
   failed?: number;
   ambiguous?: AmbiguousClick[];
+  /**
+   * Valid first clicks answered 302 whose request and answer fell in different minutes (a queue
+   * before the click service, under load): the click service stamped one of the two, and only the
+   * clicks topic says which. The verifier takes their minute from there, and each must be there.
+   */
+  unsureMinute?: AmbiguousClick[];
 }
 
 /** A valid first click whose outcome is unknown: sent, then the connection broke before an answer. */

@@ -6,14 +6,22 @@
 // Expired impressions are forged with the signing secret from the environment (the same one the
 // click service uses): the API cannot issue an impression that is already expired.
 //
+// Where impressions come from (`--mint`): `api` (default) asks `POST /v1/impressions` for each one;
+// `local` mints them in this process as an ad server does (docs/impressions.md): signed with the key
+// `--signer-kid` and the secret in ADCLICK_SIGNER_SECRET (the click service must list that key in
+// ADCLICK_SIGNING_KEYS), no request but the click itself; `--api-share` of them still come from the
+// API. At thousands of clicks per second one API call per click is not what production does, and on
+// a small machine it drowns the API (every request queued, none answered).
+//
 // Failure drills: `--clock-offset-ms` (default ADCLICK_CLOCK_OFFSET_MS, the click service's drill
 // clock) puts the recorded minutes and forged expiries on the click service's shifted clock. A
 // request that gets no answer (the click service was killed) is counted in `failed`, not as
 // unexpected; a valid click whose connection broke after it was sent is listed in `ambiguous`.
 import { writeFileSync } from 'node:fs';
+import { Agent, request as httpRequest } from 'node:http';
 import { parseArgs } from 'node:util';
 import { config } from '../common/config.js';
-import { signImpression } from '../ingest/impression.js';
+import { clickPath, newImpression, signImpression } from '../ingest/impression.js';
 import {
   nearMinuteBoundary,
   recordValidClick,
@@ -22,6 +30,7 @@ import {
   type AmbiguousClick,
   type GroundTruth,
 } from './ground-truth.js';
+import { minuteOf } from '../common/time.js';
 import { sleep, waitFor } from '../common/wait.js';
 
 const { values: opts } = parseArgs({
@@ -41,6 +50,10 @@ const { values: opts } = parseArgs({
     // No click is sent this close to a minute boundary (ms): more under heavy load or faults.
     'boundary-margin-ms': { type: 'string', default: '250' },
     quiet: { type: 'boolean', default: false },
+    mint: { type: 'string', default: 'api' },
+    connections: { type: 'string', default: '1000' },
+    'signer-kid': { type: 'string', default: 'as1' },
+    'api-share': { type: 'string', default: '0.01' },
   },
 });
 
@@ -63,6 +76,15 @@ const shares = {
 if (Object.values(shares).reduce((a, b) => a + b, 0) >= 1)
   throw new Error('the invalid shares must add up to < 1');
 const hotShare = num('hot', 0, 1);
+if (opts.mint !== 'api' && opts.mint !== 'local') throw new Error('--mint must be api or local');
+const signerSecret = process.env.ADCLICK_SIGNER_SECRET ?? '';
+if (opts.mint === 'local' && signerSecret === '')
+  throw new Error(
+    '--mint local signs with ADCLICK_SIGNER_SECRET: set it (and list the key in ADCLICK_SIGNING_KEYS)',
+  );
+/** The ad server's key: signs the impressions this process mints itself (`--mint local`). */
+const adServerKey = { id: String(opts['signer-kid']), secret: signerSecret };
+const apiShare = opts.mint === 'local' ? num('api-share', 0, 1) : 1;
 const clockOffsetMs = num('clock-offset-ms', -10 * 365 * 86_400_000, 0);
 const boundaryMarginMs = num('boundary-margin-ms', 0, 20_000);
 /** The click service's clock (shifted in failure drills): minutes and expiries are on it. */
@@ -94,10 +116,31 @@ function pickOutcome(): Outcome {
   return 'valid';
 }
 
-async function click(path: string): Promise<{ status: number; location: string | null }> {
-  const res = await fetch(`${base}${path}`, { redirect: 'manual', signal: AbortSignal.timeout(30_000) });
-  await res.arrayBuffer();
-  return { status: res.status, location: res.headers.get('location') };
+/**
+ * The clicks' connections: kept alive and at most `--connections` of them. Open loop still: a click
+ * is sent on schedule and waits here for a connection if all are busy (that wait is part of its
+ * answer time). A click's answer waits for Kafka's ack (or the spool, after 300 ms), so the rate
+ * needs rate × answer time connections: 2,000/s × 0.3 s is 600. One new connection per click, as
+ * fetch's unbounded pool does under load, had the simulator and the click service spend their CPU
+ * opening sockets at 2,000/s: no click answered; 64 connections carried 200 clicks/s.
+ */
+const clickAgent = new Agent({ keepAlive: true, maxSockets: num('connections', 1, 10_000) });
+const baseUrl = new URL(base);
+
+function click(path: string): Promise<{ status: number; location: string | null }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: baseUrl.hostname, port: baseUrl.port, path, agent: clickAgent, timeout: 30_000 },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode!, location: res.headers.location ?? null }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new DOMException('no answer within 30 s', 'TimeoutError')));
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /**
@@ -106,8 +149,12 @@ async function click(path: string): Promise<{ status: number; location: string |
  */
 function networkFailure(e: unknown): { refused: boolean } | undefined {
   if (e instanceof DOMException && e.name === 'TimeoutError') return { refused: false };
-  if (!(e instanceof TypeError)) return undefined;
-  return { refused: (e.cause as { code?: string } | undefined)?.code === 'ECONNREFUSED' };
+  // fetch (the API calls): a TypeError whose cause has the code; node:http (the clicks): the error.
+  const code = (
+    e instanceof TypeError ? (e.cause as { code?: string } | undefined) : (e as { code?: string })
+  )?.code;
+  if (!(e instanceof TypeError) && (typeof code !== 'string' || !code.startsWith('E'))) return undefined;
+  return { refused: code === 'ECONNREFUSED' };
 }
 
 /**
@@ -139,6 +186,7 @@ async function main(): Promise<void> {
     ambiguous: [],
   };
   const ambiguous: AmbiguousClick[] = truth.ambiguous!;
+  const unsureMinute: AmbiguousClick[] = (truth.unsureMinute = []);
   const redirectOf = new Map<string, string>();
   for (let i = 0; i < num('advertisers', 1, 1000); i++) {
     const a = await api<{ advertiserId: string; apiKey: string }>('POST', '/v1/advertisers', {
@@ -169,6 +217,30 @@ async function main(): Promise<void> {
       ? truth.ads[0]!.adId
       : truth.ads[Math.floor(Math.random() * truth.ads.length)]!.adId;
 
+  /** Counts an answer that is not what its outcome expects; the first few are printed. */
+  function unexpectedAnswer(what: string): void {
+    truth.unexpected++;
+    if (truth.unexpected <= 5) console.error(`[simulate] unexpected answer: ${what}`);
+  }
+
+  /** An impression of `adId` and its click path: from the API, or minted here as an ad server does. */
+  async function impression(adId: string): Promise<{ impressionId: string; path: string }> {
+    if (apiShare < 1 && Math.random() >= apiShare) {
+      const imp = newImpression(
+        { current: adServerKey, byId: new Map(), unnamed: adServerKey.secret },
+        adId,
+        config.ADCLICK_IMPRESSION_TTL_S,
+        clock(),
+      );
+      return { impressionId: imp.impressionId, path: clickPath(imp) };
+    }
+    const imp = await api<ImpressionReply>('POST', '/v1/impressions', { adId });
+    const path = imp.clickUrl.startsWith('http')
+      ? new URL(imp.clickUrl).pathname + new URL(imp.clickUrl).search
+      : imp.clickUrl;
+    return { impressionId: imp.impressionId, path };
+  }
+
   async function one(): Promise<void> {
     let outcome = pickOutcome();
     if (outcome === 'duplicate' && clicked.length === 0) outcome = 'valid';
@@ -177,7 +249,7 @@ async function main(): Promise<void> {
       const { status } = await click(
         `/c/${maxAdId + 1_000_000n}?imp=00000000-0000-4000-8000-000000000000&exp=1&sig=x`,
       );
-      if (status !== 404) truth.unexpected++;
+      if (status !== 404) unexpectedAnswer(`unknown ad: ${status}, expected 404`);
       return;
     }
     let adId: string;
@@ -188,11 +260,9 @@ async function main(): Promise<void> {
       adId = path.slice(3, path.indexOf('?'));
     } else {
       adId = pickAd();
-      const imp = await api<ImpressionReply>('POST', '/v1/impressions', { adId });
+      const imp = await impression(adId);
       impressionId = imp.impressionId;
-      path = imp.clickUrl.startsWith('http')
-        ? new URL(imp.clickUrl).pathname + new URL(imp.clickUrl).search
-        : imp.clickUrl;
+      path = imp.path;
       if (outcome === 'bad_signature')
         path = path.replace(/sig=([^&]+)/, (_m, s: string) => `sig=${tamperedSignature(s)}`);
       if (outcome === 'expired') {
@@ -214,13 +284,16 @@ async function main(): Promise<void> {
       if (outcome === 'valid' && !failure.refused) ambiguous.push({ adId, impressionId });
       return;
     }
+    const answeredAt = clock();
     const { status, location } = answer;
     if (status !== 302 || location !== redirectOf.get(adId)) {
-      truth.unexpected++;
+      unexpectedAnswer(`${outcome} click ${path}: ${status} ${location ?? ''}, expected 302`);
       return;
     }
     if (outcome === 'valid') {
-      recordValidClick(truth.counts, adId, sentAt);
+      // Stamped by the click service between the two: in sentAt's minute only if both share it.
+      if (minuteOf(sentAt) === minuteOf(answeredAt)) recordValidClick(truth.counts, adId, sentAt);
+      else unsureMinute.push({ adId, impressionId });
       clicked.push(path);
     }
   }
@@ -247,14 +320,17 @@ async function main(): Promise<void> {
       console.error(`[simulate] ${i}/${total} clicks sent, ${totalOf(truth.counts)} valid so far`);
     }
   }
+  truth.sendingMs = Date.now() - t0;
   await Promise.all(inFlight);
   truth.endedAt = clock();
   truth.unexpected += errors;
   writeFileSync(String(opts.out), JSON.stringify(truth, null, 2));
   console.log(
-    `[simulate] sent ${total} clicks in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${JSON.stringify(truth.sent)}; ` +
+    `[simulate] sent ${total} clicks in ${(truth.sendingMs / 1000).toFixed(1)} s (${Math.round(total / (truth.sendingMs / 1000))}/s), ` +
+      `the last answer ${((Date.now() - t0) / 1000).toFixed(1)} s after the first click: ${JSON.stringify(truth.sent)}; ` +
       `${totalOf(truth.counts)} valid first clicks; ${truth.unexpected} unexpected answers; ` +
-      `${truth.failed} unanswered (${ambiguous.length} of them valid clicks that may have been logged); ground truth in ${opts.out}`,
+      `${truth.failed} unanswered (${ambiguous.length} of them valid clicks that may have been logged); ` +
+      `${unsureMinute.length} valid clicks answered in the minute after they were sent; ground truth in ${opts.out}`,
   );
   if (truth.unexpected > 0) process.exitCode = 1;
 }

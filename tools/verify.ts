@@ -115,19 +115,24 @@ export async function verifyCounts(truth: GroundTruth, opts: VerifyOptions): Pro
 /**
  * The ground truth with its ambiguous clicks settled: a valid click whose connection broke after it
  * was sent (the click service was killed) counts if, and only if, the click service logged it — its
- * valid event is then in the clicks topic, in the minute of the event's own ts. Read every partition
+ * valid event is then in the clicks topic, in the minute of the event's own ts. A valid click answered
+ * 302 in the minute after it was sent (`unsureMinute`) takes its minute from there too, and must be
+ * there: `unsureMissing` counts those that are not (a click answered and lost). Read every partition
  * of `topic` to its end; call this once the click service's spool is drained.
  */
 export async function resolveAmbiguous(
   truth: GroundTruth,
   topic: string = config.KAFKA_CLICKS_TOPIC,
-): Promise<{ truth: GroundTruth; logged: number; notLogged: number }> {
+): Promise<{ truth: GroundTruth; logged: number; notLogged: number; unsureMissing: number }> {
   const ambiguous = truth.ambiguous ?? [];
-  if (ambiguous.length === 0) return { truth, logged: 0, notLogged: 0 };
-  const found = await validEventsOf(topic, new Set(ambiguous.map((a) => a.impressionId)));
+  const unsure = truth.unsureMinute ?? [];
+  if (ambiguous.length + unsure.length === 0) return { truth, logged: 0, notLogged: 0, unsureMissing: 0 };
+  const found = await validEventsOf(topic, new Set([...ambiguous, ...unsure].map((a) => a.impressionId)));
   const counts = structuredClone(truth.counts);
   for (const event of found.values()) recordValidClick(counts, event.adId, event.ts);
-  return { truth: { ...truth, counts }, logged: found.size, notLogged: ambiguous.length - found.size };
+  const logged = ambiguous.filter((a) => found.has(a.impressionId)).length;
+  const unsureMissing = unsure.filter((u) => !found.has(u.impressionId)).length;
+  return { truth: { ...truth, counts }, logged, notLogged: ambiguous.length - logged, unsureMissing };
 }
 
 /** The first valid event of each impression id in `ids` found in the whole topic. */
@@ -189,13 +194,17 @@ async function main(): Promise<void> {
   });
   if (!positionals[0])
     throw new Error('usage: npm run verify -- <ground truth file> [--final] [--timeout seconds]');
-  const { truth, logged, notLogged } = await resolveAmbiguous(
+  const { truth, logged, notLogged, unsureMissing } = await resolveAmbiguous(
     JSON.parse(readFileSync(positionals[0], 'utf8')) as GroundTruth,
   );
   if (logged + notLogged > 0)
     console.log(
       `[verify] ${logged + notLogged} unanswered valid clicks: ${logged} were logged, ${notLogged} not`,
     );
+  if (unsureMissing > 0) {
+    console.log(`[verify] ${unsureMissing} valid clicks answered 302 are not in the clicks topic`);
+    process.exitCode = 1;
+  }
   const r = await verifyCounts(truth, { final: opts.final, timeoutS: Number(opts.timeout) });
   if (r.exact && (!opts.final || r.allFinal)) {
     console.log(

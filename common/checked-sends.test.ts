@@ -1,6 +1,6 @@
-// unacked: which messages of a send Kafka's answer does not cover (kafka-lanes.ts, tulios/kafkajs#1303).
+// unacked: which messages of a send Kafka's answer does not cover (checked-sends.ts, tulios/kafkajs#1303).
 import { describe, expect, it } from 'vitest';
-import { unacked } from './kafka-lanes.js';
+import { unacked } from './checked-sends.js';
 
 describe('unacked', () => {
   it("keeps the messages whose partition the send's answer lacks (or answered with an error)", () => {
