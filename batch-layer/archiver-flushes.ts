@@ -15,6 +15,19 @@ import {
 /** A commit KafkaJS resolved without sending it (see `Archiver.rejoin`). */
 export class CommitNotSent extends Error {}
 
+/**
+ * A commit refused because the group's coordinator moved (its broker died, in a cluster). KafkaJS
+ * keeps the coordinator it found at join and never looks it up again for a commit made outside its
+ * runner, so every later flush is refused the same way: seen in the cluster drill, every flush failing
+ * for 6 minutes after the coordinator's broker was killed, the hour never complete. Like a commit
+ * KafkaJS did not send, this is the consumer's fault, not an outage of S3 or PostgreSQL: the watchdog
+ * rejoins with a new consumer, which finds the coordinator again.
+ */
+export function staleCoordinator(e: unknown): boolean {
+  const type = (e as { type?: unknown } | null)?.type;
+  return type === 'NOT_COORDINATOR' || type === 'COORDINATOR_NOT_AVAILABLE';
+}
+
 export abstract class PartitionFlushes {
   protected readonly buffers = new Map<number, PartitionBuffer>();
   readonly stats = { events: 0, files: 0, commits: 0, flushFailures: 0, pauses: 0, stalls: 0 };
@@ -64,9 +77,9 @@ export abstract class PartitionFlushes {
   }
 
   protected noteFlushFailure(partition: number, e: Error): void {
-    // S3 or PostgreSQL refusing is an outage the watchdog waits out; KafkaJS not sending commits is
-    // what the watchdog is for (if it lasts, a new consumer).
-    if (!(e instanceof CommitNotSent)) this.lastFlushFailureAt = Date.now();
+    // S3 or PostgreSQL refusing is an outage the watchdog waits out; KafkaJS not sending commits, or
+    // sending them to a coordinator that moved, is what the watchdog is for (if it lasts, a new consumer).
+    if (!(e instanceof CommitNotSent) && !staleCoordinator(e)) this.lastFlushFailureAt = Date.now();
     this.flushRetryAt = Date.now() + Math.min(this.opts.flushMs, 5000);
     this.stats.flushFailures++;
     flushFailures.inc();
