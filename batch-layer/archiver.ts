@@ -77,12 +77,18 @@ export class Archiver extends PartitionFlushes {
       topic: opts.topic,
       stallAfterMs,
       progress: () => this.progress(),
-      // Not stalls: partitions stopped at an undecodable message, and every partition while S3 or
-      // PostgreSQL refuse the flushes (the lag is the outage's, and Kafka keeps the events).
+      // Not stalls: partitions stopped at an undecodable message, a partition whose upload is under
+      // way (it has the S3 client's deadlines; replacing the consumer under it would throw its commit
+      // away and start again, a livelock when uploads are slower than stallAfterMs), and every
+      // partition while S3 or PostgreSQL refuse the flushes (the lag is the outage's, and Kafka
+      // keeps the events).
       held: () =>
         this.paused || Date.now() - this.lastFlushFailureAt < stallAfterMs
           ? new Set(this.assigned)
-          : new Set(this.stopped.partitions()),
+          : new Set([
+              ...this.stopped.partitions(),
+              ...[...this.buffers].filter(([, b]) => b.uploading > 0).map(([p]) => p),
+            ]),
       onStall: (stalls) => this.rejoin(stalls),
       log: this.log,
     });
@@ -158,11 +164,16 @@ export class Archiver extends PartitionFlushes {
   private async progress(): Promise<PartitionProgress[]> {
     if (this.assigned.size === 0) return [];
     const { end, committed } = await groupOffsets(this.admin, this.opts.topic, this.opts.groupId);
-    return [...this.assigned].map((partition) => ({
-      partition,
-      committed: Number(committed.get(partition) ?? -1n),
-      end: Number(end.get(partition) ?? 0n),
-    }));
+    return [...this.assigned].map((partition) => {
+      const b = this.buffers.get(partition);
+      return {
+        partition,
+        committed: Number(committed.get(partition) ?? -1n),
+        end: Number(end.get(partition) ?? 0n),
+        // Reading the lag is work on it: the stall clock starts again (see PartitionProgress).
+        activity: b ? `read ${b.lastOffset ?? 'none'}` : undefined,
+      };
+    });
   }
 
   /**

@@ -43,4 +43,14 @@ describe('StallDetector', () => {
     d.observe(0, [{ partition: 5, committed: -1, end: 40 }]);
     expect(d.observe(1_000, [{ partition: 5, committed: -1, end: 40 }])).toHaveLength(1);
   });
+
+  it('restarts the clock while the member works on the lag (reads, uploads), then reports when that stops', () => {
+    const d = new StallDetector(4_000);
+    const at = (activity: string) => [{ partition: 1, committed: 50, end: 100, activity }];
+    d.observe(0, at('read 49'));
+    expect(d.observe(3_000, at('read 99'))).toEqual([]); // a new consumer read the lag
+    expect(d.observe(6_000, at('read 99, uploading 50'))).toEqual([]); // and uploads it
+    expect(d.observe(9_000, at('read 99, uploading 50'))).toEqual([]); // a slow upload, < 4 s so far
+    expect(d.observe(10_000, at('read 99, uploading 50')).map((s) => s.stalledForMs)).toEqual([4_000]);
+  });
 });

@@ -13,6 +13,13 @@ export interface PartitionProgress {
   committed: number;
   /** The partition's end (high watermark). */
   end: number;
+  /**
+   * What this member is doing with the partition (say its read offset and the upload under way):
+   * when it changes the member is working on the lag, so the clock starts again. Without it, a
+   * watchdog whose stallAfterMs is shorter than a read-upload-commit round (a loaded machine) would
+   * replace the consumer in the middle of every round it had just started: a livelock (issue 23, CI).
+   */
+  activity?: string;
 }
 
 export interface Stall extends PartitionProgress {
@@ -21,12 +28,13 @@ export interface Stall extends PartitionProgress {
 }
 
 /**
- * Remembers, per partition, since when its committed offset has stood still with lag behind it.
+ * Remembers, per partition, since when its committed offset (and the member's activity on it) has
+ * stood still with lag behind it.
  * `observe` answers the partitions that have been so for `stallAfterMs` (each once per stall: after
  * a report the clock starts again, so a partition still stuck is reported again later).
  */
 export class StallDetector {
-  private readonly since = new Map<number, { committed: number; at: number }>();
+  private readonly since = new Map<number, { committed: number; activity?: string; at: number }>();
 
   constructor(private readonly stallAfterMs: number) {}
 
@@ -41,8 +49,8 @@ export class StallDetector {
         this.since.delete(p.partition); // the clock starts when lag (or the hold's end) appears
         continue;
       }
-      if (!last || last.committed !== p.committed) {
-        this.since.set(p.partition, { committed: p.committed, at: now });
+      if (!last || last.committed !== p.committed || last.activity !== p.activity) {
+        this.since.set(p.partition, { committed: p.committed, activity: p.activity, at: now });
         continue;
       }
       if (now - last.at >= this.stallAfterMs) {

@@ -323,6 +323,17 @@ describe('dependency outages: PostgreSQL killed, hung, away at start; a stalled 
     await producer.connect();
     const s3 = createS3();
     await ensureBucket(s3, config.S3_BUCKET);
+    // Uploads slower than the stall bound, once the partition is stalled (a loaded machine, a slow
+    // S3): the watchdog must let an upload under way finish, not replace the consumer under it
+    // (seen in CI: a rejoin every 5 s, each throwing away the upload the last one had started).
+    let uploadDelayMs = 0;
+    s3.middlewareStack.add(
+      (next) => async (args) => {
+        if (uploadDelayMs > 0) await sleep(uploadDelayMs);
+        return next(args);
+      },
+      { step: 'initialize', name: 'slowUploads' },
+    );
     const logs: string[] = [];
     const stalling = new Archiver({
       kafka,
@@ -375,11 +386,20 @@ describe('dependency outages: PostgreSQL killed, hung, away at start; a stalled 
       // Partition 1 stops being fetched behind the archiver's back (as KafkaJS stopped fetching
       // partition 4 in issue 23), and more arrives on both: partition 1 has lag, its offset stands.
       (stalling as unknown as { consumer: Consumer }).consumer.pause([{ topic, partitions: [1] }]);
+      uploadDelayMs = 6000;
       await produce(0, 50);
       await produce(1, 50);
       await waitFor('partition 0 archived further', async () => (await committed(0)) === 100, 30_000);
       expect(await committed(1)).toBe(50);
-      await waitFor('partition 1 resumed and archived', async () => (await committed(1)) === 100, 30_000);
+      // Detection takes stallAfterMs (4 s) plus a look; the new consumer's join can wait out the old
+      // member's session (30 s) when the old one could not leave the group cleanly (seen once in CI).
+      await waitFor(
+        'partition 1 resumed and archived',
+        async () => (await committed(1)) === 100,
+        75_000,
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}; the archiver logged:\n${logs.join('\n')}`);
+      });
       expect(
         logs.some((l) =>
           new RegExp(`STALL ${topic} partition 1 .*committed offset 50 .*end offset is 100`).test(l),
@@ -398,7 +418,7 @@ describe('dependency outages: PostgreSQL killed, hung, away at start; a stalled 
       await admin.disconnect();
       s3.destroy();
     }
-  });
+  }, 180_000);
   it('(e) the speed layer: its stall watchdog resumes a partition whose checkpoint stopped with lag', async () => {
     await postgresUp();
     const topic = `outages-speed-stall-${run}`;
