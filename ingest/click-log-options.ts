@@ -43,6 +43,11 @@ export interface ClickLogOptions extends SpoolSendOptions {
    * the late send's outcome (default 2000 ms): acked → 302 (the events are in Kafka), else an error.
    */
   lateAckWaitMs?: number;
+  /**
+   * After a missed deadline, how long Kafka must answer the replay within half the deadline before
+   * the log sends directly again (default 1000 ms; doubles on each flap, up to 30 s; DirectReturnGate).
+   */
+  directReturnCalmMs?: number;
   /** Told of every change of state (tests check each against the allowed transitions). */
   onTransition?: (from: ClickLogState, to: ClickLogState, event: ClickLogEvent) => void;
 }

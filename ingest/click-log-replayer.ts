@@ -5,7 +5,7 @@
 // emptied, so no event can slip into a spool that nobody replays; then the log sends directly again.
 // It stops when the log closes, or for good when the spool's lock is lost (the log is then stalled).
 import { CompressionTypes } from 'kafkajs';
-import type { ClickLogEvent, ClickLogState } from './click-log-state.js';
+import type { ClickLogEvent, ClickLogState, DirectReturnGate } from './click-log-state.js';
 import { accepting } from './click-log-state.js';
 import type { KafkaLanes } from './kafka-lanes.js';
 import type { ClickMetrics } from './metrics.js';
@@ -26,6 +26,8 @@ export interface ReplayerHost {
   readonly unsettled: ReadonlySet<Promise<unknown>>;
   /** Starts the batches waiting in the buffer, if the state lets them go. */
   flushNow(): void;
+  /** When the log may send directly again: told of each replay send, asked once caught up. */
+  readonly gate: DirectReturnGate;
   /** The spool was emptied: nothing of this log waits outside Kafka any more but its buffer. */
   drained(): void;
 }
@@ -41,6 +43,8 @@ export interface ReplayerOptions {
 export class ClickLogReplayer {
   private running: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
+  /** Whether this spooling episode has said why it stays on the spool once caught up. */
+  private saidSlow = false;
 
   constructor(
     private readonly host: ReplayerHost,
@@ -77,7 +81,12 @@ export class ClickLogReplayer {
       this.spool,
       {
         ready: () => this.ready(),
-        send: (messages) => this.lanes.sendOnFirst({ topic, acks: -1, compression, messages }),
+        send: async (messages) => {
+          const t0 = performance.now();
+          await this.lanes.sendOnFirst({ topic, acks: -1, compression, messages });
+          const now = performance.now();
+          this.host.gate.sent(now, now - t0);
+        },
         caughtUp: () => this.emptySpool(),
         failed: (step, e) => this.failed(step, e),
         poisoned: (poison) => log(`spool ${path}: ${poisonLine(path, poison)}; replay goes on`),
@@ -104,6 +113,19 @@ export class ClickLogReplayer {
 
   /** Caught up: hold new batches while the file is emptied, then send directly. True once emptied. */
   private async emptySpool(): Promise<boolean> {
+    const gate = this.host.gate;
+    if (!gate.mayReturn(performance.now())) {
+      // Kafka was slow or missed a deadline a moment ago: new clicks keep going to the spool (a
+      // fsync, not a deadline) and this replays them, until Kafka has been calm for long enough.
+      if (!this.saidSlow)
+        this.opts.log(
+          `spool replayed, but Kafka was slow a moment ago: staying on the spool until it has answered ` +
+            `promptly for ${Math.round(gate.calmMs / 100) / 10} s`,
+        );
+      this.saidSlow = true;
+      await this.pause(Math.max(10, Math.min(250, gate.waitMs(performance.now()))));
+      return false;
+    }
     this.host.move('caught-up');
     while (this.host.batchesInFlight() > 0) await sleep(1);
     let emptied: boolean;
@@ -119,6 +141,8 @@ export class ClickLogReplayer {
     }
     if (emptied) {
       this.host.move('emptied');
+      gate.returned(performance.now());
+      this.saidSlow = false;
       this.opts.log('spool replayed; sending click events directly to Kafka again');
       this.host.drained();
     } else this.host.move('not-emptied');
@@ -138,7 +162,10 @@ export class ClickLogReplayer {
       commit: 'cannot record spool replay progress',
     }[step];
     this.opts.log(`${what}, retrying: ${e.message}`);
-    if (step === 'send') await this.lanes.resetFirst();
+    if (step === 'send') {
+      this.host.gate.sent(performance.now(), Number.POSITIVE_INFINITY); // a failed send: not calm
+      await this.lanes.resetFirst();
+    }
     await this.pause(RETRY_MS);
     return true;
   }

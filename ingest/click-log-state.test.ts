@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   accepting,
   batchRoute,
+  DirectReturnGate,
   INITIAL_STATE,
   LIFECYCLE_TRANSITIONS,
   nextState,
@@ -103,5 +104,59 @@ describe('click log state machine', () => {
       ),
     ).toBe(false);
     expect(transitionAllowed(direct, { ...direct, phase: 'spooling' })).toBe(true);
+  });
+});
+
+describe('DirectReturnGate (the hysteresis of the return to direct sends)', () => {
+  const gate = (): DirectReturnGate =>
+    new DirectReturnGate({ slowMs: 150, baseCalmMs: 1000, maxCalmMs: 30_000, flapWindowMs: 60_000 });
+
+  it('a fresh log returns at once (records an earlier run left are no sign of a slow Kafka)', () => {
+    expect(gate().mayReturn(0)).toBe(true);
+  });
+
+  it('after a miss, waits until Kafka has answered promptly for the calm period', () => {
+    const g = gate();
+    g.missed(10_000);
+    g.sent(10_200, 40); // prompt
+    expect(g.mayReturn(10_900)).toBe(false);
+    expect(g.waitMs(10_900)).toBe(100);
+    expect(g.mayReturn(11_000)).toBe(true);
+  });
+
+  it('a slow Kafka (every replay send past half the deadline) keeps the log on the spool', () => {
+    const g = gate();
+    g.missed(0);
+    for (let t = 500; t <= 60_000; t += 500) {
+      g.sent(t, 520); // a 500 ms latency toxic
+      expect(g.mayReturn(t), `at ${t} ms`).toBe(false);
+    }
+    expect(g.mayReturn(61_000)).toBe(true); // calm since the last slow send
+  });
+
+  it('doubles the calm period on each flap, up to the bound, and sets it back after a return that held', () => {
+    const g = gate();
+    let t = 0;
+    const seen: number[] = [];
+    for (let flap = 0; flap < 8; flap++) {
+      g.missed(t);
+      seen.push(g.calmMs);
+      t += g.calmMs;
+      expect(g.mayReturn(t)).toBe(true);
+      g.returned(t);
+      t += 100; // the first direct batch misses again: a flap
+    }
+    expect(seen).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]);
+    t += 60_000; // this return held past the flap window
+    g.missed(t);
+    expect(g.calmMs).toBe(1000);
+  });
+
+  it('a failed replay send is trouble like a slow one', () => {
+    const g = gate();
+    g.missed(0);
+    g.sent(5_000, Number.POSITIVE_INFINITY);
+    expect(g.mayReturn(5_500)).toBe(false);
+    expect(g.mayReturn(6_000)).toBe(true);
   });
 });

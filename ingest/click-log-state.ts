@@ -105,3 +105,61 @@ export const accepting = (state: ClickLogState): boolean => state.lifecycle === 
 /** What the log reports as its mode (ClickLog.state): direct, or spooling (every other phase). */
 export const reportedMode = (state: ClickLogState): 'direct' | 'spooling' =>
   state.phase === 'direct' ? 'direct' : 'spooling';
+
+/**
+ * When a spooling log may send directly again (hysteresis). Caught up is not enough: a Kafka that
+ * acks, but slower than the deadline (a slow disk, a network toxic of 500 ms), lets the replayer
+ * catch up, then misses the next direct batch's deadline, and the log flaps between direct and
+ * spooling, every flap holding a batch of clicks for the whole deadline (seen in the fault matrix's
+ * "Kafka slow" cell). So the log returns only once Kafka has been calm for `calmMs`: no replay send
+ * slower than `slowMs` (half the deadline) and no missed deadline for that long. `calmMs` starts at
+ * `baseCalmMs` and doubles, up to `maxCalmMs`, each time a return ends in a miss within `flapWindowMs`;
+ * a return that holds that long sets it back. Idle, with no sends to judge by, the log returns after
+ * `calmMs` too: at worst one batch a `maxCalmMs` waits out the deadline. Pure: the log feeds it times.
+ */
+export class DirectReturnGate {
+  private lastTroubleAt = Number.NEGATIVE_INFINITY;
+  private lastReturnAt: number | undefined;
+  private calm: number;
+
+  constructor(
+    private readonly opts: { slowMs: number; baseCalmMs: number; maxCalmMs: number; flapWindowMs: number },
+  ) {
+    this.calm = opts.baseCalmMs;
+  }
+
+  /** How long Kafka must be calm before the next return (ms). */
+  get calmMs(): number {
+    return this.calm;
+  }
+
+  /** A replay send was acked after `ms`. */
+  sent(now: number, ms: number): void {
+    if (ms > this.opts.slowMs) this.lastTroubleAt = now;
+  }
+
+  /** A direct batch missed its deadline or failed (the log starts spooling). */
+  missed(now: number): void {
+    this.lastTroubleAt = now;
+    const flapped = this.lastReturnAt !== undefined && now - this.lastReturnAt < this.opts.flapWindowMs;
+    this.calm = flapped
+      ? Math.min(this.opts.maxCalmMs, Math.max(this.calm * 2, this.opts.baseCalmMs, 1))
+      : this.opts.baseCalmMs;
+    this.lastReturnAt = undefined;
+  }
+
+  /** Whether a caught-up log may send directly now. */
+  mayReturn(now: number): boolean {
+    return now - this.lastTroubleAt >= this.calm;
+  }
+
+  /** How long until `mayReturn` can turn true, if nothing slow happens meanwhile (ms). */
+  waitMs(now: number): number {
+    return Math.max(0, this.lastTroubleAt + this.calm - now);
+  }
+
+  /** The log sends directly again. */
+  returned(now: number): void {
+    this.lastReturnAt = now;
+  }
+}

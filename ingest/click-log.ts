@@ -18,6 +18,7 @@ import { encodeClickEvent, type ClickEvent } from '../common/click-event.js';
 import {
   accepting,
   batchRoute,
+  DirectReturnGate,
   INITIAL_STATE,
   nextState,
   reportedMode,
@@ -45,6 +46,10 @@ interface Waiting {
 }
 
 const LATE_ACK_WAIT_MS = 2000;
+/** Hysteresis of the return to direct sends (DirectReturnGate): calm for 1 s, doubling on each flap. */
+const BASE_CALM_MS = 1000;
+const MAX_CALM_MS = 30_000;
+const FLAP_WINDOW_MS = 60_000;
 
 export class ClickLog {
   private current: ClickLogState = INITIAL_STATE;
@@ -54,6 +59,7 @@ export class ClickLog {
   private lingerTimer: NodeJS.Timeout | undefined;
   private readonly lanes: KafkaLanes;
   private readonly replayer: ClickLogReplayer;
+  private readonly gate: DirectReturnGate;
   /** Late sends whose outcome is still unknown; the replayer waits for them. */
   private readonly unsettled = new Set<Promise<unknown>>();
   private drainedWaiters: Array<() => void> = [];
@@ -79,6 +85,12 @@ export class ClickLog {
     this.log = opts.log ?? ((m) => console.error(`[click-log] ${m}`));
     this.compression = opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
     this.lanes = new KafkaLanes(opts.kafka, opts.lanes ?? 1, this.log);
+    this.gate = new DirectReturnGate({
+      slowMs: opts.deadlineMs / 2,
+      baseCalmMs: opts.directReturnCalmMs ?? BASE_CALM_MS,
+      maxCalmMs: Math.max(opts.directReturnCalmMs ?? BASE_CALM_MS, MAX_CALM_MS),
+      flapWindowMs: FLAP_WINDOW_MS,
+    });
     this.replayer = new ClickLogReplayer(this.replayerHost(), spool, this.lanes, {
       topic: opts.topic,
       compression: this.compression,
@@ -206,6 +218,7 @@ export class ClickLog {
       batchesInFlight: () => this.inFlight.size,
       unsettled: this.unsettled,
       flushNow: () => this.flushSoon(0),
+      gate: this.gate,
       drained: () => {
         this.spooledOldestTs = undefined;
         for (const w of this.drainedWaiters.splice(0)) w();
@@ -275,9 +288,11 @@ export class ClickLog {
     const outcome = await settledWithin(send, Math.max(deadline, 1));
     if (outcome === 'acked') this.settle(batch, 'kafka');
     else if (outcome === 'pending') {
+      this.gate.missed(performance.now());
       this.enterSpooling(`Kafka did not ack within ${this.opts.deadlineMs} ms`);
       await this.toSpool(batch, send);
     } else {
+      this.gate.missed(performance.now());
       this.enterSpooling(`Kafka send failed: ${outcome.message}`);
       await this.toSpool(batch, undefined);
     }
