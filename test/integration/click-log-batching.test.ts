@@ -4,27 +4,13 @@
 // out the linger on every click (64 connections were held to ~6,400 clicks/s by a 5 ms linger).
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { saltOf, type ClickEvent } from '../../common/click-event.js';
 import { createKafka } from '../../common/kafka.js';
 import { ClickLog } from '../../ingest/click-log.js';
-import { clickTopic, tempSpoolPath } from '../support/click.js';
+import { clickTopic, tempSpoolPath, validClickEvent as event } from '../support/click.js';
 import { sleep } from '../../common/wait.js';
 
 const LINGER_MS = 1500;
 const kafka = createKafka('adclick-test-click-log-batching');
-
-function event(): ClickEvent {
-  const eventId = randomUUID();
-  return {
-    v: 1,
-    eventId,
-    adId: '42',
-    advertiserId: '7',
-    ts: Date.now(),
-    status: 'valid',
-    salt: saltOf(eventId, 8),
-  };
-}
 
 /** Milliseconds until `p` settles. */
 async function timed(p: Promise<unknown>): Promise<number> {

@@ -11,7 +11,6 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { Toxiproxy, type Latency, type Proxy } from 'toxiproxy-node-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { saltOf, type ClickEvent } from '../../common/click-event.js';
 import { createKafka } from '../../common/kafka.js';
 import { sleep, waitFor } from '../../common/wait.js';
 import { ClickLog } from '../../ingest/click-log.js';
@@ -22,26 +21,13 @@ import {
   kafkaProxyPort,
   toxiproxyUrl,
 } from '../../stack/services/toxiproxy.js';
-import { clickTopic, tempSpoolPath } from '../support/click.js';
+import { clickTopic, tempSpoolPath, validClickEvent as event } from '../support/click.js';
 
 const DEADLINE_MS = 300; // ADCLICK_PRODUCE_DEADLINE_MS's default
 // A click every 1.5 s for 15 s: few enough that the replayer catches up between them (at a high
 // rate it never does while Kafka is slow: new clicks arrive during each replay send).
 const EVERY_MS = 1500;
 const CLICKS = 10;
-
-function event(): ClickEvent {
-  const eventId = randomUUID();
-  return {
-    v: 1,
-    eventId,
-    adId: '42',
-    advertiserId: '7',
-    ts: Date.now(),
-    status: 'valid',
-    salt: saltOf(eventId, 8),
-  };
-}
 
 describe('click log with a slow Kafka', () => {
   let proxy: Proxy;

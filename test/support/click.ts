@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { Kafka, logLevel, type ISocketFactory } from 'kafkajs';
 import type pg from 'pg';
-import { decodeClickEvent, type ClickEvent } from '../../common/click-event.js';
+import { decodeClickEvent, saltOf, type ClickEvent } from '../../common/click-event.js';
 import { kafkaBrokers } from '../../common/config.js';
 import { clicksTopicSpec, ensureTopics } from '../../common/kafka.js';
 import { createApiApp, listen, type ApiDeps } from '../../apps/api.js';
@@ -170,6 +170,20 @@ export async function createAdvertiserWithAds(
 }
 
 /** A spool file in a fresh temporary folder, so each test's click service starts with an empty spool. */
+/** A valid click event of ad 42 (advertiser 7), now, with a new event id and its salt. */
+export function validClickEvent(): ClickEvent {
+  const eventId = randomUUID();
+  return {
+    v: 1,
+    eventId,
+    adId: '42',
+    advertiserId: '7',
+    ts: Date.now(),
+    status: 'valid',
+    salt: saltOf(eventId, 8),
+  };
+}
+
 export const tempSpoolPath = (name = 'spool-0.log'): string =>
   join(tmpdir(), `adclick-test-${randomUUID()}`, name);
 
