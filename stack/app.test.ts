@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { claimSupervisor, releaseSupervisor } from './app.js';
+import { appEnv, claimSupervisor, releaseSupervisor } from './app.js';
 
 describe('supervisor claim', () => {
   const dirs: string[] = [];
@@ -39,5 +39,22 @@ describe('supervisor claim', () => {
     mkdirSync(join(dir, 'run'), { recursive: true });
     writeFileSync(join(dir, 'run', 'app.pid'), '1'); // init, not a supervisor
     expect(claimSupervisor(dir)).toBeUndefined();
+  });
+});
+
+describe('appEnv', () => {
+  it("gives the click process V8's default young generation and the consumers the larger one", () => {
+    const semiSpace = (name: string): string | undefined => appEnv({}, name).NODE_OPTIONS;
+    expect(semiSpace('click')).toBe('--max-semi-space-size=16');
+    for (const name of ['api', 'speed-layer', 'archiver', 'worker'])
+      expect(semiSpace(name)).toBe('--max-semi-space-size=64');
+    expect(appEnv({}, 'click').ADCLICK_CLICK_WORKERS).toBe('1');
+  });
+
+  it('leaves what the operator set, for every process', () => {
+    const env = appEnv({ NODE_OPTIONS: '--max-old-space-size=512', ADCLICK_CLICK_WORKERS: '2' }, 'click');
+    expect(env.NODE_OPTIONS).toBe('--max-old-space-size=512');
+    expect(env.ADCLICK_CLICK_WORKERS).toBe('2');
+    expect(appEnv({ NODE_OPTIONS: '' }, 'archiver').NODE_OPTIONS).toBe('');
   });
 });

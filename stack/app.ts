@@ -37,17 +37,27 @@ const schedulesCommand: AppProcess = { name: 'schedules', entry: 'apps/schedules
 const GRACE_MS = 15_000;
 
 /**
- * The environment of every app process under `npm start`: the whole pipeline shares this machine, so
- * one click worker (a click host of its own keeps one per core) and a larger young generation for
- * Node (the Kafka clients' short-lived objects; the archiver used 36% less CPU per click with it,
- * README "CPU per click, second round"). The bench's system section runs the app the same way. Either
- * is overridden by setting it.
+ * V8's young generation per process (`--max-semi-space-size`, MB). The consumers keep a large one: the
+ * Kafka clients' short-lived buffers die young, and the archiver used 36% less CPU per click with it
+ * (README "CPU per click, second round"). The click process keeps V8's default of 16 MB: a scavenge's
+ * pause grows with the semi-space (mean 10 ms at 64 MB, 3.4 ms at 16 MB, at 2,000 clicks/s), every
+ * click arriving during one waits it out, and at 64 MB those pauses were most of the click's p99
+ * (docs/faults.md, "The click's tail was its scavenges").
  */
-export function appEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+export const YOUNG_GENERATION_MB: Readonly<Record<string, number>> = { click: 16, default: 64 };
+
+/**
+ * The environment of an app process under `npm start`: the whole pipeline shares this machine, so
+ * one click worker (a click host of its own keeps one per core) and the young generation above for
+ * its kind. The bench's system section and the fault matrix run the app the same way. Either is
+ * overridden by setting it (NODE_OPTIONS then applies to every process).
+ */
+export function appEnv(env: NodeJS.ProcessEnv = process.env, name = 'default'): NodeJS.ProcessEnv {
+  const semiSpace = YOUNG_GENERATION_MB[name] ?? YOUNG_GENERATION_MB.default!;
   return {
     ...env,
     ADCLICK_CLICK_WORKERS: env.ADCLICK_CLICK_WORKERS ?? '1',
-    NODE_OPTIONS: env.NODE_OPTIONS ?? '--max-semi-space-size=64',
+    NODE_OPTIONS: env.NODE_OPTIONS ?? `--max-semi-space-size=${semiSpace}`,
   };
 }
 
@@ -67,7 +77,7 @@ class Supervised {
     );
     const child = spawn(file, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: appEnv(),
+      env: appEnv(process.env, this.spec.name),
     });
     this.child = child;
     const prefix = `[${this.spec.name}]`.padEnd(14);

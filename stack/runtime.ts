@@ -231,6 +231,25 @@ export function withPriority(
   return background && nice > 0 ? ['nice', ['-n', String(nice), command, ...args]] : [command, args];
 }
 
+/**
+ * Gives a background process started in a session of its own (`detached`) the background nice level
+ * as its scheduling group's weight too. With Linux's autogroups (`kernel.sched_autogroup_enabled`, on
+ * by default on desktop and many server kernels) each session is one group and the scheduler first
+ * shares the CPU between groups, by the group's nice, then inside a group by each thread's. A niced
+ * process alone in its session therefore competed with the click process as an equal: its own nice
+ * ranked it only against itself. Raising a group's nice needs no privilege. Where autogroups are off
+ * or absent (not Linux) this changes nothing and the thread's nice is what counts.
+ */
+export function lowerSessionGroup(pid: number, env: NodeJS.ProcessEnv = process.env): void {
+  const nice = backgroundNice(env);
+  if (nice <= 0) return;
+  try {
+    writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+  } catch {
+    /* no autogroups here (or the process is gone): the thread's nice is all there is */
+  }
+}
+
 /** Starts a long-running process in its own process group, output appended to its log. */
 export function startDetached(
   service: string,
@@ -252,6 +271,7 @@ export function startDetached(
   closeSync(out);
   if (child.pid === undefined) throw new Error(`${service}: could not start ${command}`);
   child.unref();
+  if (opts.background) lowerSessionGroup(child.pid);
   recordPid(service, child.pid, [command, ...args]);
   return child.pid;
 }
@@ -279,6 +299,8 @@ export async function stopDetached(service: string, graceMs = 20_000): Promise<b
   };
   if (isAlive(pid)) {
     signal('SIGTERM');
+    // A stopped process (SIGSTOP, a drill's hang cut short) acts on SIGTERM only once continued.
+    signal('SIGCONT');
     const deadline = Date.now() + graceMs;
     while (isAlive(pid) && Date.now() < deadline) await sleep(200);
     if (isAlive(pid)) signal('SIGKILL');

@@ -15,6 +15,7 @@ import {
   type Dependency,
   type Fault,
 } from './fault-matrix-support.js';
+import { continueHungServices } from './faults-support.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -34,6 +35,18 @@ async function main(): Promise<void> {
     if (!DEPENDENCIES.includes(d) || !(f === 'none' || (FAULTS as readonly string[]).includes(f)))
       throw new Error(`unknown cell ${d}:${f}`);
   const matrix = new FaultMatrix(defaultOptions());
+  // Ctrl-C (or a SIGTERM) mid-cell: the dependency a hung cell stopped is continued and the app
+  // processes and load generators, each in a process group of their own, are stopped; a second
+  // signal quits at once.
+  let interrupted = false;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const)
+    process.on(sig, () => {
+      if (interrupted) process.exit(130);
+      interrupted = true;
+      console.error(`[drill] ${sig}: ending the fault under way and stopping the app processes`);
+      continueHungServices();
+      void matrix.teardown().finally(() => process.exit(130));
+    });
   const t0 = Date.now();
   try {
     await matrix.setup();

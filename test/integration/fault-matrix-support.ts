@@ -24,7 +24,7 @@
 //
 // Clock: as in faults.test.ts, the click process and the load run on a drill clock shifted into a
 // past hour no one has finalized; when the hour fills up, `runCell` finalizes it and moves on.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -222,6 +222,8 @@ export class FaultMatrix {
   private cold = true;
   private warmUpAds?: { advertiserId: string; ads: string[] };
   private procs: AppProcess[] = [];
+  /** Load generators running now (stopped by teardown, an interrupted drill's too). */
+  private readonly loads = new Set<ChildProcess>();
   private click!: AppProcess;
 
   constructor(readonly opts: MatrixOptions) {}
@@ -284,8 +286,9 @@ export class FaultMatrix {
       BATCH_SCHEDULE_PREFIX: `matrix-${this.run}`,
       BATCH_WORK_DIR: join(this.scratch, 'batch'),
       ADCLICK_SPOOL_DIR: join(this.scratch, 'spool'),
-      // As npm start runs them (stack/app.ts): one click worker on a shared machine, the larger
-      // young generation. ADCLICK_CLICK_WORKERS=2 in the environment runs two.
+      // As npm start runs them (stack/app.ts): one click worker on a shared machine, the consumers'
+      // larger young generation (the click's in clickEnv). ADCLICK_CLICK_WORKERS=2 in the
+      // environment runs two.
       ADCLICK_CLICK_WORKERS: appEnv().ADCLICK_CLICK_WORKERS!,
       NODE_OPTIONS: appEnv().NODE_OPTIONS!,
     };
@@ -312,6 +315,7 @@ export class FaultMatrix {
   }
 
   async teardown(): Promise<void> {
+    for (const load of this.loads) load.kill('SIGTERM');
     for (const p of this.procs) await p.stop().catch(() => undefined);
     for (const proxy of this.proxies.values()) await proxy.remove().catch(() => undefined);
     await dropPinotTable(this.pinotTable).catch(() => undefined);
@@ -408,7 +412,11 @@ export class FaultMatrix {
 
   private clickEnv(): Record<string, string> {
     this.clockOffsetMs = this.hour + 2 * MINUTE_MS - Date.now();
-    return { ...this.env, ADCLICK_CLOCK_OFFSET_MS: String(this.clockOffsetMs) };
+    return {
+      ...this.env,
+      NODE_OPTIONS: appEnv(process.env, 'click').NODE_OPTIONS!,
+      ADCLICK_CLOCK_OFFSET_MS: String(this.clockOffsetMs),
+    };
   }
 
   /** A past hour (3 h to 5 days back) no one has finalized or is compacting. */
@@ -742,6 +750,8 @@ export class FaultMatrix {
       }),
     );
     done.catch(() => undefined);
+    this.loads.add(child);
+    child.once('exit', () => this.loads.delete(child));
     return { ready, done, stop: () => child.kill('SIGTERM') };
   }
 

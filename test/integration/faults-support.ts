@@ -14,7 +14,7 @@ import { redis as redisService } from '../../stack/services/redis.js';
 import { isAlive, logFile, procState, runningPid, stopDetached, waitUntil } from '../../stack/runtime.js';
 import { sleep, waitFor } from '../../common/wait.js';
 import { appProcesses } from '../../stack/app.js';
-import { withPriority } from '../../stack/runtime.js';
+import { lowerSessionGroup, withPriority } from '../../stack/runtime.js';
 
 // The one sleep and poll of the repository, for the tests that import them from here.
 export { sleep, waitFor };
@@ -91,6 +91,8 @@ export class AppProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group: kill -9 reaches cluster workers too
     });
+    // A session of its own is a scheduling group of its own: niced as a group too (stack/runtime.ts).
+    if (background && child.pid !== undefined) lowerSessionGroup(child.pid);
     this.child = child;
     this.note(`--- start #${this.starts} (pid ${child.pid}) ---`);
     for (const stream of [child.stdout!, child.stderr!])
@@ -337,6 +339,19 @@ export function processTree(pid: number): number[] {
  * SIGSTOP of a stack service's process and every descendant (PostgreSQL's backends, which serve the
  * open connections) for `ms`, then SIGCONT to each; every one of them is checked stopped in /proc.
  */
+/** The SIGCONTs owed to services stopped right now (a drill interrupted mid-hang pays them). */
+const owedContinues = new Set<() => void>();
+
+/**
+ * Continues every service a hang stopped and has not yet continued. A drill stopped by Ctrl-C in the
+ * middle of a hung cell would otherwise leave PostgreSQL (or Kafka…) stopped: `stack:down` cannot end
+ * it and `stack:up` fails on its still-held resources.
+ */
+export function continueHungServices(): void {
+  for (const cont of owedContinues) cont();
+  owedContinues.clear();
+}
+
 export async function hangStackService(
   service: StackService,
   ms: number,
@@ -353,6 +368,8 @@ export async function hangStackService(
       }
     }
   };
+  const cont = (): void => signal('SIGCONT');
+  owedContinues.add(cont);
   signal('SIGSTOP');
   try {
     await waitFor(
@@ -368,7 +385,8 @@ export async function hangStackService(
       evidence: `pid ${pid} and ${stopped - 1} descendants in state T (stopped) for ${ms / 1000} s, then SIGCONT`,
     };
   } finally {
-    signal('SIGCONT');
+    owedContinues.delete(cont);
+    cont();
   }
 }
 
