@@ -157,6 +157,12 @@ export interface CellResult {
   p99JudgedMs: number;
   p99LimitMs: number;
   maxMs: number;
+  /**
+   * The share of the click process's own redirects (request arrival to 302, its
+   * adclick_click_redirect_seconds histogram) within the p99 limit during the cell: where the tail
+   * lives, the click path or the load generator and the machine around it. Not judged.
+   */
+  serverWithinLimit?: number;
   /** When the clicks that were not a 302 within the deadline happened, in s from the fault's start. */
   badWindow?: [number, number];
   /** Process starts during the cell beyond the ones the harness made, by process. */
@@ -466,6 +472,7 @@ export class FaultMatrix {
     const out = join(this.artifacts, `load-${dependency}-${fault}.json`);
     const load = this.startLoad(ads, advertiserId, out);
     await load.ready;
+    const redirectsBefore = await this.redirectsWithin(o.p99LimitMs);
     const samples: ReadySample[] = [];
     let phase: ReadySample['phase'] = 'before';
     const poller = this.pollReadiness(samples, () => phase);
@@ -521,6 +528,7 @@ export class FaultMatrix {
       load.stop();
     }
     const report = await load.done;
+    const redirectsAfter = await this.redirectsWithin(o.p99LimitMs);
     // JSON has no NaN: no 302 measured comes back as null.
     report.p50Ms ??= NaN;
     report.p99Ms ??= NaN;
@@ -572,6 +580,10 @@ export class FaultMatrix {
       ),
       p99LimitMs: o.p99LimitMs,
       maxMs: report.maxMs,
+      serverWithinLimit:
+        redirectsBefore && redirectsAfter && redirectsAfter.all > redirectsBefore.all
+          ? (redirectsAfter.within - redirectsBefore.within) / (redirectsAfter.all - redirectsBefore.all)
+          : undefined,
       badWindow:
         report.firstBadAt !== undefined && report.lastBadAt !== undefined
           ? [(report.firstBadAt - faultStartedAt) / 1000, (report.lastBadAt - faultStartedAt) / 1000]
@@ -589,6 +601,22 @@ export class FaultMatrix {
     this.results.push(result);
     this.unfinalized.push(result);
     return result;
+  }
+
+  /** The click process's redirects so far, and those within `limitMs` (a bucket of its histogram). */
+  private async redirectsWithin(limitMs: number): Promise<{ within: number; all: number } | undefined> {
+    const res = await fetch(`${this.base}/metrics`, { signal: AbortSignal.timeout(2000) }).catch(
+      () => undefined,
+    );
+    if (!res?.ok) return undefined;
+    const text = await res.text();
+    const le = String(limitMs / 1000);
+    const bucket = text
+      .split('\n')
+      .find((l) => l.startsWith(`adclick_click_redirect_seconds_bucket{le="${le}"}`));
+    const count = /^adclick_click_redirect_seconds_count (\d+)/m.exec(text);
+    if (!bucket || !count) return undefined;
+    return { within: Number(bucket.split(' ')[1]), all: Number(count[1]) };
   }
 
   /** Final counts for every cell of the current hour: the hour is archived, backfilled, compared. */
@@ -982,6 +1010,7 @@ export class FaultMatrix {
         r.p99Ms.toFixed(1),
         r.p99JudgedMs > r.p99LimitMs ? `**${r.p99JudgedMs.toFixed(1)}**` : r.p99JudgedMs.toFixed(1),
         r.maxMs.toFixed(0),
+        r.serverWithinLimit === undefined ? '–' : `${(r.serverWithinLimit * 100).toFixed(2)} %`,
         Object.keys(r.exits).length === 0 ? '0' : `**${JSON.stringify(r.exits)}**`,
         yes(r.readiness.ok),
         r.caughtUp.ok ? `${r.caughtUp.seconds.toFixed(0)} s` : '**no**',
@@ -1000,6 +1029,7 @@ export class FaultMatrix {
       'p99 ms',
       'p99 judged ms',
       'max ms',
+      `click process's 302s ≤ ${this.opts.p99LimitMs} ms`,
       'process exits',
       'readiness true',
       'caught up',
