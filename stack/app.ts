@@ -42,7 +42,7 @@ const GRACE_MS = 15_000;
  * (README "CPU per click, second round"). The click process keeps V8's default of 16 MB: a scavenge's
  * pause grows with the semi-space (mean 10 ms at 64 MB, 3.4 ms at 16 MB, at 2,000 clicks/s), every
  * click arriving during one waits it out, and at 64 MB those pauses were most of the click's p99
- * (docs/faults.md, "The click's tail was its scavenges").
+ * (docs/faults.md, "5 December: the click's scavenges").
  */
 export const YOUNG_GENERATION_MB: Readonly<Record<string, number>> = { click: 16, default: 64 };
 
