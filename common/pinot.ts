@@ -1,7 +1,8 @@
-// Small typed calls to Pinot's REST APIs (controller: schemas and tables; broker: SQL), plain fetch.
+// Small typed calls to Pinot's REST APIs (controller: schemas and tables; broker: SQL), undici's request().
 // Pinot 0.11 answers a failed query with HTTP 200 and an `exceptions` list (newer releases honour the
 // `Pinot-Use-Http-Status-For-Errors` header and answer 4xx/5xx); `query` handles both and throws.
 import { readFileSync } from 'node:fs';
+import { request, type Dispatcher } from 'undici';
 import { config } from './config.js';
 
 export interface PinotEndpoints {
@@ -115,13 +116,15 @@ async function call(
   timeoutMs: number,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${base.replace(/\/$/, '')}${path}`, {
-    method,
+  // undici's request(), not fetch(): the same client under Node's fetch without the WHATWG streams
+  // and Response objects around it: 9-10 -> 7 ms of the API's CPU per metrics query (README, issue 29).
+  const res = await request(`${base.replace(/\/$/, '')}${path}`, {
+    method: method as Dispatcher.HttpMethod,
     headers: { 'content-type': 'application/json', ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(timeoutMs),
   });
-  return { status: res.status, text: await res.text() };
+  return { status: res.statusCode, text: await res.body.text() };
 }
 
 async function controller(
