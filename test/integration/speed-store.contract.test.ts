@@ -90,6 +90,13 @@ describe.each(stores)('SpeedStore contract: %s', (kind) => {
     expect(byStart(hourly.buckets)).toEqual(
       byStart([...expected].map(([start, clicks]) => ({ start, clicks }))),
     );
+    // One ad alone (the ad endpoint's call): the same buckets and total as in the many-ad answer, over
+    // minutes of more than one bucket (Pinot then asks one query, not two).
+    const onlyB = await rig.store.clickSums([adB], T, T + 10 * MINUTE_MS, HOUR_MS);
+    expect(onlyB.ads).toEqual(perMinute.ads.filter((a) => a.adId === adB));
+    const onlyA = await rig.store.clickSums([adA], T, T + 10 * MINUTE_MS, MINUTE_MS);
+    expect(onlyA.ads).toEqual(perMinute.ads.filter((a) => a.adId === adA));
+    expect(onlyA.buckets.reduce((n, b) => n + b.clicks, 0)).toBe(onlyA.ads[0]!.clicks);
     // [from, to) is respected and empty inputs give empty sums.
     expect((await rig.store.clickSums([adA], T + MINUTE_MS, T + 2 * MINUTE_MS, MINUTE_MS)).ads).toEqual([]);
     expect(await rig.store.clickSums([], T, T + 10 * MINUTE_MS, MINUTE_MS)).toEqual({ buckets: [], ads: [] });
