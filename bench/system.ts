@@ -199,7 +199,7 @@ function writeDetail(results: StepResult[]): void {
 
 /** The app on names of its own (`tag`), its steps, then its exactness check; always cleaned up. */
 async function runApp(
-  ctx: { pool: ReturnType<typeof createPool>; admin: Admin; probeAds: string[] },
+  ctx: { pool: ReturnType<typeof createPool>; admin: Admin; probeAds: string[]; probeAdvertiser: string },
   tag: string,
   env: Record<string, string>,
   steps: Array<{ rate: number; name: string; paths: string; seconds: number }>,
@@ -217,7 +217,7 @@ async function runApp(
   try {
     await app.start();
     if (WARMUP_S > 0) await app.warmUp(pathsOf('warmup'), WARMUP_RATE, WARMUP_S);
-    const prober = new Prober(ctx.probeAds, app.clickBase, app.apiBase);
+    const prober = new Prober(ctx.probeAds, ctx.probeAdvertiser, app.clickBase, app.apiBase);
     const results: StepResult[] = [];
     for (const s of steps) {
       const restart = s.rate === LONG_STEP && !args['no-restart'] && tag === '';
@@ -253,7 +253,7 @@ async function main(): Promise<void> {
     const probeSeconds = STEPS.reduce((s, r) => s + seconds(r), 0) + (withBefore ? STEP_S : 0);
     const fixture = await createAdvertiserWithAds(pool, Prober.count(probeSeconds), `system-bench-${run}`);
     probeAdvertiser = fixture.advertiserId;
-    const ctx = { pool, admin, probeAds: fixture.ads.map((a) => a.adId) };
+    const ctx = { pool, admin, probeAds: fixture.ads.map((a) => a.adId), probeAdvertiser: fixture.advertiserId };
     const steps = STEPS.map((rate) => ({
       rate,
       name: `${rate}/s`,
