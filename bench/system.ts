@@ -253,7 +253,12 @@ async function main(): Promise<void> {
     const probeSeconds = STEPS.reduce((s, r) => s + seconds(r), 0) + (withBefore ? STEP_S : 0);
     const fixture = await createAdvertiserWithAds(pool, Prober.count(probeSeconds), `system-bench-${run}`);
     probeAdvertiser = fixture.advertiserId;
-    const ctx = { pool, admin, probeAds: fixture.ads.map((a) => a.adId), probeAdvertiser: fixture.advertiserId };
+    const ctx = {
+      pool,
+      admin,
+      probeAds: fixture.ads.map((a) => a.adId),
+      probeAdvertiser: fixture.advertiserId,
+    };
     const steps = STEPS.map((rate) => ({
       rate,
       name: `${rate}/s`,
