@@ -158,19 +158,24 @@ describe('Pinot OFFLINE table of the batch counts', () => {
   });
 
   it('BATCH_STORE=pinot: an hour is recorded final only once Pinot serves it; a re-finalization replaces it and records its adjustments', async () => {
-    const h = hour + HOUR_MS; // an hour of its own (the test above finalizes `hour` in PostgreSQL)
-    const rawOf = (e: RawClickRow): RawClickRow => ({
-      ...e,
-      event: { ...e.event, ts: e.event.ts + HOUR_MS },
-    });
-    const run = (n: number) => ({ workflowId: `pinot-store-${iso.run}`, runId: String(n) });
-    const finalRow = async () =>
+    const finalRowAt = async (at: number) =>
       (
         await pool.query<{ revision: number; valid_clicks: string }>(
           'select revision, valid_clicks from finalized_hours where hour = $1',
-          [new Date(h)],
+          [new Date(at)],
         )
       ).rows[0];
+    // An hour of its own that nothing has finalized: the test above finalizes `hour`, and a
+    // development database keeps the hours of every earlier run (isolation() draws `hour` at random
+    // from 30 years, so the next one was sometimes taken: the first check below then failed).
+    let h = hour + HOUR_MS;
+    while (await finalRowAt(h)) h += HOUR_MS;
+    const rawOf = (e: RawClickRow): RawClickRow => ({
+      ...e,
+      event: { ...e.event, ts: e.event.ts + (h - hour) },
+    });
+    const run = (n: number) => ({ workflowId: `pinot-store-${iso.run}`, runId: String(n) });
+    const finalRow = () => finalRowAt(h);
     await mkdir(dir, { recursive: true });
     const first = join(dir, 'store-raw-1.parquet');
     await writeRawParquet(
