@@ -206,37 +206,34 @@ export class Prober {
   /** One advertiser-wide question for every waiting probe sent at or after `from`. */
   private async seenAll(waiting: Probe[], from: number): Promise<void> {
     const to = minuteOf(Date.now()) + 120_000;
-    const query = `granularity=minute&from=${from}&to=${to}&top=${MAX_TOP}&advertiserId=${this.advertiserId}`;
-    try {
-      const res = await fetch(`${this.apiBase}/v1/advertisers/me/clicks?${query}`, {
-        headers: { authorization: `Bearer ${config.ADCLICK_ADMIN_KEY}` },
-        signal: AbortSignal.timeout(5000),
-      });
-      const body = (await res.json()) as { ads?: Array<{ adId: string; clicks: number }> };
-      if (res.status !== 200) return;
-      const clicked = new Set((body.ads ?? []).filter((a) => a.clicks > 0).map((a) => a.adId));
-      const now = Date.now();
-      for (const p of waiting) if (clicked.has(p.adId)) p.seenAt ??= now;
-    } catch {
-      // asked again next round
-    }
+    const body = await this.ask<{ ads?: Array<{ adId: string; clicks: number }> }>(
+      `/v1/advertisers/me/clicks?granularity=minute&from=${from}&to=${to}&top=${MAX_TOP}&advertiserId=${this.advertiserId}`,
+    );
+    const clicked = new Set((body?.ads ?? []).filter((a) => a.clicks > 0).map((a) => a.adId));
+    const now = Date.now();
+    for (const p of waiting) if (clicked.has(p.adId)) p.seenAt ??= now;
   }
 
   private async seen(p: Probe): Promise<void> {
     const from = minuteOf(p.sentAt) - 60_000;
     const to = minuteOf(Date.now()) + 120_000;
+    const body = await this.ask<{ total?: number }>(
+      `/v1/ads/${p.adId}/clicks?granularity=minute&from=${from}&to=${to}`,
+    );
+    if ((body?.total ?? 0) > 0) p.seenAt ??= Date.now();
+  }
+
+  /** A metrics question with the admin key: its body on a 200, else undefined (asked again next round). */
+  private async ask<T>(path: string): Promise<T | undefined> {
     try {
-      const res = await fetch(
-        `${this.apiBase}/v1/ads/${p.adId}/clicks?granularity=minute&from=${from}&to=${to}`,
-        {
-          headers: { authorization: `Bearer ${config.ADCLICK_ADMIN_KEY}` },
-          signal: AbortSignal.timeout(5000),
-        },
-      );
-      const body = (await res.json()) as { total?: number };
-      if (res.status === 200 && (body.total ?? 0) > 0) p.seenAt ??= Date.now();
+      const res = await fetch(this.apiBase + path, {
+        headers: { authorization: `Bearer ${config.ADCLICK_ADMIN_KEY}` },
+        signal: AbortSignal.timeout(5000),
+      });
+      const body = (await res.json()) as T;
+      return res.status === 200 ? body : undefined;
     } catch {
-      // polled again next turn
+      return undefined;
     }
   }
 }
