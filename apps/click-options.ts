@@ -3,8 +3,9 @@
 // (apps/click.ts) and `npm run spool:drain` (apps/spool-drain.ts), so that their settings cannot
 // drift apart again (the orphans' click logs once lacked the lanes and the compression).
 import type { Kafka } from 'kafkajs';
-import { config } from '../common/config.js';
+import { config, kafkaBrokers } from '../common/config.js';
 import type { ClickLogOptions, SpoolSendOptions } from '../ingest/click-log.js';
+import { platformaticLanes, type LaneProducerFactory } from '../ingest/lane-producers.js';
 import { clickMetrics } from '../ingest/metrics.js';
 
 /** How a spool's click events reach Kafka, from the configuration: the topic, compression, metrics. */
@@ -32,8 +33,20 @@ export function clickLogOptions(
     batchMax: config.ADCLICK_PRODUCE_BATCH_MAX,
     encoding: config.ADCLICK_CLICK_EVENT_ENCODING,
     lanes: config.ADCLICK_PRODUCE_LANES,
+    laneProducers: laneProducers(spoolPath),
     ...given(overrides),
   };
+}
+
+/** The lanes' producers as ADCLICK_KAFKA_PRODUCER says; undefined: kafkajs' (the click log's default). */
+function laneProducers(spoolPath: string): LaneProducerFactory | undefined {
+  if (config.ADCLICK_KAFKA_PRODUCER !== 'platformatic') return undefined;
+  return platformaticLanes({
+    clientId: `adclick-ingest-${process.pid}`,
+    brokers: kafkaBrokers(),
+    metadataMaxAgeMs: config.KAFKA_METADATA_MAX_AGE_MS,
+    log: (m) => console.error(`[click-log] ${spoolPath}: ${m}`),
+  });
 }
 
 /** `o` without its undefined entries, so that an option not given keeps the configuration's value. */

@@ -3,6 +3,7 @@
 import type { Kafka } from 'kafkajs';
 import type { ClickEventEncoding } from '../common/click-event.js';
 import type { ClickLogEvent, ClickLogState } from './click-log-state.js';
+import type { LaneProducerFactory } from './lane-producers.js';
 import type { ClickMetrics } from './metrics.js';
 
 /** How spooled click events reach Kafka: what the click log and the drain share (apps/ builds it). */
@@ -32,6 +33,8 @@ export interface ClickLogOptions extends SpoolSendOptions {
   encoding?: ClickEventEncoding;
   /** Producers sending batches in parallel (default 1). */
   lanes?: number;
+  /** Makes each lane's producer (default: kafkajs' over `kafka`; lane-producers.ts). */
+  laneProducers?: LaneProducerFactory;
   /**
    * How long to wait for the spool's lock if another process holds it (then ClickLog.open rejects
    * with SpoolLockedError). Default: long enough for a crashed owner's lock to go stale. Give 0 for

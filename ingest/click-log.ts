@@ -27,6 +27,7 @@ import {
 } from './click-log-state.js';
 import { ClickLogReplayer, type ReplayerHost } from './click-log-replayer.js';
 import { KafkaLanes } from './kafka-lanes.js';
+import { kafkajsLanes } from './lane-producers.js';
 import type { ClickLogOptions } from './click-log-options.js';
 import { spoolSources } from './metrics.js';
 import { Spool } from './spool.js';
@@ -84,7 +85,11 @@ export class ClickLog {
   ) {
     this.log = opts.log ?? ((m) => console.error(`[click-log] ${m}`));
     this.compression = opts.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
-    this.lanes = new KafkaLanes(opts.kafka, opts.lanes ?? 1, this.log);
+    this.lanes = new KafkaLanes(
+      opts.laneProducers ?? kafkajsLanes(opts.kafka, this.log),
+      opts.lanes ?? 1,
+      this.log,
+    );
     this.gate = new DirectReturnGate({
       slowMs: opts.deadlineMs / 2,
       baseCalmMs: opts.directReturnCalmMs ?? BASE_CALM_MS,

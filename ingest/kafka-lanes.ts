@@ -3,28 +3,27 @@
 // in flight at the same time have no order among them. A lane stays busy until its send settles,
 // even after the batch's deadline (its events are spooled by then, and a late ack is recorded).
 //
-// Every send is checked against Kafka's answer (checkedSends, common/checked-sends.ts: kafkajs 2.2.4
-// can resolve a send without a partition whose leader changed during it, tulios/kafkajs#1303).
-import type { Kafka, Producer, ProducerRecord } from 'kafkajs';
-import { checkedSends, type CheckedSends } from '../common/checked-sends.js';
+// Every send is checked against Kafka's answer (lane-producers.ts: kafkajs 2.2.4 can resolve a send
+// without a partition whose leader changed during it, tulios/kafkajs#1303). Which client carries the
+// lanes is ADCLICK_KAFKA_PRODUCER's choice (lane-producers.ts).
+import type { ProducerRecord } from 'kafkajs';
+import type { LaneProducer, LaneProducerFactory } from './lane-producers.js';
 import { sleep } from '../common/wait.js';
 
 interface Lane {
-  producer: Producer;
+  producer: LaneProducer;
   connecting: Promise<void>;
   busy: boolean;
 }
 
 export class KafkaLanes {
   private readonly lanes: Lane[];
-  private readonly checked: CheckedSends;
 
   constructor(
-    private readonly kafka: Kafka,
+    private readonly newProducer: LaneProducerFactory,
     count: number,
     private readonly log: (message: string) => void,
   ) {
-    this.checked = checkedSends(log);
     this.lanes = Array.from({ length: Math.max(1, count) }, () => this.newLane());
   }
 
@@ -38,7 +37,7 @@ export class KafkaLanes {
     const lane = this.lanes.find((l) => !l.busy);
     if (!lane) return Promise.reject(new Error('no idle producer lane'));
     lane.busy = true;
-    const sent = lane.connecting.then(() => this.checked.send(lane.producer, record));
+    const sent = lane.connecting.then(() => lane.producer.send(record));
     void sent.then(
       () => (lane.busy = false),
       () => (lane.busy = false),
@@ -48,7 +47,7 @@ export class KafkaLanes {
 
   /** Sends on the first lane, busy or not: the replayer's, which runs while no batch is sent directly. */
   async sendOnFirst(record: ProducerRecord): Promise<void> {
-    await this.checked.send(this.lanes[0]!.producer, record);
+    await this.lanes[0]!.producer.send(record);
   }
 
   /** Waits for every lane's connection; lanes that failed start connecting again. */
@@ -81,15 +80,7 @@ export class KafkaLanes {
   }
 
   private newLane(): Lane {
-    const producer = this.kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-      // The idempotent producer retries until it knows the outcome, so a late ack is certain to be
-      // seen (and recorded as delivered) instead of leaving the event's fate unknown.
-      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 1000 },
-      createPartitioner: this.checked.createPartitioner,
-    });
+    const producer = this.newProducer();
     const lane: Lane = { producer, connecting: Promise.resolve(), busy: false };
     this.connect(lane);
     return lane;
