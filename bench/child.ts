@@ -3,6 +3,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** Children still running: a section that dies on an uncaught error must not leave them behind. */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of live) p.kill('SIGTERM');
+});
+
 export class Child {
   readonly process: ChildProcess;
   readonly logFile: string;
@@ -22,6 +28,12 @@ export class Child {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // A leftover app process kept the ports of the next run's, which then read the old one's metrics
+    // (a run that crashed on a missing wrk left its archiver answering for 17 minutes).
+    live.add(this.process);
+    this.process.once('exit', () => live.delete(this.process));
+    // A command that cannot start (ENOENT) is an exit to its waiters, not an uncaught error.
+    this.process.once('error', () => undefined);
     // Both streams into one file: neither may end it alone (the other may still write).
     this.process.stdout?.pipe(log, { end: false });
     this.process.stderr?.pipe(log, { end: false });

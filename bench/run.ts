@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { ensureDebianPackages } from '../stack/runtime.js';
 import { FIGURE_PREFIX, meetsTarget, TABLE_PREFIX, type Figure, type Table } from './report.js';
 
 const sections = [
@@ -33,6 +34,8 @@ function runSection(entry: string, figures: Figure[], tables: Table[], args: str
 }
 
 async function main(): Promise<void> {
+  // The load generator of the HTTP sections (Debian's wrk), installed as the stack installs its packages.
+  await ensureDebianPackages(['wrk'], ['wrk']);
   // Section names pick sections; anything after `--` goes to every section run (e.g. the system
   // section's --step-seconds for a short development run).
   const argv = process.argv.slice(2);
