@@ -12,6 +12,7 @@ import type { CatalogueReplica } from '../ingest/catalogue-replica.js';
 import type { ClickLogOptions } from '../ingest/click-log.js';
 import { createClickRedis } from '../ingest/dedup.js';
 import { configuredSigningKeys, signingKeys, type SigningKeys } from '../ingest/impression.js';
+import { kafkajsLanes } from '../ingest/lane-producers.js';
 import { clickLogOptions } from './click-options.js';
 import { runClickService, type ClickService, type ClickServiceSettings } from '../ingest/service.js';
 
@@ -23,6 +24,7 @@ export interface ClickServiceOptions {
   host?: string;
   topic?: string;
   spoolPath: string;
+  /** The caller's Kafka client: the service's, its click log's lanes included (else they follow ADCLICK_KAFKA_PRODUCER). */
   kafka?: Kafka;
   redisUrl?: string;
   pool?: pg.Pool;
@@ -102,6 +104,11 @@ export async function startClickService(opts: ClickServiceOptions): Promise<Clic
         batchMax: opts.batchMax,
         encoding: opts.encoding,
         lanes: opts.lanes,
+        // A Kafka client given by the caller (a test's gated one) carries the lanes too; otherwise
+        // ADCLICK_KAFKA_PRODUCER picks their client.
+        laneProducers: opts.kafka
+          ? kafkajsLanes(opts.kafka, opts.log ?? ((m) => console.error(`[click-log] ${m}`)))
+          : undefined,
         log: opts.log,
         onTransition: opts.onTransition,
       }),

@@ -6,7 +6,10 @@
 //   third of kafkajs' CPU per click event (README, "CPU per click"). It places each message itself
 //   (Java's murmur2 of the key, as kafkajs and Kafka's own clients do, so a key lands on the same
 //   partition whichever client sends it) and checks the answer the same way: a send resolves only
-//   once Kafka's answer names every partition it wrote to.
+//   once Kafka's answer names every partition it wrote to. Not the default: it fails a whole send when
+//   some of its partitions failed and others were written, and the click log then sends the batch
+//   again on a fresh producer, which writes the written partitions twice (seen in the fault
+//   matrix's Kafka-killed cell; README "CPU per click, fourth round").
 // Both are idempotent with acks=all and retry until they know a send's outcome: the click log's
 // deadline, not the producer, decides when a click falls back to the spool.
 import {
