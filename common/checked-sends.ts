@@ -17,7 +17,7 @@ import kafkajs, {
 const { Partitioners } = kafkajs;
 
 /** Rounds of sending again the messages a send resolved without, before it counts as failed. */
-const RESEND_ROUNDS = 10;
+export const RESEND_ROUNDS = 10;
 
 export interface CheckedSends {
   /** kafkajs' own partitioner (murmur2 of the key), noting where each message went. */

@@ -19,7 +19,7 @@ import {
   type MessageToProduce,
 } from '@platformatic/kafka';
 import kafkajs, { type Kafka, type Message, type ProducerRecord } from 'kafkajs';
-import { checkedSends, type CheckedSends } from '../common/checked-sends.js';
+import { checkedSends, RESEND_ROUNDS, type CheckedSends } from '../common/checked-sends.js';
 
 const { CompressionTypes } = kafkajs;
 
@@ -64,9 +64,6 @@ export interface PlatformaticLaneOptions {
   metadataMaxAgeMs: number;
   log: (message: string) => void;
 }
-
-/** Rounds of sending again the messages a send resolved without, before it counts as failed. */
-const RESEND_ROUNDS = 10;
 
 /** @platformatic/kafka's idempotent producer, every send checked against Kafka's answer. */
 export function platformaticLanes(opts: PlatformaticLaneOptions): LaneProducerFactory {
@@ -128,12 +125,14 @@ async function sendChecked(
 /** A kafkajs message (string key, string ms timestamp) as @platformatic/kafka sends it, placed. */
 function toPlatformatic(topic: string, m: Message, partitions: number): MessageToProduce {
   const key = typeof m.key === 'string' ? Buffer.from(m.key) : (m.key ?? undefined);
+  // The client's murmur2 works in BigInt; a string key's hash is kept in its LRU cache (hot ads).
+  const hash = typeof m.key === 'string' ? murmur2(m.key, true) : key ? murmur2(key) : 0;
   return {
     topic,
     key,
     value: m.value as Buffer,
     // Java's toPositive(murmur2(key)) % partitions: the partition kafkajs' default partitioner picks.
-    partition: key ? (murmur2(key) & 0x7fffffff) % partitions : 0,
+    partition: (hash & 0x7fffffff) % partitions,
     ...(m.timestamp !== undefined && { timestamp: BigInt(m.timestamp) }),
   };
 }
