@@ -38,7 +38,7 @@ export function clickLogOptions(
   };
 }
 
-/** The lanes' producers as ADCLICK_KAFKA_PRODUCER says; undefined: kafkajs' (the click log's default). */
+/** The lanes' producers as ADCLICK_KAFKA_PRODUCER says; undefined: kafkajs' (the click log's own when given none). */
 function laneProducers(spoolPath: string): LaneProducerFactory | undefined {
   if (config.ADCLICK_KAFKA_PRODUCER !== 'platformatic') return undefined;
   return platformaticLanes({

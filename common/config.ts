@@ -119,11 +119,11 @@ const schema = z.object({
   ADCLICK_PRODUCE_BATCH_MAX: positiveInt.default(500),
   // Idempotent producers per click worker sending batches in parallel (kafkajs: one request each).
   ADCLICK_PRODUCE_LANES: positiveInt.default(2),
-  // The Kafka client of the click log's lanes (ingest/lane-producers.ts): `kafkajs`, or
-  // `platformatic` (@platformatic/kafka: ~11-14 % less CPU per click, but a send that fails part-way
-  // is sent again in full, which wrote duplicates in the Kafka-killed fault cell; README "CPU per
-  // click, fourth round"). Not the default until that holds.
-  ADCLICK_KAFKA_PRODUCER: z.enum(['kafkajs', 'platformatic']).default('kafkajs'),
+  // The Kafka client of the click log's lanes (ingest/lane-producers.ts): `platformatic`
+  // (@platformatic/kafka: ~11-14 % less CPU per click than kafkajs; a send Kafka wrote part of is
+  // sent again as the same request on the same producer, so Kafka drops the part it has), or
+  // `kafkajs` (README "CPU per click, fourth round").
+  ADCLICK_KAFKA_PRODUCER: z.enum(['kafkajs', 'platformatic']).default('platformatic'),
   // Compression of the click batches sent to Kafka. `none`: measured cheaper on one machine, where
   // bytes cost less than the CPU to pack them (README "Throughput on one machine").
   ADCLICK_PRODUCE_COMPRESSION: z.enum(['none', 'gzip']).default('none'),

@@ -2,14 +2,17 @@
 // them (ADCLICK_KAFKA_PRODUCER):
 // - `kafkajs`: the client every other part of the app uses, its sends checked against Kafka's answer
 //   (common/checked-sends.ts, for tulios/kafkajs#1303);
-// - `platformatic`: @platformatic/kafka, a maintained pure-JS client whose producer spends about a
+// - `platformatic` (the default): @platformatic/kafka, a maintained pure-JS client whose producer spends about a
 //   third of kafkajs' CPU per click event (README, "CPU per click"). It places each message itself
 //   (Java's murmur2 of the key, as kafkajs and Kafka's own clients do, so a key lands on the same
 //   partition whichever client sends it) and checks the answer the same way: a send resolves only
-//   once Kafka's answer names every partition it wrote to. Not the default: it fails a whole send when
-//   some of its partitions failed and others were written, and the click log then sends the batch
-//   again on a fresh producer, which writes the written partitions twice (seen in the fault
-//   matrix's Kafka-killed cell; README "CPU per click, fourth round").
+//   once Kafka's answer names every partition it wrote to. The client fails a whole send when some of
+//   its partitions failed and others were written, and advances its sequence numbers only when a
+//   whole send succeeds; so a failed send is sent again as the same request on the same producer
+//   (Kafka drops the batches it already wrote as duplicates of their sequence numbers), never on a
+//   fresh producer, which would write them twice (seen in the fault matrix's Kafka-killed cell,
+//   README "CPU per click, fourth round"). Only a send Kafka refuses for its sequence numbers or
+//   producer id fails: then the lane needs a fresh producer.
 // Both are idempotent with acks=all and retry until they know a send's outcome: the click log's
 // deadline, not the producer, decides when a click falls back to the spool.
 import {
@@ -20,6 +23,7 @@ import {
 } from '@platformatic/kafka';
 import kafkajs, { type Kafka, type Message, type ProducerRecord } from 'kafkajs';
 import { checkedSends, RESEND_ROUNDS, type CheckedSends } from '../common/checked-sends.js';
+import { backoffDelay, sleep } from '../common/wait.js';
 
 const { CompressionTypes } = kafkajs;
 
@@ -80,36 +84,101 @@ export function platformaticLanes(opts: PlatformaticLaneOptions): LaneProducerFa
       metadataMaxAge: opts.metadataMaxAgeMs,
       autocreateTopics: false,
     });
+    const state = { closed: false };
+    // One send at a time on a producer: the client reads a partition's next sequence number when it
+    // encodes a request and advances it when the answer comes, so two sends at once would share it.
+    let tail: Promise<unknown> = Promise.resolve();
     return {
       // Its first send connects, takes a producer id and reads the topic's metadata; done here so
       // that a lane reports a Kafka that cannot be reached before it is given clicks.
       connect: async () => {
         await producer.initIdempotentProducer({});
       },
-      send: (record) => sendChecked(producer, record, opts.log),
-      disconnect: () => producer.close(),
+      send: (record) => {
+        const sent = tail.then(() => sendChecked(producer, record, opts.log, state));
+        tail = sent.catch(() => undefined);
+        return sent;
+      },
+      disconnect: () => {
+        state.closed = true;
+        return producer.close();
+      },
     };
   };
 }
 
 /**
+ * Kafka's answers that mean the producer's sequence numbers or id are no longer good: sending the
+ * same request again cannot succeed, the lane needs a fresh producer (and what this one wrote of the
+ * failed send may be written again: the corner spool.ts documents).
+ */
+const SEQUENCE_REFUSALS = [
+  'OUT_OF_ORDER_SEQUENCE_NUMBER',
+  'DUPLICATE_SEQUENCE_NUMBER',
+  'UNKNOWN_PRODUCER_ID',
+  'INVALID_PRODUCER_EPOCH',
+  'INVALID_PRODUCER_ID_MAPPING',
+];
+const RETRY = { firstMs: 100, maxMs: 1000 };
+/** A send that keeps failing is logged at its first failure and then once this often. */
+const RETRY_LOG_EVERY_MS = 10_000;
+
+interface FoundBy {
+  findBy?(property: string, value: unknown): unknown;
+}
+const refusesSequence = (e: unknown): boolean =>
+  SEQUENCE_REFUSALS.some((id) => Boolean((e as FoundBy).findBy?.('apiId', id)));
+
+/**
  * Sends `record` with each message placed by Java's murmur2 of its key, and sends again the messages
  * of any partition Kafka's answer does not name as written (as common/checked-sends.ts does for
- * kafkajs). Rejects after RESEND_ROUNDS.
+ * kafkajs). A failed send is sent again unchanged on the same producer until Kafka takes it, so its
+ * sequence numbers make Kafka drop what an earlier attempt wrote; it rejects only when Kafka refuses
+ * the producer's sequence numbers, when the producer is closed, or after RESEND_ROUNDS answers that
+ * lack a partition. The click log's deadline, not this loop, decides when its clicks go to the spool.
  */
 async function sendChecked(
   producer: PlatformaticProducer<Buffer, Buffer, Buffer, Buffer>,
   record: ProducerRecord,
   log: (message: string) => void,
+  state: { closed: boolean },
 ): Promise<void> {
   const { topic } = record;
-  const metadata = await producer.metadata({ topics: [topic] });
-  const partitions = metadata.topics.get(topic)?.partitionsCount;
-  if (!partitions) throw new Error(`Kafka's metadata has no topic ${topic}`);
   const compression = record.compression === CompressionTypes.GZIP ? 'gzip' : 'none';
+  let failures = 0;
+  let loggedAt = Number.NEGATIVE_INFINITY;
+  /** Runs `attempt` until it succeeds, waiting between failures; rethrows what cannot be retried. */
+  async function untilDone<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await attempt();
+      } catch (e) {
+        if (state.closed || refusesSequence(e)) throw e;
+        failures++;
+        const now = performance.now();
+        if (now - loggedAt >= RETRY_LOG_EVERY_MS) {
+          loggedAt = now;
+          log(
+            `${what} of ${record.messages.length} click event(s) failed ${failures} time(s) ` +
+              `(${describe(e)}); sending the same request again on the same producer`,
+          );
+        }
+        await sleep(backoffDelay(failures, RETRY));
+      }
+    }
+  }
+  // The placement is made once: a retry must be the same request, even if the topic grew meanwhile.
+  const partitions = await untilDone('reading the metadata for a send', async () => {
+    const metadata = await producer.metadata({ topics: [topic] });
+    const count = metadata.topics.get(topic)?.partitionsCount;
+    if (!count) throw new Error(`Kafka's metadata has no topic ${topic}`);
+    return count;
+  });
   let left = record.messages.map((m) => toPlatformatic(topic, m, partitions));
   for (let round = 1; ; round++) {
-    const answer = await producer.send({ messages: left, acks: ProduceAcks.ALL, compression });
+    const answer = await untilDone('a send', () =>
+      producer.send({ messages: left, acks: ProduceAcks.ALL, compression }),
+    );
     const written = new Set((answer.offsets ?? []).filter((o) => o.topic === topic).map((o) => o.partition));
     left = left.filter((m) => !written.has(m.partition!));
     if (left.length === 0) return;
@@ -120,6 +189,13 @@ async function sendChecked(
       `Kafka's answer to a send lacks partition(s) ${missing}: sending their ${left.length} click event(s) again`,
     );
   }
+}
+
+/** The innermost reasons of a client error (it nests them: MultipleErrors of ProtocolErrors). */
+function describe(e: unknown): string {
+  const nested = (e as { errors?: unknown[] }).errors;
+  if (Array.isArray(nested) && nested.length > 0) return describe(nested[nested.length - 1]);
+  return (e as Error).message ?? String(e);
 }
 
 /** A kafkajs message (string key, string ms timestamp) as @platformatic/kafka sends it, placed. */

@@ -10,6 +10,8 @@ import { decodeRecords, encodeRecord, encodeRecords, HEADER_BYTES } from './spoo
 
 /** Every open, sync and datasync that spool.ts makes, in order (the real calls still run). */
 const fsCalls = vi.hoisted(() => [] as string[]);
+/** While `until` is set, a marker's fsync waits for it (a busy disk); `held` counts those waits. */
+const markerGate = vi.hoisted(() => ({ until: undefined as Promise<void> | undefined, held: 0 }));
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
   const open: typeof real.open = async (path, flags, mode) => {
@@ -23,6 +25,10 @@ vi.mock('node:fs/promises', async (importOriginal) => {
       fsCalls.push(`sync ${name}`);
     };
     fh.datasync = async () => {
+      if (name.endsWith('.marker.tmp') && markerGate.until) {
+        markerGate.held++;
+        await markerGate.until;
+      }
       await datasync();
       fsCalls.push(`datasync ${name}`);
     };
@@ -241,6 +247,51 @@ describe('spool durability', () => {
       expect(fsCalls.slice(0, appended)).toContain(`sync ${dirname(dir)}`);
     } finally {
       await spool.close();
+    }
+  });
+});
+
+describe('spool markers and appends', () => {
+  it('an append does not wait for the marker write of a replay commit (a busy disk)', async () => {
+    const path = tempSpool();
+    const spool = await Spool.open(path);
+    let release = (): void => undefined;
+    let firstEnd = 0;
+    try {
+      await spool.append([payload(0), payload(1)]);
+      firstEnd = spool.size;
+      await spool.append([payload(2)]);
+      markerGate.held = 0;
+      fsCalls.length = 0;
+      markerGate.until = new Promise<void>((r) => (release = r));
+      // The first two records are in Kafka: the commit's marker write is held at its fsync.
+      const committed = spool.commit(firstEnd, 2);
+      await vi.waitFor(() => expect(markerGate.held).toBe(1));
+      const appended = await Promise.race([
+        spool.append([payload(3)]).then(() => 'appended'),
+        new Promise((r) => setTimeout(() => r('waited for the marker'), 2000)),
+      ]);
+      expect(appended).toBe('appended');
+      // State changes while a write is held share one write after it.
+      const delivered = [spool.markDelivered([firstEnd]), spool.markDelivered([firstEnd])];
+      markerGate.until = undefined;
+      release();
+      await Promise.all([committed, ...delivered]);
+      expect(fsCalls.filter((c) => c === `datasync ${path}.marker.tmp`)).toHaveLength(2);
+    } finally {
+      markerGate.until = undefined;
+      release();
+      await spool.close();
+    }
+    // What the markers recorded: the commit, and the late-delivered record is skipped on replay.
+    const reopened = await Spool.open(path);
+    try {
+      expect(reopened.committed).toBe(firstEnd);
+      const batch = await reopened.read(10);
+      expect(batch.records.map((r) => r.payload)).toEqual([payload(3)]);
+      expect(batch.frames).toBe(2);
+    } finally {
+      await reopened.close();
     }
   });
 });

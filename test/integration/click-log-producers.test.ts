@@ -2,14 +2,17 @@
 // against the real broker: every click event reaches the topic exactly once, with its click's time
 // as the record's timestamp, on the partition kafkajs' default partitioner (Java's murmur2 of the
 // key) picks — so clicks of one key land together whichever client, spool replay or drain sent them.
+// And on @platformatic/kafka, a send that Kafka wrote only part of is sent again without writing that
+// part twice.
 import { randomUUID } from 'node:crypto';
-import kafkajs from 'kafkajs';
+import kafkajs, { ConfigResourceTypes } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeClickEvent } from '../../common/click-event.js';
 import { kafkaBrokers } from '../../common/config.js';
 import { createKafka } from '../../common/kafka.js';
 import { ClickLog } from '../../ingest/click-log.js';
 import { kafkajsLanes, platformaticLanes, type ProducerClient } from '../../ingest/lane-producers.js';
+import { waitFor } from '../../common/wait.js';
 import { clickTopic, tempSpoolPath, validClickEvent as event } from '../support/click.js';
 
 const { Partitioners } = kafkajs;
@@ -19,8 +22,8 @@ const CLICKS = 2000;
 const kafka = createKafka('adclick-test-click-log-producers');
 
 /** The partition kafkajs' default partitioner gives `key` in a topic of PARTITIONS partitions. */
-function kafkajsPartition(topic: string, key: string): number {
-  const partitionMetadata = Array.from({ length: PARTITIONS }, (_, p) => ({
+function kafkajsPartition(topic: string, key: string, partitions = PARTITIONS): number {
+  const partitionMetadata = Array.from({ length: partitions }, (_, p) => ({
     partitionId: p,
     leader: 0,
     replicas: [0],
@@ -83,6 +86,82 @@ describe.each<ProducerClient>(['kafkajs', 'platformatic'])('click log on %s lane
     const stamps = await recordTimestamps(topic);
     expect(stamps.size).toBe(CLICKS);
     for (const [eventId, at] of stamps) expect(at).toBe(ts.get(eventId));
+  }, 60_000);
+});
+
+describe('platformatic lanes: a send Kafka wrote part of', () => {
+  it('is sent again as the same request on the same producer, and Kafka keeps each message once', async () => {
+    // A real part-way write: one request to two partitions, one of them over the topic's
+    // max.message.bytes. Kafka writes the small batch and refuses the large one, and the client fails
+    // the whole send. Then the limit is raised, so that sending again can succeed.
+    const topic = `clicks-test-partial-${randomUUID()}`;
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: [
+          {
+            topic,
+            numPartitions: 2,
+            replicationFactor: 1,
+            configEntries: [{ name: 'max.message.bytes', value: '4096' }],
+          },
+        ],
+      });
+      const keyOn = (partition: number): string => {
+        for (let i = 0; ; i++) if (kafkajsPartition(topic, `ad-${i}`, 2) === partition) return `ad-${i}`;
+      };
+      const small = { key: keyOn(0), value: Buffer.from('small') };
+      const large = { key: keyOn(1), value: Buffer.alloc(8192, 1) };
+      const lines: string[] = [];
+      const producer = platformaticLanes({
+        clientId: 'adclick-test-partial-send',
+        brokers: kafkaBrokers(),
+        metadataMaxAgeMs: 30_000,
+        log: (m) => void lines.push(m),
+      })();
+      await producer.connect();
+      const sent = producer.send({ topic, acks: -1, messages: [small, large] });
+      let outcome: 'sent' | Error | undefined;
+      sent.then(
+        () => (outcome = 'sent'),
+        (e: Error) => (outcome = e),
+      );
+
+      // The first attempt failed, and it had written the small message's partition.
+      await waitFor('the first attempt to fail', () => lines.length > 0 || outcome !== undefined, 20_000, 50);
+      expect(outcome, 'the send must not give up on an error Kafka may stop answering').toBeUndefined();
+      expect(lines[0]).toMatch(/failed 1 time.*same request again on the same producer/);
+      const written = await admin.fetchTopicOffsets(topic);
+      expect(written.map((p) => [p.partition, Number(p.high)]).sort()).toEqual([
+        [0, 1],
+        [1, 0],
+      ]);
+
+      await admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: ConfigResourceTypes.TOPIC,
+            name: topic,
+            configEntries: [{ name: 'max.message.bytes', value: String(1024 * 1024) }],
+          },
+        ],
+      });
+      await sent;
+      const offsets = await admin.fetchTopicOffsets(topic);
+      // Each message once: the retry's batch for partition 0 carried the sequence numbers Kafka had
+      // already written, so Kafka dropped it (a fresh producer id would have written it again).
+      expect(offsets.map((p) => [p.partition, Number(p.high)]).sort()).toEqual([
+        [0, 1],
+        [1, 1],
+      ]);
+      await producer.disconnect();
+    } finally {
+      await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+      await admin.disconnect();
+    }
   }, 60_000);
 });
 
