@@ -41,13 +41,26 @@ export async function waitFor<T>(
 }
 
 /**
+ * A timer for a deadline on an answer: `onExpire` runs `ms` after now, but one step of the event loop
+ * after the timer fires (setImmediate), once the loop has handled the I/O already in. A loop that is
+ * late by more than the deadline (a busy process) runs its expired timers before the poll phase reads
+ * its sockets, so without the step an answer that came back in 1 ms while the loop was busy would be
+ * judged late. Clearing the timer before it fires cancels it; `onExpire` must be harmless after the
+ * answer (a settled promise, a settled flag).
+ */
+export function deadlineTimer(ms: number, onExpire: () => void): NodeJS.Timeout {
+  return setTimeout(() => setImmediate(onExpire), ms);
+}
+
+/**
  * `work`, or a rejection with `message` if it has not settled within `ms` (the work itself is not
- * cancelled: a caller that must stop it too aborts it on that rejection).
+ * cancelled: a caller that must stop it too aborts it on that rejection). An answer already in when
+ * the deadline passes wins (deadlineTimer).
  */
 export function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
+    timer = deadlineTimer(ms, () => reject(new Error(message)));
   });
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }

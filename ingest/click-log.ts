@@ -32,7 +32,7 @@ import type { ClickLogOptions } from './click-log-options.js';
 import { spoolSources } from './metrics.js';
 import { Spool } from './spool.js';
 import { clickMessage } from './spool-replay.js';
-import { sleep } from '../common/wait.js';
+import { deadlineTimer, sleep } from '../common/wait.js';
 
 export type Destination = 'kafka' | 'spool';
 export type LogMode = 'direct' | 'spooling';
@@ -369,7 +369,10 @@ export class ClickLog {
   }
 }
 
-/** Whether `p` fulfilled, failed (its error) or is still pending after `ms`. */
+/**
+ * Whether `p` fulfilled, failed (its error) or is still pending after `ms`. An ack already in when
+ * `ms` passes counts (deadlineTimer): a busy click process must not spool a batch Kafka has acked.
+ */
 async function settledWithin(p: Promise<unknown>, ms: number): Promise<'acked' | 'pending' | Error> {
   let timer: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
@@ -377,7 +380,7 @@ async function settledWithin(p: Promise<unknown>, ms: number): Promise<'acked' |
       () => 'acked' as const,
       (e: Error) => e,
     ),
-    new Promise<'pending'>((r) => (timer = setTimeout(() => r('pending'), ms))),
+    new Promise<'pending'>((r) => (timer = deadlineTimer(ms, () => r('pending')))),
   ]);
   clearTimeout(timer);
   return outcome;

@@ -9,7 +9,7 @@
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll } from 'cockatiel';
 import type { Redis } from 'ioredis';
 import { createRedis } from '../common/redis.js';
-import { waitFor } from '../common/wait.js';
+import { deadlineTimer, waitFor } from '../common/wait.js';
 
 export type DedupAnswer = 'first' | 'duplicate' | 'unavailable';
 
@@ -92,7 +92,8 @@ export const DEFAULT_DEDUP_BREAKER: DedupBreakerOptions = { failures: 3, halfOpe
 /**
  * `batchMs`: 0 sends the checks of each event-loop turn together (setImmediate); more gathers the
  * checks of that many ms into one call, fewer round trips for at most that much more latency. The
- * deadline runs from the batch's first check: one timer per batch, not one per click.
+ * deadline runs from the batch's first check: one timer per batch, not one per click; an answer
+ * already in when it passes wins (deadlineTimer: a busy click process must not fail a fast Redis open).
  */
 export function redisDedup(
   redis: Redis,
@@ -155,7 +156,7 @@ export function redisDedup(
       return new Promise<DedupAnswer>((resolve) => {
         if (!open) {
           const batch: CheckBatch = { checks: [], settled: false, timer: undefined as never };
-          batch.timer = setTimeout(() => settle(batch, undefined), deadlineMs);
+          batch.timer = deadlineTimer(deadlineMs, () => settle(batch, undefined));
           open = batch;
           if (batchMs > 0) setTimeout(send, batchMs);
           else setImmediate(send);
@@ -172,7 +173,7 @@ export function redisDedup(
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         redis.del(`dedup:${impressionId}`).catch(() => undefined),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs))),
+        new Promise<void>((resolve) => (timer = deadlineTimer(deadlineMs, resolve))),
       ]);
       clearTimeout(timer);
     },

@@ -37,6 +37,18 @@ describe('first-click check with Redis not answering in time', () => {
     await proxy?.remove().catch(() => undefined);
   });
 
+  it('takes an answer Redis gave while the click process was too busy to read it, instead of failing open', async () => {
+    const dedup = redisDedup(redis, 50);
+    const id = randomUUID();
+    const answer = dedup.firstClick(id, 60_000);
+    // Two steps of the loop: the check's batch is sent, then ioredis writes it to the socket.
+    await new Promise((r) => setImmediate(() => setImmediate(r)));
+    const until = Date.now() + 300;
+    while (Date.now() < until); // the click process is busy for 6 deadlines; Redis answers meanwhile
+    expect(await answer).toBe('first');
+    expect(await dedup.firstClick(id, 60_000)).toBe('duplicate'); // and the key was set
+  });
+
   it('fails open at once after a few missed deadlines, and closes again once Redis answers', async () => {
     const changes: boolean[] = [];
     const dedup = redisDedup(redis, DEADLINE_MS, 0, {
