@@ -72,7 +72,8 @@ interface Check {
 /** The checks sent in one call, answered together: by Redis, or as unavailable at the deadline. */
 interface CheckBatch {
   checks: Check[];
-  timer: NodeJS.Timeout;
+  /** The deadline, set when the batch is sent. */
+  timer: NodeJS.Timeout | undefined;
   settled: boolean;
   /** Fails the batch's call in the breaker when the deadline passes before Redis answers. */
   onDeadline?: () => void;
@@ -92,8 +93,8 @@ export const DEFAULT_DEDUP_BREAKER: DedupBreakerOptions = { failures: 3, halfOpe
 /**
  * `batchMs`: 0 sends the checks of each event-loop turn together (setImmediate); more gathers the
  * checks of that many ms into one call, fewer round trips for at most that much more latency. The
- * deadline runs from the batch's first check: one timer per batch, not one per click; an answer
- * already in when it passes wins (deadlineTimer: a busy click process must not fail a fast Redis open).
+ * deadline runs from the batch's send: one timer per batch, not one per click; an answer already in
+ * when it passes wins (deadlineTimer: a busy click process must not fail a fast Redis open).
  */
 export function redisDedup(
   redis: Redis,
@@ -134,6 +135,10 @@ export function redisDedup(
     // never errors. While it is open, or another batch is probing it (cockatiel would hold this
     // batch until the probe ends, up to a deadline), the batch fails open at once.
     if (breaker.state === CircuitState.HalfOpen) return settle(batch, undefined, true);
+    // From the send, not from the first check: a loop busy for longer than the deadline before the
+    // send (a loaded process) would otherwise expire it before the command is even written, and fail
+    // open every check of that batch without asking Redis.
+    batch.timer = deadlineTimer(deadlineMs, () => settle(batch, undefined));
     breaker
       .execute(
         () =>
@@ -155,9 +160,7 @@ export function redisDedup(
     firstClick(impressionId, ttlMs) {
       return new Promise<DedupAnswer>((resolve) => {
         if (!open) {
-          const batch: CheckBatch = { checks: [], settled: false, timer: undefined as never };
-          batch.timer = deadlineTimer(deadlineMs, () => settle(batch, undefined));
-          open = batch;
+          open = { checks: [], settled: false, timer: undefined };
           if (batchMs > 0) setTimeout(send, batchMs);
           else setImmediate(send);
         }

@@ -49,6 +49,16 @@ describe('first-click check with Redis not answering in time', () => {
     expect(await dedup.firstClick(id, 60_000)).toBe('duplicate'); // and the key was set
   });
 
+  it('asks Redis a check whose process was busy past the deadline before sending it, instead of failing open', async () => {
+    const dedup = redisDedup(redis, 50);
+    const id = randomUUID();
+    const answer = dedup.firstClick(id, 60_000);
+    const until = Date.now() + 300;
+    while (Date.now() < until); // busy before the check's batch is sent
+    expect(await answer).toBe('first');
+    expect(await dedup.firstClick(id, 60_000)).toBe('duplicate');
+  });
+
   it('fails open at once after a few missed deadlines, and closes again once Redis answers', async () => {
     const changes: boolean[] = [];
     const dedup = redisDedup(redis, DEADLINE_MS, 0, {
