@@ -125,7 +125,7 @@ export async function runClickService(deps: ClickServiceDeps): Promise<ClickServ
         metrics.redisBreakerOpen.set(open ? 1 : 0);
         (deps.log ?? console.warn)(
           open
-            ? `[click] Redis missed the first-click deadline ${DEFAULT_DEDUP_BREAKER.failures} times in a row: ` +
+            ? `[click] Redis kept missing the first-click deadline for ${DEFAULT_DEDUP_BREAKER.spanMs} ms: ` +
                 'checks fail open at once (adclick_redis_breaker_open) until a probe finds it answering'
             : '[click] Redis answers the first-click check again',
         );

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Toxiproxy, type Latency, type Proxy } from 'toxiproxy-node-client';
 import { config } from '../../common/config.js';
 import { waitFor } from '../../common/wait.js';
-import { createClickRedis, redisDedup, redisReady } from '../../ingest/dedup.js';
+import { createClickRedis, DEFAULT_DEDUP_BREAKER, redisDedup, redisReady } from '../../ingest/dedup.js';
 import { ensureToxiproxy, toxiproxyUrl } from '../../stack/services/toxiproxy.js';
 import { freePort } from './faults-support.js';
 
@@ -59,10 +59,37 @@ describe('first-click check with Redis not answering in time', () => {
     expect(await dedup.firstClick(id, 60_000)).toBe('duplicate');
   });
 
+  it('stays closed through a short stall that makes many batches in flight miss together', async () => {
+    const changes: boolean[] = [];
+    const dedup = redisDedup(redis, 50, 0, { ...DEFAULT_DEDUP_BREAKER, onOpen: (o) => changes.push(o) });
+    expect(await dedup.firstClick(randomUUID(), 60_000)).toBe('first');
+    // A stall of ~150 ms: 20 batches sent within ~20 ms (one per loop step, as a loaded click process
+    // sends them) all miss their 50 ms deadline.
+    await proxy.addToxic<Latency>({
+      name: 'stall',
+      type: 'latency',
+      stream: 'downstream',
+      toxicity: 1,
+      attributes: { latency: 150, jitter: 0 },
+    });
+    const burst: Promise<string>[] = [];
+    for (let i = 0; i < 20; i++) {
+      burst.push(dedup.firstClick(randomUUID(), 60_000));
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(new Set(await Promise.all(burst))).toEqual(new Set(['unavailable']));
+    await (await proxy.getToxic<Latency>('stall')).remove();
+    await new Promise((r) => setTimeout(r, 300)); // the held replies drain
+    // Redis is asked again at once: the stall did not open the breaker for the next second.
+    expect(await dedup.firstClick(randomUUID(), 60_000)).toBe('first');
+    expect(changes).toEqual([]);
+  });
+
   it('fails open at once after a few missed deadlines, and closes again once Redis answers', async () => {
     const changes: boolean[] = [];
     const dedup = redisDedup(redis, DEADLINE_MS, 0, {
       failures: 3,
+      spanMs: 200,
       halfOpenAfterMs: HALF_OPEN_AFTER_MS,
       onOpen: (open) => changes.push(open),
     });
