@@ -160,7 +160,7 @@ async function sendChecked(
           loggedAt = now;
           log(
             `${what} of ${record.messages.length} click event(s) failed ${failures} time(s) ` +
-              `(${describe(e)}); sending the same request again on the same producer`,
+              `(${innermostReason(e)}); sending the same request again on the same producer`,
           );
         }
         await sleep(backoffDelay(failures, RETRY));
@@ -192,9 +192,9 @@ async function sendChecked(
 }
 
 /** The innermost reasons of a client error (it nests them: MultipleErrors of ProtocolErrors). */
-function describe(e: unknown): string {
+function innermostReason(e: unknown): string {
   const nested = (e as { errors?: unknown[] }).errors;
-  if (Array.isArray(nested) && nested.length > 0) return describe(nested[nested.length - 1]);
+  if (Array.isArray(nested) && nested.length > 0) return innermostReason(nested[nested.length - 1]);
   return (e as Error).message ?? String(e);
 }
 

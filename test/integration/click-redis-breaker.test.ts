@@ -32,6 +32,16 @@ describe('first-click check with Redis not answering in time', () => {
     redis = createClickRedis(url.toString());
     expect(await redisReady(redis, 10_000)).toBe(true);
   });
+  /** Holds every reply from Redis for `ms` (a Toxiproxy latency toxic on the way back). */
+  const delayReplies = (name: string, ms: number): Promise<{ remove(): Promise<void> }> =>
+    proxy.addToxic<Latency>({
+      name,
+      type: 'latency',
+      stream: 'downstream',
+      toxicity: 1,
+      attributes: { latency: ms, jitter: 0 },
+    });
+
   afterAll(async () => {
     redis?.disconnect();
     await proxy?.remove().catch(() => undefined);
@@ -43,8 +53,7 @@ describe('first-click check with Redis not answering in time', () => {
     const answer = dedup.firstClick(id, 60_000);
     // Two steps of the loop: the check's batch is sent, then ioredis writes it to the socket.
     await new Promise((r) => setImmediate(() => setImmediate(r)));
-    const until = Date.now() + 300;
-    while (Date.now() < until); // the click process is busy for 6 deadlines; Redis answers meanwhile
+    busyFor(300); // the click process is busy for 6 deadlines; Redis answers meanwhile
     expect(await answer).toBe('first');
     expect(await dedup.firstClick(id, 60_000)).toBe('duplicate'); // and the key was set
   });
@@ -53,8 +62,7 @@ describe('first-click check with Redis not answering in time', () => {
     const dedup = redisDedup(redis, 50);
     const id = randomUUID();
     const answer = dedup.firstClick(id, 60_000);
-    const until = Date.now() + 300;
-    while (Date.now() < until); // busy before the check's batch is sent
+    busyFor(300); // busy before the check's batch is sent
     expect(await answer).toBe('first');
     expect(await dedup.firstClick(id, 60_000)).toBe('duplicate');
   });
@@ -65,20 +73,14 @@ describe('first-click check with Redis not answering in time', () => {
     expect(await dedup.firstClick(randomUUID(), 60_000)).toBe('first');
     // A stall of ~150 ms: 20 batches sent within ~20 ms (one per loop step, as a loaded click process
     // sends them) all miss their 50 ms deadline.
-    await proxy.addToxic<Latency>({
-      name: 'stall',
-      type: 'latency',
-      stream: 'downstream',
-      toxicity: 1,
-      attributes: { latency: 150, jitter: 0 },
-    });
+    const stall = await delayReplies('stall', 150);
     const burst: Promise<string>[] = [];
     for (let i = 0; i < 20; i++) {
       burst.push(dedup.firstClick(randomUUID(), 60_000));
       await new Promise((r) => setImmediate(r));
     }
     expect(new Set(await Promise.all(burst))).toEqual(new Set(['unavailable']));
-    await (await proxy.getToxic<Latency>('stall')).remove();
+    await stall.remove();
     await new Promise((r) => setTimeout(r, 300)); // the held replies drain
     // Redis is asked again at once: the stall did not open the breaker for the next second.
     expect(await dedup.firstClick(randomUUID(), 60_000)).toBe('first');
@@ -100,13 +102,7 @@ describe('first-click check with Redis not answering in time', () => {
     };
     expect((await check()).answer).toBe('first');
 
-    await proxy.addToxic<Latency>({
-      name: 'hang',
-      type: 'latency',
-      stream: 'downstream',
-      toxicity: 1,
-      attributes: { latency: 60_000, jitter: 0 },
-    });
+    const hang = await delayReplies('hang', 60_000);
     // Three batches wait out the deadline and fail open; that opens the breaker.
     for (let i = 0; i < 3; i++) {
       const r = await check();
@@ -121,7 +117,7 @@ describe('first-click check with Redis not answering in time', () => {
     }
     expect(changes).toEqual([true]);
 
-    await (await proxy.getToxic<Latency>('hang')).remove();
+    await hang.remove();
     // The probe after HALF_OPEN_AFTER_MS finds Redis answering again (replies held by the toxic may
     // still be draining first), the breaker closes, and checks are answered by Redis again.
     await waitFor(
@@ -133,3 +129,9 @@ describe('first-click check with Redis not answering in time', () => {
     expect(changes).toEqual([true, false]);
   });
 });
+
+/** Keeps the event loop busy for `ms`, as a loaded click process is. */
+function busyFor(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until);
+}
