@@ -6,7 +6,19 @@
 // (cockatiel): the checks fail open at once instead of each waiting out the deadline, and one batch a
 // second probes whether Redis answers again. Without it, every click of a hung Redis pays the whole
 // deadline, which alone is twice DESIGN's 25 ms p99.
-import { BrokenCircuitError, CircuitState, circuitBreaker, handleAll, type IBreaker } from 'cockatiel';
+// Before the breaker opens, a stall costs the clicks of one deadline, not of every batch until then:
+// Redis answers one connection's commands in order, so once a batch has missed its deadline nothing
+// sent after it can be answered sooner. Its checks and those of every batch behind it fail open then,
+// and so do the checks of batches sent while it is still unanswered (their commands still go out: they
+// set their keys, and their answers tell the breaker and this check when Redis keeps up again).
+import {
+  BrokenCircuitError,
+  CircuitState,
+  circuitBreaker,
+  handleAll,
+  type CircuitBreakerPolicy,
+  type IBreaker,
+} from 'cockatiel';
 import type { Redis } from 'ioredis';
 import { createRedis } from '../common/redis.js';
 import { deadlineTimer, waitFor } from '../common/wait.js';
@@ -74,7 +86,10 @@ interface CheckBatch {
   checks: Check[];
   /** The deadline, set when the batch is sent. */
   timer: NodeJS.Timeout | undefined;
+  /** Its outcome is known: Redis answered in time, or the deadline passed (or the call failed). */
   settled: boolean;
+  /** The deadline passed (or the call failed) before Redis answered. */
+  missed: boolean;
   /** Fails the batch's call in the breaker when the deadline passes before Redis answers. */
   onDeadline?: () => void;
 }
@@ -122,6 +137,53 @@ export class SustainedMissBreaker implements IBreaker {
   }
 }
 
+/** Answers a batch's checks as unavailable now; its command and its deadline go on. */
+function release(batch: CheckBatch): void {
+  for (const c of batch.checks) c.resolve('unavailable'); // a later answer is then a no-op
+}
+
+/**
+ * The batches whose command has not come back yet (answer, error, or the client's command timeout),
+ * in the order they were sent: the order in which Redis answers them on its one connection.
+ */
+class InFlightBatches {
+  private readonly batches = new Set<CheckBatch>();
+
+  add(batch: CheckBatch): void {
+    this.batches.add(batch);
+  }
+
+  delete(batch: CheckBatch): void {
+    this.batches.delete(batch);
+  }
+
+  /** The oldest command in flight missed its deadline: a batch sent now cannot be answered sooner. */
+  stalled(): boolean {
+    const oldest = this.batches.values().next();
+    return !oldest.done && oldest.value.missed;
+  }
+
+  releaseAll(): void {
+    for (const b of this.batches) release(b);
+  }
+}
+
+/** The breaker over Redis's first-click checks; `onOpen` is told once per outage. */
+function dedupBreaker(options: DedupBreakerOptions): CircuitBreakerPolicy {
+  const breaker = circuitBreaker(handleAll, {
+    halfOpenAfter: options.halfOpenAfterMs,
+    breaker: new SustainedMissBreaker(options.failures, options.spanMs),
+  });
+  // A failed probe (half-open → open) is not a new outage.
+  let wasOpen = false;
+  breaker.onStateChange((s) => {
+    if (s === CircuitState.HalfOpen || (s === CircuitState.Open) === wasOpen) return;
+    wasOpen = s === CircuitState.Open;
+    options.onOpen?.(wasOpen);
+  });
+  return breaker;
+}
+
 /**
  * `batchMs`: 0 sends the checks of each event-loop turn together (setImmediate); more gathers the
  * checks of that many ms into one call, fewer round trips for at most that much more latency. The
@@ -136,22 +198,19 @@ export function redisDedup(
 ): DedupStore {
   if (!('adclickSetMany' in redis)) redis.defineCommand('adclickSetMany', { lua: SET_MANY });
   const setMany = (redis as unknown as { adclickSetMany: SetMany }).adclickSetMany.bind(redis);
-  const breaker = circuitBreaker(handleAll, {
-    halfOpenAfter: breakerOptions.halfOpenAfterMs,
-    breaker: new SustainedMissBreaker(breakerOptions.failures, breakerOptions.spanMs),
-  });
-  // Told once per outage: a failed probe (half-open → open) is not a new one.
-  let wasOpen = false;
-  breaker.onStateChange((s) => {
-    if (s === CircuitState.HalfOpen || (s === CircuitState.Open) === wasOpen) return;
-    wasOpen = s === CircuitState.Open;
-    breakerOptions.onOpen?.(wasOpen);
-  });
+  const breaker = dedupBreaker(breakerOptions);
   let open: CheckBatch | undefined;
+  const inFlight = new InFlightBatches();
 
   function settle(batch: CheckBatch, answers: number[] | undefined, rejected = false): void {
     if (batch.settled) return; // a late answer after the deadline, or the deadline after the answer
-    if (answers === undefined && !rejected) batch.onDeadline?.(); // count the miss in the breaker
+    if (answers === undefined && !rejected) {
+      batch.onDeadline?.(); // count the miss in the breaker
+      batch.missed = true;
+      // Every batch still in flight was sent after this one (earlier ones missed first) and waits
+      // behind it on the connection.
+      inFlight.releaseAll();
+    }
     batch.settled = true;
     clearTimeout(batch.timer);
     batch.checks.forEach((c, i) =>
@@ -164,9 +223,12 @@ export function redisDedup(
     open = undefined;
     const { checks } = batch;
     // The breaker sees the batch fail at the deadline, not only when Redis errors: a hung Redis
-    // never errors. While it is open, or another batch is probing it (cockatiel would hold this
-    // batch until the probe ends, up to a deadline), the batch fails open at once.
+    // never errors. While another batch is probing it (cockatiel would hold this batch until the
+    // probe ends, up to a deadline), the batch fails open at once without asking.
     if (breaker.state === CircuitState.HalfOpen) return settle(batch, undefined, true);
+    // No click waits for a probe of an open breaker (nor for a batch refused by it), nor behind a
+    // batch that has already missed its deadline.
+    if (breaker.state === CircuitState.Open || inFlight.stalled()) release(batch);
     // From the send, not from the first check: a loop busy for longer than the deadline before the
     // send (a loaded process) would otherwise expire it before the command is even written, and fail
     // open every check of that batch without asking Redis.
@@ -176,10 +238,10 @@ export function redisDedup(
         () =>
           new Promise<number[]>((resolve, reject) => {
             batch.onDeadline = () => reject(new Error('Redis missed the dedup deadline'));
-            setMany(checks.length, ...checks.map((c) => c.key), ...checks.map((c) => c.ttlMs)).then(
-              resolve,
-              reject,
-            );
+            inFlight.add(batch);
+            setMany(checks.length, ...checks.map((c) => c.key), ...checks.map((c) => c.ttlMs))
+              .then(resolve, reject)
+              .finally(() => inFlight.delete(batch));
           }),
       )
       .then(
@@ -192,7 +254,7 @@ export function redisDedup(
     firstClick(impressionId, ttlMs) {
       return new Promise<DedupAnswer>((resolve) => {
         if (!open) {
-          open = { checks: [], settled: false, timer: undefined };
+          open = { checks: [], settled: false, missed: false, timer: undefined };
           if (batchMs > 0) setTimeout(send, batchMs);
           else setImmediate(send);
         }

@@ -1,7 +1,8 @@
 // The first-click check against a Redis that stops answering in time (hung, or slow behind a bad
 // link): real Redis behind the stack's Toxiproxy with a latency toxic. Without a circuit breaker every
-// check waits out the whole deadline, so a hung Redis adds its deadline to every 302; with it, a few
-// batches pay the deadline, then the checks fail open at once until a probe finds Redis answering.
+// check waits out the whole deadline, so a hung Redis adds its deadline to every 302; with it, and
+// with the checks behind a batch that missed failing open at once, the clicks of one deadline pay it,
+// then the checks fail open at once until a probe finds Redis answering.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Toxiproxy, type Latency, type Proxy } from 'toxiproxy-node-client';
@@ -87,7 +88,7 @@ describe('first-click check with Redis not answering in time', () => {
     expect(changes).toEqual([]);
   });
 
-  it('fails open at once after a few missed deadlines, and closes again once Redis answers', async () => {
+  it('costs the clicks of one deadline when Redis stops answering, opens the breaker once the misses go on, and closes again once Redis answers', async () => {
     const changes: boolean[] = [];
     const dedup = redisDedup(redis, DEADLINE_MS, 0, {
       failures: 3,
@@ -103,19 +104,27 @@ describe('first-click check with Redis not answering in time', () => {
     expect((await check()).answer).toBe('first');
 
     const hang = await delayReplies('hang', 60_000);
-    // Three batches wait out the deadline and fail open; that opens the breaker.
-    for (let i = 0; i < 3; i++) {
-      const r = await check();
-      expect(r.answer).toBe('unavailable');
-      expect(r.ms).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
-    }
-    // Open: the checks fail open without waiting for Redis.
+    // The first batch waits out its deadline; one sent while it waits is answered when it misses,
+    // not at its own deadline: Redis answers in order, so it could not have been answered sooner.
+    const first = check();
+    await new Promise((r) => setTimeout(r, DEADLINE_MS / 2));
+    const behind = await check();
+    const missed = await first;
+    expect(missed.answer).toBe('unavailable');
+    expect(missed.ms).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+    expect(behind.answer).toBe('unavailable');
+    expect(behind.ms).toBeLessThan(DEADLINE_MS * 0.75);
+    // Behind an unanswered batch that missed, the checks fail open at once, before the breaker opens
+    // (the old check made every batch wait out its deadline until three had missed).
     for (let i = 0; i < 20; i++) {
       const r = await check();
       expect(r.answer).toBe('unavailable');
       expect(r.ms).toBeLessThan(DEADLINE_MS / 3);
     }
+    // Their batches miss too, for longer than spanMs: the breaker opens, and no click waits for it.
+    await waitFor('the breaker to open', () => changes.length > 0, 10_000, 50);
     expect(changes).toEqual([true]);
+    for (let i = 0; i < 5; i++) expect((await check()).ms).toBeLessThan(DEADLINE_MS / 3);
 
     await hang.remove();
     // The probe after HALF_OPEN_AFTER_MS finds Redis answering again (replies held by the toxic may

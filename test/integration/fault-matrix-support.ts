@@ -57,6 +57,7 @@ import {
   kafkaProxyPort,
   toxiproxyUrl,
 } from '../../stack/services/toxiproxy.js';
+import { ensureVegeta } from '../../stack/vegeta.js';
 import { totalOf, type GroundTruth } from '../../tools/ground-truth.js';
 import { resolveAmbiguous, verifyCounts } from '../../tools/verify.js';
 import type { LoadReport } from './fault-matrix-load.js';
@@ -248,6 +249,7 @@ export class FaultMatrix {
     mkdirSync(this.logDir, { recursive: true });
     await migrate(this.pool);
     await ensureToxiproxy();
+    await ensureVegeta(); // the load's generator (fault-matrix-load.ts): built once, before any cell
     await this.ensureProxiedKafkaListener();
     await this.makeProxies();
     this.client = await createTemporalClient();
