@@ -243,7 +243,15 @@ describe('production mode', () => {
         if (!up) await sleep(250);
       }
       expect(up, output).toBe(true);
-      expect((await fetch(`${base}/readyz`)).status).toBe(200);
+      // Live is not ready: the readiness probes of its dependencies may still be on their way on a busy
+      // machine (a 503 there is the truth), so wait for ready as a load balancer does.
+      let ready = { status: 0, body: '' };
+      while (ready.status !== 200 && Date.now() < deadline) {
+        const r = await fetch(`${base}/readyz`);
+        ready = { status: r.status, body: await r.text() };
+        if (ready.status !== 200) await sleep(250);
+      }
+      expect(ready.status, ready.body).toBe(200);
       const anonymous = await fetch(`${base}/metrics`);
       expect(anonymous.status).toBe(401);
       expect(((await anonymous.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
