@@ -8,9 +8,10 @@
 // deadline, which alone is twice DESIGN's 25 ms p99.
 // Before the breaker opens, a stall costs the clicks of one deadline, not of every batch until then:
 // Redis answers one connection's commands in order, so once a batch has missed its deadline nothing
-// sent after it can be answered sooner. Its checks and those of every batch behind it fail open then,
-// and so do the checks of batches sent while it is still unanswered (their commands still go out: they
-// set their keys, and their answers tell the breaker and this check when Redis keeps up again).
+// sent after it can be answered sooner. The batches behind it, and those sent while it is still
+// unanswered, wait STALLED_WAIT_MS more (a stall that ends at once still answers them), then fail
+// open; their commands still go out (they set their keys, and their answers tell the breaker and this
+// check when Redis keeps up again). The breaker's probes fail their clicks open at once.
 import {
   BrokenCircuitError,
   CircuitState,
@@ -92,6 +93,8 @@ interface CheckBatch {
   missed: boolean;
   /** Fails the batch's call in the breaker when the deadline passes before Redis answers. */
   onDeadline?: () => void;
+  /** Fails its checks open soon: it waits behind a batch that missed (releaseSoon). */
+  release?: NodeJS.Timeout;
 }
 
 export interface DedupBreakerOptions {
@@ -137,9 +140,23 @@ export class SustainedMissBreaker implements IBreaker {
   }
 }
 
+/**
+ * How long a batch waits behind one that missed its deadline before its checks fail open: a stall
+ * that ends at once (a busy moment of Redis or of the machine) still answers it, and a hang costs
+ * its clicks this much, well inside DESIGN's 25 ms.
+ */
+export const STALLED_WAIT_MS = 10;
+
 /** Answers a batch's checks as unavailable now; its command and its deadline go on. */
 function release(batch: CheckBatch): void {
   for (const c of batch.checks) c.resolve('unavailable'); // a later answer is then a no-op
+}
+
+/** Releases the batch in STALLED_WAIT_MS unless Redis has answered it by then. */
+function releaseSoon(batch: CheckBatch): void {
+  if (batch.settled || batch.release) return;
+  const timer = deadlineTimer(STALLED_WAIT_MS, () => release(batch));
+  batch.release = timer;
 }
 
 /**
@@ -163,8 +180,8 @@ class InFlightBatches {
     return !oldest.done && oldest.value.missed;
   }
 
-  releaseAll(): void {
-    for (const b of this.batches) release(b);
+  releaseAllSoon(): void {
+    for (const b of this.batches) releaseSoon(b);
   }
 }
 
@@ -209,10 +226,11 @@ export function redisDedup(
       batch.missed = true;
       // Every batch still in flight was sent after this one (earlier ones missed first) and waits
       // behind it on the connection.
-      inFlight.releaseAll();
+      inFlight.releaseAllSoon();
     }
     batch.settled = true;
     clearTimeout(batch.timer);
+    clearTimeout(batch.release);
     batch.checks.forEach((c, i) =>
       c.resolve(answers === undefined ? 'unavailable' : answers[i] === 1 ? 'first' : 'duplicate'),
     );
@@ -226,9 +244,10 @@ export function redisDedup(
     // never errors. While another batch is probing it (cockatiel would hold this batch until the
     // probe ends, up to a deadline), the batch fails open at once without asking.
     if (breaker.state === CircuitState.HalfOpen) return settle(batch, undefined, true);
-    // No click waits for a probe of an open breaker (nor for a batch refused by it), nor behind a
-    // batch that has already missed its deadline.
-    if (breaker.state === CircuitState.Open || inFlight.stalled()) release(batch);
+    // No click waits for a probe of an open breaker (nor for a batch refused by it), and behind a
+    // batch that has already missed its deadline only a moment.
+    if (breaker.state === CircuitState.Open) release(batch);
+    else if (inFlight.stalled()) releaseSoon(batch);
     // From the send, not from the first check: a loop busy for longer than the deadline before the
     // send (a loaded process) would otherwise expire it before the command is even written, and fail
     // open every check of that batch without asking Redis.
