@@ -155,8 +155,7 @@ function release(batch: CheckBatch): void {
 /** Releases the batch in STALLED_WAIT_MS unless Redis has answered it by then. */
 function releaseSoon(batch: CheckBatch): void {
   if (batch.settled || batch.release) return;
-  const timer = deadlineTimer(STALLED_WAIT_MS, () => release(batch));
-  batch.release = timer;
+  batch.release = deadlineTimer(STALLED_WAIT_MS, () => release(batch));
 }
 
 /**
