@@ -38,7 +38,10 @@ export interface CatalogueCpuOptions {
   writePaths: (base: string, count: number) => Promise<void>;
   /** Environment of the click processes (the system section's, minus what is set here). */
   env: Record<string, string>;
+  /** The "before" build (default: the last commit before the replica). */
   commit?: string;
+  /** Rounds of both builds, their order alternating (default 1: before, then after). */
+  rounds?: number;
   log: (message: string) => void;
 }
 
@@ -48,13 +51,19 @@ const REPO = resolve(import.meta.dirname, '..');
 /** Measures both builds (the older one only if its commit is in this clone's history). */
 export async function catalogueClickCpu(opts: CatalogueCpuOptions): Promise<CatalogueCpuRow[]> {
   const rows: CatalogueCpuRow[] = [];
-  const before = extractBuild(opts.commit ?? BEFORE_REPLICA_COMMIT, join(opts.dir, 'before-replica'));
-  if (before) rows.push(...(await measureBuild('before replica (PostgreSQL + cache)', before, opts)));
-  else
-    opts.log(
-      `[system] catalogue CPU: commit ${opts.commit ?? BEFORE_REPLICA_COMMIT} not in this clone, "before" skipped`,
-    );
-  rows.push(...(await measureBuild('after: catalogue replica', REPO, opts)));
+  const commit = opts.commit ?? BEFORE_REPLICA_COMMIT;
+  const label = opts.commit ? `before (${opts.commit})` : 'before replica (PostgreSQL + cache)';
+  const before = extractBuild(commit, join(opts.dir, 'before-build'));
+  if (!before) opts.log(`[system] catalogue CPU: commit ${commit} not in this clone, "before" skipped`);
+  const after = opts.commit ? 'after: this checkout' : 'after: catalogue replica';
+  for (let round = 0; round < (opts.rounds ?? 1); round++) {
+    // Alternating the order: whichever runs second in a round meets a warmer machine.
+    const order = round % 2 === 0 ? (['before', 'after'] as const) : (['after', 'before'] as const);
+    for (const which of order) {
+      if (which === 'before' && before) rows.push(...(await measureBuild(label, before, opts)));
+      if (which === 'after') rows.push(...(await measureBuild(after, REPO, opts)));
+    }
+  }
   return rows;
 }
 

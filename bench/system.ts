@@ -72,6 +72,11 @@ const { values: args } = parseArgs({
     'catalogue-cpu-rate': { type: 'string', default: '2000' },
     'catalogue-cpu-seconds': { type: 'string', default: '30' },
     'no-catalogue-cpu': { type: 'boolean', default: false },
+    /** Compare this checkout's click process with another commit's instead (A/B of a click-path change). */
+    'catalogue-cpu-commit': { type: 'string', default: '' },
+    'catalogue-cpu-rounds': { type: 'string', default: '1' },
+    /** Only the click process alone (the catalogue CPU rows), no pipeline steps. */
+    'catalogue-cpu-only': { type: 'boolean', default: false },
     label: { type: 'string', default: '' },
   },
 });
@@ -248,8 +253,15 @@ async function main(): Promise<void> {
         seconds: Number(args['catalogue-cpu-seconds']),
         writePaths: write,
         env: { HOST: '127.0.0.1', ...extraEnv },
+        commit: args['catalogue-cpu-commit'] || undefined,
+        rounds: Number(args['catalogue-cpu-rounds']),
         log: (m) => console.log(m),
       });
+    if (args['catalogue-cpu-only']) {
+      // An A/B of a click-path change (--catalogue-cpu-commit): the rows only, no figures.
+      console.table(catalogueCpu);
+      return;
+    }
     const probeSeconds = STEPS.reduce((s, r) => s + seconds(r), 0) + (withBefore ? STEP_S : 0);
     const fixture = await createAdvertiserWithAds(pool, Prober.count(probeSeconds), `system-bench-${run}`);
     probeAdvertiser = fixture.advertiserId;

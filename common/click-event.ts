@@ -1,6 +1,6 @@
 // The click event on the `clicks` topic (schema v1, documented in docs/click-event.md). One event per
 // click request with a known ad; only `valid` events are counted, the rest are kept for audit.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export const CLICK_EVENT_VERSION = 1;
 export const CLICK_STATUSES = ['valid', 'duplicate', 'bad_signature', 'expired'] as const;
@@ -228,7 +228,8 @@ function decodeBinary(b: Buffer): ClickEvent {
 /** Salt of an impression: a stable hash of its id into [0, salts). */
 export function saltOf(impressionId: string, salts: number): number {
   if (salts <= 1) return 0;
-  return createHash('sha1').update(impressionId).digest().readUInt32BE(0) % salts;
+  // One call, no Hash object: this runs once per click.
+  return hash('sha1', impressionId, 'buffer').readUInt32BE(0) % salts;
 }
 
 /** The Kafka message key of a click: `adId:salt`, so a hot ad spreads over partitions. */

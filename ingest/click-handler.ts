@@ -16,7 +16,7 @@ import { CLICK_EVENT_VERSION, saltOf, type ClickEvent, type ClickStatus } from '
 import type { AdCache, CachedAd } from './ad-cache.js';
 import type { Destination } from './click-log.js';
 import type { DedupStore } from './dedup.js';
-import { checkImpression, isImpressionId, type SigningKeys } from './impression.js';
+import { checkImpression, isImpressionId, parseClickQuery, type SigningKeys } from './impression.js';
 import type { ClickMetrics, ClickOutcome } from './metrics.js';
 import { isId } from '../common/ids.js';
 
@@ -115,16 +115,8 @@ class ClickRoute {
 
   /** Whether the click carries our signature for this ad (expired or not). */
   private signedFor(adId: string, query: string): boolean {
-    const params = new URLSearchParams(query);
-    const check = checkImpression(
-      this.deps.signingKeys,
-      adId,
-      params.get('imp'),
-      params.get('exp'),
-      params.get('sig'),
-      this.now(),
-      params.get('kid'),
-    );
+    const q = parseClickQuery(query);
+    const check = checkImpression(this.deps.signingKeys, adId, q.imp, q.exp, q.sig, this.now(), q.kid);
     return check !== 'bad_signature';
   }
 
@@ -162,18 +154,8 @@ class ClickRoute {
     start: number,
   ) {
     const ts = this.now();
-    const params = new URLSearchParams(query);
-    const imp = params.get('imp');
-    const exp = params.get('exp');
-    const check = checkImpression(
-      this.deps.signingKeys,
-      adId,
-      imp,
-      exp,
-      params.get('sig'),
-      ts,
-      params.get('kid'),
-    );
+    const { imp, exp, sig, kid } = parseClickQuery(query);
+    const check = checkImpression(this.deps.signingKeys, adId, imp, exp, sig, ts, kid);
     let status: ClickStatus = check === 'ok' ? 'valid' : check;
     if (check === 'ok') {
       // While this click waits for Redis, a batch about to leave the click log may wait for it.
@@ -186,7 +168,8 @@ class ClickRoute {
         this.deps.clickLog.arrived?.();
       }
     }
-    const eventId = imp && isImpressionId(imp) ? imp : randomUUID();
+    // An impression that checks (ok or expired) has a well-formed id: the regex is not run twice.
+    const eventId = check !== 'bad_signature' || (imp && isImpressionId(imp)) ? imp! : randomUUID();
     try {
       await this.deps.clickLog.append(this.event(req, eventId, adId, ad, ts, status));
     } catch (e) {
@@ -260,8 +243,9 @@ class ClickRoute {
   }
 }
 
+// A flat list of names and values: node:http takes it without walking an object's keys.
 function redirect(res: ServerResponse, location: string): void {
-  res.writeHead(302, { location, 'cache-control': 'no-store', 'content-length': '0' });
+  res.writeHead(302, ['location', location, 'cache-control', 'no-store', 'content-length', '0']);
   res.end();
 }
 

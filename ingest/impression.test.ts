@@ -1,3 +1,4 @@
+import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { saltOf } from '../common/click-event.js';
@@ -7,6 +8,7 @@ import {
   IMPRESSION_EXPIRY_SKEW_MS,
   impressionMinter,
   newImpression,
+  parseClickQuery,
   signImpression,
   signingKeys,
 } from './impression.js';
@@ -74,6 +76,38 @@ describe('impression signing', () => {
     const a = signImpression(secret, '1', '00000000-0000-4000-8000-000000000000', 1);
     expect(a).toBe(signImpression(secret, '1', '00000000-0000-4000-8000-000000000000', 1));
     expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+// signImpression computes HMAC-SHA256 from each key's padded blocks (not createHmac): it must equal
+// Node's HMAC for every key length around the block size (a key over 64 bytes is hashed first) and
+// for messages on both sides of its scratch buffer, multi-byte characters included.
+describe('the padded-block HMAC equals createHmac', () => {
+  const keys = ['k'.repeat(16), 'x'.repeat(63), 'y'.repeat(64), 'z'.repeat(65), 'ключ-'.repeat(20)];
+  const ids = ['00000000-0000-4000-8000-000000000000', 'é'.repeat(40), 'a'.repeat(300), ''];
+  const cases = keys.flatMap((key) => ids.map((id) => ({ key, id })));
+  it.each(cases)('key of $key.length chars, impression of $id.length chars', ({ key, id }) => {
+    const message = `123456789.${id}.1765000000000`;
+    const want = createHmac('sha256', key).update(message).digest('base64url');
+    expect(signImpression(key, '123456789', id, 1765000000000)).toBe(want);
+    // Twice: the scratch buffer of the key is reused, a longer message before must not leak into it.
+    expect(signImpression(key, '123456789', id, 1765000000000)).toBe(want);
+  });
+
+  it('a shorter message after a longer one signs only itself', () => {
+    signImpression(secret, '1', 'a'.repeat(80), 1);
+    const want = createHmac('sha256', secret).update('1.b.2').digest('base64url');
+    expect(signImpression(secret, '1', 'b', 2)).toBe(want);
+  });
+});
+
+describe('saltOf', () => {
+  it('is the first 4 bytes of the SHA-1 of the impression id, modulo the salts', () => {
+    for (const id of ['00000000-0000-4000-8000-000000000000', 'f'.repeat(36), 'é']) {
+      const want = createHash('sha1').update(id).digest().readUInt32BE(0) % 7;
+      expect(saltOf(id, 7)).toBe(want);
+    }
+    expect(saltOf('anything', 1)).toBe(0);
   });
 });
 
@@ -150,5 +184,49 @@ describe('salting', () => {
     }
     for (const c of counts) expect(c).toBeGreaterThan(350);
     expect(saltOf('anything', 1)).toBe(0);
+  });
+});
+
+describe('parseClickQuery reads a query as URLSearchParams does', () => {
+  const queries = [
+    '',
+    'imp=a&exp=1&sig=s',
+    'imp=a&exp=1&sig=s&kid=k2',
+    'sig=s&imp=a&exp=1',
+    'imp=a&imp=b&exp=1&exp=2',
+    'imp&exp=&sig==x&kid=a=b',
+    '&&imp=a&&exp=1&',
+    'x=1&impx=2&im=3&imp=4',
+    'imp=%41&exp=1',
+    'imp=a+b&sig=c%2Bd',
+    'imp=%zz&kid=%',
+    '=&=x&imp=',
+    'IMP=a&Sig=b',
+  ];
+  it.each(queries)('%s', (query) => {
+    const params = new URLSearchParams(query);
+    expect(parseClickQuery(query)).toEqual({
+      imp: params.get('imp'),
+      exp: params.get('exp'),
+      sig: params.get('sig'),
+      kid: params.get('kid'),
+    });
+  });
+
+  it('agrees on random queries over a small alphabet', () => {
+    const alphabet = ['imp', 'exp', 'sig', 'kid', '=', '&', 'a', '1', '%', '+', '%41', 'é'];
+    let seed = 42;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    for (let i = 0; i < 2000; i++) {
+      let query = '';
+      for (let n = next() % 12; n > 0; n--) query += alphabet[next() % alphabet.length];
+      const params = new URLSearchParams(query);
+      expect(parseClickQuery(query), query).toEqual({
+        imp: params.get('imp'),
+        exp: params.get('exp'),
+        sig: params.get('sig'),
+        kid: params.get('kid'),
+      });
+    }
   });
 });

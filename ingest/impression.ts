@@ -11,7 +11,7 @@
 // packages/impression-signer, tested against the same vectors) and so choose the expiry: an expiry
 // further away than the impression lifetime plus IMPRESSION_EXPIRY_SKEW_MS is a bad signature (the
 // expiry sets the dedup's Redis TTL and the batch layer's lookback).
-import { createHmac, createSecretKey, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, hash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { config } from '../common/config.js';
 import { DEV_DEFAULTS } from '../common/production.js';
 
@@ -83,16 +83,48 @@ const EXPIRY = /^[1-9][0-9]{0,15}$/;
 
 export const isImpressionId = (s: string): boolean => IMPRESSION_ID.test(s);
 
-// Importing a string key costs more than the HMAC itself; the click path signs with one secret.
-const keys = new Map<string, KeyObject>();
-function keyOf(secret: string): KeyObject {
-  let key = keys.get(secret);
-  if (!key) {
-    if (keys.size > 16) keys.clear();
-    key = createSecretKey(Buffer.from(secret, 'utf8'));
-    keys.set(secret, key);
+// HMAC-SHA256 as RFC 2104 defines it, H((K ^ opad) || H((K ^ ipad) || m)), with each key's padded
+// blocks made once and each hash taken in one call (crypto.hash): a click checks one signature, and
+// createHmac's object (and its key import) cost more than the two hashes of a short message. The
+// test vectors of ingest/impression.test.ts and packages/impression-signer pin the result.
+const BLOCK = 64;
+/** The longest message (bytes) signed through the scratch buffer; longer ones take createHmac. */
+const MAX_FAST_MESSAGE = 256;
+
+class HmacSha256 {
+  private readonly inner = Buffer.alloc(BLOCK + MAX_FAST_MESSAGE);
+  private readonly outer = Buffer.alloc(BLOCK + 32);
+
+  constructor(private readonly secret: string) {
+    let key = Buffer.from(secret, 'utf8');
+    if (key.length > BLOCK) key = createHash('sha256').update(key).digest();
+    for (let i = 0; i < BLOCK; i++) {
+      const k = i < key.length ? key[i]! : 0;
+      this.inner[i] = k ^ 0x36;
+      this.outer[i] = k ^ 0x5c;
+    }
   }
-  return key;
+
+  /** base64url of the MAC of `message` (UTF-8). */
+  sign(message: string): string {
+    // A UTF-8 character is at most 3 bytes per UTF-16 unit, so this bound never truncates.
+    if (message.length * 3 > MAX_FAST_MESSAGE)
+      return createHmac('sha256', this.secret).update(message).digest('base64url');
+    const n = this.inner.write(message, BLOCK, 'utf8');
+    hash('sha256', this.inner.subarray(0, BLOCK + n), 'buffer').copy(this.outer, BLOCK);
+    return hash('sha256', this.outer, 'base64url');
+  }
+}
+
+const macs = new Map<string, HmacSha256>();
+function macOf(secret: string): HmacSha256 {
+  let mac = macs.get(secret);
+  if (!mac) {
+    if (macs.size > 16) macs.clear();
+    mac = new HmacSha256(secret);
+    macs.set(secret, mac);
+  }
+  return mac;
 }
 
 export function signImpression(
@@ -101,9 +133,7 @@ export function signImpression(
   impressionId: string,
   expiresAt: number,
 ): string {
-  return createHmac('sha256', keyOf(secret))
-    .update(`${adId}.${impressionId}.${expiresAt}`)
-    .digest('base64url');
+  return macOf(secret).sign(`${adId}.${impressionId}.${expiresAt}`);
 }
 
 export function newImpression(
@@ -137,6 +167,57 @@ export function impressionMinter(
     const impression = newImpression(keys, adId, ttlSeconds, now);
     return { ...impression, clickPath: clickPath(impression) };
   };
+}
+
+/** The parameters of a click's query that the click path reads (null: absent). */
+export interface ClickQuery {
+  imp: string | null;
+  exp: string | null;
+  sig: string | null;
+  kid: string | null;
+}
+
+/**
+ * `imp`, `exp`, `sig` and `kid` of a click's query string (without the `?`), as URLSearchParams
+ * reads them (the first of a repeated name wins). The URLs we issue hold no escapes, so a query
+ * without `%` or `+` is split by hand (once per click); any other goes through URLSearchParams.
+ */
+export function parseClickQuery(query: string): ClickQuery {
+  const q: ClickQuery = { imp: null, exp: null, sig: null, kid: null };
+  if (query.includes('%') || query.includes('+')) {
+    const params = new URLSearchParams(query);
+    q.imp = params.get('imp');
+    q.exp = params.get('exp');
+    q.sig = params.get('sig');
+    q.kid = params.get('kid');
+    return q;
+  }
+  let start = 0;
+  while (start <= query.length) {
+    let end = query.indexOf('&', start);
+    if (end === -1) end = query.length;
+    if (end > start) {
+      const eq = query.indexOf('=', start);
+      const nameEnd = eq === -1 || eq > end ? end : eq;
+      const value = nameEnd === end ? '' : query.slice(nameEnd + 1, end);
+      switch (query.slice(start, nameEnd)) {
+        case 'imp':
+          q.imp ??= value;
+          break;
+        case 'exp':
+          q.exp ??= value;
+          break;
+        case 'sig':
+          q.sig ??= value;
+          break;
+        case 'kid':
+          q.kid ??= value;
+          break;
+      }
+    }
+    start = end + 1;
+  }
+  return q;
 }
 
 /**
