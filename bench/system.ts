@@ -32,6 +32,7 @@ import { createPool, migrate } from '../common/db.js';
 import { createKafka } from '../common/kafka.js';
 import { createAdvertiserWithAds } from '../test/support/click.js';
 import { catalogueClickCpu, type CatalogueCpuRow } from './catalogue-cpu.js';
+import { PRIVATE_RESOURCES, sweepLeftovers } from '../stack/leftovers.js';
 import { loadAverage, treeCpuSeconds } from './proc-cpu.js';
 import { AppRun, type Admin } from './system-app.js';
 import { sleep } from '../common/wait.js';
@@ -243,6 +244,7 @@ async function main(): Promise<void> {
   await admin.connect();
   let probeAdvertiser: string | undefined;
   try {
+    await sweepLeftovers(PRIVATE_RESOURCES); // a killed run's table would consume through this one
     const write = await prepareLoad(pool);
     let catalogueCpu: CatalogueCpuRow[] = [];
     if (!args['no-catalogue-cpu'])

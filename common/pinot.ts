@@ -181,6 +181,12 @@ export async function addTable(table: PinotTableConfig, opts: PinotEndpoints = {
   await controller('POST', '/tables', table, opts);
 }
 
+/** The names of every table (raw names, without a _REALTIME or _OFFLINE suffix). */
+export async function listTables(opts: PinotEndpoints = {}): Promise<string[]> {
+  const res = await controller('GET', '/tables', undefined, opts);
+  return (JSON.parse(res.text) as { tables?: string[] }).tables ?? [];
+}
+
 /** Whether a table of that name and type exists. */
 export async function tableExists(
   name: string,

@@ -58,6 +58,7 @@ import {
   toxiproxyUrl,
 } from '../../stack/services/toxiproxy.js';
 import { ensureVegeta } from '../../stack/vegeta.js';
+import { PRIVATE_RESOURCES, runId, sweepLeftovers } from '../../stack/leftovers.js';
 import { totalOf, type GroundTruth } from '../../tools/ground-truth.js';
 import { resolveAmbiguous, verifyCounts } from '../../tools/verify.js';
 import type { LoadReport } from './fault-matrix-load.js';
@@ -208,7 +209,8 @@ export function judgedP99(report: Pick<LoadReport, 'series'>, skip?: [number, nu
 }
 
 export class FaultMatrix {
-  readonly run = randomUUID().slice(0, 8);
+  // Its start time first (stack/leftovers.ts: a later run drops what a killed one left).
+  readonly run = runId(randomUUID().slice(0, 2));
   readonly results: CellResult[] = [];
   private readonly pool = createPool(2);
   private readonly artifacts = join(ROOT, 'test-artifacts', `fault-matrix-${this.run}`);
@@ -250,6 +252,7 @@ export class FaultMatrix {
     await migrate(this.pool);
     await ensureToxiproxy();
     await ensureVegeta(); // the load's generator (fault-matrix-load.ts): built once, before any cell
+    await sweepLeftovers(PRIVATE_RESOURCES); // a killed run's table would consume through every cell
     await this.ensureProxiedKafkaListener();
     await this.makeProxies();
     this.client = await createTemporalClient();
