@@ -222,6 +222,10 @@ const schema = z.object({
   // and the consumers far less than many small ones; the wait adds at most that much to freshness.
   KAFKA_CONSUMER_MIN_BYTES: positiveInt.default(131_072),
   KAFKA_CONSUMER_MAX_WAIT_MS: positiveInt.default(100),
+  // kafkajs 2.2.4's request queues re-check themselves every millisecond while idle (common/
+  // kafkajs-idle-loop.ts); `fixed` schedules a check only while a request waits. `as-released`
+  // keeps kafkajs' own behaviour (for comparison: the system bench's --before-env).
+  KAFKAJS_REQUEST_QUEUE: z.enum(['fixed', 'as-released']).default('fixed'),
   // --- end topics and long-lived processes ---
   // --- Dependency outages (common/db.ts, common/health.ts, docs/dependencies.md) ---
   // PostgreSQL: how long a new connection may take, and how long one statement may run. The server

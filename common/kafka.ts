@@ -16,6 +16,8 @@ import kafkajs, {
   type ProducerConfig,
 } from 'kafkajs';
 import { config, kafkaBrokers } from './config.js';
+// Before any client exists: kafkajs' request queues otherwise wake the process every millisecond.
+import './kafkajs-idle-loop.js';
 
 // Not named imports: Node's ESM loader does not see these among kafkajs' CommonJS exports (only
 // bundlers such as Vitest's do), so a named import fails when a process starts.
