@@ -222,7 +222,10 @@ class Feed {
     const c = this.kafka.consumer({
       groupId: `adclick-catalogue-replica-${randomUUID()}`, // offsets live in the replica, never committed
       maxBytes: 16 * 1024 * 1024,
-      maxWaitTimeInMs: 100,
+      // A fetch waits at the broker until a change arrives (one byte is enough) or this long, so
+      // the wait adds nothing to a change's way to the replica; it only sets how often an idle feed
+      // asks: 10 times a second at 100 ms cost an idle click process about 1 s of CPU per 40 s.
+      maxWaitTimeInMs: 1000,
     });
     this.consumer = c;
     let crashed: ((e: Error) => void) | undefined;
