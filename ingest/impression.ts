@@ -200,20 +200,8 @@ export function parseClickQuery(query: string): ClickQuery {
       const eq = query.indexOf('=', start);
       const nameEnd = eq === -1 || eq > end ? end : eq;
       const value = nameEnd === end ? '' : query.slice(nameEnd + 1, end);
-      switch (query.slice(start, nameEnd)) {
-        case 'imp':
-          q.imp ??= value;
-          break;
-        case 'exp':
-          q.exp ??= value;
-          break;
-        case 'sig':
-          q.sig ??= value;
-          break;
-        case 'kid':
-          q.kid ??= value;
-          break;
-      }
+      const name = query.slice(start, nameEnd);
+      if (name === 'imp' || name === 'exp' || name === 'sig' || name === 'kid') q[name] ??= value;
     }
     start = end + 1;
   }
