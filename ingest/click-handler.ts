@@ -160,8 +160,10 @@ class ClickRoute {
     if (check === 'ok') {
       // While this click waits for Redis, a batch about to leave the click log may wait for it.
       this.deps.clickLog.announce?.();
+      const asked = performance.now();
       try {
         const answer = await this.deps.dedup.firstClick(imp!, Number(exp) - ts);
+        this.deps.metrics.dedupSeconds.observe((performance.now() - asked) / 1000);
         if (answer === 'duplicate') status = 'duplicate';
         else if (answer === 'unavailable') this.deps.metrics.redisFailOpen.inc();
       } finally {

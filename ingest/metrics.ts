@@ -13,6 +13,8 @@ export interface ClickMetrics {
   redirectSeconds: Histogram;
   /** Time from a click event's hand-off to the log until it is in Kafka or in the spool. */
   produceSeconds: Histogram<'destination'>;
+  /** Time a click waits for Redis's first-click check (a fail-open counts its deadline). */
+  dedupSeconds: Histogram;
   spoolDepth: Gauge;
   spoolBytes: Gauge;
   redisFailOpen: Counter;
@@ -79,6 +81,16 @@ export function clickMetrics(): ClickMetrics {
           help: 'Time until a click event is acked by Kafka or fsynced to the spool',
           labelNames: ['destination'],
           buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+          registers: [registry],
+        }),
+    ),
+    dedupSeconds: getOrCreate(
+      'adclick_click_dedup_seconds',
+      () =>
+        new Histogram({
+          name: 'adclick_click_dedup_seconds',
+          help: "Time a click waits for Redis's first-click check (its batch's round trip; a fail-open takes ADCLICK_REDIS_DEADLINE_MS)",
+          buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
           registers: [registry],
         }),
     ),

@@ -169,6 +169,8 @@ describe('click outcomes', () => {
     expect(metrics).toMatch(/adclick_clicks_total\{outcome="valid"\} [1-9]/);
     expect(metrics).toMatch(/adclick_clicks_total\{outcome="unknown_ad"\} [1-9]/);
     expect(metrics).toContain('adclick_click_produce_seconds_bucket');
+    // The two waits of a valid click, Redis's check and the log, each with its own histogram.
+    expect(metrics).toMatch(/adclick_click_dedup_seconds_count [1-9]/);
     // Every answer of the click route by status, and the whole 302's time (ClickErrors, ClickRedirectSlow).
     expect(metrics).toMatch(/adclick_click_responses_total\{code="302"\} [1-9]/);
     expect(metrics).toMatch(/adclick_click_responses_total\{code="404"\} [1-9]/);

@@ -168,6 +168,12 @@ export interface CellResult {
    * lives, the click path or the load generator and the machine around it. Not judged.
    */
   serverWithinLimit?: number;
+  /**
+   * Of the click process's waits for Redis's check and for the click log (Kafka's ack or the spool's
+   * fsync) during the cell, the shares over DESIGN's 25 ms (adclick_click_dedup_seconds,
+   * adclick_click_produce_seconds): which of the two stages the slow 302s waited in. Not judged.
+   */
+  stagesOverLimit?: { redis: number; log: number };
   /** When the clicks that were not a 302 within the deadline happened, in s from the fault's start. */
   badWindow?: [number, number];
   /** Process starts during the cell beyond the ones the harness made, by process. */
@@ -197,6 +203,33 @@ interface ReadySample {
   /** /readyz status by process ('none': no answer within 2 s); a process without /readyz is left out. */
   status: Record<string, number | 'none'>;
 }
+
+interface StageCount {
+  within: number;
+  all: number;
+}
+/** The click process's redirects (and its two waits, Redis and the click log) from its histograms. */
+interface ClickStageCounts extends StageCount {
+  redis?: StageCount;
+  log?: StageCount;
+}
+
+/** Of each stage's waits between two readings, the share over the limit (undefined without both). */
+export function stagesOver(
+  before: ClickStageCounts | undefined,
+  after: ClickStageCounts | undefined,
+): { redis: number; log: number } | undefined {
+  const over = (b?: StageCount, a?: StageCount): number | undefined => {
+    if (!a || !b) return undefined;
+    const all = a.all - b.all;
+    return all > 0 ? (all - (a.within - b.within)) / all : 0;
+  };
+  const redis = over(before?.redis, after?.redis);
+  const log = over(before?.log, after?.log);
+  return redis === undefined || log === undefined ? undefined : { redis, log };
+}
+
+const percent = (share: number): string => `${(share * 100).toFixed(2)} %`;
 
 /** p99 of the load's measured 302s, leaving out those due within `skip` (real ms, inclusive). */
 export function judgedP99(report: Pick<LoadReport, 'series'>, skip?: [number, number]): number {
@@ -592,6 +625,7 @@ export class FaultMatrix {
         redirectsBefore && redirectsAfter && redirectsAfter.all > redirectsBefore.all
           ? (redirectsAfter.within - redirectsBefore.within) / (redirectsAfter.all - redirectsBefore.all)
           : undefined,
+      stagesOverLimit: stagesOver(redirectsBefore, redirectsAfter),
       badWindow:
         report.firstBadAt !== undefined && report.lastBadAt !== undefined
           ? [(report.firstBadAt - faultStartedAt) / 1000, (report.lastBadAt - faultStartedAt) / 1000]
@@ -611,14 +645,32 @@ export class FaultMatrix {
     return result;
   }
 
-  /** The click process's redirects so far, and those within `limitMs` (a bucket of its histogram). */
-  private async redirectsWithin(limitMs: number): Promise<{ within: number; all: number } | undefined> {
+  /**
+   * The click process's redirects, Redis checks and click-log waits so far, each with those within
+   * `limitMs` (a bucket of its histogram; the log's summed over Kafka and the spool).
+   */
+  private async redirectsWithin(limitMs: number): Promise<ClickStageCounts | undefined> {
     const res = await this.get('/metrics', 2000).catch(() => undefined);
     if (!res?.ok) return undefined;
     const text = await res.text();
-    const within = metricValue(text, `adclick_click_redirect_seconds_bucket{le="${limitMs / 1000}"}`);
-    const all = metricValue(text, 'adclick_click_redirect_seconds_count');
-    return within === undefined || all === undefined ? undefined : { within, all };
+    const le = `le="${limitMs / 1000}"`;
+    const lines = text.split('\n');
+    const stage = (name: string): StageCount | undefined => {
+      // Summed over the other labels (the log's destination), which may come before or after `le`.
+      const buckets = lines.filter((l) => l.startsWith(`${name}_bucket{`) && l.includes(le));
+      const within = buckets.length
+        ? buckets.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0)
+        : undefined;
+      const all = metricValue(text, `${name}_count`);
+      return within === undefined || all === undefined ? undefined : { within, all };
+    };
+    const redirects = stage('adclick_click_redirect_seconds');
+    if (!redirects) return undefined;
+    return {
+      ...redirects,
+      redis: stage('adclick_click_dedup_seconds'),
+      log: stage('adclick_click_produce_seconds'),
+    };
   }
 
   /** Final counts for every cell of the current hour: the hour is archived, backfilled, compared. */
@@ -1012,7 +1064,12 @@ export class FaultMatrix {
         r.p99Ms.toFixed(1),
         r.p99JudgedMs > r.p99LimitMs ? `**${r.p99JudgedMs.toFixed(1)}**` : r.p99JudgedMs.toFixed(1),
         r.maxMs.toFixed(0),
-        r.serverWithinLimit === undefined ? '–' : `${(r.serverWithinLimit * 100).toFixed(2)} %`,
+        r.serverWithinLimit === undefined
+          ? '–'
+          : `${(r.serverWithinLimit * 100).toFixed(2)} %` +
+            (r.stagesOverLimit
+              ? ` (Redis ${percent(r.stagesOverLimit.redis)}, log ${percent(r.stagesOverLimit.log)} over)`
+              : ''),
         Object.keys(r.exits).length === 0 ? '0' : `**${JSON.stringify(r.exits)}**`,
         yes(r.readiness.ok),
         r.caughtUp.ok ? `${r.caughtUp.seconds.toFixed(0)} s` : '**no**',
