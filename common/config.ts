@@ -133,8 +133,10 @@ const schema = z.object({
   ADCLICK_CLICK_EVENT_ENCODING: z.enum(CLICK_EVENT_ENCODINGS).default('binary'),
   // How long a click worker gathers the Redis first-click checks and the catalogue lookups of its
   // clicks before sending them as one call each (ms); 0 = those of one event-loop turn. Each round
-  // trip costs a socket write and read on both sides, more than the work it carries.
-  ADCLICK_LOOKUP_BATCH_MS: z.coerce.number().int().min(0).default(1),
+  // trip costs a socket write and read on both sides, more than the work it carries. 3 rather than 1:
+  // at 2,000 clicks/s a third fewer round trips (Redis's and, behind them, the log's sends), the
+  // click process 17-22 % cheaper and the fault matrix's control tail no worse (docs/faults.md).
+  ADCLICK_LOOKUP_BATCH_MS: z.coerce.number().int().min(0).default(3),
   // Redis dedup answer deadline (ms); past it the click fails open (counted as valid).
   ADCLICK_REDIS_DEADLINE_MS: positiveInt.default(50),
   // In-process ad cache of each click worker (entries) and how long an unknown id stays unknown (ms).
