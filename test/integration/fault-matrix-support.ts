@@ -214,16 +214,18 @@ interface ClickStageCounts extends StageCount {
   log?: StageCount;
 }
 
+/** Of the counts between two readings, the share within the limit (undefined without both, or without new counts). */
+function shareWithin(b?: StageCount, a?: StageCount): number | undefined {
+  return a && b && a.all > b.all ? (a.within - b.within) / (a.all - b.all) : undefined;
+}
+
 /** Of each stage's waits between two readings, the share over the limit (undefined without both). */
 export function stagesOver(
   before: ClickStageCounts | undefined,
   after: ClickStageCounts | undefined,
 ): { redis: number; log: number } | undefined {
-  const over = (b?: StageCount, a?: StageCount): number | undefined => {
-    if (!a || !b) return undefined;
-    const all = a.all - b.all;
-    return all > 0 ? (all - (a.within - b.within)) / all : 0;
-  };
+  const over = (b?: StageCount, a?: StageCount): number | undefined =>
+    a && b ? 1 - (shareWithin(b, a) ?? 1) : undefined;
   const redis = over(before?.redis, after?.redis);
   const log = over(before?.log, after?.log);
   return redis === undefined || log === undefined ? undefined : { redis, log };
@@ -513,7 +515,7 @@ export class FaultMatrix {
     const out = join(this.artifacts, `load-${dependency}-${fault}.json`);
     const load = this.startLoad(ads, advertiserId, out);
     await load.ready;
-    const redirectsBefore = await this.redirectsWithin(DESIGN_P99_MS);
+    const redirectsBefore = await this.clickStages(DESIGN_P99_MS);
     const samples: ReadySample[] = [];
     let phase: ReadySample['phase'] = 'before';
     const poller = this.pollReadiness(samples, () => phase);
@@ -569,7 +571,7 @@ export class FaultMatrix {
       load.stop();
     }
     const report = await load.done;
-    const redirectsAfter = await this.redirectsWithin(DESIGN_P99_MS);
+    const redirectsAfter = await this.clickStages(DESIGN_P99_MS);
     // JSON has no NaN: no 302 measured comes back as null.
     report.p50Ms ??= NaN;
     report.p99Ms ??= NaN;
@@ -621,10 +623,7 @@ export class FaultMatrix {
       ),
       p99LimitMs: o.p99LimitMs,
       maxMs: report.maxMs,
-      serverWithinLimit:
-        redirectsBefore && redirectsAfter && redirectsAfter.all > redirectsBefore.all
-          ? (redirectsAfter.within - redirectsBefore.within) / (redirectsAfter.all - redirectsBefore.all)
-          : undefined,
+      serverWithinLimit: shareWithin(redirectsBefore, redirectsAfter),
       stagesOverLimit: stagesOver(redirectsBefore, redirectsAfter),
       badWindow:
         report.firstBadAt !== undefined && report.lastBadAt !== undefined
@@ -649,19 +648,20 @@ export class FaultMatrix {
    * The click process's redirects, Redis checks and click-log waits so far, each with those within
    * `limitMs` (a bucket of its histogram; the log's summed over Kafka and the spool).
    */
-  private async redirectsWithin(limitMs: number): Promise<ClickStageCounts | undefined> {
+  private async clickStages(limitMs: number): Promise<ClickStageCounts | undefined> {
     const res = await this.get('/metrics', 2000).catch(() => undefined);
     if (!res?.ok) return undefined;
     const text = await res.text();
     const le = `le="${limitMs / 1000}"`;
     const lines = text.split('\n');
+    // Summed over the other labels (the log's destination), which may come before or after `le`.
+    const sum = (keep: (line: string) => boolean): number | undefined => {
+      const kept = lines.filter(keep);
+      return kept.length ? kept.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0) : undefined;
+    };
     const stage = (name: string): StageCount | undefined => {
-      // Summed over the other labels (the log's destination), which may come before or after `le`.
-      const buckets = lines.filter((l) => l.startsWith(`${name}_bucket{`) && l.includes(le));
-      const within = buckets.length
-        ? buckets.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0)
-        : undefined;
-      const all = metricValue(text, `${name}_count`);
+      const within = sum((l) => l.startsWith(`${name}_bucket{`) && l.includes(le));
+      const all = sum((l) => l.startsWith(`${name}_count`));
       return within === undefined || all === undefined ? undefined : { within, all };
     };
     const redirects = stage('adclick_click_redirect_seconds');
