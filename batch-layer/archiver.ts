@@ -38,7 +38,7 @@ import {
   writeWatermark,
 } from './archive-watermarks.js';
 import { CommitNotSent, PartitionFlushes } from './archiver-flushes.js';
-import type { ArchiverOptions } from './partition-buffer.js';
+import { offsetAfter, type ArchiverOptions } from './partition-buffer.js';
 import { StoppedPartitions } from './stopped-partitions.js';
 import { partitionWatermark } from './watermark.js';
 
@@ -261,23 +261,42 @@ export class Archiver extends PartitionFlushes {
         { partition: String(batch.partition) },
         Math.max(0, Number(batch.highWatermark) - Number(b.lastOffset ?? -1) - 1),
       );
+    // Per message only what a message needs: KafkaJS learns the last offset handled, and the gauge
+    // its value, once before every await and at the end (each message's own calls were ~5 % of the
+    // archiver's CPU). Between awaits nothing else runs, so no seek, stop or rejoin can come between
+    // a message and its resolution, and running and staleness need checking only after an await.
+    let handled: string | undefined;
+    const settle = (): void => {
+      if (handled !== undefined) resolveOffset(handled);
+      handled = undefined;
+      bufferedGauge.set(this.bufferedEvents);
+    };
+    let awaited = true;
     for (const m of batch.messages) {
-      if (!isRunning() || isStale()) return;
-      if (b.lastOffset !== undefined && BigInt(m.offset) <= BigInt(b.lastOffset)) {
+      if (awaited) {
+        if (!isRunning() || isStale()) return;
+        awaited = false;
+      }
+      if (b.lastOffset !== undefined && !offsetAfter(m.offset, b.lastOffset)) {
         // Fetched again (a rejoin that kept this partition, a retried batch): already buffered.
-        resolveOffset(m.offset);
+        handled = m.offset;
         continue;
       }
-      if (this.bufferedEvents >= this.maxBuffered && !(await this.makeRoom())) {
-        this.pauseFetching();
-        lag();
-        return; // unresolved: this message and the rest are fetched again after the resume
+      if (this.bufferedEvents >= this.maxBuffered) {
+        settle();
+        awaited = true;
+        if (!(await this.makeRoom())) {
+          this.pauseFetching();
+          lag();
+          return; // unresolved: this message and the rest are fetched again after the resume
+        }
       }
       let event: ClickEvent;
       try {
         event = decodeClickEvent(m.value ?? Buffer.alloc(0));
         if (!isId(event.adId) || !isId(event.advertiserId)) throw new Error('malformed ad or advertiser id');
       } catch (e) {
+        settle();
         this.stopPartition(batch.partition, m.offset, (e as Error).message);
         lag();
         return; // unresolved: never consumed, never committed
@@ -287,14 +306,16 @@ export class Archiver extends PartitionFlushes {
       if (b.rows.length === 0) b.openedAt = Date.now();
       b.rows.push({ event, partition: batch.partition, offset: m.offset });
       b.minTs = b.minTs === undefined ? event.ts : Math.min(b.minTs, event.ts);
-      resolveOffset(m.offset);
-      bufferedGauge.set(this.bufferedEvents);
+      handled = m.offset;
       if (b.rows.length >= this.opts.flushEvents && Date.now() >= this.flushRetryAt) {
+        settle();
+        awaited = true;
         // A failed flush keeps its rows; the bound above decides when to stop fetching.
         await this.flush(batch.partition).catch((e: Error) => this.noteFlushFailure(batch.partition, e));
         await heartbeat();
       }
     }
+    settle();
     lag();
   }
 

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { RawClickRow } from './parquet.js';
 import { commitLost, clampOffset, watermarkInputs } from './archive-watermarks.js';
-import { minDefined, putBack, rowsByHour, takeRows, type PartitionBuffer } from './partition-buffer.js';
+import {
+  minDefined,
+  offsetAfter,
+  putBack,
+  rowsByHour,
+  takeRows,
+  type PartitionBuffer,
+} from './partition-buffer.js';
 
 const H = 3_600_000;
 const row = (ts: number, offset: string): RawClickRow => ({
@@ -79,5 +86,22 @@ describe('archive watermarks', () => {
       lastMessageTime: undefined,
       caughtUp: false,
     });
+  });
+});
+
+describe('offsetAfter', () => {
+  it('orders Kafka offsets as numbers, past 2^53 too', () => {
+    const offsets = [
+      '0',
+      '9',
+      '10',
+      '99',
+      '100',
+      '9007199254740992',
+      '9007199254740993',
+      '18446744073709551',
+    ];
+    for (const [i, a] of offsets.entries())
+      for (const [j, b] of offsets.entries()) expect(offsetAfter(a, b), `${a} after ${b}`).toBe(i > j);
   });
 });

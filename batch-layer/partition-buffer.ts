@@ -114,3 +114,8 @@ export async function uploadRawFiles(
   }
   return files;
 }
+
+/** Whether Kafka offset `a` comes after `b` (non-negative decimal strings, no leading zeros). */
+export function offsetAfter(a: string, b: string): boolean {
+  return a.length !== b.length ? a.length > b.length : a > b;
+}

@@ -29,7 +29,7 @@ import {
   lateEvents,
   stoppedPartitions,
 } from './metrics.js';
-import { MinuteWindow, type Checkpoint } from './minute-window.js';
+import { MinuteWindow, type AddOutcome, type Checkpoint } from './minute-window.js';
 import { FencedError, type PartitionSink } from './sink.js';
 import { isId } from '../common/ids.js';
 import { withDeadline } from '../common/wait.js';
@@ -214,8 +214,11 @@ export class SpeedConsumer {
     }
     const { window } = state;
     let lastFed: string | undefined;
-    for (const message of batch.messages) {
-      if (!isRunning() || isStale()) break;
+    // Nothing is awaited in this loop, so no stop, seek or rejoin can come between its messages:
+    // running and staleness are checked once, and the outcomes counted once per batch.
+    const tally = new OutcomeTally();
+    const messages = isRunning() && !isStale() ? batch.messages : [];
+    for (const message of messages) {
       const offset = Number(message.offset);
       let event: ClickEvent;
       try {
@@ -233,15 +236,9 @@ export class SpeedConsumer {
         break;
       }
       lastFed = message.offset;
-      const outcome = window.add(event, offset);
-      if (outcome === 'counted') eventsCounted.inc();
-      else if (outcome === 'late') {
-        eventsCounted.inc();
-        lateEvents.inc();
-      } else if (outcome === 'duplicate') duplicatesDropped.inc();
-      else if (outcome === 'ignored') eventsSkipped.inc({ reason: event.status });
-      else if (outcome === 'replayed') eventsSkipped.inc({ reason: 'rebuild' });
+      tally.add(window.add(event, offset), event.status);
     }
+    tally.record();
     // Moves KafkaJS's fetch position past what was fed (autoCommit is off: nothing is committed
     // here). Without it every fetch starts again at the last seek, and once more than one fetch's
     // worth of messages (maxBytesPerPartition) lies behind that point the partition stops advancing.
@@ -344,5 +341,30 @@ export class SpeedConsumer {
         }
       }
     }
+  }
+}
+
+/** A batch's outcomes, counted locally and added to the metrics once (labelled incs hash their labels). */
+class OutcomeTally {
+  private counted = 0;
+  private late = 0;
+  private duplicates = 0;
+  private replayed = 0;
+  private readonly ignored = new Map<string, number>();
+
+  add(outcome: AddOutcome, status: string): void {
+    if (outcome === 'counted') this.counted++;
+    else if (outcome === 'late') this.late++;
+    else if (outcome === 'duplicate') this.duplicates++;
+    else if (outcome === 'ignored') this.ignored.set(status, (this.ignored.get(status) ?? 0) + 1);
+    else if (outcome === 'replayed') this.replayed++;
+  }
+
+  record(): void {
+    if (this.counted + this.late > 0) eventsCounted.inc(this.counted + this.late);
+    if (this.late > 0) lateEvents.inc(this.late);
+    if (this.duplicates > 0) duplicatesDropped.inc(this.duplicates);
+    for (const [reason, n] of this.ignored) eventsSkipped.inc({ reason }, n);
+    if (this.replayed > 0) eventsSkipped.inc({ reason: 'rebuild' }, this.replayed);
   }
 }
