@@ -191,9 +191,9 @@ const schema = z.object({
   SPEED_PINOT_TABLE: z.string().default('minute_counts_v2'),
   SPEED_PINOT_RETENTION_DAYS: positiveInt.default(7),
   // Pinot's Kafka consumer of minute_counts (one per partition): a fetch waits for this many bytes
-  // or this long, whichever comes first. Kafka's defaults. 64 KiB / 100 ms measured cheaper for
-  // Pinot in some runs and dearer in others, and twice came with a freshness failure at a saturated
-  // step (README, "CPU per click, seventh round"). Applied when a table is made.
+  // or this long, whichever comes first. Kafka's defaults: 64 KiB / 100 ms measured cheaper for
+  // Pinot in some runs and dearer in others (README, "CPU per click, seventh round"). Applied when
+  // a table is made.
   SPEED_PINOT_FETCH_MIN_BYTES: positiveInt.default(1),
   SPEED_PINOT_FETCH_MAX_WAIT_MS: positiveInt.default(500),
   // --- end speed layer ---

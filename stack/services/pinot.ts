@@ -144,10 +144,10 @@ async function json(url: string): Promise<unknown> {
 const jvm = (tmp: string, heap: string, young: string): string[] => [
   `-Xms${heap}`,
   `-Xmx${heap}`,
-  // A young generation of its own size: the ingestion's garbage dies young, but with the serial
-  // collector's default (a third of a heap that starts at 256 MB: 70 MB of eden) a young collection
-  // came every few seconds and took ~50 ms, most of it scanning the old generation's dirty cards
-  // (the upsert's key map changes with every row). Fewer, larger young collections scan them less.
+  // A young generation of its own size. With the serial collector's default (a third of a heap
+  // that started at 256 MB: 70 MB of eden) one system bench run of 1.24M clicks cost 102 young
+  // collections of ~59 ms and two full ones of ~1 s; with 384 MB, 21 young ones of ~184 ms and no
+  // full one: half the time in GC (README, "CPU per click, seventh round").
   `-Xmn${young}`,
   '-XX:MaxDirectMemorySize=256m',
   // One collector thread, as Kafka's: on a small machine G1's concurrent and refinement threads
