@@ -23,8 +23,8 @@ async function probe(service: StackService): Promise<boolean> {
 
 async function bringUp(service: StackService, started: Map<string, Promise<void>>): Promise<void> {
   for (const dep of service.dependsOn ?? []) await started.get(dep);
-  const pid = runningPid(service.name);
-  if (pid === undefined) {
+  const found = runningPid(service.name) !== undefined;
+  if (!found) {
     if (await probe(service)) {
       throw new Error(
         `${service.name}: something else already answers on ${service.address}; stop it or change its address in the environment`,
@@ -32,7 +32,18 @@ async function bringUp(service: StackService, started: Map<string, Promise<void>
     }
     await service.start();
   }
-  await waitUntil(service.name, () => probe(service), service.startupTimeoutMs, logFile(service.name));
+  let startedAgain = false;
+  const healthy = async (): Promise<boolean> => {
+    if (await probe(service)) return true;
+    // Found running, never healthy, and now gone: it was on its way out (stopped a moment ago, its
+    // JVM still exiting), not on its way up. It is started now, not waited for until the timeout.
+    if (found && !startedAgain && runningPid(service.name) === undefined) {
+      startedAgain = true;
+      await service.start();
+    }
+    return false;
+  };
+  await waitUntil(service.name, healthy, service.startupTimeoutMs, logFile(service.name));
   if (runningPid(service.name) === undefined)
     throw new Error(`${service.name} exited during start; see ${logFile(service.name)}`);
   await service.prepare?.();
