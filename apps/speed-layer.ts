@@ -12,7 +12,11 @@ import { appTopics, clicksTopicSpec, createKafka, ensureTopicsLogged } from '../
 import { kafkaProbe, keepTrying } from '../common/startup.js';
 import { SpeedConsumer } from '../speed-layer/consumer.js';
 import { KafkaTransactionSink } from '../speed-layer/kafka-sink.js';
-import { consumeNewPartitions, ensurePinotTables } from '../speed-layer/pinot-tables.js';
+import {
+  consumeNewPartitions,
+  ensurePinotTables,
+  type PinotTableFormat,
+} from '../speed-layer/pinot-tables.js';
 import { PostgresSink } from '../speed-layer/postgres-sink.js';
 import type { PartitionSink } from '../speed-layer/sink.js';
 
@@ -22,7 +26,7 @@ const log = (message: string): void => console.log(`[speed-layer ${process.pid}]
  * Where the counts go: with SPEED_STORE=pinot (no pool) a Kafka transaction to minute_counts, else
  * PostgreSQL; either commits a partition's counts with its offsets at once.
  */
-function partitionSink(kafka: Kafka, pool: pg.Pool | undefined): PartitionSink {
+function partitionSink(kafka: Kafka, pool: pg.Pool | undefined): KafkaTransactionSink | PostgresSink {
   const groupId = config.SPEED_CONSUMER_GROUP;
   const clicksTopic = config.KAFKA_CLICKS_TOPIC;
   const countsTopic = config.KAFKA_MINUTE_COUNTS_TOPIC;
@@ -36,6 +40,15 @@ function partitionSink(kafka: Kafka, pool: pg.Pool | undefined): PartitionSink {
         log,
       })
     : new PostgresSink(pool, groupId, clicksTopic);
+}
+
+/** Several count rows per message only for a table that unnests them (speed-layer/pinot-tables.ts). */
+function useTableFormat(sink: KafkaTransactionSink, format: PinotTableFormat): void {
+  if (format.manyRowsPerMessage) sink.setRowsPerMessage(config.SPEED_COUNT_ROWS_PER_MESSAGE);
+  else
+    log(
+      `Pinot table ${config.SPEED_PINOT_TABLE} takes one count row per message (made before several were; docs/operations.md, "Several count rows per message")`,
+    );
 }
 
 /** The consumer of clicks, with the windows and fetch settings of the config, into `sink`. */
@@ -129,7 +142,10 @@ async function main(): Promise<void> {
       () => ensurePinotTables({ table: config.SPEED_PINOT_TABLE, topic: countsTopic }),
       { log, stopped, maxDelayMs: 30_000 },
     ).then(
-      () => (pinotTables = true),
+      (format) => {
+        pinotTables = true;
+        if (sink instanceof KafkaTransactionSink) useTableFormat(sink, format);
+      },
       () => undefined,
     );
   await keepTrying('joining the consumer group', () => consumer.start(), { log, stopped });

@@ -184,6 +184,9 @@ const schema = z.object({
   SPEED_OPEN_WINDOW_MINUTES: positiveInt.default(5),
   // Each partition's changed counts are committed at least this often (ms).
   SPEED_FLUSH_INTERVAL_MS: positiveInt.default(500),
+  // Count rows per minute_counts message, for a Pinot table that unnests them (speed-layer/kafka-sink.ts;
+  // a table made before keeps one row per message: docs/operations.md). 1: one row per message.
+  SPEED_COUNT_ROWS_PER_MESSAGE: positiveInt.default(100),
   SPEED_LAYER_METRICS_PORT: port.default(9464),
   // Pinot table (REALTIME) over KAFKA_MINUTE_COUNTS_TOPIC, and how long it keeps minutes (days).
   // v2 rows carry the advertiser id (advertiser-wide reads): a new table, because Pinot's consuming

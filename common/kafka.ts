@@ -114,9 +114,10 @@ export function clicksTopicSpec(opts: { topic?: string; partitions?: number } = 
 
 /**
  * The speed layer's count parts, read by Pinot with an upsert. Compaction keeps one record per key,
- * but the keys of closed minutes are never written again, so only a time retention shrinks the
- * topic: it matches the speed store's (SPEED_PINOT_RETENTION_DAYS). It has at least as many
- * partitions as `clicks`, because each clicks partition's parts go to the same-numbered one.
+ * but the keys of closed minutes are never written again (and a message of several rows has a key
+ * of its own), so only a time retention shrinks the topic: it matches the speed store's
+ * (SPEED_PINOT_RETENTION_DAYS). It has at least as many partitions as `clicks`, because each clicks
+ * partition's parts go to the same-numbered one.
  */
 export function minuteCountsTopicSpec(
   opts: { topic?: string; clicksTopic?: string; partitions?: number; retentionDays?: number } = {},

@@ -193,6 +193,20 @@ export async function tableExists(
   type: PinotTableType = 'REALTIME',
   opts: PinotEndpoints = {},
 ): Promise<boolean> {
+  return (await getTableConfig(name, type, opts)) !== undefined;
+}
+
+/** Replaces a table's config (the controller's PUT /tables/{name}). */
+export async function updateTable(table: PinotTableConfig, opts: PinotEndpoints = {}): Promise<void> {
+  await controller('PUT', `/tables/${encodeURIComponent(table.tableName)}`, table, opts);
+}
+
+/** A table's config as the controller holds it; undefined when there is no such table. */
+export async function getTableConfig(
+  name: string,
+  type: PinotTableType = 'REALTIME',
+  opts: PinotEndpoints = {},
+): Promise<PinotTableConfig | undefined> {
   const res = await controller(
     'GET',
     `/tables/${encodeURIComponent(name)}?type=${type.toLowerCase()}`,
@@ -200,9 +214,9 @@ export async function tableExists(
     opts,
     [404],
   );
-  if (res.status === 404) return false;
+  if (res.status === 404) return undefined;
   // Pinot answers `{}` (200) for a name without a table of that type.
-  return Object.keys(JSON.parse(res.text) as object).length > 0;
+  return (JSON.parse(res.text) as Partial<Record<PinotTableType, PinotTableConfig>>)[type];
 }
 
 /** Deletes a table with its segments; a missing one is not an error. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { chunks } from './kafka-sink.js';
+import { chunks, countMessages, countRecordsOf, countRowKey } from './kafka-sink.js';
+import type { CountChange } from './minute-window.js';
 
 describe('chunks', () => {
   it('splits messages into sends of at most 512 KiB, in order, none lost or empty', () => {
@@ -18,5 +19,40 @@ describe('chunks', () => {
   it('sends a message larger than the bound alone rather than never', () => {
     const groups = [...chunks([1, 2], (i) => ({ key: `k${i}`, value: 'x'.repeat(600 * 1024) }))];
     expect(groups.map((g) => g.length)).toEqual([1, 1]);
+  });
+});
+
+describe('countMessages', () => {
+  const changes: CountChange[] = Array.from({ length: 23 }, (_, i) => ({
+    adId: String(100 + (i % 5)),
+    advertiserId: '7',
+    salt: i % 3,
+    minute: 1_700_000_040_000 + (i % 2) * 60_000,
+    part: `e${i}`,
+    clicks: i + 1,
+    delta: 1,
+  }));
+
+  it('one row per message keys each message by its row, as before', () => {
+    const messages = countMessages(2, changes, 5, 1, 900);
+    expect(messages).toHaveLength(changes.length);
+    for (const [i, m] of messages.entries()) {
+      const [row] = countRecordsOf(String(m.value));
+      expect(m.partition).toBe(2);
+      expect(m.key).toBe(countRowKey(row!));
+      expect(row).toEqual({ ...changes[i], delta: undefined, part: `p2-e${i}`, updatedAt: 5 });
+    }
+  });
+
+  it('several rows per message: every row once, in order, at most n a message, keys unique', () => {
+    const messages = countMessages(2, changes, 5, 10, 900);
+    expect(messages.map((m) => countRecordsOf(String(m.value)).length)).toEqual([10, 10, 3]);
+    const rows = messages.flatMap((m) => countRecordsOf(String(m.value)));
+    const single = countMessages(2, changes, 5, 1, 900).flatMap((m) => countRecordsOf(String(m.value)));
+    expect(rows).toEqual(single);
+    expect(new Set(messages.map((m) => m.key)).size).toBe(messages.length);
+    // Another flush of the same partition (another checkpoint) never reuses a key.
+    const next = countMessages(2, changes, 5, 10, 950).map((m) => m.key);
+    expect(next.filter((k) => messages.some((m) => m.key === k))).toEqual([]);
   });
 });

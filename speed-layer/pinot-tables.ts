@@ -2,6 +2,13 @@
 // controller (common/pinot.ts), idempotently: an existing schema or table is left as it is. Pinot
 // starts consuming partitions added to the topic only when its realtime validation task runs
 // (hourly by default): `consumeNewPartitions` runs it now.
+//
+// Count rows per message: a table made from minute_counts.table.json unnests a message's `rows`
+// array into rows (and still takes a message that is one row), and says so in its custom configs
+// (COUNT_ROWS_MARKER). Only such a table is sent several rows per message: a consuming segment of a
+// table without the unnest would index a message of many rows as one row of nulls, and lose them.
+// A table made before keeps one row per message until it is migrated (docs/operations.md, "Several
+// count rows per message").
 import { resolve } from 'node:path';
 import { config } from '../common/config.js';
 import {
@@ -10,9 +17,10 @@ import {
   deleteSchema,
   deleteTable,
   getSchema,
+  getTableConfig,
   kafkaConsumerFactory,
   renderPinotConfig,
-  tableExists,
+  updateTable,
   type PinotSchema,
   type PinotTableConfig,
 } from '../common/pinot.js';
@@ -29,8 +37,34 @@ export interface PinotTableOptions {
   consumerFactory?: string;
 }
 
-/** Creates the schema and the table unless they exist. The Kafka topic must exist first. */
-export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<void> {
+/** The custom config that says every consuming segment of the table unnests `rows`. */
+export const COUNT_ROWS_MARKER = { key: 'adclick.countRows', value: 'many-per-message' } as const;
+
+/** What the speed layer may send the table. */
+export interface PinotTableFormat {
+  /** Several count rows per message (`{"rows":[…]}`), else one row per message. */
+  manyRowsPerMessage: boolean;
+}
+
+/** Whether a table config takes several count rows per message: it unnests `rows` and carries the marker. */
+export function tableFormat(table: PinotTableConfig | undefined): PinotTableFormat {
+  const ingestion = table?.ingestionConfig as
+    { complexTypeConfig?: { fieldsToUnnest?: unknown } } | undefined;
+  const unnested = ingestion?.complexTypeConfig?.fieldsToUnnest;
+  const custom = (table?.metadata as { customConfigs?: Record<string, unknown> } | undefined)?.customConfigs;
+  return {
+    manyRowsPerMessage:
+      Array.isArray(unnested) &&
+      unnested.includes('rows') &&
+      custom?.[COUNT_ROWS_MARKER.key] === COUNT_ROWS_MARKER.value,
+  };
+}
+
+/**
+ * Creates the schema and the table unless they exist, and says what the table takes (a table made
+ * here takes several rows per message; an older one as its config says). The Kafka topic must exist first.
+ */
+export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<PinotTableFormat> {
   const endpoints = { controllerUrl: opts.controllerUrl ?? config.PINOT_CONTROLLER_URL };
   const table = opts.table ?? config.SPEED_PINOT_TABLE;
   const vars = {
@@ -50,15 +84,15 @@ export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<v
       endpoints,
     );
   }
-  if (!(await tableExists(table, 'REALTIME', endpoints))) {
-    await addTable(
-      renderPinotConfig<PinotTableConfig>(resolve(DIR, 'minute_counts.table.json'), vars),
-      endpoints,
-    );
-  } else {
-    // Partitions added to the topic while the speed layer was down are consumed from now on.
-    await consumeNewPartitions(table, endpoints.controllerUrl);
+  const existing = await getTableConfig(table, 'REALTIME', endpoints);
+  if (!existing) {
+    const made = renderPinotConfig<PinotTableConfig>(resolve(DIR, 'minute_counts.table.json'), vars);
+    await addTable(made, endpoints);
+    return tableFormat(made);
   }
+  // Partitions added to the topic while the speed layer was down are consumed from now on.
+  await consumeNewPartitions(table, endpoints.controllerUrl);
+  return tableFormat(existing);
 }
 
 /**
@@ -93,4 +127,58 @@ export async function dropPinotTable(
 ): Promise<void> {
   await deleteTable(table, 'REALTIME', { controllerUrl });
   await deleteSchema(table, { controllerUrl });
+}
+
+/** The steps that bring a table made before to several rows per message (docs/operations.md). */
+export type CountRowsStep = 'unnest' | 'mark';
+
+/**
+ * `unnest`: adds minute_counts.table.json's ingestion config (the unnest of `rows` and the transforms
+ * that name its fields) to an existing table. Its consuming segments take it only when they start
+ * again: restart every Pinot server after it. `mark`: then adds COUNT_ROWS_MARKER, from which the
+ * speed layer (at its next start) sends several rows per message. Returns the table's format after.
+ */
+export async function migrateCountRows(
+  step: CountRowsStep,
+  table: string,
+  controllerUrl = config.PINOT_CONTROLLER_URL,
+): Promise<PinotTableFormat> {
+  const endpoints = { controllerUrl };
+  const current = await getTableConfig(table, 'REALTIME', endpoints);
+  if (!current) throw new Error(`Pinot has no REALTIME table ${table}`);
+  const template = renderPinotConfig<PinotTableConfig>(
+    resolve(DIR, 'minute_counts.table.json'),
+    new Proxy({}, { get: () => '' }) as Record<string, string>,
+  );
+  const wanted = template.ingestionConfig as Record<string, unknown>;
+  const ingestion = (current.ingestionConfig ?? {}) as Record<string, unknown>;
+  const unnests =
+    JSON.stringify(ingestion.complexTypeConfig) === JSON.stringify(wanted.complexTypeConfig) &&
+    JSON.stringify(ingestion.transformConfigs) === JSON.stringify(wanted.transformConfigs);
+  if (step === 'unnest') {
+    if (!unnests) {
+      if (ingestion.transformConfigs !== undefined)
+        throw new Error(
+          `${table} has transform configs of its own; merge minute_counts.table.json's ingestionConfig by hand`,
+        );
+      await updateTable({ ...current, ingestionConfig: { ...ingestion, ...wanted } }, endpoints);
+    }
+  } else {
+    if (!unnests)
+      throw new Error(
+        `${table} does not unnest rows yet: run the unnest step and restart the Pinot servers first`,
+      );
+    const metadata = (current.metadata ?? {}) as { customConfigs?: Record<string, string> };
+    await updateTable(
+      {
+        ...current,
+        metadata: {
+          ...metadata,
+          customConfigs: { ...metadata.customConfigs, [COUNT_ROWS_MARKER.key]: COUNT_ROWS_MARKER.value },
+        },
+      },
+      endpoints,
+    );
+  }
+  return tableFormat(await getTableConfig(table, 'REALTIME', endpoints));
 }

@@ -12,6 +12,7 @@ import type { SpeedStore } from '../../common/speed-store.js';
 import { SpeedConsumer } from '../../speed-layer/consumer.js';
 import { KafkaTransactionSink } from '../../speed-layer/kafka-sink.js';
 import { PinotSpeedStore } from '../../speed-layer/pinot-speed-store.js';
+import { config } from '../../common/config.js';
 import { dropPinotTable, ensurePinotTables } from '../../speed-layer/pinot-tables.js';
 import { PostgresSink } from '../../speed-layer/postgres-sink.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
@@ -57,8 +58,14 @@ export class SpeedRig {
 
   constructor(readonly kind: StoreKind) {}
 
-  /** `withPinot: false` runs the Kafka-transaction path without a Pinot table (read the topic instead). */
-  async setUp(opts: { withPinot?: boolean } = {}): Promise<void> {
+  /** Count rows per minute_counts message the Kafka-transaction sink sends (as the app: by the table). */
+  rowsPerMessage = 1;
+
+  /**
+   * `withPinot: false` runs the Kafka-transaction path without a Pinot table (read the topic
+   * instead), with `rowsPerMessage` rows per message (default 1); with Pinot, the table decides.
+   */
+  async setUp(opts: { withPinot?: boolean; rowsPerMessage?: number } = {}): Promise<void> {
     this.admin = this.kafka.admin();
     await this.admin.connect();
     await ensureTopics(this.admin, [
@@ -74,9 +81,11 @@ export class SpeedRig {
     this.pool = createPool(4);
     await migrate(this.pool);
     if (this.kind === 'pinot' && opts.withPinot !== false) {
-      await ensurePinotTables({ table: this.table, topic: this.countsTopic });
+      const format = await ensurePinotTables({ table: this.table, topic: this.countsTopic });
+      this.rowsPerMessage = format.manyRowsPerMessage ? config.SPEED_COUNT_ROWS_PER_MESSAGE : 1;
       this.store = new PinotSpeedStore(undefined, this.table);
     } else {
+      this.rowsPerMessage = opts.rowsPerMessage ?? 1;
       this.store = new PostgresSpeedStore(this.pool);
     }
   }
@@ -118,6 +127,7 @@ export class SpeedRig {
             groupId: this.groupId,
             clicksTopic: this.clicksTopic,
             countsTopic: this.countsTopic,
+            rowsPerMessage: this.rowsPerMessage,
           })
         : new PostgresSink(this.pool, this.groupId, this.clicksTopic);
     // Records which partitions this consumer claimed, so a test can see a rebalance really moved some.

@@ -1,15 +1,16 @@
 // The Kafka-transaction path (SPEED_STORE=pinot) without Pinot: the minute_counts topic read
-// read_committed, last value per key (what Pinot's FULL upsert keeps), summed per (ad, minute),
-// must equal the exact counts — also after a consumer is replaced mid-stream.
+// read_committed, last value per row key (what Pinot's FULL upsert keeps), summed per (ad, minute),
+// must equal the exact counts — also after a consumer is replaced mid-stream. The sink sends 7 count
+// rows per message (as for a table that unnests them), so messages also end part-full.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MINUTE_MS, minuteOf } from '../../common/time.js';
-import type { MinuteCountRecord } from '../../speed-layer/kafka-sink.js';
+import { countRecordsOf, countRowKey, type MinuteCountRecord } from '../../speed-layer/kafka-sink.js';
 import { click, expectedCounts, sleep, SpeedRig, uniqueAdIds, waitFor } from './speed-fixture.js';
 
 describe('speed layer Kafka transactions into minute_counts', () => {
   const rig = new SpeedRig('pinot');
-  beforeAll(() => rig.setUp({ withPinot: false }));
+  beforeAll(() => rig.setUp({ withPinot: false, rowsPerMessage: 7 }));
   afterAll(() => rig.tearDown());
 
   async function readCounts(): Promise<Record<string, number>> {
@@ -20,7 +21,7 @@ describe('speed layer Kafka transactions into minute_counts', () => {
     let last = Date.now();
     await consumer.run({
       eachMessage: async ({ message }) => {
-        latest.set(message.key!.toString(), JSON.parse(message.value!.toString()) as MinuteCountRecord);
+        for (const r of countRecordsOf(message.value!)) latest.set(countRowKey(r), r);
         last = Date.now();
       },
     });

@@ -12,7 +12,13 @@ import { clickKey, encodeClickEvent, type ClickEvent } from '../../common/click-
 import { clicksTopicSpec, createKafka, ensureTopics, minuteCountsTopicSpec } from '../../common/kafka.js';
 import { minuteOf } from '../../common/time.js';
 import { SpeedConsumer } from '../../speed-layer/consumer.js';
-import { KafkaTransactionSink, type MinuteCountRecord } from '../../speed-layer/kafka-sink.js';
+import { config } from '../../common/config.js';
+import {
+  countRecordsOf,
+  countRowKey,
+  KafkaTransactionSink,
+  type MinuteCountRecord,
+} from '../../speed-layer/kafka-sink.js';
 import { PinotSpeedStore } from '../../speed-layer/pinot-speed-store.js';
 import { consumeNewPartitions, dropPinotTable, ensurePinotTables } from '../../speed-layer/pinot-tables.js';
 import { click, expectedCounts, sleep, uniqueAdIds, waitFor } from './speed-fixture.js';
@@ -49,12 +55,14 @@ describe('clicks partitions added under traffic', () => {
       clicksTopicSpec({ topic: clicksTopic, partitions: BEFORE }),
       minuteCountsTopicSpec({ topic: countsTopic, clicksTopic, partitions: BEFORE }),
     ]);
-    await ensurePinotTables({ table, topic: countsTopic });
+    const format = await ensurePinotTables({ table, topic: countsTopic });
+    expect(format.manyRowsPerMessage).toBe(true);
     await producer.connect();
     const sink = new KafkaTransactionSink(kafka, {
       groupId,
       clicksTopic,
       countsTopic,
+      rowsPerMessage: config.SPEED_COUNT_ROWS_PER_MESSAGE,
       onCountsTopicGrown: () => consumeNewPartitions(table),
       log: (m) => consumerLog.push(m),
     });
@@ -184,7 +192,7 @@ describe('clicks partitions added under traffic', () => {
     let last = Date.now();
     await reader.run({
       eachMessage: async ({ message }) => {
-        latest.set(message.key!.toString(), JSON.parse(message.value!.toString()) as MinuteCountRecord);
+        for (const r of countRecordsOf(message.value!)) latest.set(countRowKey(r), r);
         last = Date.now();
       },
     });

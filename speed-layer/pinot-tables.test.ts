@@ -1,0 +1,49 @@
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { renderPinotConfig, type PinotSchema, type PinotTableConfig } from '../common/pinot.js';
+import { COUNT_ROWS_MARKER, tableFormat } from './pinot-tables.js';
+
+const DIR = resolve(import.meta.dirname, 'pinot');
+const vars = Object.fromEntries(
+  [
+    'TABLE',
+    'TOPIC',
+    'BROKERS',
+    'RETENTION_DAYS',
+    'REPLICATION',
+    'CONSUMER_FACTORY',
+    'FETCH_MIN_BYTES',
+    'FETCH_MAX_WAIT_MS',
+  ].map((k) => [k, '1']),
+);
+const table = renderPinotConfig<PinotTableConfig>(resolve(DIR, 'minute_counts.table.json'), vars);
+const schema = renderPinotConfig<PinotSchema>(resolve(DIR, 'minute_counts.schema.json'), vars);
+
+describe('tableFormat', () => {
+  it('a table made from minute_counts.table.json takes several rows per message', () => {
+    expect(tableFormat(table).manyRowsPerMessage).toBe(true);
+  });
+
+  it('maps every schema column from its field in `rows` (a column without one would be null in unnested rows)', () => {
+    const columns = [
+      ...(schema.dimensionFieldSpecs ?? []),
+      ...(schema.metricFieldSpecs ?? []),
+      ...(schema.dateTimeFieldSpecs ?? []),
+    ].map((f) => f.name);
+    const transforms = (
+      table.ingestionConfig as { transformConfigs: Array<{ columnName: string; transformFunction: string }> }
+    ).transformConfigs;
+    expect(transforms.map((t) => t.columnName).sort()).toEqual([...columns].sort());
+    for (const t of transforms) expect(t.transformFunction).toBe(`"rows.${t.columnName}"`);
+  });
+
+  it('a table made before (no unnest), or given the unnest without the marker, takes one row per message', () => {
+    const { ingestionConfig: _, ...before } = table;
+    expect(tableFormat({ ...before, metadata: {} }).manyRowsPerMessage).toBe(false);
+    // The unnest alone is not enough: its consuming segments may predate it (docs/operations.md).
+    expect(tableFormat({ ...table, metadata: {} }).manyRowsPerMessage).toBe(false);
+    expect(tableFormat({ ...before, metadata: table.metadata }).manyRowsPerMessage).toBe(false);
+    expect(tableFormat(undefined).manyRowsPerMessage).toBe(false);
+    expect(COUNT_ROWS_MARKER.key).toBe('adclick.countRows');
+  });
+});

@@ -1,0 +1,121 @@
+// Several count rows per minute_counts message (speed-layer/kafka-sink.ts countMessages) on the real
+// Pinot: a table made by ensurePinotTables unnests `{"rows":[…]}` into rows and still takes a message
+// that is one row, so messages of both forms (a speed layer switching forms, or two versions during
+// a rolling upgrade) land in one table, and a row sent again in the other form replaces its earlier
+// value under the upsert. Every row counts once; none is indexed as a row of nulls.
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clicksTopicSpec, createKafka, ensureTopics, minuteCountsTopicSpec } from '../../common/kafka.js';
+import { getTableConfig, query, rowObjects, updateTable } from '../../common/pinot.js';
+import { waitFor } from '../../common/wait.js';
+import { countMessages } from '../../speed-layer/kafka-sink.js';
+import type { CountChange } from '../../speed-layer/minute-window.js';
+import {
+  dropPinotTable,
+  ensurePinotTables,
+  migrateCountRows,
+  tableFormat,
+} from '../../speed-layer/pinot-tables.js';
+
+describe('minute_counts messages of one or several rows into one Pinot table', () => {
+  const id = randomBytes(5).toString('hex');
+  const clicksTopic = `rows-clicks-${id}`;
+  const countsTopic = `rows-counts-${id}`;
+  const table = `rows_${id}`;
+  const kafka = createKafka('pinot-count-rows');
+  const admin = kafka.admin();
+  const producer = kafka.producer();
+
+  beforeAll(async () => {
+    await admin.connect();
+    await ensureTopics(admin, [
+      clicksTopicSpec({ topic: clicksTopic, partitions: 2 }),
+      minuteCountsTopicSpec({ topic: countsTopic, clicksTopic, partitions: 2 }),
+    ]);
+    await producer.connect();
+  });
+
+  afterAll(async () => {
+    await producer.disconnect();
+    await dropPinotTable(table).catch(() => undefined);
+    await admin.deleteTopics({ topics: [clicksTopic, countsTopic] }).catch(() => undefined);
+    await admin.disconnect();
+  });
+
+  const minute = 1_765_000_000_000 - (1_765_000_000_000 % 60_000);
+  const change = (ad: number, salt: number, clicks: number): CountChange => ({
+    adId: String(ad),
+    advertiserId: String(900 + (ad % 3)),
+    salt,
+    minute,
+    part: 'e0',
+    clicks,
+    delta: clicks,
+  });
+
+  it('unnests many-row messages, keeps one-row messages, and upserts across the two forms', async () => {
+    const format = await ensurePinotTables({ table, topic: countsTopic });
+    expect(format.manyRowsPerMessage).toBe(true);
+
+    // Partition 0: ads 1–20 one row per message, then the same rows again, larger, 7 per message.
+    const first = Array.from({ length: 20 }, (_, i) => change(1 + i, i % 4, 1 + i));
+    const again = first.map((c) => ({ ...c, clicks: c.clicks + 100 }));
+    // Partition 1: ads 21–60, 7 rows per message only (the last message part-full).
+    const other = Array.from({ length: 40 }, (_, i) => change(21 + i, i % 4, 2));
+    const now = Date.now();
+    await producer.send({ topic: countsTopic, acks: -1, messages: countMessages(0, first, now, 1, 10) });
+    await producer.send({ topic: countsTopic, acks: -1, messages: countMessages(1, other, now, 7, 10) });
+    await producer.send({ topic: countsTopic, acks: -1, messages: countMessages(0, again, now + 1, 7, 20) });
+
+    const expected: Record<string, number> = {};
+    for (const c of [...again, ...other]) expected[c.adId] = (expected[c.adId] ?? 0) + c.clicks;
+    const sums = async (): Promise<Record<string, number>> => {
+      const r = await query(
+        `SELECT adId, SUM(clicks) AS clicks, COUNT(*) AS n FROM ${table} GROUP BY adId LIMIT 1000`,
+      );
+      return Object.fromEntries(rowObjects(r).map((row) => [String(row.adId), Number(row.clicks)]));
+    };
+    let seen: Record<string, number> = {};
+    await waitFor(
+      'Pinot to index every row',
+      async () => {
+        seen = await sums().catch(() => ({}));
+        return JSON.stringify(sortKeys(seen)) === JSON.stringify(sortKeys(expected));
+      },
+      60_000,
+    ).catch(() => undefined);
+    expect(sortKeys(seen)).toEqual(sortKeys(expected));
+    const rows = rowObjects(await query(`SELECT COUNT(*) AS n FROM ${table}`));
+    expect(Number(rows[0]!.n)).toBe(first.length + other.length);
+    const advertisers = rowObjects(
+      await query(`SELECT advertiserId, COUNT(*) AS n FROM ${table} GROUP BY advertiserId LIMIT 10`),
+    );
+    expect(advertisers.map((a) => String(a.advertiserId)).sort()).toEqual(['900', '901', '902']);
+  }, 120_000);
+
+  it('migrates a table made before in two steps: unnest (still one row per message), then mark', async () => {
+    const before = `${table}_before`;
+    await ensurePinotTables({ table: before, topic: countsTopic });
+    try {
+      // Made as the tables before several rows per message were: no unnest, no marker.
+      const made = (await getTableConfig(before))!;
+      const { ingestionConfig: _, ...old } = made;
+      await updateTable({ ...old, metadata: {} });
+      expect(tableFormat(await getTableConfig(before)).manyRowsPerMessage).toBe(false);
+      await expect(migrateCountRows('mark', before)).rejects.toThrow(/does not unnest rows yet/);
+      // Its consuming segments run the old config until the servers restart: still one row per message.
+      expect((await migrateCountRows('unnest', before)).manyRowsPerMessage).toBe(false);
+      expect((await getTableConfig(before))!.ingestionConfig).toEqual(made.ingestionConfig);
+      expect((await migrateCountRows('mark', before)).manyRowsPerMessage).toBe(true);
+      // Both steps again change nothing.
+      expect((await migrateCountRows('unnest', before)).manyRowsPerMessage).toBe(true);
+      expect((await getTableConfig(before))!.metadata).toEqual(made.metadata);
+    } finally {
+      await dropPinotTable(before).catch(() => undefined);
+    }
+  }, 60_000);
+});
+
+function sortKeys(o: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+}
