@@ -129,6 +129,13 @@ export async function dropPinotTable(
   await deleteSchema(table, { controllerUrl });
 }
 
+/** The part of a table's ingestion config the unnest of `rows` sets. */
+interface IngestionConfig {
+  complexTypeConfig?: { fieldsToUnnest?: string[] };
+  transformConfigs?: Array<{ columnName: string; transformFunction: string }>;
+  [field: string]: unknown;
+}
+
 /** The steps that bring a table made before to several rows per message (docs/operations.md). */
 export type CountRowsStep = 'unnest' | 'mark';
 
@@ -150,11 +157,16 @@ export async function migrateCountRows(
     resolve(DIR, 'minute_counts.table.json'),
     new Proxy({}, { get: () => '' }) as Record<string, string>,
   );
-  const wanted = template.ingestionConfig as Record<string, unknown>;
-  const ingestion = (current.ingestionConfig ?? {}) as Record<string, unknown>;
+  const wanted = template.ingestionConfig as IngestionConfig;
+  const ingestion = (current.ingestionConfig ?? {}) as IngestionConfig;
+  // Compared by what matters, not as text: a controller may add the fields it defaults.
   const unnests =
-    JSON.stringify(ingestion.complexTypeConfig) === JSON.stringify(wanted.complexTypeConfig) &&
-    JSON.stringify(ingestion.transformConfigs) === JSON.stringify(wanted.transformConfigs);
+    (ingestion.complexTypeConfig?.fieldsToUnnest ?? []).includes('rows') &&
+    (wanted.transformConfigs ?? []).every((w) =>
+      (ingestion.transformConfigs ?? []).some(
+        (t) => t.columnName === w.columnName && t.transformFunction === w.transformFunction,
+      ),
+    );
   if (step === 'unnest') {
     if (!unnests) {
       if (ingestion.transformConfigs !== undefined)
