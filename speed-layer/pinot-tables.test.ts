@@ -1,23 +1,14 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { renderPinotConfig, type PinotSchema, type PinotTableConfig } from '../common/pinot.js';
-import { COUNT_ROWS_MARKER, tableFormat } from './pinot-tables.js';
+import { renderPinotConfig, type PinotSchema } from '../common/pinot.js';
+import { COUNT_ROWS_MARKER, tableFormat, tableTemplate } from './pinot-tables.js';
 
 const DIR = resolve(import.meta.dirname, 'pinot');
-const vars = Object.fromEntries(
-  [
-    'TABLE',
-    'TOPIC',
-    'BROKERS',
-    'RETENTION_DAYS',
-    'REPLICATION',
-    'CONSUMER_FACTORY',
-    'FETCH_MIN_BYTES',
-    'FETCH_MAX_WAIT_MS',
-  ].map((k) => [k, '1']),
+const table = tableTemplate();
+const schema = renderPinotConfig<PinotSchema>(
+  resolve(DIR, 'minute_counts.schema.json'),
+  new Proxy({}, { get: () => '' }) as Record<string, string>,
 );
-const table = renderPinotConfig<PinotTableConfig>(resolve(DIR, 'minute_counts.table.json'), vars);
-const schema = renderPinotConfig<PinotSchema>(resolve(DIR, 'minute_counts.schema.json'), vars);
 
 describe('tableFormat', () => {
   it('a table made from minute_counts.table.json takes several rows per message', () => {

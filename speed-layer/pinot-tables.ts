@@ -129,6 +129,14 @@ export async function dropPinotTable(
   await deleteSchema(table, { controllerUrl });
 }
 
+/** minute_counts.table.json as a config, its placeholders (names, addresses) left empty. */
+export function tableTemplate(): PinotTableConfig {
+  return renderPinotConfig<PinotTableConfig>(
+    resolve(DIR, 'minute_counts.table.json'),
+    new Proxy({}, { get: () => '' }) as Record<string, string>,
+  );
+}
+
 /** The part of a table's ingestion config the unnest of `rows` sets. */
 interface IngestionConfig {
   complexTypeConfig?: { fieldsToUnnest?: string[] };
@@ -153,11 +161,7 @@ export async function migrateCountRows(
   const endpoints = { controllerUrl };
   const current = await getTableConfig(table, 'REALTIME', endpoints);
   if (!current) throw new Error(`Pinot has no REALTIME table ${table}`);
-  const template = renderPinotConfig<PinotTableConfig>(
-    resolve(DIR, 'minute_counts.table.json'),
-    new Proxy({}, { get: () => '' }) as Record<string, string>,
-  );
-  const wanted = template.ingestionConfig as IngestionConfig;
+  const wanted = tableTemplate().ingestionConfig as IngestionConfig;
   const ingestion = (current.ingestionConfig ?? {}) as IngestionConfig;
   // Compared by what matters, not as text: a controller may add the fields it defaults.
   const unnests =
