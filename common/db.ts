@@ -30,6 +30,8 @@ export interface PoolOptions {
    * click path DATABASE_CLICK_STATEMENT_TIMEOUT_MS.
    */
   statementTimeoutMs?: number;
+  /** The database (default: DATABASE_URL). */
+  connectionString?: string;
   /** Where connection errors are reported (default: console.error, at most one line per 10 s). */
   log?: (message: string) => void;
 }
@@ -37,7 +39,7 @@ export interface PoolOptions {
 export function createPool(max = 10, opts: PoolOptions = {}): pg.Pool {
   const statementTimeoutMs = opts.statementTimeoutMs ?? config.DATABASE_BATCH_STATEMENT_TIMEOUT_MS;
   const pool = new pg.Pool({
-    connectionString: config.DATABASE_URL,
+    connectionString: opts.connectionString ?? config.DATABASE_URL,
     max,
     connectionTimeoutMillis: config.DATABASE_CONNECT_TIMEOUT_MS,
     statement_timeout: statementTimeoutMs,

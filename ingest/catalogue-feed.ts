@@ -25,6 +25,7 @@ import {
   type ReplicaAd,
   type ReplicaStatus,
 } from './catalogue-replica.js';
+import { config } from '../common/config.js';
 import { adChangesTopicSpec, ensureTopics } from '../common/kafka.js';
 import { sleep } from '../common/wait.js';
 
@@ -36,6 +37,8 @@ export interface CatalogueFeedOptions {
   pool?: pg.Pool;
   /** Bootstrap from the topic even when PostgreSQL answers (to measure it; tests). */
   bootstrapFrom?: 'snapshot' | 'topic';
+  /** How long the snapshot may wait for its next rows before it gives up (default SNAPSHOT_STALL_MS). */
+  snapshotStallMs?: number;
   log?: (message: string) => void;
   now?: () => number;
 }
@@ -194,7 +197,7 @@ class Feed {
     let ads = 0;
     if (opts.pool && opts.bootstrapFrom !== 'topic') {
       try {
-        ads = await snapshot(opts.pool, replica);
+        ads = await snapshot(opts.pool, replica, opts.snapshotStallMs ?? SNAPSHOT_STALL_MS);
         source = 'snapshot';
       } catch (e) {
         this.log(
@@ -307,13 +310,38 @@ class Feed {
   }
 }
 
-/** Copies every ad from PostgreSQL into the replica (streamed, in transactions of 20,000). */
-async function snapshot(pool: pg.Pool, replica: CatalogueReplica): Promise<number> {
+/** How long the snapshot may wait for its next rows from PostgreSQL before it gives up. */
+export const SNAPSHOT_STALL_MS = 30_000;
+
+/**
+ * Copies every ad from PostgreSQL into the replica (streamed, in transactions of 20,000). The copy of
+ * a large catalogue outlasts the statement deadline of the pool it is given (a long-running
+ * process's 10 s; 10M ads take about a minute), so it runs under the batch jobs' deadline
+ * (DATABASE_BATCH_STATEMENT_TIMEOUT_MS) and is given up once PostgreSQL sends nothing for `stallMs`:
+ * a hung server still ends it, a big catalogue does not.
+ */
+async function snapshot(pool: pg.Pool, replica: CatalogueReplica, stallMs: number): Promise<number> {
   const client = await pool.connect();
   let count = 0;
+  let watchdog: NodeJS.Timeout | undefined;
   try {
+    const deadlineMs = config.DATABASE_BATCH_STATEMENT_TIMEOUT_MS;
+    await client.query(`set statement_timeout = ${deadlineMs}`);
     // One consistent view, and the whole row so columns added later reach the replica too.
-    const stream = client.query(copyTo('copy (select a.ad_id, to_jsonb(a) from ads a) to stdout'));
+    const stream = client.query(
+      Object.assign(copyTo('copy (select a.ad_id, to_jsonb(a) from ads a) to stdout'), {
+        query_timeout: deadlineMs + 1000, // pg's client-side deadline, which it reads from the query
+      }),
+    );
+    // Only the waits for PostgreSQL count: the clock restarts after each chunk has been handled.
+    let waitingSince = performance.now();
+    watchdog = setInterval(
+      () => {
+        if (performance.now() - waitingSince > stallMs)
+          stream.destroy(new Error(`PostgreSQL sent no rows for ${stallMs} ms`));
+      },
+      Math.min(1000, stallMs / 4),
+    );
     let rest = '';
     let batch: Array<[string, ReplicaAd]> = [];
     let pending: Promise<unknown> | undefined;
@@ -331,7 +359,9 @@ async function snapshot(pool: pg.Pool, replica: CatalogueReplica): Promise<numbe
         pending = replica.putMany(batch);
         batch = [];
       }
+      waitingSince = performance.now();
     }
+    clearInterval(watchdog);
     const last = parseCopyLine(rest);
     if (last) {
       batch.push(last);
@@ -339,8 +369,10 @@ async function snapshot(pool: pg.Pool, replica: CatalogueReplica): Promise<numbe
     }
     await pending;
     await replica.putMany(batch);
+    await client.query('reset statement_timeout');
     client.release();
   } catch (e) {
+    clearInterval(watchdog);
     client.release(e as Error);
     throw e;
   }
