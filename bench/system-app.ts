@@ -29,6 +29,8 @@ export interface AppRunOptions {
   stackPids: Record<string, number | undefined>;
   wrk: { dir: string; connections: number };
   afterSeconds: number;
+  /** Ads in the catalogue the clicks are drawn from: start waits until the click replica holds them. */
+  catalogueAds: number;
 }
 
 export interface StepSpec {
@@ -110,6 +112,33 @@ export class AppRun {
       this.children.get('click'),
     );
     await waitUntil(httpOk(this.archiverMetrics), 120_000, 'the archiver', this.children.get('archiver'));
+    await this.replicaHolds(this.opts.catalogueAds);
+  }
+
+  /**
+   * Waits until the click process's replica holds `ads` ads. Right after a bulk load the relay may
+   * still be publishing the catalogue (about 22,000 ads/s), and a replica that already caught up with
+   * the topic is ready without them: clicks on the ads it lacks would measure PostgreSQL's fallback
+   * (and its 503s), not the click path.
+   */
+  private async replicaHolds(ads: number): Promise<void> {
+    const held = async (): Promise<number> =>
+      metricSum(await metrics(`${this.clickBase}/metrics`), 'adclick_catalogue_replica_ads');
+    let said = 0;
+    await waitUntil(
+      async () => {
+        const n = await held();
+        if (n >= ads) return true;
+        if (Date.now() - said >= 30_000) {
+          said = Date.now();
+          console.log(`[system] the click replica holds ${n} of ${ads} ads; waiting for the relay`);
+        }
+        return false;
+      },
+      60 * 60_000,
+      'the click replica to hold the catalogue',
+      this.children.get('click'),
+    );
   }
 
   async warmUp(paths: string, rate: number, seconds: number): Promise<void> {

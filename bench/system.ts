@@ -142,7 +142,7 @@ async function prepareLoad(pool: ReturnType<typeof createPool>) {
   await write(pathsOf('warmup'), WARMUP_RATE * WARMUP_S * 1.1 + 1000);
   for (const rate of STEPS) await write(pathsOf(String(rate)), rate * seconds(rate) * 1.05 + 1000);
   if (withBefore) await write(pathsOf('before'), LONG_STEP * STEP_S * 1.05 + 1000);
-  return write;
+  return { write, catalogueAds: ids.length };
 }
 
 /** The bare node:http 302 server at the same steps: rate, p99 and its CPU per 1,000 requests. */
@@ -205,7 +205,13 @@ function writeDetail(results: StepResult[]): void {
 
 /** The app on names of its own (`tag`), its steps, then its exactness check; always cleaned up. */
 async function runApp(
-  ctx: { pool: ReturnType<typeof createPool>; admin: Admin; probeAds: string[]; probeAdvertiser: string },
+  ctx: {
+    pool: ReturnType<typeof createPool>;
+    admin: Admin;
+    probeAds: string[];
+    probeAdvertiser: string;
+    catalogueAds: number;
+  },
   tag: string,
   env: Record<string, string>,
   steps: Array<{ rate: number; name: string; paths: string; seconds: number }>,
@@ -245,7 +251,7 @@ async function main(): Promise<void> {
   let probeAdvertiser: string | undefined;
   try {
     await sweepLeftovers(PRIVATE_RESOURCES); // a killed run's table would consume through this one
-    const write = await prepareLoad(pool);
+    const { write, catalogueAds } = await prepareLoad(pool);
     let catalogueCpu: CatalogueCpuRow[] = [];
     if (!args['no-catalogue-cpu'])
       catalogueCpu = await catalogueClickCpu({
@@ -272,6 +278,7 @@ async function main(): Promise<void> {
       admin,
       probeAds: fixture.ads.map((a) => a.adId),
       probeAdvertiser: fixture.advertiserId,
+      catalogueAds,
     };
     const steps = STEPS.map((rate) => ({
       rate,
