@@ -1,7 +1,7 @@
 // `npx tsx tools/catalogue-click-cpu.ts [--rate 2000] [--seconds 30]`: the click process's CPU
 // seconds per 1,000 clicks over the catalogue of DATABASE_URL (ads 1..N, e.g. 10M from
 // catalogue:generate), Zipf(1) with the system bench's mix (bench/zipf.ts), paced by wrk: a COLD
-// step right after the click process (apps/click.ts, 2 workers) starts, then a WARM step. Prints
+// step right after the click process (apps/click.ts, 2 workers unless ADCLICK_CLICK_WORKERS says) starts, then a WARM step. Prints
 // one JSON line. Runs whatever apps/click.ts this checkout has (issue 23 measured main's before and
 // the replica's after with it). ADCLICK_CATALOGUE_DIR/ADCLICK_AD_CHANGES_TOPIC name the replica.
 import { spawn, spawnSync } from 'node:child_process';
@@ -56,7 +56,7 @@ const click = spawn(process.execPath, ['--import', 'tsx', 'apps/click.ts'], {
   env: {
     ...process.env,
     PORT: String(PORT),
-    ADCLICK_CLICK_WORKERS: '2',
+    ADCLICK_CLICK_WORKERS: process.env.ADCLICK_CLICK_WORKERS ?? '2',
     KAFKA_CLICKS_TOPIC: `clicks-cpu-${Date.now().toString(36)}`,
     ADCLICK_SPOOL_DIR: join(dir, 'spool'),
   },
