@@ -53,18 +53,36 @@ export class CounterChild {
   }
 }
 
-/** The label values' key and labels object of a metric's children. */
-function childKey(
-  name: string,
-  labelNames: readonly string[],
-  values: string[],
-): { key: string; labels: () => Record<string, string> } {
-  if (values.length !== labelNames.length)
-    throw new Error(`${name}: ${labelNames.length} label value(s) expected, got ${values.length}`);
-  return {
-    key: values.join('\u0000'),
-    labels: () => Object.fromEntries(labelNames.map((n, i) => [n, values[i]!])),
-  };
+/** The children of one metric by their label values (in `labelNames` order), each made on first use. */
+class Children<C> {
+  private map = new Map<string, C>();
+
+  constructor(
+    private readonly name: string,
+    private readonly labelNames: readonly string[],
+    private readonly make: (labels: Record<string, string>) => C,
+  ) {}
+
+  of(values: string[]): C {
+    const key = values.length === 1 ? values[0]! : values.join('\u0000');
+    let child = this.map.get(key);
+    if (child) return child;
+    if (values.length !== this.labelNames.length)
+      throw new Error(
+        `${this.name}: ${this.labelNames.length} label value(s) expected, got ${values.length}`,
+      );
+    child = this.make(Object.fromEntries(this.labelNames.map((n, i) => [n, values[i]!])));
+    this.map.set(key, child);
+    return child;
+  }
+
+  values(): IterableIterator<C> {
+    return this.map.values();
+  }
+
+  clear(): void {
+    this.map = new Map();
+  }
 }
 
 export interface FastCounterOptions<L extends string> {
@@ -79,31 +97,32 @@ export class FastCounter<L extends string = never> {
   readonly aggregator = 'sum';
   readonly name: string;
   readonly help: string;
-  private readonly labelNames: readonly L[];
-  private children = new Map<string, CounterChild>();
+  private readonly children: Children<CounterChild>;
+  /** The child without labels, for a counter that has none. */
+  private plain: CounterChild | undefined;
 
   constructor(opts: FastCounterOptions<L>) {
     this.name = opts.name;
     this.help = opts.help;
-    this.labelNames = opts.labelNames ?? [];
-    if (this.labelNames.length === 0) this.labels();
+    const labelNames = opts.labelNames ?? [];
+    this.children = new Children(opts.name, labelNames, (labels) => new CounterChild(labels));
+    // As prom-client does, a counter without labels shows its 0 before the first increment.
+    if (labelNames.length === 0) this.plain = this.children.of([]);
     for (const r of opts.registers ?? []) r.registerMetric(this as never);
   }
 
-  /** The child of these label values (in `labelNames` order), made on first use. */
+  /** The child of these label values (in `labelNames` order): bind it once, then inc() it. */
   labels(...values: string[]): CounterChild {
-    const { key, labels } = childKey(this.name, this.labelNames, values);
-    let child = this.children.get(key);
-    if (!child) this.children.set(key, (child = new CounterChild(labels())));
-    return child;
+    return this.children.of(values);
   }
 
   inc(by = 1): void {
-    this.labels().inc(by);
+    (this.plain ??= this.children.of([])).inc(by);
   }
 
   reset(): void {
-    this.children = new Map();
+    this.children.clear();
+    this.plain = undefined;
   }
 
   /** What prom-client's Counter.get() answers (prom-client awaits every metric's get()). */
@@ -125,8 +144,9 @@ export class FastHistogram<L extends string = never> {
   readonly name: string;
   readonly help: string;
   private readonly bounds: Float64Array;
-  private readonly labelNames: readonly L[];
-  private children = new Map<string, HistogramChild>();
+  private readonly children: Children<HistogramChild>;
+  /** The child without labels, for a histogram that has none. */
+  private plain: HistogramChild | undefined;
 
   constructor(opts: FastHistogramOptions<L>) {
     this.name = opts.name;
@@ -134,27 +154,26 @@ export class FastHistogram<L extends string = never> {
     this.bounds = Float64Array.from(opts.buckets);
     for (let i = 1; i < this.bounds.length; i++)
       if (!(this.bounds[i]! > this.bounds[i - 1]!)) throw new Error(`${opts.name}: buckets must ascend`);
-    this.labelNames = opts.labelNames ?? [];
+    const labelNames = opts.labelNames ?? [];
+    this.children = new Children(opts.name, labelNames, (labels) => new HistogramChild(this.bounds, labels));
     // As prom-client does, a histogram without labels shows its zeros before the first observation.
-    if (this.labelNames.length === 0) this.labels();
+    if (labelNames.length === 0) this.plain = this.children.of([]);
     for (const r of opts.registers ?? []) r.registerMetric(this as never);
   }
 
-  /** The child of these label values (in `labelNames` order), made on first use. */
+  /** The child of these label values (in `labelNames` order): bind it once, then observe() it. */
   labels(...values: string[]): HistogramChild {
-    const { key, labels } = childKey(this.name, this.labelNames, values);
-    let child = this.children.get(key);
-    if (!child) this.children.set(key, (child = new HistogramChild(this.bounds, labels())));
-    return child;
+    return this.children.of(values);
   }
 
   /** Observes on the child without labels (a histogram with label names needs `labels()`). */
   observe(value: number): void {
-    this.labels().observe(value);
+    (this.plain ??= this.children.of([])).observe(value);
   }
 
   reset(): void {
-    this.children = new Map();
+    this.children.clear();
+    this.plain = undefined;
   }
 
   /** What prom-client's Histogram.get() answers: per child, cumulative buckets, +Inf, sum, count. */
