@@ -11,18 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { config } from '../../common/config.js';
 import { createPool, migrate } from '../../common/db.js';
 import { adChangesTopicSpec, createKafka, ensureTopics } from '../../common/kafka.js';
 import { startCatalogueFeed } from '../../ingest/catalogue-feed.js';
 import { CatalogueReplica } from '../../ingest/catalogue-replica.js';
+import { databaseUrl as dbUrl } from '../support/database.js';
 
 const DB = `adclick_t_${randomUUID().slice(0, 8)}`;
-const dbUrl = (name: string): string => {
-  const u = new URL(config.DATABASE_URL);
-  u.pathname = `/${name}`;
-  return u.href;
-};
 const ADS = 500;
 /** The deadline of the pool the feed is given, far shorter than the lock below. */
 const STATEMENT_TIMEOUT_MS = 300;

@@ -21,17 +21,13 @@ import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 import { copyAds } from '../../tools/catalogue-load.js';
 import { freePort } from './faults-support.js';
 import { waitFor } from '../../common/wait.js';
+import { databaseUrl as dbUrl } from '../support/database.js';
 
 /** Polls every 20 ms (the feed's 1 s bound is measured with it). */
 const EVERY_MS = 20;
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const DB = `adclick_t_${randomUUID().slice(0, 8)}`;
-const dbUrl = (name: string): string => {
-  const u = new URL(config.DATABASE_URL);
-  u.pathname = `/${name}`;
-  return u.href;
-};
 const admin = { authorization: `Bearer ${config.ADCLICK_ADMIN_KEY}` };
 
 /** One GET on a fresh connection (so successive calls reach every click worker in turn). */

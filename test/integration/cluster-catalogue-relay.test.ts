@@ -11,18 +11,13 @@ import type { Admin } from 'kafkajs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCatalogueRelay, type CatalogueRelay } from '../../catalogue/relay.js';
-import { config } from '../../common/config.js';
 import { migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
 import { waitFor } from './faults-support.js';
+import { databaseUrl as dbUrl } from '../support/database.js';
 
 const topic = `ad-changes-cluster-test-${randomUUID()}`;
 const DB = `adclick_t_${randomUUID().slice(0, 8)}`;
-const dbUrl = (name: string): string => {
-  const u = new URL(config.DATABASE_URL);
-  u.pathname = `/${name}`;
-  return u.href;
-};
 // Metadata kept for the whole test: the relay's producer must not learn of the move on its own.
 const kafka = createKafka('adclick-test-cluster-relay', { metadataMaxAgeMs: 600_000 });
 
