@@ -15,7 +15,7 @@ import { createPool, migrate } from '../../common/db.js';
 import { adChangesTopicSpec, createKafka, ensureTopics } from '../../common/kafka.js';
 import { startCatalogueFeed } from '../../ingest/catalogue-feed.js';
 import { CatalogueReplica } from '../../ingest/catalogue-replica.js';
-import { databaseUrl as dbUrl } from '../support/database.js';
+import { databasePool, databaseUrl as dbUrl } from '../support/database.js';
 
 const DB = `adclick_t_${randomUUID().slice(0, 8)}`;
 const ADS = 500;
@@ -33,9 +33,9 @@ describe('catalogue feed: the bootstrap snapshot', () => {
   const adIds: string[] = [];
 
   beforeAll(async () => {
-    root = new pg.Pool({ connectionString: dbUrl('postgres'), max: 1 });
+    root = databasePool('postgres', 1);
     await root.query(`create database ${DB}`);
-    owner = new pg.Pool({ connectionString: dbUrl(DB), max: 2 });
+    owner = databasePool(DB, 2);
     await migrate(owner);
     const { rows } = await owner.query<{ ad_id: string }>(
       `insert into ads (advertiser_id, redirect_url)

@@ -21,7 +21,7 @@ import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 import { copyAds } from '../../tools/catalogue-load.js';
 import { freePort } from './faults-support.js';
 import { waitFor } from '../../common/wait.js';
-import { databaseUrl as dbUrl } from '../support/database.js';
+import { databasePool, databaseUrl as dbUrl } from '../support/database.js';
 
 /** Polls every 20 ms (the feed's 1 s bound is measured with it). */
 const EVERY_MS = 20;
@@ -127,9 +127,9 @@ describe('catalogue replica: the click path without PostgreSQL', () => {
     );
 
   beforeAll(async () => {
-    root = new pg.Pool({ connectionString: dbUrl('postgres'), max: 1 });
+    root = databasePool('postgres', 1);
     await root.query(`create database ${DB}`);
-    pool = new pg.Pool({ connectionString: dbUrl(DB), max: 4 });
+    pool = databasePool(DB, 4);
     await migrate(pool);
     relay = startCatalogueRelay({ pool, kafka, topic });
     api = await listen(

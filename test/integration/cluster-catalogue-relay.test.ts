@@ -14,7 +14,7 @@ import { startCatalogueRelay, type CatalogueRelay } from '../../catalogue/relay.
 import { migrate } from '../../common/db.js';
 import { createKafka } from '../../common/kafka.js';
 import { waitFor } from './faults-support.js';
-import { databaseUrl as dbUrl } from '../support/database.js';
+import { databasePool } from '../support/database.js';
 
 const topic = `ad-changes-cluster-test-${randomUUID()}`;
 const DB = `adclick_t_${randomUUID().slice(0, 8)}`;
@@ -65,11 +65,9 @@ describe('catalogue relay on a cluster', () => {
         },
       ],
     });
-    root = new pg.Pool({ connectionString: dbUrl('postgres'), max: 1 });
+    root = databasePool('postgres', 1);
     await root.query(`create database ${DB}`);
-    pool = new pg.Pool({ connectionString: dbUrl(DB), max: 2 });
-    // The drop at the end (with force) may end a connection the pool is still closing.
-    pool.on('error', () => undefined);
+    pool = databasePool(DB, 2);
     await migrate(pool);
     relay = startCatalogueRelay({ pool, kafka, topic, log: () => undefined });
   });
