@@ -14,6 +14,7 @@ import { SpeedConsumer } from '../speed-layer/consumer.js';
 import { KafkaTransactionSink } from '../speed-layer/kafka-sink.js';
 import {
   consumeNewPartitions,
+  CountsMismatchError,
   ensurePinotTables,
   type PinotTableFormat,
 } from '../speed-layer/pinot-tables.js';
@@ -49,6 +50,48 @@ function useTableFormat(sink: KafkaTransactionSink, format: PinotTableFormat): v
     log(
       `Pinot table ${config.SPEED_PINOT_TABLE} takes one count row per message (made before several were; docs/operations.md, "Several count rows per message")`,
     );
+}
+
+/**
+ * The Pinot table, made once Pinot answers (retried; counting goes on without it: Pinot only reads
+ * the count topic). A table of the other count form (pinot-tables.ts CountsMismatchError) refuses
+ * the sink's flushes, so the clicks wait in Kafka, until the configuration or the table is put
+ * right; the check goes on, and /readyz says why.
+ */
+function pinotTable(sink: PartitionSink): {
+  probe: () => Promise<void>;
+  check: (topic: string, stopped: () => boolean) => void;
+} {
+  let made = false;
+  let mismatch: string | undefined;
+  const kafkaSink = sink instanceof KafkaTransactionSink ? sink : undefined;
+  const ensure = async (topic: string): Promise<PinotTableFormat> => {
+    try {
+      return await ensurePinotTables({ table: config.SPEED_PINOT_TABLE, topic });
+    } catch (e) {
+      if (e instanceof CountsMismatchError) {
+        mismatch = e.message;
+        kafkaSink?.refuse(e.message);
+      }
+      throw e;
+    }
+  };
+  return {
+    probe: () =>
+      made ? Promise.resolve() : Promise.reject(new Error(mismatch ?? 'Pinot table not made yet')),
+    check: (topic, stopped) =>
+      void keepTrying('Pinot table check', () => ensure(topic), { log, stopped, maxDelayMs: 30_000 }).then(
+        (format) => {
+          made = true;
+          mismatch = undefined;
+          if (kafkaSink) {
+            kafkaSink.refuse(undefined);
+            useTableFormat(kafkaSink, format);
+          }
+        },
+        () => undefined,
+      ),
+  };
 }
 
 /** The consumer of clicks, with the windows and fetch settings of the config, into `sink`. */
@@ -90,18 +133,14 @@ async function main(): Promise<void> {
     watches.push(watchDependency('postgres', () => p.query('select 1'), { log }));
     closers.push(() => p.end());
   }
-  // Pinot only reads minute_counts: counting goes on without it. Its table is made when it answers.
-  let pinotTables = false;
   const sink = partitionSink(kafka, pool);
+  const table = pinot ? pinotTable(sink) : undefined;
   const consumer = speedConsumer(kafka, sink);
   const health = serveHealth(config.SPEED_LAYER_METRICS_PORT, config.HOST, {
     probes: {
       ...Object.fromEntries(watches.map((w) => [w.name, w.probe])),
       ...(schema && { migrations: schema.probe }),
-      ...(pinot && {
-        'pinot-table': () =>
-          pinotTables ? Promise.resolve() : Promise.reject(new Error('Pinot table not made yet')),
-      }),
+      ...(table && { 'pinot-table': table.probe }),
       consumer: consumer.consumerProbe,
     },
     log,
@@ -136,18 +175,7 @@ async function main(): Promise<void> {
     () => ensureTopicsLogged(kafka, pinot ? appTopics() : [clicksTopicSpec()], log),
     { log, stopped },
   );
-  if (pinot)
-    void keepTrying(
-      'Pinot table check',
-      () => ensurePinotTables({ table: config.SPEED_PINOT_TABLE, topic: countsTopic }),
-      { log, stopped, maxDelayMs: 30_000 },
-    ).then(
-      (format) => {
-        pinotTables = true;
-        if (sink instanceof KafkaTransactionSink) useTableFormat(sink, format);
-      },
-      () => undefined,
-    );
+  table?.check(countsTopic, stopped);
   await keepTrying('joining the consumer group', () => consumer.start(), { log, stopped });
   log(
     `consuming ${clicksTopic} as ${groupId} into ${config.SPEED_STORE}; /metrics and /readyz on :${config.SPEED_LAYER_METRICS_PORT}`,

@@ -31,9 +31,19 @@ export function metricSum(text: string, name: string, label?: string): number {
   return sum;
 }
 
+/**
+ * A process's /metrics text. A click process whose cores are full can take seconds to gather its
+ * workers' metrics: asked three times, 10 s each, before the step (and the run's figures) is given up.
+ */
 export async function metrics(url: string): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-  return res.text();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+      return await res.text();
+    } catch (e) {
+      if (attempt >= 3) throw e;
+    }
+  }
 }
 
 export async function waitUntil(

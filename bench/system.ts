@@ -47,7 +47,12 @@ import { clickPaths } from './zipf.js';
  * run uses the settings before issue 29's levers.
  */
 const LEVERS = ['ADCLICK_CLICK_WORKERS=1'];
-const BEFORE_LEVERS = ['ADCLICK_CLICK_WORKERS=0', 'NODE_OPTIONS=', 'SPEED_COUNT_ROWS_PER_MESSAGE=1'];
+const BEFORE_LEVERS = [
+  'ADCLICK_CLICK_WORKERS=0',
+  'NODE_OPTIONS=',
+  'SPEED_COUNT_ROWS_PER_MESSAGE=1',
+  'SPEED_PINOT_COUNTS=cumulative',
+];
 
 const { values: args } = parseArgs({
   options: {

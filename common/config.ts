@@ -60,7 +60,9 @@ const schema = z.object({
   KAFKA_BROKERS: z.string().default('127.0.0.1:9092'),
   KAFKA_CLICKS_TOPIC: z.string().default('clicks'),
   KAFKA_CLICKS_PARTITIONS: positiveInt.default(4),
-  KAFKA_MINUTE_COUNTS_TOPIC: z.string().default('minute_counts'),
+  // The speed layer's count rows for Pinot. `minute_deltas` holds deltas (SPEED_PINOT_COUNTS); a topic
+  // of cumulative rows (the form before, `minute_counts`) must never be read as deltas.
+  KAFKA_MINUTE_COUNTS_TOPIC: z.string().default('minute_deltas'),
   // PostgreSQL
   DATABASE_URL: z.string().default('postgres://adclick:adclick@127.0.0.1:5432/adclick'),
   // Redis
@@ -191,7 +193,13 @@ const schema = z.object({
   // Pinot table (REALTIME) over KAFKA_MINUTE_COUNTS_TOPIC, and how long it keeps minutes (days).
   // v2 rows carry the advertiser id (advertiser-wide reads): a new table, because Pinot's consuming
   // segments do not take a column added to a live schema (docs/operations.md, "Advertiser ids").
-  SPEED_PINOT_TABLE: z.string().default('minute_counts_v2'),
+  // v3 (`minute_deltas`): rows are deltas, summed, with no upsert (SPEED_PINOT_COUNTS).
+  SPEED_PINOT_TABLE: z.string().default('minute_deltas'),
+  // What a count row says (speed-layer/kafka-sink.ts): `deltas`, the clicks a flush added, summed by
+  // a plain table; `cumulative`, a part's running count, kept by a FULL upsert (the form before: its
+  // primary-key map lives in Pinot's heap, ~270 bytes per (ad, salt, minute), ~80 MB a minute at
+  // 10,000 clicks/s). Must match the table and its topic (docs/operations.md, "Count deltas").
+  SPEED_PINOT_COUNTS: z.enum(['deltas', 'cumulative']).default('deltas'),
   SPEED_PINOT_RETENTION_DAYS: positiveInt.default(7),
   // Pinot's Kafka consumer of minute_counts (one per partition): a fetch waits for this many bytes
   // or this long, whichever comes first. Kafka's defaults: 64 KiB / 100 ms measured cheaper for

@@ -7,7 +7,7 @@ process.env.KAFKA_MIN_INSYNC_REPLICAS = '2';
 process.env.KAFKA_CLICKS_PARTITIONS = '12';
 process.env.KAFKA_CLICKS_RETENTION_HOURS = '72';
 process.env.SPEED_PINOT_RETENTION_DAYS = '5';
-const { appTopics, replication } = await import('./kafka.js');
+const { appTopics, minuteCountsTopicSpec, replication } = await import('./kafka.js');
 
 const setting = (t: { configEntries?: Array<{ name: string; value: string }> }, name: string) =>
   t.configEntries?.find((e) => e.name === name)?.value;
@@ -20,14 +20,17 @@ describe('topic definitions', () => {
     }
   });
 
-  it('clicks keeps KAFKA_CLICKS_RETENTION_HOURS; minute_counts is compact,delete for the speed store retention', () => {
+  it('clicks keeps KAFKA_CLICKS_RETENTION_HOURS; the count topic keeps the speed store retention, never compacted for deltas', () => {
     const [clicks, counts] = appTopics();
     expect(clicks!.numPartitions).toBe(12);
     expect(setting(clicks!, 'retention.ms')).toBe(String(72 * 3_600_000));
     expect(setting(clicks!, 'cleanup.policy')).toBe('delete');
     expect(counts!.numPartitions).toBe(12);
-    expect(setting(counts!, 'cleanup.policy')).toBe('compact,delete');
+    // Deltas (the default) all count: compaction would drop a key's earlier ones.
+    expect(setting(counts!, 'cleanup.policy')).toBe('delete');
     expect(setting(counts!, 'retention.ms')).toBe(String(5 * 86_400_000));
+    const cumulative = minuteCountsTopicSpec({ counts: 'cumulative' });
+    expect(setting(cumulative, 'cleanup.policy')).toBe('compact,delete');
     expect(counts).toMatchObject({ partitionsFollow: clicks!.topic });
   });
 

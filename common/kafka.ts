@@ -113,23 +113,33 @@ export function clicksTopicSpec(opts: { topic?: string; partitions?: number } = 
 }
 
 /**
- * The speed layer's count parts, read by Pinot with an upsert. Compaction keeps one record per key,
- * but the keys of closed minutes are never written again (and a message of several rows has a key
- * of its own), so only a time retention shrinks the topic: it matches the speed store's
+ * The speed layer's count rows for Pinot: deltas (the default), which Pinot sums, so the topic is
+ * never compacted; or cumulative parts read with an upsert (the form before), where compaction keeps
+ * one record per key, but the keys of closed minutes are never written again (and a message of
+ * several rows has a key of its own). Either way only a time retention shrinks the topic: it matches the speed store's
  * (SPEED_PINOT_RETENTION_DAYS). It has at least as many partitions as `clicks`, because each clicks
  * partition's parts go to the same-numbered one.
  */
 export function minuteCountsTopicSpec(
-  opts: { topic?: string; clicksTopic?: string; partitions?: number; retentionDays?: number } = {},
+  opts: {
+    topic?: string;
+    clicksTopic?: string;
+    partitions?: number;
+    retentionDays?: number;
+    /** What its rows say (SPEED_PINOT_COUNTS): deltas must never be compacted away. */
+    counts?: 'deltas' | 'cumulative';
+  } = {},
 ): TopicSpec {
   const { factor, minInsync } = replication();
   const days = opts.retentionDays ?? config.SPEED_PINOT_RETENTION_DAYS;
+  const counts = opts.counts ?? config.SPEED_PINOT_COUNTS;
   return {
     topic: opts.topic ?? config.KAFKA_MINUTE_COUNTS_TOPIC,
     numPartitions: opts.partitions ?? config.KAFKA_CLICKS_PARTITIONS,
     replicationFactor: factor,
     configEntries: entries({
-      'cleanup.policy': 'compact,delete',
+      // Every delta counts; a cumulative row only needs its latest value per key.
+      'cleanup.policy': counts === 'deltas' ? 'delete' : 'compact,delete',
       'retention.ms': String(days * DAY_MS),
       'min.insync.replicas': String(minInsync),
     }),

@@ -1,8 +1,16 @@
 // SPEED_STORE=pinot: each partition flush is one Kafka transaction that writes the flush's count
-// parts to the compacted `minute_counts` topic and commits the consumed `clicks` offset (with the
-// checkpoint's replayFrom and watermark as offset metadata) via sendOffsets. Pinot reads the topic
-// read_committed with a FULL upsert on (adId, salt, minute, part), so an aborted flush is never seen
-// and a re-emitted part only replaces itself.
+// rows to the count topic (KAFKA_MINUTE_COUNTS_TOPIC) and commits the consumed `clicks` offset (with
+// the checkpoint's replayFrom and watermark as offset metadata) via sendOffsets. Pinot reads the
+// topic read_committed, so an aborted flush is never seen.
+//
+// What a row says (`counts`, SPEED_PINOT_COUNTS):
+// - `deltas` (the default): the clicks the flush added to a part. Pinot sums every row, with no
+//   upsert. Exactly once, because a flush's rows and its offset commit are one transaction: a flush
+//   whose commit failed is never re-sent as it was; the partition is claimed again, which reads the
+//   committed offset (whichever way the commit went) and counts only what follows it (consumer.ts).
+// - `cumulative` (the form before): a part's running count, under a FULL upsert on
+//   (adId, salt, minute, part), so a re-emitted part only replaces itself. Pinot 0.11 keeps the
+//   upsert's primary-key map in its heap for every key of the retention (speed-layer/pinot-tables.ts).
 //
 // Fencing: one transactional producer per clicks partition, transactional.id
 // `<group>-<topic>-<partition>` (the pre-KIP-447 pattern; KafkaJS sends no group metadata). A new
@@ -23,8 +31,10 @@
 // yet grows `minute_counts` to the clicks partition count first (and tells the caller, so that Pinot
 // starts consuming the new partitions), instead of failing every flush of that partition.
 import type { Admin, Kafka, Message, Producer } from 'kafkajs';
+import { config } from '../common/config.js';
 import { growPartitions, partitionCount } from '../common/kafka.js';
 import type { Checkpoint, CountChange, Flush, MinuteCountPart } from './minute-window.js';
+import type { CountsForm } from './pinot-tables.js';
 import { FencedError, type PartitionSink } from './sink.js';
 
 /**
@@ -51,8 +61,10 @@ export class KafkaTransactionSink implements PartitionSink {
   private adminConnected = false;
   /** Partitions minute_counts is known to have (read again when a claim needs more). */
   private countsPartitions = 0;
-  /** Count rows per minute_counts message (setRowsPerMessage). */
+  /** Count rows per message (setRowsPerMessage). */
   private rowsPerMessage: number;
+  private readonly counts: CountsForm;
+  private refused: string | undefined;
 
   constructor(
     private readonly kafka: Kafka,
@@ -68,10 +80,22 @@ export class KafkaTransactionSink implements PartitionSink {
       log?: (message: string) => void;
       /** Count rows per message (1: one row per message, the default); see setRowsPerMessage. */
       rowsPerMessage?: number;
+      /** What a row says (default SPEED_PINOT_COUNTS): must be the form of the table reading the topic. */
+      counts?: CountsForm;
     },
   ) {
     this.admin = kafka.admin();
     this.rowsPerMessage = opts.rowsPerMessage ?? 1;
+    this.counts = opts.counts ?? config.SPEED_PINOT_COUNTS;
+  }
+
+  /**
+   * Refuses every flush from now on, with `reason` (undefined: accepts again): the table reading
+   * the topic is of the other form (pinot-tables.ts CountsMismatchError), so nothing may be
+   * committed, and the clicks wait in `clicks` until the configuration is put right.
+   */
+  refuse(reason: string | undefined): void {
+    this.refused = reason;
   }
 
   /**
@@ -124,6 +148,7 @@ export class KafkaTransactionSink implements PartitionSink {
   async commit(partition: number, flush: Flush, _previous: Checkpoint): Promise<void> {
     const producer = this.producers.get(partition);
     if (!producer) throw new FencedError(`${this.opts.clicksTopic}[${partition}] is not claimed here`);
+    if (this.refused !== undefined) throw new Error(this.refused);
     // kafkajs silently drops records for a partition its metadata does not know, and the offsets
     // would commit without them: never send to a minute_counts partition claim() did not see.
     if (partition >= this.countsPartitions)
@@ -135,7 +160,14 @@ export class KafkaTransactionSink implements PartitionSink {
       // message.max.bytes (1 MB by default), and a flush after a backlog holds far more (a flush
       // that can never be sent would be redone forever). The sends are one transaction all the same.
       const { nextOffset, replayFrom, watermark } = flush.checkpoint;
-      const records = countMessages(partition, flush.changes, now, this.rowsPerMessage, nextOffset);
+      const records = countMessages(
+        partition,
+        flush.changes,
+        now,
+        this.rowsPerMessage,
+        nextOffset,
+        this.counts,
+      );
       for (const messages of chunks(records, (m) => m))
         await tx.send({ topic: this.opts.countsTopic, acks: -1, messages });
       const metadata: OffsetMetadata = { replayFrom, watermark };
@@ -199,14 +231,14 @@ export class KafkaTransactionSink implements PartitionSink {
 /** Records of one send, at most this many bytes of keys and values (well under message.max.bytes). */
 const SEND_BYTES = 512 * 1024;
 
-function countRecord(partition: number, c: CountChange, now: number): MinuteCountRecord {
+function countRecord(partition: number, c: CountChange, now: number, counts: CountsForm): MinuteCountRecord {
   return {
     adId: c.adId,
     advertiserId: c.advertiserId,
     salt: c.salt,
     minute: c.minute,
     part: countPart(partition, c.part),
-    clicks: c.clicks,
+    clicks: counts === 'deltas' ? c.delta : c.clicks,
     updatedAt: now,
   };
 }
@@ -217,8 +249,10 @@ export function countRowKey(r: MinuteCountRecord): string {
 }
 
 /**
- * A flush's changes as minute_counts messages: one per row (`rowsPerMessage` 1), else `{"rows":[…]}`
- * of up to `rowsPerMessage` rows each, keyed uniquely (`nextOffset`: the flush's checkpoint).
+ * A flush's changes as count-topic messages: one per row (`rowsPerMessage` 1), else `{"rows":[…]}`
+ * of up to `rowsPerMessage` rows each, keyed uniquely (`nextOffset`: the flush's checkpoint). A
+ * one-row message of a cumulative part is keyed by its primary key (compaction keeps its latest); a
+ * delta's key is unique too, as every delta counts.
  */
 export function countMessages(
   partition: number,
@@ -226,16 +260,19 @@ export function countMessages(
   now: number,
   rowsPerMessage: number,
   nextOffset: number,
+  counts: CountsForm,
 ): Message[] {
   if (rowsPerMessage <= 1) {
-    return changes.map((c) => {
-      const record = countRecord(partition, c, now);
-      return { key: countRowKey(record), value: JSON.stringify(record), partition };
+    return changes.map((c, i) => {
+      const record = countRecord(partition, c, now, counts);
+      const key =
+        counts === 'deltas' ? `delta:p${partition}:o${nextOffset}:t${now}:${i}` : countRowKey(record);
+      return { key, value: JSON.stringify(record), partition };
     });
   }
   const messages: Message[] = [];
   for (let i = 0; i < changes.length; i += rowsPerMessage) {
-    const rows = changes.slice(i, i + rowsPerMessage).map((c) => countRecord(partition, c, now));
+    const rows = changes.slice(i, i + rowsPerMessage).map((c) => countRecord(partition, c, now, counts));
     const key = `rows:p${partition}:o${nextOffset}:t${now}:${i / rowsPerMessage}`;
     messages.push({ key, value: JSON.stringify({ rows }), partition });
   }
@@ -246,6 +283,23 @@ export function countMessages(
 export function countRecordsOf(value: Buffer | string): MinuteCountRecord[] {
   const parsed = JSON.parse(value.toString()) as MinuteCountRecord | { rows: MinuteCountRecord[] };
   return 'rows' in parsed && Array.isArray(parsed.rows) ? parsed.rows : [parsed as MinuteCountRecord];
+}
+
+/**
+ * Sums per (ad, minute) of count rows as a table of their form does: every delta, or the latest row
+ * per primary key (the upsert) for cumulative parts. Tests and tools that read the count topic.
+ */
+export function sumCountRecords(
+  records: Iterable<MinuteCountRecord>,
+  counts: CountsForm,
+): Record<string, number> {
+  const kept = new Map<string, MinuteCountRecord>();
+  let n = 0;
+  for (const r of records) kept.set(counts === 'deltas' ? String(n++) : countRowKey(r), r);
+  const sums: Record<string, number> = {};
+  for (const r of kept.values())
+    sums[`${r.adId}@${r.minute}`] = (sums[`${r.adId}@${r.minute}`] ?? 0) + r.clicks;
+  return sums;
 }
 
 /** The changes as messages, in groups of at most SEND_BYTES (at least one message each). */

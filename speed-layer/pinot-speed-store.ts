@@ -1,6 +1,7 @@
-// SpeedStore over the Pinot REALTIME table fed from `minute_counts` (SPEED_STORE=pinot, the
-// default). Each row is one part of an (ad, salt, minute) count (see minute-window.ts); the upsert
-// keeps the latest committed value of each part, and this query sums parts and salts. Advertiser-wide
+// SpeedStore over the Pinot REALTIME table fed from the count topic (SPEED_STORE=pinot, the
+// default). Each row is a delta of one part of an (ad, salt, minute) count (see minute-window.ts),
+// or, in a table of cumulative rows, the part's running count, of which the upsert keeps the latest;
+// either way these queries sum the rows, parts and salts. Advertiser-wide
 // sums filter on the row's advertiserId (inverted index), not on a list of the advertiser's ads.
 import { config } from '../common/config.js';
 import { query } from '../common/pinot.js';

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderPinotConfig, type PinotSchema } from '../common/pinot.js';
-import { COUNT_ROWS_MARKER, tableFormat, tableTemplate } from './pinot-tables.js';
+import { COUNT_ROWS_MARKER, tableConfigFor, tableFormat, tableTemplate } from './pinot-tables.js';
 
 const DIR = resolve(import.meta.dirname, 'pinot');
 const table = tableTemplate();
@@ -36,5 +36,27 @@ describe('tableFormat', () => {
     expect(tableFormat({ ...before, metadata: table.metadata }).manyRowsPerMessage).toBe(false);
     expect(tableFormat(undefined).manyRowsPerMessage).toBe(false);
     expect(COUNT_ROWS_MARKER.key).toBe('adclick.countRows');
+  });
+});
+
+describe('the count form of a table', () => {
+  const vars = new Proxy({}, { get: () => 'x' }) as Record<string, string>;
+
+  it('a table made for deltas has no upsert (every row adds); one for cumulative rows keeps the FULL upsert', () => {
+    const deltas = tableConfigFor('deltas', vars);
+    expect(deltas.upsertConfig).toBeUndefined();
+    expect(deltas.routing).toBeUndefined();
+    expect(tableFormat(deltas)).toEqual({ manyRowsPerMessage: true, counts: 'deltas' });
+    const cumulative = tableConfigFor('cumulative', vars);
+    expect(cumulative.upsertConfig).toEqual({ mode: 'FULL', comparisonColumn: 'clicks' });
+    expect(tableFormat(cumulative)).toEqual({ manyRowsPerMessage: true, counts: 'cumulative' });
+    // Everything else is the same table.
+    const { upsertConfig: _u, routing: _r, ...rest } = cumulative;
+    expect(deltas).toEqual(rest);
+  });
+
+  it('an upsert table made before is cumulative; no table is never taken for deltas', () => {
+    expect(tableFormat(table).counts).toBe('cumulative');
+    expect(tableFormat(undefined).counts).toBe('cumulative');
   });
 });

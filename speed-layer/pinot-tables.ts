@@ -9,6 +9,14 @@
 // table without the unnest would index a message of many rows as one row of nulls, and lose them.
 // A table made before keeps one row per message until it is migrated (docs/operations.md, "Several
 // count rows per message").
+//
+// Count rows are deltas (SPEED_PINOT_COUNTS, the default): a table made for them has no upsert, and
+// the readers' sum adds every row. A table of cumulative rows (the form before) keeps the latest row
+// per (adId, salt, minute, part) with a FULL upsert, whose primary-key map Pinot 0.11 holds in its
+// heap for every key of the retention (~270 bytes each: a 1 GB heap fills in about 10 minutes at
+// 10,000 clicks/s). A table is of one form for good: the form is read from its config (`tableFormat`)
+// and a table of the other form is refused (`CountsMismatchError`), as deltas read as cumulative
+// parts (or the reverse) give wrong counts.
 import { resolve } from 'node:path';
 import { config } from '../common/config.js';
 import {
@@ -35,7 +43,14 @@ export interface PinotTableOptions {
   controllerUrl?: string;
   /** Pinot's Kafka consumer plugin; by default the one the running Pinot ships (kafka20 on 0.x). */
   consumerFactory?: string;
+  /** What the rows say (default SPEED_PINOT_COUNTS): the table made, and the one an existing table must be. */
+  counts?: CountsForm;
 }
+
+export type CountsForm = 'deltas' | 'cumulative';
+
+/** An existing table of the other form than the speed layer writes: its counts would be wrong. */
+export class CountsMismatchError extends Error {}
 
 /** The custom config that says every consuming segment of the table unnests `rows`. */
 export const COUNT_ROWS_MARKER = { key: 'adclick.countRows', value: 'many-per-message' } as const;
@@ -44,6 +59,8 @@ export const COUNT_ROWS_MARKER = { key: 'adclick.countRows', value: 'many-per-me
 export interface PinotTableFormat {
   /** Several count rows per message (`{"rows":[…]}`), else one row per message. */
   manyRowsPerMessage: boolean;
+  /** Its rows are summed (no upsert) or kept per key, latest value (a FULL upsert). */
+  counts: CountsForm;
 }
 
 /** Whether a table config takes several count rows per message: it unnests `rows` and carries the marker. */
@@ -57,6 +74,8 @@ export function tableFormat(table: PinotTableConfig | undefined): PinotTableForm
       Array.isArray(unnested) &&
       unnested.includes('rows') &&
       custom?.[COUNT_ROWS_MARKER.key] === COUNT_ROWS_MARKER.value,
+    // No table at all is taken as the form before: the caller sends nothing it could misread.
+    counts: table && table.upsertConfig === undefined ? 'deltas' : 'cumulative',
   };
 }
 
@@ -84,15 +103,34 @@ export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<P
       endpoints,
     );
   }
+  const counts = opts.counts ?? config.SPEED_PINOT_COUNTS;
   const existing = await getTableConfig(table, 'REALTIME', endpoints);
   if (!existing) {
-    const made = renderPinotConfig<PinotTableConfig>(resolve(DIR, 'minute_counts.table.json'), vars);
+    const made = tableConfigFor(counts, vars);
     await addTable(made, endpoints);
     return tableFormat(made);
   }
+  const format = tableFormat(existing);
+  if (format.counts !== counts)
+    throw new CountsMismatchError(
+      `Pinot table ${table} takes ${format.counts} count rows, but the speed layer writes ${counts} ` +
+        `(SPEED_PINOT_COUNTS): point SPEED_PINOT_TABLE and KAFKA_MINUTE_COUNTS_TOPIC at a table and ` +
+        `topic of that form (docs/operations.md, "Count deltas")`,
+    );
   // Partitions added to the topic while the speed layer was down are consumed from now on.
   await consumeNewPartitions(table, endpoints.controllerUrl);
-  return tableFormat(existing);
+  return format;
+}
+
+/**
+ * minute_counts.table.json for `counts`: as written (a FULL upsert) for cumulative rows; without the
+ * upsert and its routing for deltas, which every row adds to.
+ */
+export function tableConfigFor(counts: CountsForm, vars: Record<string, string>): PinotTableConfig {
+  const made = renderPinotConfig<PinotTableConfig>(resolve(DIR, 'minute_counts.table.json'), vars);
+  if (counts === 'cumulative') return made;
+  const { upsertConfig: _upsert, routing: _routing, ...deltas } = made;
+  return deltas;
 }
 
 /**

@@ -47,10 +47,10 @@ describe('app topics', () => {
   });
   afterAll(() => admin.disconnect());
 
-  it('minute_counts is created compact,delete with the speed store retention (SPEED_PINOT_RETENTION_DAYS)', async () => {
+  it('the count topic is created delete-only (deltas) with the speed store retention (SPEED_PINOT_RETENTION_DAYS)', async () => {
     await ensureTopics(admin, appTopics());
     const s = await settings(admin, counts);
-    expect(s['cleanup.policy']).toBe('compact,delete');
+    expect(s['cleanup.policy']).toBe('delete');
     expect(s['retention.ms']).toBe(String(3 * DAY_MS));
     expect(await partitions(admin, counts)).toBe(3);
   });
@@ -77,7 +77,7 @@ describe('app topics', () => {
     expect(await partitions(admin, clicks)).toBe(3);
     expect(await partitions(admin, counts)).toBe(3);
     const s = await settings(admin, counts);
-    expect(s['cleanup.policy']).toBe('compact,delete');
+    expect(s['cleanup.policy']).toBe('delete');
     expect(s['retention.ms']).toBe(String(3 * DAY_MS));
     expect(s['max.message.bytes']).toBe('2000000');
 

@@ -11,6 +11,7 @@ import { waitFor } from '../../common/wait.js';
 import { countMessages } from '../../speed-layer/kafka-sink.js';
 import type { CountChange } from '../../speed-layer/minute-window.js';
 import {
+  CountsMismatchError,
   dropPinotTable,
   ensurePinotTables,
   migrateCountRows,
@@ -21,7 +22,9 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
   const id = randomBytes(5).toString('hex');
   const clicksTopic = `rows-clicks-${id}`;
   const countsTopic = `rows-counts-${id}`;
+  const deltasTopic = `rows-deltas-${id}`;
   const table = `rows_${id}`;
+  const deltasTable = `rows_deltas_${id}`;
   const kafka = createKafka('pinot-count-rows');
   const admin = kafka.admin();
   const producer = kafka.producer();
@@ -30,7 +33,8 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
     await admin.connect();
     await ensureTopics(admin, [
       clicksTopicSpec({ topic: clicksTopic, partitions: 2 }),
-      minuteCountsTopicSpec({ topic: countsTopic, clicksTopic, partitions: 2 }),
+      minuteCountsTopicSpec({ topic: countsTopic, clicksTopic, partitions: 2, counts: 'cumulative' }),
+      minuteCountsTopicSpec({ topic: deltasTopic, clicksTopic, partitions: 2, counts: 'deltas' }),
     ]);
     await producer.connect();
   });
@@ -38,7 +42,8 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
   afterAll(async () => {
     await producer.disconnect();
     await dropPinotTable(table).catch(() => undefined);
-    await admin.deleteTopics({ topics: [clicksTopic, countsTopic] }).catch(() => undefined);
+    await dropPinotTable(deltasTable).catch(() => undefined);
+    await admin.deleteTopics({ topics: [clicksTopic, countsTopic, deltasTopic] }).catch(() => undefined);
     await admin.disconnect();
   });
 
@@ -54,7 +59,7 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
   });
 
   it('unnests many-row messages, keeps one-row messages, and upserts across the two forms', async () => {
-    const format = await ensurePinotTables({ table, topic: countsTopic });
+    const format = await ensurePinotTables({ table, topic: countsTopic, counts: 'cumulative' });
     expect(format.manyRowsPerMessage).toBe(true);
 
     // Partition 0: ads 1–20 one row per message, then the same rows again, larger, 7 per message.
@@ -63,9 +68,21 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
     // Partition 1: ads 21–60, 7 rows per message only (the last message part-full).
     const other = Array.from({ length: 40 }, (_, i) => change(21 + i, i % 4, 2));
     const now = Date.now();
-    await producer.send({ topic: countsTopic, acks: -1, messages: countMessages(0, first, now, 1, 10) });
-    await producer.send({ topic: countsTopic, acks: -1, messages: countMessages(1, other, now, 7, 10) });
-    await producer.send({ topic: countsTopic, acks: -1, messages: countMessages(0, again, now + 1, 7, 20) });
+    await producer.send({
+      topic: countsTopic,
+      acks: -1,
+      messages: countMessages(0, first, now, 1, 10, 'cumulative'),
+    });
+    await producer.send({
+      topic: countsTopic,
+      acks: -1,
+      messages: countMessages(1, other, now, 7, 10, 'cumulative'),
+    });
+    await producer.send({
+      topic: countsTopic,
+      acks: -1,
+      messages: countMessages(0, again, now + 1, 7, 20, 'cumulative'),
+    });
 
     const expected: Record<string, number> = {};
     for (const c of [...again, ...other]) expected[c.adId] = (expected[c.adId] ?? 0) + c.clicks;
@@ -93,9 +110,58 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
     expect(advertisers.map((a) => String(a.advertiserId)).sort()).toEqual(['900', '901', '902']);
   }, 120_000);
 
+  it('a table made for deltas sums every row: the same part in two flushes adds up, in either message form', async () => {
+    const format = await ensurePinotTables({ table: deltasTable, topic: deltasTopic, counts: 'deltas' });
+    expect(format).toEqual({ manyRowsPerMessage: true, counts: 'deltas' });
+    // Partition 0: ads 1–20, a first flush one row per message, a second flush (the same parts,
+    // other deltas) 7 per message. Partition 1: ads 21–60 once.
+    const first = Array.from({ length: 20 }, (_, i) => ({ ...change(1 + i, i % 4, 50), delta: 1 + i }));
+    const second = first.map((c) => ({ ...c, clicks: 60, delta: 3 }));
+    const other = Array.from({ length: 40 }, (_, i) => ({ ...change(21 + i, i % 4, 9), delta: 2 }));
+    const now = Date.now();
+    const send = (p: number, changes: CountChange[], at: number, n: number, next: number) =>
+      producer.send({
+        topic: deltasTopic,
+        acks: -1,
+        messages: countMessages(p, changes, at, n, next, 'deltas'),
+      });
+    await send(0, first, now, 1, 10);
+    await send(1, other, now, 7, 10);
+    await send(0, second, now + 1, 7, 20);
+
+    const expected: Record<string, number> = {};
+    for (const c of [...first, ...second, ...other]) expected[c.adId] = (expected[c.adId] ?? 0) + c.delta;
+    let seen: Record<string, number> = {};
+    await waitFor(
+      'Pinot to index every delta',
+      async () => {
+        const r = await query(
+          `SELECT adId, SUM(clicks) AS clicks FROM ${deltasTable} GROUP BY adId LIMIT 1000`,
+        );
+        seen = Object.fromEntries(rowObjects(r).map((row) => [String(row.adId), Number(row.clicks)]));
+        return JSON.stringify(sortKeys(seen)) === JSON.stringify(sortKeys(expected));
+      },
+      60_000,
+    ).catch(() => undefined);
+    expect(sortKeys(seen)).toEqual(sortKeys(expected));
+    const rows = rowObjects(await query(`SELECT COUNT(*) AS n FROM ${deltasTable}`));
+    expect(Number(rows[0]!.n)).toBe(first.length + second.length + other.length);
+  }, 120_000);
+
+  it('refuses a table of the other form: deltas read by an upsert (or the reverse) would be wrong counts', async () => {
+    await ensurePinotTables({ table, topic: countsTopic, counts: 'cumulative' });
+    await ensurePinotTables({ table: deltasTable, topic: deltasTopic, counts: 'deltas' });
+    await expect(ensurePinotTables({ table, topic: countsTopic, counts: 'deltas' })).rejects.toThrow(
+      CountsMismatchError,
+    );
+    await expect(
+      ensurePinotTables({ table: deltasTable, topic: deltasTopic, counts: 'cumulative' }),
+    ).rejects.toThrow(/takes deltas count rows, but the speed layer writes cumulative/);
+  }, 60_000);
+
   it('migrates a table made before in two steps: unnest (still one row per message), then mark', async () => {
     const before = `${table}_before`;
-    await ensurePinotTables({ table: before, topic: countsTopic });
+    await ensurePinotTables({ table: before, topic: countsTopic, counts: 'cumulative' });
     try {
       // Made as the tables before several rows per message were: no unnest, no marker.
       const made = (await getTableConfig(before))!;

@@ -10,10 +10,15 @@ import { createPool, migrate } from '../../common/db.js';
 import { clicksTopicSpec, createKafka, ensureTopics, minuteCountsTopicSpec } from '../../common/kafka.js';
 import type { SpeedStore } from '../../common/speed-store.js';
 import { SpeedConsumer } from '../../speed-layer/consumer.js';
-import { KafkaTransactionSink } from '../../speed-layer/kafka-sink.js';
+import {
+  countRecordsOf,
+  KafkaTransactionSink,
+  sumCountRecords,
+  type MinuteCountRecord,
+} from '../../speed-layer/kafka-sink.js';
 import { PinotSpeedStore } from '../../speed-layer/pinot-speed-store.js';
 import { config } from '../../common/config.js';
-import { dropPinotTable, ensurePinotTables } from '../../speed-layer/pinot-tables.js';
+import { dropPinotTable, ensurePinotTables, type CountsForm } from '../../speed-layer/pinot-tables.js';
 import { PostgresSink } from '../../speed-layer/postgres-sink.js';
 import { PostgresSpeedStore } from '../../speed-layer/postgres-speed-store.js';
 import type { PartitionSink } from '../../speed-layer/sink.js';
@@ -60,12 +65,17 @@ export class SpeedRig {
 
   /** Count rows per minute_counts message the Kafka-transaction sink sends (as the app: by the table). */
   rowsPerMessage = 1;
+  /** What the count rows say (SPEED_PINOT_COUNTS by default): the topic, table and sink agree. */
+  countsForm: CountsForm = config.SPEED_PINOT_COUNTS;
 
   /**
    * `withPinot: false` runs the Kafka-transaction path without a Pinot table (read the topic
    * instead), with `rowsPerMessage` rows per message (default 1); with Pinot, the table decides.
    */
-  async setUp(opts: { withPinot?: boolean; rowsPerMessage?: number } = {}): Promise<void> {
+  async setUp(
+    opts: { withPinot?: boolean; rowsPerMessage?: number; counts?: CountsForm } = {},
+  ): Promise<void> {
+    this.countsForm = opts.counts ?? this.countsForm;
     this.admin = this.kafka.admin();
     await this.admin.connect();
     await ensureTopics(this.admin, [
@@ -74,6 +84,7 @@ export class SpeedRig {
         topic: this.countsTopic,
         clicksTopic: this.clicksTopic,
         partitions: PARTITIONS,
+        counts: this.countsForm,
       }),
     ]);
     this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -81,7 +92,11 @@ export class SpeedRig {
     this.pool = createPool(4);
     await migrate(this.pool);
     if (this.kind === 'pinot' && opts.withPinot !== false) {
-      const format = await ensurePinotTables({ table: this.table, topic: this.countsTopic });
+      const format = await ensurePinotTables({
+        table: this.table,
+        topic: this.countsTopic,
+        counts: this.countsForm,
+      });
       this.rowsPerMessage = format.manyRowsPerMessage ? config.SPEED_COUNT_ROWS_PER_MESSAGE : 1;
       this.store = new PinotSpeedStore(undefined, this.table);
     } else {
@@ -128,6 +143,7 @@ export class SpeedRig {
             clicksTopic: this.clicksTopic,
             countsTopic: this.countsTopic,
             rowsPerMessage: this.rowsPerMessage,
+            counts: this.countsForm,
           })
         : new PostgresSink(this.pool, this.groupId, this.clicksTopic);
     // Records which partitions this consumer claimed, so a test can see a rebalance really moved some.
@@ -178,6 +194,7 @@ export class SpeedRig {
         KAFKA_MINUTE_COUNTS_TOPIC: this.countsTopic,
         SPEED_CONSUMER_GROUP: this.groupId,
         SPEED_PINOT_TABLE: this.table,
+        SPEED_PINOT_COUNTS: this.countsForm,
         SPEED_FLUSH_INTERVAL_MS: '200',
         // Below the ephemeral range (32768+), where outgoing connections would collide with it.
         SPEED_LAYER_METRICS_PORT: String(20_000 + Math.floor(Math.random() * 12_000)),
@@ -243,6 +260,31 @@ export class SpeedRig {
     }
     return last;
   }
+}
+
+/**
+ * A count topic read read_committed to its end (nothing new for 1.5 s) and summed per (ad, minute)
+ * as a table of its form does (every delta, or the latest row per key under the upsert).
+ */
+export async function readCountsTopic(
+  kafka: Kafka,
+  topic: string,
+  counts: CountsForm,
+): Promise<Record<string, number>> {
+  const reader = kafka.consumer({ groupId: `speed-read-${randomUUID()}`, readUncommitted: false });
+  await reader.connect();
+  await reader.subscribe({ topic, fromBeginning: true });
+  const records: MinuteCountRecord[] = [];
+  let last = Date.now();
+  await reader.run({
+    eachMessage: async ({ message }) => {
+      records.push(...countRecordsOf(message.value!));
+      last = Date.now();
+    },
+  });
+  await waitFor('the count topic to be read', async () => Date.now() - last > 1500, 30_000);
+  await reader.disconnect();
+  return sumCountRecords(records, counts);
 }
 
 export function expectedCounts(events: ClickEvent[], countedIds?: Set<string>): Record<string, number> {

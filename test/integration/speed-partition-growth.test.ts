@@ -13,15 +13,10 @@ import { clicksTopicSpec, createKafka, ensureTopics, minuteCountsTopicSpec } fro
 import { minuteOf } from '../../common/time.js';
 import { SpeedConsumer } from '../../speed-layer/consumer.js';
 import { config } from '../../common/config.js';
-import {
-  countRecordsOf,
-  countRowKey,
-  KafkaTransactionSink,
-  type MinuteCountRecord,
-} from '../../speed-layer/kafka-sink.js';
+import { KafkaTransactionSink } from '../../speed-layer/kafka-sink.js';
 import { PinotSpeedStore } from '../../speed-layer/pinot-speed-store.js';
 import { consumeNewPartitions, dropPinotTable, ensurePinotTables } from '../../speed-layer/pinot-tables.js';
-import { click, expectedCounts, sleep, uniqueAdIds, waitFor } from './speed-fixture.js';
+import { click, expectedCounts, readCountsTopic, sleep, uniqueAdIds, waitFor } from './speed-fixture.js';
 
 const id = randomUUID().slice(0, 8);
 const clicksTopic = `grow-clicks-${id}`;
@@ -166,7 +161,7 @@ describe('clicks partitions added under traffic', () => {
     const from = minuteOf(events[0]!.ts);
     const to = minuteOf(events.at(-1)!.ts) + 60_000;
     const expected = expectedCounts(events);
-    expect(await readCountsTopic()).toEqual(expected);
+    expect(await readCountsTopic(kafka, countsTopic, config.SPEED_PINOT_COUNTS)).toEqual(expected);
 
     // Pinot: the counts of the new partitions' keys live only in the new minute_counts partitions.
     const deadline = Date.now() + 60_000;
@@ -182,29 +177,6 @@ describe('clicks partitions added under traffic', () => {
       `${events.length} clicks; new partitions used ${usedAfterMs.map((ms) => (ms / 1000).toFixed(1)).join(' s and ')} s after each growth`,
     );
   });
-
-  /** minute_counts read read_committed, last value per key (what Pinot's upsert keeps), summed. */
-  async function readCountsTopic(): Promise<Record<string, number>> {
-    const reader = kafka.consumer({ groupId: `grow-read-${randomUUID()}`, readUncommitted: false });
-    await reader.connect();
-    await reader.subscribe({ topic: countsTopic, fromBeginning: true });
-    const latest = new Map<string, MinuteCountRecord>();
-    let last = Date.now();
-    await reader.run({
-      eachMessage: async ({ message }) => {
-        for (const r of countRecordsOf(message.value!)) latest.set(countRowKey(r), r);
-        last = Date.now();
-      },
-    });
-    await waitFor('minute_counts to be read', async () => Date.now() - last > 1500, 30_000);
-    await reader.disconnect();
-    const sums: Record<string, number> = {};
-    for (const r of latest.values()) {
-      const k = `${r.adId}@${r.minute}`;
-      sums[k] = (sums[k] ?? 0) + r.clicks;
-    }
-    return sums;
-  }
 });
 
 const sorted = (o: Record<string, number>): Array<[string, number]> =>
