@@ -167,12 +167,9 @@ export async function dropPinotTable(
   await deleteSchema(table, { controllerUrl });
 }
 
-/** minute_counts.table.json as a config, its placeholders (names, addresses) left empty. */
+/** minute_counts.table.json as a config (the cumulative form, as written), its placeholders left empty. */
 export function tableTemplate(): PinotTableConfig {
-  return renderPinotConfig<PinotTableConfig>(
-    resolve(DIR, 'minute_counts.table.json'),
-    new Proxy({}, { get: () => '' }) as Record<string, string>,
-  );
+  return tableConfigFor('cumulative', new Proxy({}, { get: () => '' }) as Record<string, string>);
 }
 
 /** The part of a table's ingestion config the unnest of `rows` sets. */

@@ -1,7 +1,8 @@
 // A database of the stack's PostgreSQL by name: tests that need one of their own create it and drop
 // it at the end (DATABASE_URL with another path).
-import pg from 'pg';
+import type pg from 'pg';
 import { config } from '../../common/config.js';
+import { createPool } from '../../common/db.js';
 
 export function databaseUrl(name: string): string {
   const u = new URL(config.DATABASE_URL);
@@ -16,7 +17,6 @@ export function databaseUrl(name: string): string {
  * then reaches the pool as an 'error' event, which crashes the test file if nobody listens.
  */
 export function databasePool(name: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString: databaseUrl(name), max });
-  pool.on('error', () => undefined);
-  return pool;
+  // createPool listens for connection errors; a test has no use for their log lines.
+  return createPool(max, { connectionString: databaseUrl(name), log: () => undefined });
 }
