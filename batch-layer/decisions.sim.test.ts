@@ -13,6 +13,7 @@
 // A failure prints its seed; replay it with SIM_SEED=<seed> npx vitest run batch-layer/decisions.sim.test.ts
 import { describe, expect, it } from 'vitest';
 import { archivedThrough, judgeHour, type ProcessReport } from './completeness.js';
+import { mulberry32 } from '../common/seeded-random.js';
 import {
   countedClicks,
   firstClicks,
@@ -36,17 +37,7 @@ const RAW_RETENTION = 10; // hours
 const SILENCE_BOUND = 15;
 const PARTITIONS = 2;
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 interface SimEvent extends RawEvent {
   partition: number;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ClickEvent } from '../common/click-event.js';
 import { MINUTE_MS } from '../common/time.js';
 import { MinuteWindow, type Checkpoint, type CountChange } from './minute-window.js';
+import { mulberry32 } from '../common/seeded-random.js';
 
 const T0 = Date.UTC(2026, 10, 27, 10, 0, 0);
 const fresh = (nextOffset = 0): Checkpoint => ({ nextOffset, replayFrom: nextOffset, watermark: null });
@@ -200,5 +201,52 @@ describe('MinuteWindow', () => {
     const validIds = new Set(log.filter((e) => e.status === 'valid').map((e) => e.eventId));
     expect(total).toBeGreaterThanOrEqual(validIds.size);
     expect(total).toBeLessThan(log.filter((e) => e.status === 'valid').length);
+  });
+
+  // The window rule of the module's header, decided from scratch for every event (every valid event
+  // fed so far, no index), against the window over seeded streams whose times jitter across minute
+  // boundaries both ways and whose ids repeat within and across minutes.
+  it('decides every event as the window rule states, over seeded streams', () => {
+    const OPEN = 3;
+    for (let seed = 1; seed <= 12; seed++) {
+      const rand = mulberry32(seed);
+      const w = new MinuteWindow(fresh(0), { openMinutes: OPEN });
+      const fed: Array<{ id: string; minute: number }> = [];
+      const expected = new Map<string, number>();
+      const counted = new Map<string, number>();
+      let watermark: number | null = null;
+      for (let offset = 0; offset < 2500; offset++) {
+        const base = T0 + offset * 500;
+        const r = rand();
+        const ts =
+          r < 0.06
+            ? base - (OPEN + 1 + Math.floor(rand() * 4)) * MINUTE_MS // late
+            : base + Math.floor((rand() - 0.5) * 3 * MINUTE_MS); // ±1.5 minutes of jitter
+        const id =
+          rand() < 0.25 ? `imp-${Math.floor(rand() * 60) + Math.max(0, offset - 400)}` : `imp-${offset}`;
+        const status = rand() < 0.05 ? 'expired' : 'valid';
+        const e = click(id, ts, String(1 + Math.floor(rand() * 3)), Math.floor(rand() * 2), status);
+
+        let want: string;
+        const minute = ts - (ts % MINUTE_MS);
+        if (status !== 'valid') want = 'ignored';
+        else {
+          watermark = watermark === null ? ts : Math.max(watermark, ts);
+          const start = watermark - (watermark % MINUTE_MS) - OPEN * MINUTE_MS;
+          const held = fed.some((f) => f.id === id && f.minute >= start);
+          if (minute >= start) fed.push({ id, minute });
+          want = held ? 'duplicate' : minute >= start ? 'counted' : 'late';
+          if (!held)
+            expected.set(
+              `${e.adId}:${e.salt}:${minute}`,
+              (expected.get(`${e.adId}:${e.salt}:${minute}`) ?? 0) + 1,
+            );
+        }
+        expect(w.add(e, offset), `seed ${seed}, offset ${offset}`).toBe(want);
+        if (offset % 41 === 40) applyDeltas(counted, w.flush().changes);
+      }
+      applyDeltas(counted, w.flush().changes);
+      expect(counted, `seed ${seed}`).toEqual(expected);
+    }
   });
 });

@@ -3,6 +3,7 @@
 // `duplicate`) that may fall in later minutes and hours, plus invalid clicks. Pure (seeded).
 import { saltOf, type ClickEvent, type ClickStatus } from '../common/click-event.js';
 import { HOUR_MS, MINUTE_MS, minuteOf } from '../common/time.js';
+import { mulberry32 } from '../common/seeded-random.js';
 
 export interface HistoryOptions {
   /** Hour-aligned start (epoch ms) of the range the first clicks fall in. */
@@ -28,17 +29,8 @@ export interface History {
   counted: number;
 }
 
-/** mulberry32: a small deterministic PRNG, so a history can be regenerated from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (common/seeded-random.ts), so a history can be regenerated from its seed. */
+export const rng = mulberry32;
 
 const hex = (r: () => number, n: number): string =>
   Array.from({ length: n }, () => Math.floor(r() * 16).toString(16)).join('');
