@@ -59,4 +59,13 @@ describe('the count form of a table', () => {
     expect(tableFormat(table).counts).toBe('cumulative');
     expect(tableFormat(undefined).counts).toBe('cumulative');
   });
+
+  it('reads upsert as Pinot does: a null config or mode NONE adds every row, any other mode upserts', () => {
+    const deltas = tableConfigFor('deltas', vars);
+    expect(tableFormat({ ...deltas, upsertConfig: null }).counts).toBe('deltas');
+    expect(tableFormat({ ...deltas, upsertConfig: { mode: 'NONE' } }).counts).toBe('deltas');
+    expect(tableFormat({ ...deltas, upsertConfig: { mode: 'none' } }).counts).toBe('deltas');
+    expect(tableFormat({ ...deltas, upsertConfig: { mode: 'PARTIAL' } }).counts).toBe('cumulative');
+    expect(tableFormat({ ...deltas, upsertConfig: { mode: 'FULL' } }).counts).toBe('cumulative');
+  });
 });

@@ -75,8 +75,17 @@ export function tableFormat(table: PinotTableConfig | undefined): PinotTableForm
       unnested.includes('rows') &&
       custom?.[COUNT_ROWS_MARKER.key] === COUNT_ROWS_MARKER.value,
     // No table at all is taken as the form before: the caller sends nothing it could misread.
-    counts: table && table.upsertConfig === undefined ? 'deltas' : 'cumulative',
+    counts: table && !upserts(table) ? 'deltas' : 'cumulative',
   };
+}
+
+/**
+ * Whether Pinot keeps the latest row per key in this table: an `upsertConfig` whose mode is not
+ * NONE (Pinot's own reading: no config, a null one or mode NONE is a table that adds every row).
+ */
+function upserts(table: PinotTableConfig): boolean {
+  const upsert = table.upsertConfig as { mode?: unknown } | null | undefined;
+  return upsert != null && String(upsert.mode ?? 'FULL').toUpperCase() !== 'NONE';
 }
 
 /**
