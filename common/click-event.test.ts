@@ -39,6 +39,24 @@ describe('click event encodings', () => {
     }
   });
 
+  it('every byte value of a UUID, and ASCII fields of every length, read back exactly', () => {
+    for (let first = 0; first < 256; first += 16) {
+      const bytes = Buffer.from(Array.from({ length: 16 }, (_, i) => (first + i * 17) & 0xff));
+      const hex = bytes.toString('hex');
+      const eventId = [
+        hex.slice(0, 8),
+        hex.slice(8, 12),
+        hex.slice(12, 16),
+        hex.slice(16, 20),
+        hex.slice(20),
+      ].join('-');
+      for (let n = 1; n <= 18; n++) {
+        const event = { ...base, eventId, adId: '9'.repeat(n), ipHash: 'x'.repeat(n) };
+        expect(decodeClickEvent(encodeClickEvent(event))).toEqual(event);
+      }
+    }
+  });
+
   it('binary is the default, starts with its layout byte and is about a third of the JSON', () => {
     const binary = encodeClickEvent(base);
     const json = encodeClickEvent(base, 'json');

@@ -47,7 +47,6 @@ const F_REFERRER = 8;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const STATUS_CODE = new Map<ClickStatus, number>(CLICK_STATUSES.map((s, i) => [s, i]));
 // Short ASCII fields are copied byte by byte in JS: a Buffer.write/toString call per field costs more.
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 const HEX_VALUE = new Int8Array(128).fill(-1);
 for (let i = 0; i < 16; i++) HEX_VALUE[i.toString(16).charCodeAt(0)] = i;
 
@@ -56,7 +55,14 @@ function writeAscii(b: Buffer, s: string, at: number): number {
   return s.length;
 }
 
+// Strings of 13 characters or more built by `+=` are V8 cons strings: a tree of one 32-byte node
+// per concatenation, which a reader that keeps the string (the speed layer's held impression ids,
+// the archiver's buffered rows) keeps whole, ~500 bytes for a UUID. Longer fields are therefore made
+// flat in one step.
+const CONS_FROM = 13;
+
 function readAscii(b: Buffer, at: number, n: number): string {
+  if (n >= CONS_FROM) return b.toString('latin1', at, at + n);
   let s = '';
   for (let i = at; i < at + n; i++) s += String.fromCharCode(b[i]!);
   return s;
@@ -72,13 +78,20 @@ function writeUuid(b: Buffer, id: string, at: number): number {
   return 16;
 }
 
+const HEX_CODE = Array.from({ length: 16 }, (_, i) => i.toString(16).charCodeAt(0));
+const DASH = 0x2d;
+const uuidCodes: number[] = new Array<number>(36).fill(0);
+
+/** The lower-case UUID of 16 bytes, as one flat string (see CONS_FROM). */
 function readUuid(b: Buffer, at: number): string {
-  let s = '';
-  for (let i = at; i < at + 16; i++) {
-    s += HEX[b[i]!]!;
-    if (i === at + 3 || i === at + 5 || i === at + 7 || i === at + 9) s += '-';
+  let j = 0;
+  for (let i = 0; i < 16; i++) {
+    const x = b[at + i]!;
+    uuidCodes[j++] = HEX_CODE[x >> 4]!;
+    uuidCodes[j++] = HEX_CODE[x & 15]!;
+    if (i === 3 || i === 5 || i === 7 || i === 9) uuidCodes[j++] = DASH;
   }
-  return s;
+  return String.fromCharCode.apply(null, uuidCodes);
 }
 
 /** The event in `encoding` (default binary: what click processes write unless told otherwise). */

@@ -4,9 +4,12 @@
 // repeated impressions, 3 % badly signed, 1 % expired, decoded and fed to a MinuteWindow
 // (SPEED_OPEN_WINDOW_MINUTES's default) and flushed every 500 ms of event time, as
 // speed-layer/consumer.ts does. Prints, per round, the CPU ms per 1,000 events (decode alone, then
-// decode + window) and the impression ids held at the end. Pure computation, so it compares two
-// checkouts of speed-layer/minute-window.ts on a machine that is otherwise quiet.
+// decode + window), the impression ids held at the end and the heap the window holds for each
+// (after a full collection). Pure computation, so it compares two checkouts of
+// speed-layer/minute-window.ts and common/click-event.ts on a machine that is otherwise quiet.
 import { randomUUID } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { decodeClickEvent, encodeClickEvent, type ClickStatus } from '../common/click-event.js';
 import { MINUTE_MS } from '../common/time.js';
 import { ZipfSampler } from '../bench/zipf.js';
@@ -60,12 +63,21 @@ function cpuMs(run: () => void): number {
   return (c.user + c.system) / 1000;
 }
 
+// A full collection on demand, so the heap a window holds can be told from garbage.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const heapAfterGc = (): number => {
+  gc();
+  return process.memoryUsage().heapUsed;
+};
+
 const events = traffic();
 const perK = (ms: number): string => (ms / (events.length / 1000)).toFixed(2);
 for (let round = 1; round <= ROUNDS; round++) {
   const decodeMs = cpuMs(() => {
     for (const b of events) decodeClickEvent(b);
   });
+  const heapBefore = heapAfterGc();
   const window = new MinuteWindow(
     { nextOffset: 0, replayFrom: 0, watermark: null },
     { openMinutes: OPEN_MINUTES },
@@ -86,6 +98,7 @@ for (let round = 1; round <= ROUNDS; round++) {
       decodeAndWindowCpuMsPer1k: perK(windowMs),
       changesPerEvent: (changes / events.length).toFixed(3),
       heldIds: window.heldIds,
+      heapBytesPerHeldId: Math.round((heapAfterGc() - heapBefore) / window.heldIds),
     }),
   );
 }
