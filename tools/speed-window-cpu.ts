@@ -1,7 +1,7 @@
 // `npx tsx tools/speed-window-cpu.ts [--rate 2500] [--seconds 480] [--rounds 3]`: the speed layer's
 // per-event work without Kafka: click events in the binary encoding, one partition's share of the
-// traffic (the system bench's 10,000/s over 4 partitions by default), ads by Zipf(1) over 10M, 10 %
-// repeated impressions, 3 % badly signed, 1 % expired, decoded and fed to a MinuteWindow
+// traffic (the system bench's 10,000/s over 4 partitions by default), ads by Zipf(1) over 10M, the
+// system bench's mix (bench/zipf.ts SYSTEM_MIX), decoded and fed to a MinuteWindow
 // (SPEED_OPEN_WINDOW_MINUTES's default) and flushed every 500 ms of event time, as
 // speed-layer/consumer.ts does. Prints, per round, the CPU ms per 1,000 events (decode alone, then
 // decode + window), the impression ids held at the end and the heap the window holds for each
@@ -12,7 +12,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { decodeClickEvent, encodeClickEvent, type ClickStatus } from '../common/click-event.js';
 import { MINUTE_MS } from '../common/time.js';
-import { ZipfSampler } from '../bench/zipf.js';
+import { SYSTEM_MIX, ZipfSampler } from '../bench/zipf.js';
 import { MinuteWindow } from '../speed-layer/minute-window.js';
 
 const arg = (name: string, fallback: number): number => {
@@ -33,10 +33,11 @@ function traffic(): Buffer[] {
     const r = Math.random();
     let status: ClickStatus = 'valid';
     let eventId: string = randomUUID();
-    if (r < 0.1 && recent.length > 0) eventId = recent[Math.floor(Math.random() * recent.length)]!;
-    else if (r < 0.13) status = 'bad_signature';
-    else if (r < 0.14) status = 'expired';
-    if (status === 'valid' && r >= 0.1) recent.push(eventId);
+    const { duplicate, badSignature, expired } = SYSTEM_MIX;
+    if (r < duplicate && recent.length > 0) eventId = recent[Math.floor(Math.random() * recent.length)]!;
+    else if (r < duplicate + badSignature) status = 'bad_signature';
+    else if (r < duplicate + badSignature + expired) status = 'expired';
+    if (status === 'valid' && r >= duplicate) recent.push(eventId);
     if (recent.length > 20_000) recent.splice(0, 10_000);
     const ad = zipf.next();
     const ts = t0 + Math.floor((i / RATE) * 1000);
