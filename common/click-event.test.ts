@@ -1,5 +1,6 @@
+import { createHash, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { decodeClickEvent, encodeClickEvent, type ClickEvent } from './click-event.js';
+import { decodeClickEvent, encodeClickEvent, saltOf, type ClickEvent } from './click-event.js';
 
 const base: ClickEvent = {
   v: 1,
@@ -78,5 +79,23 @@ describe('click event encodings', () => {
     badStatus[1] = 9;
     expect(() => decodeClickEvent(badStatus)).toThrow(/status/);
     expect(() => decodeClickEvent(Buffer.from('{"v":2}'))).toThrow(/version 2/);
+  });
+});
+
+describe('saltOf', () => {
+  // The salt is part of every count key and of the click's Kafka key: it must stay the first four
+  // bytes of the impression id's SHA-1, big-endian, modulo the salts, whatever computes it.
+  it("is the first 32 bits of the id's SHA-1 modulo the salts", () => {
+    const ids = [...Array.from({ length: 2000 }, () => randomUUID()), 'é-not-ascii', ''];
+    for (const id of ids) {
+      const digest = createHash('sha1').update(id, 'utf8').digest();
+      for (const salts of [2, 3, 8, 16, 255, 2 ** 31 + 11])
+        expect(saltOf(id, salts), `${id} over ${salts}`).toBe(digest.readUInt32BE(0) % salts);
+    }
+  });
+
+  it('is 0 for one salt or none', () => {
+    expect(saltOf(randomUUID(), 1)).toBe(0);
+    expect(saltOf(randomUUID(), 0)).toBe(0);
   });
 });

@@ -241,8 +241,13 @@ function decodeBinary(b: Buffer): ClickEvent {
 /** Salt of an impression: a stable hash of its id into [0, salts). */
 export function saltOf(impressionId: string, salts: number): number {
   if (salts <= 1) return 0;
-  // One call, no Hash object: this runs once per click.
-  return hash('sha1', impressionId, 'buffer').readUInt32BE(0) % salts;
+  // One call, no Hash object: this runs once per click. The digest comes as a 'binary' (latin1)
+  // string, one character per byte: on Node 20 a 'buffer' digest costs about a microsecond more per
+  // call (a new backing store each time), and the salt needs only its first four bytes.
+  const d = hash('sha1', impressionId, 'binary');
+  const first =
+    ((d.charCodeAt(0) << 24) | (d.charCodeAt(1) << 16) | (d.charCodeAt(2) << 8) | d.charCodeAt(3)) >>> 0;
+  return first % salts;
 }
 
 /** The Kafka message key of a click: `adId:salt`, so a hot ad spreads over partitions. */

@@ -111,7 +111,9 @@ class HmacSha256 {
     if (message.length * 3 > MAX_FAST_MESSAGE)
       return createHmac('sha256', this.secret).update(message).digest('base64url');
     const n = this.inner.write(message, BLOCK, 'utf8');
-    hash('sha256', this.inner.subarray(0, BLOCK + n), 'buffer').copy(this.outer, BLOCK);
+    // The inner digest comes as a 'binary' (latin1) string, one character per byte, written into
+    // place: a 'buffer' digest allocates a backing store per call, about a microsecond more on Node 20.
+    this.outer.write(hash('sha256', this.inner.subarray(0, BLOCK + n), 'binary'), BLOCK, 'latin1');
     return hash('sha256', this.outer, 'base64url');
   }
 }

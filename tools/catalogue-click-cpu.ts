@@ -51,7 +51,9 @@ const source = clickPaths({
 await writePaths(join(dir, 'cold'), RATE * SECONDS * 1.1, () => source.next().path);
 await writePaths(join(dir, 'warm'), RATE * SECONDS * 1.1, () => source.next().path);
 
-const click = spawn(process.execPath, ['--import', 'tsx', 'apps/click.ts'], {
+// BENCH_CPU_PROF=<dir>: V8 profiles of the click process (primary and workers), as the system bench's.
+const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+const click = spawn(process.execPath, [...prof, '--import', 'tsx', 'apps/click.ts'], {
   cwd: resolve(import.meta.dirname, '..'),
   env: {
     ...process.env,
