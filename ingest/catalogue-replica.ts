@@ -69,10 +69,22 @@ export interface AdChange {
 
 type Stored = [advertiserId: string, redirectUrl: string, state?: string];
 
+/** Meta key of a number every write of ads raises (in the same transaction): see CatalogueReplica.get. */
+const GENERATION = 'adsGeneration';
+/**
+ * Ads a reader keeps decoded per generation of the replica, in two halves (the newer is emptied into
+ * the older when full), so the hottest ads stay: by Zipf(1) over 10M ads, the 50,000 hottest take
+ * about two thirds of the clicks. About 10 MB per full half.
+ */
+const KEPT_ADS = 50_000;
+
 export class CatalogueReplica {
   private readonly root: RootDatabase;
   private readonly ads: Database<Stored, string>;
   private readonly meta: Database<unknown, string>;
+  private kept = new Map<string, Readonly<ReplicaAd>>();
+  private keptBefore = new Map<string, Readonly<ReplicaAd>>();
+  private keptGeneration: unknown;
 
   private constructor(readonly path: string) {
     // Durable (synced commits): the replica is what serves clicks through an outage.
@@ -86,12 +98,52 @@ export class CatalogueReplica {
     return new CatalogueReplica(path);
   }
 
-  get(adId: string): ReplicaAd | undefined {
+  /**
+   * The ad as the replica holds it now. Ads read before are kept decoded while the replica's
+   * generation of ads is the one they were read under: the generation is read in the same LMDB
+   * snapshot as an ad would be (lmdb keeps one read snapshot per turn of the event loop), and every
+   * write of ads raises it in its own transaction, so a kept ad is returned only when a read of the
+   * snapshot would return the same ad. In a click worker under load a B-tree read of a 10M-ad
+   * replica costs several microseconds (its pages are not in the CPU's caches); reading the
+   * generation, a one-page database, costs a fraction of that. Every writer of the replica goes
+   * through this class, so every write of ads raises the generation.
+   */
+  get(adId: string): Readonly<ReplicaAd> | undefined {
+    const generation = this.meta.get(GENERATION);
+    // A replica no write of this version has touched yet has no generation: nothing is kept.
+    if (generation === undefined) return this.read(adId);
+    if (generation !== this.keptGeneration) {
+      this.kept = new Map();
+      this.keptBefore = new Map();
+      this.keptGeneration = generation;
+    }
+    let ad = this.kept.get(adId);
+    if (ad) return ad;
+    ad = this.keptBefore.get(adId) ?? this.read(adId);
+    if (ad) {
+      if (this.kept.size >= KEPT_ADS) {
+        this.keptBefore = this.kept;
+        this.kept = new Map();
+      }
+      this.kept.set(adId, ad);
+    }
+    return ad;
+  }
+
+  private read(adId: string): Readonly<ReplicaAd> | undefined {
     const v = this.ads.get(adId);
     if (!v) return undefined;
-    return v[2]
-      ? { advertiserId: v[0], redirectUrl: v[1], state: v[2] }
-      : { advertiserId: v[0], redirectUrl: v[1] };
+    return Object.freeze(
+      v[2]
+        ? { advertiserId: v[0], redirectUrl: v[1], state: v[2] }
+        : { advertiserId: v[0], redirectUrl: v[1] },
+    );
+  }
+
+  /** Raises the generation of ads; called inside every transaction that writes ads. */
+  private nextGeneration(): void {
+    const now = this.meta.get(GENERATION);
+    this.meta.put(GENERATION, (typeof now === 'number' ? now : 0) + 1);
   }
 
   /** Applies changes and records `offsets` of `topic`, in one transaction. */
@@ -101,6 +153,7 @@ export class CatalogueReplica {
         if (c.ad) this.ads.put(c.adId, stored(c.ad));
         else this.ads.remove(c.adId);
       }
+      if (changes.length > 0) this.nextGeneration();
       this.meta.put(`offsets:${topic}`, { ...this.offsets(topic), ...offsets });
     });
   }
@@ -109,6 +162,7 @@ export class CatalogueReplica {
   putMany(ads: Array<[string, ReplicaAd]>): Promise<unknown> {
     return this.root.transaction(() => {
       for (const [id, ad] of ads) this.ads.put(id, stored(ad));
+      this.nextGeneration();
     });
   }
 
@@ -126,7 +180,10 @@ export class CatalogueReplica {
   clear(): Promise<unknown> {
     return this.root.transaction(() => {
       this.ads.clearSync();
+      const generation = this.meta.get(GENERATION);
       for (const key of this.meta.getKeys()) this.meta.remove(key);
+      // Kept, and raised: a reader must not take an ad it kept from before the clear.
+      this.meta.put(GENERATION, (typeof generation === 'number' ? generation : 0) + 1);
     });
   }
 
@@ -156,8 +213,11 @@ export class CatalogueReplica {
 
   /** Writes one ad without any feed (the checksum test corrupts a replica with it). */
   putSync(adId: string, ad: ReplicaAd | null): void {
-    if (ad) this.ads.putSync(adId, stored(ad));
-    else this.ads.removeSync(adId);
+    this.root.transactionSync(() => {
+      if (ad) this.ads.put(adId, stored(ad));
+      else this.ads.remove(adId);
+      this.nextGeneration();
+    });
   }
 
   close(): Promise<void> {

@@ -1,0 +1,80 @@
+// The replica's kept ads (ingest/catalogue-replica.ts, `get`): a reader keeps the ads it decoded
+// while the replica's generation of ads is unchanged. Here a writer and a reader, two replicas on one
+// LMDB directory (as the click primary and a click worker are), go through a seeded mix of ad changes
+// (puts, URL changes, pauses, deletes, snapshot batches, a clear) and reads of hot ads; after every
+// write, once the event loop has turned (lmdb's read snapshot is renewed per turn), each read must
+// give what the test itself last wrote, never an ad the reader kept from before.
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CatalogueReplica, type AdChange, type ReplicaAd } from '../../ingest/catalogue-replica.js';
+import { mulberry32 } from '../../common/seeded-random.js';
+
+const turn = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+describe('catalogue replica: kept ads follow every write', () => {
+  const dir = join(tmpdir(), `adclick-replica-kept-${randomUUID()}`);
+  const writer = CatalogueReplica.open(dir);
+  const reader = CatalogueReplica.open(dir);
+  afterAll(async () => {
+    await writer.close();
+    await reader.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each([1, 2, 3])('seed %i: every read after a write sees it', async (seed) => {
+    const random = mulberry32(seed);
+    const truth = new Map<string, ReplicaAd>();
+    const ids = Array.from({ length: 40 }, (_, i) => String(seed * 1000 + i + 1));
+    const pick = () => ids[Math.floor(random() * random() * ids.length)]!; // skewed: some ads hot
+    const anAd = (i: number): ReplicaAd => {
+      const ad: ReplicaAd = { advertiserId: String(1 + (i % 3)), redirectUrl: `https://a.example/${i}` };
+      if (random() < 0.3) ad.state = random() < 0.5 ? 'paused' : 'archived';
+      return ad;
+    };
+    const first: Array<[string, ReplicaAd]> = ids.slice(0, 20).map((id, i) => [id, anAd(i)]);
+    await writer.putMany(first);
+    for (const [id, ad] of first) truth.set(id, ad);
+    await turn();
+    for (let step = 0; step < 300; step++) {
+      // Reads first: the reader keeps what it read.
+      for (let r = 0; r < 8; r++) {
+        const id = pick();
+        expect(reader.get(id), `seed ${seed} step ${step} ad ${id}`).toEqual(truth.get(id));
+      }
+      const roll = random();
+      if (roll < 0.6) {
+        const changes: AdChange[] = Array.from({ length: 1 + Math.floor(random() * 3) }, () => {
+          const id = pick();
+          return { adId: id, ad: random() < 0.15 ? null : anAd(step * 10 + Math.floor(random() * 10)) };
+        });
+        await writer.apply('t', changes, { 0: String(step) });
+        for (const c of changes)
+          if (c.ad) truth.set(c.adId, c.ad);
+          else truth.delete(c.adId);
+      } else if (roll < 0.75) {
+        const batch: Array<[string, ReplicaAd]> = [
+          [pick(), anAd(step)],
+          [pick(), anAd(step + 1)],
+        ];
+        await writer.putMany(batch);
+        for (const [id, ad] of batch) truth.set(id, ad);
+      } else if (roll < 0.8) {
+        const id = pick();
+        const ad = random() < 0.5 ? anAd(step) : null;
+        writer.putSync(id, ad);
+        if (ad) truth.set(id, ad);
+        else truth.delete(id);
+      } else if (roll < 0.81) {
+        await writer.clear();
+        truth.clear();
+      } else {
+        // A write that is not of ads (the feed's status) keeps what the reader holds.
+        await writer.setStatus({ state: 'caught_up', at: Date.now() });
+      }
+      await turn();
+    }
+  });
+});
