@@ -90,7 +90,8 @@ export class CatalogueReplica {
     // Durable (synced commits): the replica is what serves clicks through an outage.
     this.root = open({ path, maxDbs: 4 });
     this.ads = this.root.openDB<Stored, string>({ name: 'ads', encoding: 'msgpack', cache: false });
-    this.meta = this.root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
+    // Never lmdb's object cache here: `get` must read the generation of ads from the snapshot.
+    this.meta = this.root.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack', cache: false });
   }
 
   /** Opens (creating if needed) the replica in folder `path`; any number of processes may. */
