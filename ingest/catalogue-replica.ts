@@ -181,10 +181,9 @@ export class CatalogueReplica {
   clear(): Promise<unknown> {
     return this.root.transaction(() => {
       this.ads.clearSync();
-      const generation = this.meta.get(GENERATION);
-      for (const key of this.meta.getKeys()) this.meta.remove(key);
-      // Kept, and raised: a reader must not take an ad it kept from before the clear.
-      this.meta.put(GENERATION, (typeof generation === 'number' ? generation : 0) + 1);
+      // The generation is kept, and raised: a reader must not take an ad it kept from before.
+      for (const key of this.meta.getKeys()) if (key !== GENERATION) this.meta.remove(key);
+      this.nextGeneration();
     });
   }
 
