@@ -1,7 +1,10 @@
 // CPU time of process trees from /proc (Linux): what each part of the system spends, so the
 // `system` benchmark can say which process bounds the click rate. A tree is a root PID and every
 // live descendant (the click process's cluster workers, PostgreSQL's backends); utime + stime of
-// each process already covers all its threads (a JVM's GC and network threads included).
+// each process already covers all its threads (a JVM's GC and network threads included). A child
+// that exits leaves /proc, and its time moves to its parent's cutime + cstime once the parent reaps
+// it, so each process counts those too: a PostgreSQL backend that ends, an autovacuum worker or
+// Redis's append-only-file rewrite (a forked child) during a step is in the step's figure.
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux build in use). */
@@ -9,16 +12,17 @@ const TICKS_PER_SECOND = 100;
 
 interface ProcStat {
   ppid: number;
-  /** utime + stime of the process itself, seconds. */
+  /** utime + stime of the process itself plus cutime + cstime of the children it reaped, seconds. */
   cpu: number;
 }
 
-/** Parses `/proc/<pid>/stat`: "pid (comm) state ppid ... utime(14) stime(15) ...". */
+/** Parses `/proc/<pid>/stat`: "pid (comm) state ppid ... utime(14) stime(15) cutime(16) cstime(17) ...". */
 export function parseProcStat(text: string): ProcStat {
   // comm may hold spaces and parentheses: the fields after it start after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state), so field n is rest[n - 3].
-  return { ppid: Number(rest[1]), cpu: (Number(rest[11]) + Number(rest[12])) / TICKS_PER_SECOND };
+  const ticks = Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]);
+  return { ppid: Number(rest[1]), cpu: ticks / TICKS_PER_SECOND };
 }
 
 /** Every live process: pid → stat. */
