@@ -1,6 +1,6 @@
 // `npx tsx tools/catalogue-click-cpu.ts [--rate 2000] [--seconds 30]`: the click process's CPU
-// seconds per 1,000 clicks over the catalogue of DATABASE_URL (ads 1..N, e.g. 10M from
-// catalogue:generate), Zipf(1) with the system bench's mix (bench/zipf.ts), paced by wrk: a COLD
+// seconds per 1,000 clicks over the catalogue of DATABASE_URL (its ad ids as they are, e.g. 10M
+// from catalogue:generate; deleted ids leave gaps, and a click on one would be a 404), Zipf(1) with the system bench's mix (bench/zipf.ts), paced by wrk: a COLD
 // step right after the click process (apps/click.ts, 2 workers unless ADCLICK_CLICK_WORKERS says) starts, then a WARM step. Prints
 // one JSON line. Runs whatever apps/click.ts this checkout has (issue 23 measured main's before and
 // the replica's after with it). ADCLICK_CATALOGUE_DIR/ADCLICK_AD_CHANGES_TOPIC name the replica.
@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { clickPaths } from '../bench/zipf.js';
 import { treeCpuSeconds } from '../bench/proc-cpu.js';
+import { catalogueIds } from '../bench/system-load.js';
 import { parseWrkSummary, wrkScript } from '../bench/wrk-script.js';
 import { config } from '../common/config.js';
 import { createPool } from '../common/db.js';
@@ -27,7 +28,8 @@ const PORT = 18_180;
 const dir = mkdtempSync(join(tmpdir(), 'adclick-click-cpu-'));
 
 const pool = createPool(1);
-const n = Number((await pool.query<{ n: string }>('select max(ad_id) as n from ads')).rows[0]!.n);
+const ids = await catalogueIds(pool);
+const n = ids.length;
 await pool.end();
 
 async function writePaths(base: string, count: number, next: () => string): Promise<void> {
@@ -42,7 +44,7 @@ async function writePaths(base: string, count: number, next: () => string): Prom
   }
 }
 const source = clickPaths({
-  adIdAt: (i) => String(i + 1),
+  adIdAt: (i) => String(ids[i]),
   catalogueSize: n,
   secret: config.ADCLICK_SIGNING_SECRET,
   now: Date.now(),
