@@ -77,4 +77,26 @@ describe('catalogue replica: kept ads follow every write', () => {
       await turn();
     }
   });
+
+  // A clear must not give the generation a value a reader may already hold: after one write the
+  // reader keeps its ads under generation 1, and a clear that started the count again would make
+  // the replica's generation 1 once more, so the reader would go on returning the ads it cleared.
+  it('a clear right after the first write of a replica hides what the reader kept', async () => {
+    const fresh = join(tmpdir(), `adclick-replica-kept-${randomUUID()}`);
+    const w = CatalogueReplica.open(fresh);
+    const r = CatalogueReplica.open(fresh);
+    try {
+      const ad: ReplicaAd = { advertiserId: '7', redirectUrl: 'https://a.example/kept' };
+      await w.putMany([['70001', ad]]);
+      await turn();
+      expect(r.get('70001')).toEqual(ad);
+      await w.clear();
+      await turn();
+      expect(r.get('70001')).toBeUndefined();
+    } finally {
+      await w.close();
+      await r.close();
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  });
 });
