@@ -1,17 +1,18 @@
 // `npx tsx tools/catalogue-click-cpu.ts [--rate 2000] [--seconds 30]`: the click process's CPU
 // seconds per 1,000 clicks over the catalogue of DATABASE_URL (its ad ids as they are, e.g. 10M
-// from catalogue:generate; deleted ids leave gaps, and a click on one would be a 404), Zipf(1) with the system bench's mix (bench/zipf.ts), paced by wrk: a COLD
-// step right after the click process (apps/click.ts, 2 workers unless ADCLICK_CLICK_WORKERS says) starts, then a WARM step. Prints
-// one JSON line. Runs whatever apps/click.ts this checkout has (issue 23 measured main's before and
-// the replica's after with it). ADCLICK_CATALOGUE_DIR/ADCLICK_AD_CHANGES_TOPIC name the replica.
+// from catalogue:generate; deleted ids leave gaps, and a click on one would be a 404), Zipf(1) with
+// the system bench's mix (bench/zipf.ts), paced by wrk: a COLD step right after the click process
+// (apps/click.ts, 2 workers unless ADCLICK_CLICK_WORKERS says) starts, then a WARM step. Prints one
+// JSON line. Runs whatever apps/click.ts this checkout has (issue 23 measured main's before and the
+// replica's after with it). ADCLICK_CATALOGUE_DIR/ADCLICK_AD_CHANGES_TOPIC name the replica.
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { clickPaths } from '../bench/zipf.js';
 import { treeCpuSeconds } from '../bench/proc-cpu.js';
-import { catalogueIds } from '../bench/system-load.js';
+import { catalogueIds, THREADS, writePaths } from '../bench/system-load.js';
 import { parseWrkSummary, wrkScript } from '../bench/wrk-script.js';
 import { config } from '../common/config.js';
 import { createPool } from '../common/db.js';
@@ -23,7 +24,6 @@ const arg = (name: string, fallback: number): number => {
 };
 const RATE = arg('--rate', 2000);
 const SECONDS = arg('--seconds', 30);
-const THREADS = 2;
 const PORT = 18_180;
 const dir = mkdtempSync(join(tmpdir(), 'adclick-click-cpu-'));
 
@@ -32,17 +32,6 @@ const ids = await catalogueIds(pool);
 const n = ids.length;
 await pool.end();
 
-async function writePaths(base: string, count: number, next: () => string): Promise<void> {
-  for (let t = 0; t < THREADS; t++) {
-    const out = createWriteStream(`${base}.${t}`);
-    for (let i = 0; i < count / THREADS; i += 10_000) {
-      const chunk = Array.from({ length: 10_000 }, next).join('\n') + '\n';
-      if (!out.write(chunk)) await once(out, 'drain');
-    }
-    out.end();
-    await once(out, 'finish');
-  }
-}
 const source = clickPaths({
   adIdAt: (i) => String(ids[i]),
   catalogueSize: n,
