@@ -65,6 +65,7 @@ function serviceSettings(opts: ClickServiceOptions): ClickServiceSettings {
     salts: opts.salts ?? config.ADCLICK_KEY_SALTS,
     redisDeadlineMs: opts.redisDeadlineMs ?? config.ADCLICK_REDIS_DEADLINE_MS,
     redisLookupBatchMs: config.ADCLICK_LOOKUP_BATCH_MS,
+    clickFront: config.ADCLICK_CLICK_HTTP === 'front',
     redisStartWaitMs: opts.redisStartWaitMs ?? 3000,
     clockOffsetMs: opts.clockOffsetMs ?? config.ADCLICK_CLOCK_OFFSET_MS,
     adCacheSize: config.ADCLICK_AD_CACHE_SIZE,

@@ -110,6 +110,10 @@ const schema = z.object({
   // --- Click path (ingest/) ---
   // Key salts per ad on the clicks topic (rule 7: hot ads spread over up to this many partitions).
   ADCLICK_KEY_SALTS: positiveInt.default(8),
+  // Who reads click requests off the socket: the click front (ingest/click-front.ts: plain click
+  // requests without node:http's request and response objects, every other request to node:http),
+  // or node:http for all (`node`).
+  ADCLICK_CLICK_HTTP: z.enum(['front', 'node']).default('front'),
   // Click service worker processes (node:cluster); 0 = one per CPU core.
   ADCLICK_CLICK_WORKERS: z.coerce.number().int().min(0).default(0),
   // Spool folder: clicks Kafka did not ack in time, replayed in order when it is back.

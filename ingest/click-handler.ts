@@ -1,5 +1,6 @@
-// The lean click route `GET /c/:adId?imp&exp&sig`, on plain node:http (no Express: its per-request
-// cost alone would eat the latency budget). Every dependency is injected. Answers:
+// The lean click route `GET /c/:adId?imp&exp&sig`, behind the click front (ingest/click-front.ts) or
+// on plain node:http, never Express (its per-request cost alone would eat the latency budget).
+// Every dependency is injected. Answers:
 //   400 malformed ad id · 404 unknown ad (nothing logged) · 302 to the ad's registered URL for
 //   every known ad, whatever the impression says · 503 if the click cannot be logged durably.
 // The Location is always the URL stored with the ad; nothing from the request can change it.
@@ -10,7 +11,6 @@
 // on an unknown id is a 404 at once, without touching PostgreSQL).
 // An error answer carries a request id (body and X-Request-Id), and the log line the same id.
 import { createHmac, randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import { CLICK_EVENT_VERSION, saltOf, type ClickEvent, type ClickStatus } from '../common/click-event.js';
 import type { AdCache, CachedAd } from './ad-cache.js';
@@ -38,7 +38,23 @@ export interface ClickHandlerDeps {
   log?: (message: string) => void;
 }
 
-export type ClickRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+/** What the route reads of a request: node:http's IncomingMessage, or the click front's own (ingest/click-front.ts). */
+export interface ClickRequest {
+  readonly method?: string;
+  readonly url?: string;
+  readonly headers: { readonly 'user-agent'?: string; readonly referer?: string };
+  readonly socket: { readonly remoteAddress?: string };
+}
+
+/** What the route does with an answer: node:http's ServerResponse, or the click front's own. */
+export interface ClickResponse {
+  readonly headersSent: boolean;
+  setHeader(name: string, value: string): unknown;
+  writeHead(status: number, headers: string[] | Record<string, string | number>): unknown;
+  end(body?: string): unknown;
+}
+
+export type ClickRequestHandler = (req: ClickRequest, res: ClickResponse) => void;
 
 const PREFIX = '/c/';
 
@@ -57,7 +73,7 @@ class ClickRoute {
   private readonly ipHashes = new LRUCache<string, string>({ max: 10_000 });
 
   private readonly error: (
-    res: ServerResponse,
+    res: ClickResponse,
     status: number,
     code: string,
     message: string,
@@ -76,7 +92,7 @@ class ClickRoute {
   }
 
   /** Checks the ad id and method, then answers from the replica (or after the signed-click fallback). */
-  handle(req: IncomingMessage, res: ServerResponse): void {
+  handle(req: ClickRequest, res: ClickResponse): void {
     const start = performance.now();
     const url = req.url ?? '';
     const q = url.indexOf('?');
@@ -121,8 +137,8 @@ class ClickRoute {
   }
 
   private answer(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: ClickRequest,
+    res: ClickResponse,
     adId: string,
     ad: CachedAd | undefined,
     query: string,
@@ -146,8 +162,8 @@ class ClickRoute {
 
   /** Judges the impression, logs the click durably, then redirects (503 when it cannot be logged). */
   private async log(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: ClickRequest,
+    res: ClickResponse,
     adId: string,
     ad: CachedAd,
     query: string,
@@ -193,7 +209,7 @@ class ClickRoute {
   }
 
   private event(
-    req: IncomingMessage,
+    req: ClickRequest,
     eventId: string,
     adId: string,
     ad: CachedAd,
@@ -218,7 +234,7 @@ class ClickRoute {
     return event;
   }
 
-  private ipHash(req: IncomingMessage): string | undefined {
+  private ipHash(req: ClickRequest): string | undefined {
     const ip = req.socket.remoteAddress;
     if (!ip) return undefined;
     let h = this.ipHashes.get(ip);
@@ -246,13 +262,13 @@ class ClickRoute {
 }
 
 // A flat list of names and values: node:http takes it without walking an object's keys.
-function redirect(res: ServerResponse, location: string): void {
+function redirect(res: ClickResponse, location: string): void {
   res.writeHead(302, ['location', location, 'cache-control', 'no-store', 'content-length', '0']);
   res.end();
 }
 
 /** Answers the API's error shape with a fresh request id (returned; undefined if too late to answer). */
-function error(res: ServerResponse, status: number, code: string, message: string): string | undefined {
+function error(res: ClickResponse, status: number, code: string, message: string): string | undefined {
   if (res.headersSent) return undefined;
   const requestId = randomUUID();
   const body = JSON.stringify({ error: { code, message, requestId } });

@@ -40,6 +40,8 @@ export interface ClickServiceSettings {
   redisDeadlineMs: number;
   /** How long a Redis lookup waits to be batched with others (ms). */
   redisLookupBatchMs: number;
+  /** Plain click requests read by the click front (ingest/click-front.ts) instead of node:http. */
+  clickFront: boolean;
   /** How long start waits for Redis before it listens anyway, failing clicks open until Redis is up. */
   redisStartWaitMs: number;
   /**
@@ -146,7 +148,7 @@ export async function runClickService(deps: ClickServiceDeps): Promise<ClickServ
   app.use(health.router);
   app.use(deps.fallback ?? ((_req, res) => sendApiError(res, 404, 'not_found', 'no such route')));
 
-  const server = createHttpServer(click, app);
+  const { server, front } = createHttpServer(click, app, { front: settings.clickFront });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(settings.port, settings.host, () => resolve());
@@ -162,8 +164,10 @@ export async function runClickService(deps: ClickServiceDeps): Promise<ClickServ
       (closed ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
+        front?.closeIdle();
         await Promise.race([stopped, sleep(5000)]);
         server.closeAllConnections();
+        front?.closeAll();
         health.stop();
         await clickLog.close();
         await progress?.stop();
