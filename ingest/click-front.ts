@@ -145,6 +145,7 @@ class FrontConnection {
   }
 
   private data(chunk: Buffer): void {
+    if (this.gone) return; // closing: what the client sends now is not read
     this.buffered = this.buffered === undefined ? chunk : Buffer.concat([this.buffered, chunk]);
     if (!this.answering && !this.reading) this.next();
     else if (this.buffered.length > MAX_BUFFERED) this.socket.pause();
@@ -199,10 +200,15 @@ class FrontConnection {
     if (!this.reading) this.next();
   }
 
+  /** Closes the connection once what was written is sent (as node:http's destroySoon). */
   private finish(): void {
     this.gone = true;
     this.headSince = 0;
-    this.socket.end();
+    this.buffered = undefined;
+    const socket = this.socket;
+    socket.end();
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
   }
 
   write(text: string, body: string | undefined): void {
