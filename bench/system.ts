@@ -52,6 +52,7 @@ const BEFORE_LEVERS = [
   'NODE_OPTIONS=',
   'SPEED_COUNT_ROWS_PER_MESSAGE=1',
   'SPEED_PINOT_COUNTS=cumulative',
+  'ADCLICK_CLICK_HTTP=node',
 ];
 
 const { values: args } = parseArgs({
