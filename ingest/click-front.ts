@@ -155,7 +155,8 @@ class FrontConnection {
   private next(): void {
     this.reading = true;
     try {
-      while (!this.answering && !this.gone && this.buffered !== undefined) {
+      // A client that does not take its answers is read no further until they drain (drained()).
+      while (!this.answering && !this.gone && this.buffered !== undefined && !this.socket.writableNeedDrain) {
         const buf = this.buffered;
         const end = buf.indexOf(CRLF2);
         if (end === -1) {
@@ -334,6 +335,7 @@ function parseHead(head: string, socket: Socket): FrontRequest | undefined {
 /** The answer to one request of the front: written whole, in one write, by `end`. */
 class FrontResponse implements ClickResponse {
   headersSent = false;
+  private ended = false;
   private extra = '';
   private head = '';
 
@@ -362,6 +364,8 @@ class FrontResponse implements ClickResponse {
   }
 
   end(body?: string): void {
+    if (this.ended) return;
+    this.ended = true;
     if (!this.headersSent) this.writeHead(200, []);
     this.connection.write(this.head, this.noBody || body === undefined || body === '' ? undefined : body);
     this.connection.answered();
