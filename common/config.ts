@@ -54,6 +54,10 @@ const schema = z.object({
   // Proxies in front of the API that set X-Forwarded-For (the click process's proxy, or nginx in
   // docker-compose.yml): the client address is taken that many hops from the right, no further.
   ADCLICK_TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).default(1),
+  // Proxies in front of the click process that set X-Forwarded-For (nginx in docker-compose.yml):
+  // a click's address (hashed into its ipHash) is taken that many hops from the right. 0 (npm start,
+  // where clients reach the click process directly): the connection's own address, the header ignored.
+  ADCLICK_CLICK_TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).default(0),
   // --- end exposure ---
   ADCLICK_IMPRESSION_TTL_S: positiveInt.default(24 * 3600),
   // Kafka

@@ -287,7 +287,7 @@ function parseHead(head: string, socket: Socket): FrontRequest | undefined {
   if (!line.endsWith(' HTTP/1.1')) return undefined;
   const url = line.slice(at, line.length - 9);
   if (!TARGET.test(url)) return undefined;
-  const headers: { 'user-agent'?: string; referer?: string } = {};
+  const headers: { 'user-agent'?: string; referer?: string; 'x-forwarded-for'?: string } = {};
   let host = false;
   let close = false;
   let from = lineEnd + 2;
@@ -312,6 +312,10 @@ function parseHead(head: string, socket: Socket): FrontRequest | undefined {
         break;
       case 'referer':
         headers.referer ??= value;
+        break;
+      case 'x-forwarded-for': // several are one list, as node:http joins them
+        headers['x-forwarded-for'] =
+          headers['x-forwarded-for'] === undefined ? value : `${headers['x-forwarded-for']}, ${value}`;
         break;
       case 'connection': {
         for (const token of value.toLowerCase().split(',')) {

@@ -34,6 +34,12 @@ export interface ClickHandlerDeps {
   salts: number;
   metrics: ClickMetrics;
   now?: () => number;
+  /**
+   * Proxies in front that set X-Forwarded-For (0: none; the connection's address is the client's).
+   * The address hashed into a click's ipHash is taken that many hops from the right, as Express's
+   * numeric `trust proxy` does: a client cannot choose it by sending the header itself.
+   */
+  trustedProxyHops?: number;
   /** Where error details go, under the request id of the answer (default: console.error). */
   log?: (message: string) => void;
 }
@@ -42,7 +48,11 @@ export interface ClickHandlerDeps {
 export interface ClickRequest {
   readonly method?: string;
   readonly url?: string;
-  readonly headers: { readonly 'user-agent'?: string; readonly referer?: string };
+  readonly headers: {
+    readonly 'user-agent'?: string;
+    readonly referer?: string;
+    readonly 'x-forwarded-for'?: string;
+  };
   readonly socket: { readonly remoteAddress?: string };
 }
 
@@ -235,7 +245,7 @@ class ClickRoute {
   }
 
   private ipHash(req: ClickRequest): string | undefined {
-    const ip = req.socket.remoteAddress;
+    const ip = clientAddress(req, this.deps.trustedProxyHops ?? 0);
     if (!ip) return undefined;
     let h = this.ipHashes.get(ip);
     if (!h) {
@@ -259,6 +269,20 @@ class ClickRoute {
     if (!c) this.outcomes.set(outcome, (c = this.deps.metrics.clicks.labels(outcome)));
     c.inc();
   }
+}
+
+/** The client's address: `hops` entries of X-Forwarded-For from the right, or as many as there are. */
+export function clientAddress(req: ClickRequest, hops: number): string | undefined {
+  const socket = req.socket.remoteAddress;
+  const header = req.headers['x-forwarded-for'];
+  if (hops === 0 || header === undefined) return socket;
+  const hopsSeen = header
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+  // [the connection, then each proxy's entry from the nearest]: the first `hops` are trusted.
+  const chain = [socket, ...hopsSeen.reverse()];
+  return chain[Math.min(hops, chain.length - 1)];
 }
 
 // A flat list of names and values: node:http takes it without walking an object's keys.

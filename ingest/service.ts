@@ -42,6 +42,8 @@ export interface ClickServiceSettings {
   redisLookupBatchMs: number;
   /** Plain click requests read by the click front (ingest/click-front.ts) instead of node:http. */
   clickFront: boolean;
+  /** Proxies in front that set X-Forwarded-For: a click's address is that many hops from the right. */
+  trustedProxyHops: number;
   /** How long start waits for Redis before it listens anyway, failing clicks open until Redis is up. */
   redisStartWaitMs: number;
   /**
@@ -138,6 +140,7 @@ export async function runClickService(deps: ClickServiceDeps): Promise<ClickServ
     salts: settings.salts,
     metrics,
     now,
+    trustedProxyHops: settings.trustedProxyHops,
   });
 
   const kafkaAdmin = deps.kafka.admin();

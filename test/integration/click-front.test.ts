@@ -32,7 +32,8 @@ const handler: ClickRequestHandler = (req, res) => {
         id === 'crlf'
           ? 'https://ads.example/\r\nset-cookie: x=1'
           : `https://ads.example/${id}?ua=${encodeURIComponent(req.headers['user-agent'] ?? '')}` +
-            `&ref=${encodeURIComponent(req.headers.referer ?? '')}&ip=${req.socket.remoteAddress ?? ''}`;
+            `&ref=${encodeURIComponent(req.headers.referer ?? '')}&ip=${req.socket.remoteAddress ?? ''}` +
+            `&xff=${encodeURIComponent(req.headers['x-forwarded-for'] ?? '')}`;
       res.writeHead(302, ['location', location, 'cache-control', 'no-store', 'content-length', '0']);
       res.end();
     }
@@ -167,7 +168,7 @@ describe('the click front answers as node:http does', () => {
       {
         status: 302,
         headers: {
-          location: 'https://ads.example/42?ua=curl%2F8&ref=https%3A%2F%2Fpub.example%2Fa&ip=127.0.0.1',
+          location: 'https://ads.example/42?ua=curl%2F8&ref=https%3A%2F%2Fpub.example%2Fa&ip=127.0.0.1&xff=',
           'cache-control': 'no-store',
           'content-length': '0',
         },
@@ -176,6 +177,12 @@ describe('the click front answers as node:http does', () => {
     ]);
     expect(r.front.raw).toMatch(/\r\ndate: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\r\n/i);
     expect([r.front.closed, r.node.closed]).toEqual([false, false]);
+  });
+
+  it('X-Forwarded-For given twice is one list, in order, as node:http joins it', async () => {
+    const r = await both([get('/c/43', 'x-forwarded-for: 198.51.100.1\r\nx-forwarded-for: 203.0.113.7\r\n')]);
+    expect(r.frontAnswers).toEqual(r.nodeAnswers);
+    expect(r.frontAnswers[0]!.headers.location).toContain('&xff=198.51.100.1%2C%20203.0.113.7');
   });
 
   it('pipelined requests are answered in the order sent, whatever order their answers are ready in', async () => {

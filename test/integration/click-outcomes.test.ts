@@ -39,6 +39,8 @@ describe('click outcomes', () => {
       // These tests are about what each click is, not about the dedup deadline (click-degraded
       // covers fail-open): a loaded 2-core CI machine may not answer within the default 50 ms.
       redisDeadlineMs: 2000,
+      // One proxy in front, as nginx in docker-compose.yml: a click's ipHash is of the address it sets.
+      trustedProxyHops: 1,
     });
   });
   afterAll(async () => {
@@ -201,5 +203,27 @@ describe('click outcomes', () => {
     } finally {
       await pool.query('delete from ads where ad_id = $1', [adId]);
     }
+  });
+
+  it("behind a proxy (one trusted hop), a click's ipHash is of the address the proxy set, not of the proxy", async () => {
+    const ad = cat.ads[0]!;
+    const click = async (agent: string, xff?: string) => {
+      const headers: Record<string, string> = { 'user-agent': agent };
+      if (xff !== undefined) headers['x-forwarded-for'] = xff;
+      expect((await get(`${service.url}/c/${ad.adId}`, { headers })).status).toBe(302);
+    };
+    await click('xff-a', '203.0.113.7');
+    await click('xff-a-again', '198.51.100.1, 203.0.113.7'); // the client's own entry is not believed
+    await click('xff-b', '203.0.113.8');
+    await click('xff-none');
+    const all = await topicIo.readAll(0, { settleMs: 1500 });
+    const hash = (agent: string) => all.find((l) => l.event.userAgent === agent)?.event.ipHash;
+    const [a, aAgain, b, none] = ['xff-a', 'xff-a-again', 'xff-b', 'xff-none'].map(hash);
+    expect(a).toMatch(/^[A-Za-z0-9_-]{16}$/);
+    expect(aAgain).toBe(a);
+    expect(b).not.toBe(a);
+    // Without the header, the connection's address (this test's 127.0.0.1), as before.
+    expect(none).not.toBe(a);
+    expect(none).not.toBe(b);
   });
 });
