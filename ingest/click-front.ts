@@ -107,11 +107,15 @@ class FrontConnection {
   private reading = false;
   private closeAfter = false;
   private gone = false;
-  private readonly onData = (chunk: Buffer) => this.data(chunk);
-  private readonly onEnd = () => this.ended();
-  private readonly onClose = () => this.closed();
-  private readonly onDrain = () => this.drained();
-  private readonly onTimeout = () => this.socket.destroy();
+  // What the front listens to on the socket: added at the start, all removed at a handover.
+  private readonly listeners: Array<[string, (chunk: Buffer) => void]> = [
+    ['data', (chunk: Buffer) => this.data(chunk)],
+    ['end', () => this.ended()],
+    ['close', () => this.closed()],
+    ['drain', () => this.drained()],
+    ['error', noop],
+    ['timeout', () => this.socket.destroy()],
+  ];
   private readonly keepAlive: string;
 
   constructor(
@@ -121,12 +125,7 @@ class FrontConnection {
     private readonly handOver: (socket: Socket) => void,
     private readonly forget: () => void,
   ) {
-    socket.on('data', this.onData);
-    socket.on('end', this.onEnd);
-    socket.on('close', this.onClose);
-    socket.on('drain', this.onDrain);
-    socket.on('error', noop);
-    socket.on('timeout', this.onTimeout);
+    for (const [event, listener] of this.listeners) socket.on(event, listener);
     socket.setTimeout(options.idleMs);
     this.keepAlive = `keep-alive: timeout=${Math.floor(options.idleMs / 1000)}\r\n\r\n`;
   }
@@ -243,12 +242,7 @@ class FrontConnection {
     const socket = this.socket;
     this.gone = true;
     this.forget();
-    socket.removeListener('data', this.onData);
-    socket.removeListener('end', this.onEnd);
-    socket.removeListener('close', this.onClose);
-    socket.removeListener('drain', this.onDrain);
-    socket.removeListener('error', noop);
-    socket.removeListener('timeout', this.onTimeout);
+    for (const [event, listener] of this.listeners) socket.removeListener(event, listener);
     socket.setTimeout(0);
     socket.pause();
     if (this.buffered !== undefined) socket.unshift(this.buffered);

@@ -304,9 +304,22 @@ describe('the front on its own', () => {
     return { server, front, port: (server.address() as AddressInfo).port };
   }
 
-  it('closes a connection whose head is not complete in time (slow headers), however it trickles', async () => {
-    const s = await frontServer({ idleMs: 60_000, headDeadlineMs: 1000 });
+  /** Runs `test` on a front of its own, closed after it whatever happens. */
+  async function withFront(
+    opts: { idleMs: number; headDeadlineMs: number },
+    test: (s: Awaited<ReturnType<typeof frontServer>>) => Promise<void>,
+  ) {
+    const s = await frontServer(opts);
     try {
+      await test(s);
+    } finally {
+      s.front.closeAll();
+      s.server.close();
+    }
+  }
+
+  it('closes a connection whose head is not complete in time (slow headers), however it trickles', async () => {
+    await withFront({ idleMs: 60_000, headDeadlineMs: 1000 }, async (s) => {
       const socket = connect(s.port, '127.0.0.1');
       socket.on('error', () => undefined);
       const closed = new Promise<number>((r) => socket.once('close', () => r(Date.now())));
@@ -317,15 +330,11 @@ describe('the front on its own', () => {
       clearInterval(drip);
       expect(at - started).toBeGreaterThanOrEqual(1000);
       expect(at - started).toBeLessThan(3500);
-    } finally {
-      s.front.closeAll();
-      s.server.close();
-    }
+    });
   });
 
   it('closes an idle connection, and keeps one that keeps clicking', async () => {
-    const s = await frontServer({ idleMs: 600, headDeadlineMs: 60_000 });
-    try {
+    await withFront({ idleMs: 600, headDeadlineMs: 60_000 }, async (s) => {
       const idle = await exchange(s.port, [get('/c/1')], { quietMs: 1500 });
       expect(idle.closed).toBe(true);
       const busy = await exchange(
@@ -338,24 +347,17 @@ describe('the front on its own', () => {
       );
       expect(busy.closed).toBe(false);
       expect(answers(busy.raw).map((a) => a.status)).toEqual(Array(8).fill(302));
-    } finally {
-      s.front.closeAll();
-      s.server.close();
-    }
+    });
   });
 
   it('a Location that cannot be sent (CR LF in it) closes that connection only; the server goes on', async () => {
-    const s = await frontServer({ idleMs: 60_000, headDeadlineMs: 60_000 });
-    try {
+    await withFront({ idleMs: 60_000, headDeadlineMs: 60_000 }, async (s) => {
       const bad = await exchange(s.port, [get('/c/crlf') + get('/c/2')]);
       expect(bad.raw).not.toContain('set-cookie');
       expect(bad.closed).toBe(true);
       const good = await exchange(s.port, [get('/c/3')]);
       expect(answers(good.raw).map((a) => a.status)).toEqual([302]);
-    } finally {
-      s.front.closeAll();
-      s.server.close();
-    }
+    });
   });
 
   it('closeIdle closes waiting connections at once and busy ones after their answer', async () => {
