@@ -335,10 +335,6 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-/**
- * SIGSTOP of a stack service's process and every descendant (PostgreSQL's backends, which serve the
- * open connections) for `ms`, then SIGCONT to each; every one of them is checked stopped in /proc.
- */
 /** The SIGCONTs owed to services stopped right now (a drill interrupted mid-hang pays them). */
 const owedContinues = new Set<() => void>();
 
@@ -352,11 +348,30 @@ export function continueHungServices(): void {
   owedContinues.clear();
 }
 
-export async function hangStackService(
+/**
+ * SIGSTOP of a stack service's process and every descendant (PostgreSQL's backends, which serve the
+ * open connections) for `ms`, then SIGCONT to each; every one of them is checked stopped in /proc.
+ */
+export function hangStackService(
   service: StackService,
   ms: number,
 ): Promise<{ pid: number; evidence: string }> {
-  const pid = stackPid(service);
+  return hangProcessTree(stackPid(service), service.name, ms);
+}
+
+/**
+ * A process of the tree that can run no more: stopped (T), or exited and not yet reaped (Z, X). A
+ * child that exits just before its parent is stopped stays a zombie until the parent, continued,
+ * reaps it (PostgreSQL's autovacuum workers and the backends of closed connections do this).
+ */
+const HALTED = new Set(['T', 'Z', 'X']);
+
+/** SIGSTOP of `pid` and every descendant for `ms`, then SIGCONT to each (hangStackService). */
+export async function hangProcessTree(
+  pid: number,
+  name: string,
+  ms: number,
+): Promise<{ pid: number; evidence: string }> {
   // The parent first: a stopped parent forks no new child while the others are being stopped.
   const tree = processTree(pid);
   const signal = (sig: NodeJS.Signals): void => {
@@ -371,13 +386,21 @@ export async function hangStackService(
   const cont = (): void => signal('SIGCONT');
   owedContinues.add(cont);
   signal('SIGSTOP');
+  const running = (): number[] =>
+    tree.filter((p) => {
+      const state = procState(p);
+      return state !== undefined && !HALTED.has(state);
+    });
   try {
     await waitFor(
-      `${service.name} (pid ${pid} and ${tree.length - 1} descendants) to be stopped`,
-      async () => tree.every((p) => procState(p) === 'T' || procState(p) === undefined),
+      `${name} (pid ${pid} and ${tree.length - 1} descendants) to be stopped`,
+      async () => running().length === 0,
       5000,
       50,
-    );
+    ).catch((e: Error) => {
+      const states = running().map((p) => `${p} ${procState(p) ?? 'gone'}`);
+      throw new Error(`${e.message}; still running: ${states.join(', ') || 'none'}`);
+    });
     const stopped = tree.filter((p) => procState(p) === 'T').length;
     await sleep(ms);
     return {
