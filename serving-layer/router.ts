@@ -23,10 +23,17 @@ import { Histogram } from 'prom-client';
 import { callerOf, canSeeAd, requireAdmin } from '../common/auth.js';
 import { apiErrorHandler, logRequest, requestIdOf, sendApiError, validate } from '../common/http-errors.js';
 import { registry } from '../common/metrics.js';
-import { GRANULARITY_MS, isoSeconds } from '../common/time.js';
+import { GRANULARITY_MS, isoSeconds, type Granularity } from '../common/time.js';
 import type { FinalizedHour } from './batch-store.js';
 import { topCandidates } from './ad-totals.js';
-import { finalizationOf, mergeClicks, topAds, type MergedPoint, type MergedSeries } from './merge.js';
+import {
+  finalizationOf,
+  mergeClicks,
+  topAds,
+  type Count,
+  type MergedPoint,
+  type MergedSeries,
+} from './merge.js';
 import {
   adPathParams,
   advertiserClicksQuery,
@@ -91,11 +98,11 @@ function adClicks(ctx: ServingContext): Handler {
     const hours = await ctx.batch.finalizedHours(range.from, range.to);
     const finalized = new Set(hours.map((h) => h.hour));
     const [batchCounts, speed] = await Promise.all([
-      range.granularity === 'minute'
-        ? ctx.batch.adMinutes(adId, range.from, range.to)
-        : range.granularity === 'hour'
-          ? ctx.batch.adHours(adId, range.from, range.to)
-          : ctx.batch.adDays(adId, range.from, range.to, finalized),
+      batchSeries(range, finalized, {
+        minute: () => ctx.batch.adMinutes(adId, range.from, range.to),
+        hour: () => ctx.batch.adHours(adId, range.from, range.to),
+        day: () => ctx.batch.adDays(adId, range.from, range.to, finalized),
+      }),
       ctx.speed({ adIds: [adId] }, range, finalized),
     ]);
     const merged = mergeClicks(range, finalized, batchCounts, speed.totals && speed.totals.buckets);
@@ -114,22 +121,35 @@ function advertiserClicks(ctx: ServingContext): Handler {
     const hours = await ctx.batch.finalizedHours(range.from, range.to);
     const finalized = new Set(hours.map((h) => h.hour));
     const scope = { advertiserId };
-    const [batchSeries, batchTotals, speed] = await Promise.all([
-      range.granularity === 'minute'
-        ? ctx.batch.advertiserMinutes(advertiserId, range.from, range.to)
-        : range.granularity === 'hour'
-          ? ctx.batch.advertiserHours(advertiserId, range.from, range.to)
-          : ctx.batch.advertiserDays(advertiserId, range.from, range.to, finalized),
+    const [batchCounts, batchTotals, speed] = await Promise.all([
+      batchSeries(range, finalized, {
+        minute: () => ctx.batch.advertiserMinutes(advertiserId, range.from, range.to),
+        hour: () => ctx.batch.advertiserHours(advertiserId, range.from, range.to),
+        day: () => ctx.batch.advertiserDays(advertiserId, range.from, range.to, finalized),
+      }),
       ctx.finalizedAdTotals.totals(advertiserId, scope, range.from, range.to, hours),
       ctx.speed(scope, range, finalized),
     ]);
-    const merged = mergeClicks(range, finalized, batchSeries, speed.totals && speed.totals.buckets);
+    const merged = mergeClicks(range, finalized, batchCounts, speed.totals && speed.totals.buckets);
     const speedAds = speed.totals?.ads ?? [];
     const ranked = topAds(topCandidates(batchTotals, speedAds, top), speedAds, top);
     const names = await ctx.batch.adNames(ranked.map((a) => a.adId));
     const ads = ranked.map((a) => ({ ...a, name: names.get(a.adId) ?? null }));
     res.json({ advertiserId, ...seriesBody(req, res, range, merged, speed, hours), ads });
   };
+}
+
+/**
+ * The batch layer's counts of a series at the range's granularity, read only when an hour of the range is finalized: the merge
+ * takes batch counts for finalized hours alone (merge.ts), so a range of open hours — a dashboard
+ * polling the last minutes — needs no query for them.
+ */
+function batchSeries(
+  range: TimeRange,
+  finalized: ReadonlySet<number>,
+  read: Record<Granularity, () => Promise<Count[]>>,
+): Promise<Count[]> {
+  return finalized.size === 0 ? Promise.resolve([]) : read[range.granularity]();
 }
 
 /** Serves the dashboard (index.html, app.js, style.css) at `/`; needs no key. */
