@@ -17,6 +17,7 @@ import { parseWrkSummary, wrkScript } from '../bench/wrk-script.js';
 import { config } from '../common/config.js';
 import { createPool } from '../common/db.js';
 import { waitFor } from '../common/wait.js';
+import { ensureDebianPackages } from '../stack/runtime.js';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(name);
@@ -26,6 +27,8 @@ const RATE = arg('--rate', 2000);
 const SECONDS = arg('--seconds', 30);
 const PORT = 18_180;
 const dir = mkdtempSync(join(tmpdir(), 'adclick-click-cpu-'));
+// The load generator, installed as `npm run bench` installs it (a fresh machine has none).
+await ensureDebianPackages(['wrk'], ['wrk']);
 
 const pool = createPool(1);
 const ids = await catalogueIds(pool);
@@ -72,6 +75,7 @@ const step = (paths: string): Record<string, number> => {
     [`-t${THREADS}`, '-c64', `-d${SECONDS}s`, '--timeout', '5s', '-s', script, `http://127.0.0.1:${PORT}`],
     { env: { ...process.env, BENCH_PATHS: paths }, encoding: 'utf8' },
   );
+  if (r.error) throw new Error(`wrk could not run: ${r.error.message}`);
   const w = parseWrkSummary(r.stdout || r.stderr);
   const cpu = treeCpuSeconds({ click: click.pid }).click! - before;
   return {
