@@ -140,9 +140,9 @@ function advertiserClicks(ctx: ServingContext): Handler {
 }
 
 /**
- * The batch layer's counts of a series at the range's granularity, read only when an hour of the range is finalized: the merge
- * takes batch counts for finalized hours alone (merge.ts), so a range of open hours — a dashboard
- * polling the last minutes — needs no query for them.
+ * The batch layer's counts of a series at the range's granularity, read only when an hour of the
+ * range is finalized: the merge takes batch counts for finalized hours alone (merge.ts), so a range
+ * of open hours — a dashboard polling the last minutes — needs no query for them.
  */
 function batchSeries(
   range: TimeRange,
