@@ -128,12 +128,7 @@ export class PinotSpeedStore implements SpeedStore {
         ? query(`select adId, sum(clicks) from ${this.table} ${where} group by adId limit ${maxAds}`, opts)
         : undefined,
     ]);
-    const buckets = new Map<number, number>();
-    for (const [minute, clicks] of perMinute.rows) {
-      const start = floorTo(Number(minute), bucketMs);
-      buckets.set(start, (buckets.get(start) ?? 0) + Number(clicks));
-    }
-    for (const [start, clicks] of buckets) if (clicks > 0) totals.buckets.push({ start, clicks });
+    totals.buckets = bucketSums(perMinute.rows as Array<[PinotCell, PinotCell]>, bucketMs);
     if (perAd === undefined) {
       const clicks = totals.buckets.reduce((sum, b) => sum + b.clicks, 0);
       if (clicks > 0) totals.ads.push({ adId: onlyAd!, clicks });
@@ -206,15 +201,26 @@ export class PinotSpeedStore implements SpeedStore {
 
 /** Per-bucket and per-ad sums (those above 0) of (adId, minute, clicks) rows. */
 export function totalsOfPairs(rows: readonly PinotCell[][], bucketMs: number): SpeedTotals {
-  const buckets = new Map<number, number>();
   const ads = new Map<string, number>();
-  for (const [adId, minute, clicks] of rows) {
+  for (const [adId, , clicks] of rows) ads.set(String(adId), (ads.get(String(adId)) ?? 0) + Number(clicks));
+  return {
+    buckets: bucketSums(
+      rows.map(([, minute, clicks]) => [minute, clicks] as [PinotCell, PinotCell]),
+      bucketMs,
+    ),
+    ads: [...ads].filter(([, clicks]) => clicks > 0).map(([adId, clicks]) => ({ adId, clicks })),
+  };
+}
+
+/** Sums of (minute, clicks) rows per bucket of `bucketMs`, those above 0. */
+function bucketSums(
+  rows: ReadonlyArray<readonly [PinotCell, PinotCell]>,
+  bucketMs: number,
+): SpeedTotals['buckets'] {
+  const buckets = new Map<number, number>();
+  for (const [minute, clicks] of rows) {
     const start = floorTo(Number(minute), bucketMs);
     buckets.set(start, (buckets.get(start) ?? 0) + Number(clicks));
-    ads.set(String(adId), (ads.get(String(adId)) ?? 0) + Number(clicks));
   }
-  const totals: SpeedTotals = { buckets: [], ads: [] };
-  for (const [start, clicks] of buckets) if (clicks > 0) totals.buckets.push({ start, clicks });
-  for (const [adId, clicks] of ads) if (clicks > 0) totals.ads.push({ adId, clicks });
-  return totals;
+  return [...buckets].filter(([, clicks]) => clicks > 0).map(([start, clicks]) => ({ start, clicks }));
 }
