@@ -45,6 +45,8 @@ export interface PinotTableOptions {
   consumerFactory?: string;
   /** What the rows say (default SPEED_PINOT_COUNTS): the table made, and the one an existing table must be. */
   counts?: CountsForm;
+  /** Rows of a partition's first consuming segment (default SPEED_PINOT_INITIAL_ROWS); applied when a table is made. */
+  initialRows?: number;
 }
 
 export type CountsForm = 'deltas' | 'cumulative';
@@ -105,6 +107,7 @@ export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<P
     // Pinot hands every stream config to its Kafka consumer as a property (KafkaPartitionLevelConnectionHandler).
     FETCH_MIN_BYTES: String(config.SPEED_PINOT_FETCH_MIN_BYTES),
     FETCH_MAX_WAIT_MS: String(config.SPEED_PINOT_FETCH_MAX_WAIT_MS),
+    INITIAL_ROWS: String(opts.initialRows ?? config.SPEED_PINOT_INITIAL_ROWS),
   };
   if (!(await getSchema(table, endpoints))) {
     await addSchema(
