@@ -64,6 +64,9 @@ export interface PinotQueryResult {
   numDocsScanned: number;
   totalDocs: number;
   timeUsedMs: number;
+  /** Segments the query read, and how many of them were still consuming (not committed yet). */
+  numSegmentsQueried?: number;
+  numConsumingSegmentsQueried?: number;
   /**
    * A server kept only `numGroupsLimit` groups: a group-by answer is truncated. `query` fails on it
    * unless the caller takes it (`allowTruncatedGroups`) and narrows the query itself.
@@ -77,6 +80,8 @@ interface BrokerResponse {
   numDocsScanned?: number;
   totalDocs?: number;
   timeUsedMs?: number;
+  numSegmentsQueried?: number;
+  numConsumingSegmentsQueried?: number;
   numGroupsLimitReached?: boolean;
 }
 
@@ -301,6 +306,8 @@ export async function query(
     numDocsScanned: body.numDocsScanned ?? 0,
     totalDocs: body.totalDocs ?? 0,
     timeUsedMs: body.timeUsedMs ?? 0,
+    numSegmentsQueried: body.numSegmentsQueried ?? 0,
+    numConsumingSegmentsQueried: body.numConsumingSegmentsQueried ?? 0,
   };
 }
 

@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clicksTopicSpec, createKafka, ensureTopics, minuteCountsTopicSpec } from '../../common/kafka.js';
-import { config } from '../../common/config.js';
 import { getTableConfig, query, rowObjects, updateTable } from '../../common/pinot.js';
 import { waitFor } from '../../common/wait.js';
 import { countMessages } from '../../speed-layer/kafka-sink.js';
@@ -183,20 +182,11 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
     await waitFor(
       'Pinot to commit the first segment of partition 0 and index every delta',
       async () => {
-        const res = await fetch(`${config.PINOT_BROKER_URL.replace(/\/$/, '')}/query/sql`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ sql: `SELECT SUM(clicks) FROM ${segmentTable}` }),
-        });
-        const body = (await res.json()) as {
-          resultTable?: { rows: number[][] };
-          numSegmentsQueried?: number;
-          numConsumingSegmentsQueried?: number;
-        };
+        const r = await query(`SELECT SUM(clicks) FROM ${segmentTable}`);
         answer = {
-          total: Number(body.resultTable?.rows[0]?.[0] ?? 0),
-          segments: body.numSegmentsQueried ?? 0,
-          consuming: body.numConsumingSegmentsQueried ?? 0,
+          total: Number(r.rows[0]?.[0] ?? 0),
+          segments: r.numSegmentsQueried ?? 0,
+          consuming: r.numConsumingSegmentsQueried ?? 0,
         };
         return answer.total === expected && answer.segments > answer.consuming;
       },
