@@ -67,7 +67,7 @@ function pinotTable(sink: PartitionSink): {
   const kafkaSink = sink instanceof KafkaTransactionSink ? sink : undefined;
   const ensure = async (topic: string): Promise<PinotTableFormat> => {
     try {
-      return await ensurePinotTables({ table: config.SPEED_PINOT_TABLE, topic });
+      return await ensurePinotTables({ table: config.SPEED_PINOT_TABLE, topic, log });
     } catch (e) {
       if (e instanceof CountsMismatchError) {
         mismatch = e.message;

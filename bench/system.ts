@@ -53,7 +53,7 @@ const BEFORE_LEVERS = [
   'SPEED_COUNT_ROWS_PER_MESSAGE=1',
   'SPEED_PINOT_COUNTS=cumulative',
   'ADCLICK_CLICK_HTTP=node',
-  'SPEED_PINOT_INITIAL_ROWS=100000',
+  'SPEED_PINOT_CONSUMING_ROWS=400000',
 ];
 
 const { values: args } = parseArgs({

@@ -215,14 +215,16 @@ const schema = z.object({
   // a table is made.
   SPEED_PINOT_FETCH_MIN_BYTES: positiveInt.default(1),
   SPEED_PINOT_FETCH_MAX_WAIT_MS: positiveInt.default(500),
-  // Rows of a partition's first consuming segment (Pinot's realtime.segment.flush.autotune.initialRows;
-  // later ones are sized by Pinot from the committed ones, towards 50 MB). A segment commit costs
-  // Pinot about 1 s of CPU here whether it holds 100,000 rows or 200,000 (README, "CPU per click,
-  // sixteenth round"), so Pinot's default of 100,000 made a new table commit every 50 s per partition
-  // at 10,000 clicks/s. 500,000 is ~12.5 MB (about 25 bytes a row); a consuming segment holds about
-  // 115 bytes a row of Pinot's heap (its ad-id inverted index), ~230 MB for four such partitions.
-  // Applied when a table is made.
-  SPEED_PINOT_INITIAL_ROWS: positiveInt.default(500_000),
+  // Rows a Pinot server holds in the speed table's consuming segments, over all the partitions it
+  // consumes (Pinot's realtime.segment.flush.threshold.rows: a partition's segment commits at this
+  // divided by the server's partitions). It bounds the server's heap: a consuming row holds about 115
+  // bytes of it (the ad-id inverted index), so 2,000,000 rows is ~230 MB of the local stack's 1 GB.
+  // Pinot's size-based autotune (the table's form before) grew segments towards 50 MB, ~2M rows a
+  // partition: ~920 MB for four, an out-of-memory exit after about half an hour at 10,000 clicks/s.
+  // A commit costs Pinot about 1 s of CPU whatever its size, so segments are no smaller than needed
+  // (README, "CPU per click, seventeenth round"). Set on the table when it is made, and on an
+  // existing table at the speed layer's start (from the next segment each partition starts).
+  SPEED_PINOT_CONSUMING_ROWS: positiveInt.default(2_000_000),
   // --- end speed layer ---
   // --- Failure drills: click clock offset ---
   // Added to Date.now() where the click service stamps a click and checks its expiry, and where the

@@ -1,5 +1,6 @@
 // Applies the speed layer's Pinot schema and REALTIME table (speed-layer/pinot/*.json) through the
-// controller (common/pinot.ts), idempotently: an existing schema or table is left as it is. Pinot
+// controller (common/pinot.ts), idempotently: an existing schema or table is left as it is, but for
+// the rows its consuming segments may hold (SPEED_PINOT_CONSUMING_ROWS, Pinot's heap bound). Pinot
 // starts consuming partitions added to the topic only when its realtime validation task runs
 // (hourly by default): `consumeNewPartitions` runs it now.
 //
@@ -45,8 +46,13 @@ export interface PinotTableOptions {
   consumerFactory?: string;
   /** What the rows say (default SPEED_PINOT_COUNTS): the table made, and the one an existing table must be. */
   counts?: CountsForm;
-  /** Rows of a partition's first consuming segment (default SPEED_PINOT_INITIAL_ROWS); applied when a table is made. */
-  initialRows?: number;
+  /**
+   * Rows a server holds in the table's consuming segments over its partitions (default
+   * SPEED_PINOT_CONSUMING_ROWS): set on a table made, and on an existing table that differs.
+   */
+  consumingRows?: number;
+  /** Told what was changed on an existing table. */
+  log?: (message: string) => void;
 }
 
 export type CountsForm = 'deltas' | 'cumulative';
@@ -107,7 +113,7 @@ export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<P
     // Pinot hands every stream config to its Kafka consumer as a property (KafkaPartitionLevelConnectionHandler).
     FETCH_MIN_BYTES: String(config.SPEED_PINOT_FETCH_MIN_BYTES),
     FETCH_MAX_WAIT_MS: String(config.SPEED_PINOT_FETCH_MAX_WAIT_MS),
-    INITIAL_ROWS: String(opts.initialRows ?? config.SPEED_PINOT_INITIAL_ROWS),
+    CONSUMING_ROWS: String(opts.consumingRows ?? config.SPEED_PINOT_CONSUMING_ROWS),
   };
   if (!(await getSchema(table, endpoints))) {
     await addSchema(
@@ -129,9 +135,42 @@ export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<P
         `(SPEED_PINOT_COUNTS): point SPEED_PINOT_TABLE and KAFKA_MINUTE_COUNTS_TOPIC at a table and ` +
         `topic of that form (docs/operations.md, "Count deltas")`,
     );
+  const before = await boundConsumingRows(existing, Number(vars.CONSUMING_ROWS), endpoints);
+  if (before !== undefined)
+    opts.log?.(
+      `Pinot table ${table}: ${FLUSH_ROWS_KEY} ${before} -> ${vars.CONSUMING_ROWS} ` +
+        `(SPEED_PINOT_CONSUMING_ROWS), from each partition's next segment`,
+    );
   // Partitions added to the topic while the speed layer was down are consumed from now on.
   await consumeNewPartitions(table, endpoints.controllerUrl);
   return format;
+}
+
+/** Pinot's stream config key for the rows of a server's consuming segments (0: sized by bytes). */
+export const FLUSH_ROWS_KEY = 'realtime.segment.flush.threshold.rows';
+
+/**
+ * Sets an existing table's flush threshold to `rows` when it differs: a table made before
+ * SPEED_PINOT_CONSUMING_ROWS (sized by Pinot's autotune towards 50 MB a segment) or with another
+ * value. Pinot reads it when it starts a partition's next consuming segment, so the one consuming now
+ * keeps the threshold it started with. Returns the value before when it changed it.
+ */
+async function boundConsumingRows(
+  existing: PinotTableConfig,
+  rows: number,
+  endpoints: { controllerUrl: string },
+): Promise<string | undefined> {
+  const index = existing.tableIndexConfig as { streamConfigs?: Record<string, string> } | undefined;
+  const streamConfigs = index?.streamConfigs;
+  if (!streamConfigs || streamConfigs[FLUSH_ROWS_KEY] === String(rows)) return undefined;
+  await updateTable(
+    {
+      ...existing,
+      tableIndexConfig: { ...index, streamConfigs: { ...streamConfigs, [FLUSH_ROWS_KEY]: String(rows) } },
+    },
+    endpoints,
+  );
+  return streamConfigs[FLUSH_ROWS_KEY] ?? 'unset';
 }
 
 /**

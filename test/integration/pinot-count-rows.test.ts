@@ -6,13 +6,14 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clicksTopicSpec, createKafka, ensureTopics, minuteCountsTopicSpec } from '../../common/kafka.js';
-import { getTableConfig, query, rowObjects, updateTable } from '../../common/pinot.js';
+import { getTableConfig, query, rowObjects, updateTable, type PinotTableConfig } from '../../common/pinot.js';
 import { waitFor } from '../../common/wait.js';
 import { countMessages } from '../../speed-layer/kafka-sink.js';
 import type { CountChange } from '../../speed-layer/minute-window.js';
 import {
   CountsMismatchError,
   dropPinotTable,
+  FLUSH_ROWS_KEY,
   ensurePinotTables,
   migrateCountRows,
   tableFormat,
@@ -154,19 +155,24 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
     expect(Number(rows[0]!.n)).toBe(first.length + second.length + other.length);
   }, 120_000);
 
-  it("a partition's first segment holds the rows `initialRows` says, then Pinot commits it; every delta still counts once", async () => {
-    // SPEED_PINOT_INITIAL_ROWS is Pinot's realtime.segment.flush.autotune.initialRows: a key Pinot
-    // would ignore if misspelled, so this waits for a commit after 25 rows that the default (a
-    // million) would never make here.
-    await ensurePinotTables({ table: segmentTable, topic: segmentTopic, counts: 'deltas', initialRows: 25 });
+  it("a server's consuming segments hold SPEED_PINOT_CONSUMING_ROWS over its partitions: each partition commits at its share; every delta counts once", async () => {
+    // realtime.segment.flush.threshold.rows is a key Pinot would ignore if misspelled (and it would
+    // then size segments by bytes, towards 50 MB): this waits for commits that only the key makes.
+    // The test stack runs one Pinot server, which consumes both partitions: 50 rows are 25 each.
+    await ensurePinotTables({
+      table: segmentTable,
+      topic: segmentTopic,
+      counts: 'deltas',
+      consumingRows: 50,
+    });
     const made = await getTableConfig(segmentTable);
-    const streamConfigs = (made!.tableIndexConfig as { streamConfigs: Record<string, string> }).streamConfigs;
-    expect(streamConfigs['realtime.segment.flush.autotune.initialRows']).toBe('25');
+    expect(streamConfigsOf(made)[FLUSH_ROWS_KEY]).toBe('50');
     const changes = Array.from({ length: 60 }, (_, i) => ({
       ...change(1 + i, i % 4, 1),
       delta: 1 + (i % 5),
     }));
     const now = Date.now();
+    // Partition 0 only, 5 rows a message: 25 rows are five whole messages.
     for (let f = 0; f < 3; f++)
       await producer.send({
         topic: segmentTopic,
@@ -174,28 +180,71 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
         messages: countMessages(0, changes.slice(f * 20, f * 20 + 20), now + f, 5, 10 * (f + 1), 'deltas'),
       });
     const expected = changes.reduce((sum, c) => sum + c.delta, 0);
-    let answer: { total: number; segments: number; consuming: number } = {
-      total: 0,
-      segments: 0,
-      consuming: 0,
-    };
+    let total = 0;
+    let perSegment = new Map<number, number>();
     await waitFor(
-      'Pinot to commit the first segment of partition 0 and index every delta',
+      "Pinot to commit partition 0's first two segments and index every delta",
       async () => {
-        const r = await query(`SELECT SUM(clicks) FROM ${segmentTable}`);
-        answer = {
-          total: Number(r.rows[0]?.[0] ?? 0),
-          segments: r.numSegmentsQueried ?? 0,
-          consuming: r.numConsumingSegmentsQueried ?? 0,
-        };
-        return answer.total === expected && answer.segments > answer.consuming;
+        total = Number((await query(`SELECT SUM(clicks) FROM ${segmentTable}`)).rows[0]?.[0] ?? 0);
+        const rows = rowObjects(
+          await query(`SELECT $segmentName AS s, COUNT(*) AS n FROM ${segmentTable} GROUP BY $segmentName`),
+        );
+        // LLC segment names: table__partition__sequence__time.
+        perSegment = new Map(
+          rows
+            .map((r) => ({ name: String(r.s).split('__'), n: Number(r.n) }))
+            .filter(({ name }) => name[1] === '0')
+            .map(({ name, n }) => [Number(name[2]), n]),
+        );
+        return total === expected && perSegment.size >= 3;
       },
       90_000,
     ).catch(() => undefined);
-    expect(answer.total).toBe(expected);
-    // A committed segment is queried beside the consuming ones.
-    expect(answer.segments).toBeGreaterThan(answer.consuming);
+    expect(total).toBe(expected);
+    // Segments 0 and 1 committed at the partition's share; the third holds the rest, consuming.
+    expect([perSegment.get(0), perSegment.get(1), perSegment.get(2)]).toEqual([25, 25, 10]);
   }, 120_000);
+
+  it('bounds the consuming rows of a table made before (sized by Pinot towards 50 MB) when the speed layer starts', async () => {
+    const before = `${deltasTable}_autotune`;
+    await ensurePinotTables({ table: before, topic: deltasTopic, counts: 'deltas' });
+    try {
+      // Made as the tables before SPEED_PINOT_CONSUMING_ROWS were: rows 0, sized by bytes.
+      const made = (await getTableConfig(before))!;
+      const autotune = {
+        ...streamConfigsOf(made),
+        [FLUSH_ROWS_KEY]: '0',
+        'realtime.segment.flush.threshold.segment.size': '50M',
+        'realtime.segment.flush.autotune.initialRows': '100000',
+      };
+      await updateTable({
+        ...made,
+        tableIndexConfig: { ...(made.tableIndexConfig as object), streamConfigs: autotune },
+      });
+      expect(streamConfigsOf(await getTableConfig(before))[FLUSH_ROWS_KEY]).toBe('0');
+
+      const told: string[] = [];
+      const start = () =>
+        ensurePinotTables({
+          table: before,
+          topic: deltasTopic,
+          counts: 'deltas',
+          consumingRows: 1000,
+          log: (m) => told.push(m),
+        });
+      await start();
+      const bounded = streamConfigsOf(await getTableConfig(before));
+      expect(bounded[FLUSH_ROWS_KEY]).toBe('1000');
+      // Nothing else of the stream config changed.
+      expect({ ...bounded, [FLUSH_ROWS_KEY]: '0' }).toEqual(autotune);
+      expect(told).toEqual([expect.stringContaining(`${FLUSH_ROWS_KEY} 0 -> 1000`)]);
+      // Once bounded, a start changes nothing and says nothing.
+      await start();
+      expect(told).toHaveLength(1);
+    } finally {
+      await dropPinotTable(before).catch(() => undefined);
+    }
+  }, 60_000);
 
   it('refuses a table of the other form: deltas read by an upsert (or the reverse) would be wrong counts', async () => {
     await ensurePinotTables({ table, topic: countsTopic, counts: 'cumulative' });
@@ -233,4 +282,8 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
 
 function sortKeys(o: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+function streamConfigsOf(table: PinotTableConfig | undefined): Record<string, string> {
+  return (table?.tableIndexConfig as { streamConfigs: Record<string, string> }).streamConfigs;
 }
