@@ -4,8 +4,8 @@ import { createWriteStream, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { config } from '../common/config.js';
+import { copyOut } from '../common/db.js';
 import { minuteOf } from '../common/time.js';
 import { sleep } from '../common/wait.js';
 import { clickPath, newImpression } from '../ingest/impression.js';
@@ -72,7 +72,7 @@ export async function catalogueIds(pool: pg.Pool): Promise<Float64Array> {
   let n = 0;
   const client = await pool.connect();
   try {
-    const stream = client.query(copyTo('copy (select ad_id from ads order by ad_id) to stdout'));
+    const stream = copyOut(client, 'copy (select ad_id from ads order by ad_id) to stdout');
     let rest = '';
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       const text = rest + chunk.toString('latin1');

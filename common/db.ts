@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
+import { to as copyTo, type CopyToStreamQuery } from 'pg-copy-streams';
 import { Counter } from 'prom-client';
 import { config } from './config.js';
 import { backoffDelay, sleep } from './wait.js';
@@ -109,6 +110,26 @@ export async function inTransaction<T>(
 
 const MIGRATIONS_DIR = resolve(import.meta.dirname, '..', 'migrations');
 const LOCK_ID = 7_262_024; // arbitrary constant shared by every process of this app
+
+/**
+ * `sql` (a `COPY … TO STDOUT`) on `client`, as a stream of its text (pg-copy-streams' `to`). pg arms
+ * a client-side read deadline for every query (`queryTimeoutMs`, else the pool's `query_timeout`) and
+ * clears it from the query's callback, which pg-copy-streams calls for a COPY FROM but not for a COPY
+ * TO. Without this, every copy left a timer that kept a process alive for the deadline (the batch
+ * pool's 30 minutes: tools/catalogue-click-cpu.ts hung after its last line) and then emitted a late
+ * "Query read timeout" on the finished stream. Here the deadline is cleared once the stream ends or
+ * closes; while it runs, it stands.
+ */
+export function copyOut(client: pg.PoolClient, sql: string, queryTimeoutMs?: number): CopyToStreamQuery {
+  const stream = copyTo(sql);
+  if (queryTimeoutMs !== undefined) Object.assign(stream, { query_timeout: queryTimeoutMs });
+  client.query(stream);
+  // pg's wrapper of the callback (clearTimeout, then the query's own: none for a COPY TO).
+  const clearDeadline = (): void => (stream as { callback?: () => void }).callback?.();
+  stream.once('end', clearDeadline);
+  stream.once('close', clearDeadline);
+  return stream;
+}
 
 /** A statement with the client-side deadline of the batch jobs (pg's types omit `query_timeout`). */
 function withLongDeadline(text: string, values?: unknown[]): pg.QueryConfig {

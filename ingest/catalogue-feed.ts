@@ -12,7 +12,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, Batch, Consumer, Kafka } from 'kafkajs';
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import {
   lagOf,
   reached,
@@ -26,6 +25,7 @@ import {
   type ReplicaStatus,
 } from './catalogue-replica.js';
 import { config } from '../common/config.js';
+import { copyOut } from '../common/db.js';
 import { adChangesTopicSpec, ensureTopics } from '../common/kafka.js';
 import { sleep } from '../common/wait.js';
 
@@ -328,10 +328,11 @@ async function snapshot(pool: pg.Pool, replica: CatalogueReplica, stallMs: numbe
     const deadlineMs = config.DATABASE_BATCH_STATEMENT_TIMEOUT_MS;
     await client.query(`set statement_timeout = ${deadlineMs}`);
     // One consistent view, and the whole row so columns added later reach the replica too.
-    const stream = client.query(
-      Object.assign(copyTo('copy (select a.ad_id, to_jsonb(a) from ads a) to stdout'), {
-        query_timeout: deadlineMs + 1000, // pg's client-side deadline, which it reads from the query
-      }),
+    // pg's client-side deadline a second past the server's.
+    const stream = copyOut(
+      client,
+      'copy (select a.ad_id, to_jsonb(a) from ads a) to stdout',
+      deadlineMs + 1000,
     );
     // Only the waits for PostgreSQL count: the clock restarts after each chunk has been handled.
     let waitingSince = performance.now();

@@ -5,9 +5,8 @@
 // (a change in flight reaches a live replica within a second, and is not a difference). Exit code 0:
 // equal; 1: different; 2: could not compare. The replica may be read while its click process runs.
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { config } from '../common/config.js';
-import { createPool } from '../common/db.js';
+import { copyOut, createPool } from '../common/db.js';
 import { parseCopyLine } from '../ingest/catalogue-feed.js';
 import { adLine, bucketOf, differingIds, Fold } from '../ingest/catalogue-checksum.js';
 import { CatalogueReplica, type ReplicaAd } from '../ingest/catalogue-replica.js';
@@ -22,7 +21,7 @@ const arg = (name: string): string | undefined => {
 async function eachPgAd(pool: pg.Pool, each: (adId: string, ad: ReplicaAd) => void): Promise<void> {
   const client = await pool.connect();
   try {
-    const stream = client.query(copyTo('copy (select a.ad_id, to_jsonb(a) from ads a) to stdout'));
+    const stream = copyOut(client, 'copy (select a.ad_id, to_jsonb(a) from ads a) to stdout');
     let rest = '';
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       const lines = (rest + chunk.toString('utf8')).split('\n');
