@@ -1,7 +1,14 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderPinotConfig, type PinotSchema } from '../common/pinot.js';
-import { COUNT_ROWS_MARKER, tableConfigFor, tableFormat, tableTemplate } from './pinot-tables.js';
+import {
+  COUNT_ROWS_MARKER,
+  FLUSH_ROWS_KEY,
+  tableConfigFor,
+  tableFormat,
+  tableTemplate,
+  withKnobs,
+} from './pinot-tables.js';
 
 const DIR = resolve(import.meta.dirname, 'pinot');
 const table = tableTemplate();
@@ -67,5 +74,58 @@ describe('the count form of a table', () => {
     expect(tableFormat({ ...deltas, upsertConfig: { mode: 'none' } }).counts).toBe('deltas');
     expect(tableFormat({ ...deltas, upsertConfig: { mode: 'PARTIAL' } }).counts).toBe('cumulative');
     expect(tableFormat({ ...deltas, upsertConfig: { mode: 'FULL' } }).counts).toBe('cumulative');
+  });
+});
+
+describe('withKnobs', () => {
+  const made = tableConfigFor('deltas', {
+    ...Object.fromEntries(['TABLE', 'TOPIC', 'BROKERS', 'CONSUMER_FACTORY'].map((k) => [k, k.toLowerCase()])),
+    RETENTION_DAYS: '7',
+    REPLICATION: '1',
+    FETCH_MIN_BYTES: '1',
+    FETCH_MAX_WAIT_MS: '500',
+    CONSUMING_ROWS: '2000000',
+  });
+  const streams = (t: typeof made) =>
+    (t.tableIndexConfig as { streamConfigs: Record<string, string> }).streamConfigs;
+
+  it('leaves a table made with the same knobs as it is', () => {
+    expect(withKnobs(made, { consumingRows: '2000000', retentionDays: '7' })).toBeUndefined();
+  });
+
+  it("sets the consuming rows of a table sized by Pinot's autotune, and keeps every other key", () => {
+    const autotune = {
+      ...made,
+      tableIndexConfig: {
+        ...(made.tableIndexConfig as object),
+        streamConfigs: {
+          ...streams(made),
+          [FLUSH_ROWS_KEY]: '0',
+          'realtime.segment.flush.threshold.segment.size': '50M',
+        },
+      },
+    };
+    const knobs = withKnobs(autotune, { consumingRows: '2000000', retentionDays: '7' })!;
+    expect(knobs.changes).toEqual({ [FLUSH_ROWS_KEY]: { from: '0', to: '2000000' } });
+    expect(streams(knobs.table)).toEqual({ ...streams(autotune), [FLUSH_ROWS_KEY]: '2000000' });
+    expect({ ...knobs.table, tableIndexConfig: autotune.tableIndexConfig }).toEqual(autotune);
+  });
+
+  it('sets the retention in days, whatever the unit the table had', () => {
+    const hours = {
+      ...made,
+      segmentsConfig: {
+        ...(made.segmentsConfig as object),
+        retentionTimeValue: '48',
+        retentionTimeUnit: 'HOURS',
+      },
+    };
+    const knobs = withKnobs(hours, { consumingRows: '2000000', retentionDays: '2' })!;
+    expect(knobs.changes).toEqual({ retention: { from: '48 HOURS', to: '2 DAYS' } });
+    expect(knobs.table.segmentsConfig).toEqual({
+      ...(made.segmentsConfig as object),
+      retentionTimeValue: '2',
+      retentionTimeUnit: 'DAYS',
+    });
   });
 });

@@ -1,6 +1,7 @@
 // Applies the speed layer's Pinot schema and REALTIME table (speed-layer/pinot/*.json) through the
 // controller (common/pinot.ts), idempotently: an existing schema or table is left as it is, but for
-// the rows its consuming segments may hold (SPEED_PINOT_CONSUMING_ROWS, Pinot's heap bound). Pinot
+// the rows its consuming segments may hold (SPEED_PINOT_CONSUMING_ROWS, Pinot's heap bound) and its
+// retention (SPEED_PINOT_RETENTION_DAYS), which follow the configuration at every start. Pinot
 // starts consuming partitions added to the topic only when its realtime validation task runs
 // (hourly by default): `consumeNewPartitions` runs it now.
 //
@@ -48,7 +49,8 @@ export interface PinotTableOptions {
   counts?: CountsForm;
   /**
    * Rows a server holds in the table's consuming segments over its partitions (default
-   * SPEED_PINOT_CONSUMING_ROWS): set on a table made, and on an existing table that differs.
+   * SPEED_PINOT_CONSUMING_ROWS): set on a table made, and on an existing table that differs (as
+   * `retentionDays` is).
    */
   consumingRows?: number;
   /** Told what was changed on an existing table. */
@@ -135,12 +137,18 @@ export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<P
         `(SPEED_PINOT_COUNTS): point SPEED_PINOT_TABLE and KAFKA_MINUTE_COUNTS_TOPIC at a table and ` +
         `topic of that form (docs/operations.md, "Count deltas")`,
     );
-  const before = await boundConsumingRows(existing, Number(vars.CONSUMING_ROWS), endpoints);
-  if (before !== undefined)
+  const knobs = withKnobs(existing, {
+    consumingRows: vars.CONSUMING_ROWS,
+    retentionDays: vars.RETENTION_DAYS,
+  });
+  if (knobs) {
+    await updateTable(knobs.table, endpoints);
     opts.log?.(
-      `Pinot table ${table}: ${FLUSH_ROWS_KEY} ${before} -> ${vars.CONSUMING_ROWS} ` +
-        `(SPEED_PINOT_CONSUMING_ROWS), from each partition's next segment`,
+      `Pinot table ${table}: ${Object.entries(knobs.changes)
+        .map(([key, c]) => `${key} ${c.from} -> ${c.to}`)
+        .join(', ')} (from each partition's next segment; the retention at Pinot's next sweep)`,
     );
+  }
   // Partitions added to the topic while the speed layer was down are consumed from now on.
   await consumeNewPartitions(table, endpoints.controllerUrl);
   return format;
@@ -150,27 +158,41 @@ export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<P
 export const FLUSH_ROWS_KEY = 'realtime.segment.flush.threshold.rows';
 
 /**
- * Sets an existing table's flush threshold to `rows` when it differs: a table made before
- * SPEED_PINOT_CONSUMING_ROWS (sized by Pinot's autotune towards 50 MB a segment) or with another
- * value. Pinot reads it when it starts a partition's next consuming segment, so the one consuming now
- * keeps the threshold it started with. Returns the value before when it changed it.
+ * An existing table with the speed layer's knobs that apply to a table already made: the rows of its
+ * consuming segments (SPEED_PINOT_CONSUMING_ROWS; a table made before it was sized by Pinot's
+ * autotune towards 50 MB a segment, past the heap) and its retention (SPEED_PINOT_RETENTION_DAYS, as
+ * the count topic's is set at start). Pinot reads the first when a partition starts its next
+ * consuming segment, so the one consuming now keeps the threshold it started with, and the second at
+ * its retention manager's next run. Undefined when the table has them already.
  */
-async function boundConsumingRows(
+export function withKnobs(
   existing: PinotTableConfig,
-  rows: number,
-  endpoints: { controllerUrl: string },
-): Promise<string | undefined> {
+  wanted: { consumingRows: string; retentionDays: string },
+): { table: PinotTableConfig; changes: Record<string, { from: string; to: string }> } | undefined {
   const index = existing.tableIndexConfig as { streamConfigs?: Record<string, string> } | undefined;
+  const segments = (existing.segmentsConfig ?? {}) as Record<string, unknown>;
+  const changes: Record<string, { from: string; to: string }> = {};
   const streamConfigs = index?.streamConfigs;
-  if (!streamConfigs || streamConfigs[FLUSH_ROWS_KEY] === String(rows)) return undefined;
-  await updateTable(
-    {
-      ...existing,
-      tableIndexConfig: { ...index, streamConfigs: { ...streamConfigs, [FLUSH_ROWS_KEY]: String(rows) } },
-    },
-    endpoints,
-  );
-  return streamConfigs[FLUSH_ROWS_KEY] ?? 'unset';
+  let table = existing;
+  if (streamConfigs && streamConfigs[FLUSH_ROWS_KEY] !== wanted.consumingRows) {
+    changes[FLUSH_ROWS_KEY] = { from: streamConfigs[FLUSH_ROWS_KEY] ?? 'unset', to: wanted.consumingRows };
+    table = {
+      ...table,
+      tableIndexConfig: {
+        ...index,
+        streamConfigs: { ...streamConfigs, [FLUSH_ROWS_KEY]: wanted.consumingRows },
+      },
+    };
+  }
+  const retention = `${String(segments.retentionTimeValue ?? 'unset')} ${String(segments.retentionTimeUnit ?? '')}`;
+  if (retention !== `${wanted.retentionDays} DAYS`) {
+    changes.retention = { from: retention.trim(), to: `${wanted.retentionDays} DAYS` };
+    table = {
+      ...table,
+      segmentsConfig: { ...segments, retentionTimeValue: wanted.retentionDays, retentionTimeUnit: 'DAYS' },
+    };
+  }
+  return Object.keys(changes).length > 0 ? { table, changes } : undefined;
 }
 
 /**

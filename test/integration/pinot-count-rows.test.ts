@@ -205,7 +205,7 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
     expect([perSegment.get(0), perSegment.get(1), perSegment.get(2)]).toEqual([25, 25, 10]);
   }, 120_000);
 
-  it('bounds the consuming rows of a table made before (sized by Pinot towards 50 MB) when the speed layer starts', async () => {
+  it('bounds the consuming rows of a table made before (sized by Pinot towards 50 MB), and sets its retention, when the speed layer starts', async () => {
     const before = `${deltasTable}_autotune`;
     await ensurePinotTables({ table: before, topic: deltasTopic, counts: 'deltas' });
     try {
@@ -224,12 +224,13 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
       expect(streamConfigsOf(await getTableConfig(before))[FLUSH_ROWS_KEY]).toBe('0');
 
       const told: string[] = [];
-      const start = () =>
+      const start = (retentionDays?: number) =>
         ensurePinotTables({
           table: before,
           topic: deltasTopic,
           counts: 'deltas',
           consumingRows: 1000,
+          retentionDays,
           log: (m) => told.push(m),
         });
       await start();
@@ -238,9 +239,14 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
       // Nothing else of the stream config changed.
       expect({ ...bounded, [FLUSH_ROWS_KEY]: '0' }).toEqual(autotune);
       expect(told).toEqual([expect.stringContaining(`${FLUSH_ROWS_KEY} 0 -> 1000`)]);
-      // Once bounded, a start changes nothing and says nothing.
-      await start();
-      expect(told).toHaveLength(1);
+      // So is its retention (SPEED_PINOT_RETENTION_DAYS), as the count topic's is.
+      await start(2);
+      const segmentsConfig = (await getTableConfig(before))!.segmentsConfig as Record<string, unknown>;
+      expect([segmentsConfig.retentionTimeValue, segmentsConfig.retentionTimeUnit]).toEqual(['2', 'DAYS']);
+      expect(told[1]).toContain('retention 7 DAYS -> 2 DAYS');
+      // Once set, a start changes nothing and says nothing.
+      await start(2);
+      expect(told).toHaveLength(2);
     } finally {
       await dropPinotTable(before).catch(() => undefined);
     }
