@@ -98,8 +98,9 @@ export const apiRoutes: ApiRoute[] = [
 export function createApiApp(deps: ApiDeps): Express {
   const { pool, speedStore } = deps;
   const keys = deps.signingKeys ?? configuredSigningKeys();
+  const redis = deps.redis ?? rateLimitRedis();
   const limiters = rateLimiters(
-    deps.redis ?? rateLimitRedis(),
+    redis,
     { ...configuredRateLimits(), ...deps.rateLimits },
     deps.rateLimitPrefix,
   );
@@ -155,7 +156,7 @@ export function createApiApp(deps: ApiDeps): Express {
   );
   app.use(
     opsRouter({
-      reader: deps.ops ?? opsStatusReader(pool, deps.temporalClient),
+      reader: deps.ops ?? opsStatusReader(pool, deps.temporalClient, redis),
       temporalUiUrl: `http://${config.HOST}:${config.TEMPORAL_UI_PORT}`,
       namespace: config.TEMPORAL_NAMESPACE,
     }),
@@ -167,9 +168,9 @@ export function createApiApp(deps: ApiDeps): Express {
 
 /**
  * The operators' status over this process's stores: the two consumer groups of the clicks topic, the
- * spool and stack folders' disks. Kafka's admin client connects on first use and again after a failure.
+ * spool and stack folders' disks, and Redis's memory when given its client. Kafka's admin client connects on first use and again after a failure.
  */
-export function opsStatusReader(pool: pg.Pool, temporalClient?: Client): OpsStatusReader {
+export function opsStatusReader(pool: pg.Pool, temporalClient?: Client, redis?: Redis): OpsStatusReader {
   let admin: Promise<Admin> | undefined;
   let temporal: Promise<Client> | undefined = temporalClient && Promise.resolve(temporalClient);
   return new OpsStatusReader({
@@ -193,6 +194,7 @@ export function opsStatusReader(pool: pg.Pool, temporalClient?: Client): OpsStat
       { group: config.SPEED_CONSUMER_GROUP, topic: config.KAFKA_CLICKS_TOPIC },
     ],
     disks: { spool: config.ADCLICK_SPOOL_DIR, stack: config.ADCLICK_STACK_DIR },
+    ...(redis && { redis }),
     lookbackMs: 7 * 24 * 3_600_000,
     rawRetentionMs: config.BATCH_RAW_RETENTION_DAYS * 24 * 3_600_000,
   });
@@ -256,7 +258,8 @@ async function main(): Promise<void> {
     .catch((e: Error) =>
       console.error(`[api] Redis not reachable yet (${e.message}); rate limits wait for it`),
     );
-  const ops = opsStatusReader(pool);
+  // Its memory is the click path's too (the first-click keys): the same REDIS_URL.
+  const ops = opsStatusReader(pool, undefined, redis);
   registerOpsMetrics({
     registry,
     reader: ops,

@@ -2,7 +2,7 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { registerOpsMetrics } from './ops-metrics.js';
-import type { OpsStatus, OpsStatusReader } from './ops-status.js';
+import { redisMemoryOf, type OpsStatus, type OpsStatusReader } from './ops-status.js';
 
 const H = 3_600_000;
 const at = Date.UTC(2026, 0, 2, 12, 10);
@@ -33,6 +33,7 @@ const status: OpsStatus = {
     { group: 'adclick-archiver', topic: 'clicks', partition: 4, committed: 23, end: 58_309, lag: 58_286 },
   ],
   disks: [{ name: 'spool', path: '/var/spool', freeBytes: 5, sizeBytes: 100 }],
+  redis: { usedBytes: 900, maxmemoryBytes: 0, systemBytes: 1000, evictedKeys: 7 },
   errors: { backfills: 'Temporal: no answer within 3000 ms' },
 };
 
@@ -69,6 +70,11 @@ describe('ops metrics', () => {
       'adclick_ops_disk_size_bytes{disk="spool",path="/var/spool"} 100',
       'adclick_ops_read_errors{part="backfills"} 1',
       'adclick_ops_read_errors{part="kafka"} 0',
+      'adclick_ops_redis_memory_used_bytes 900',
+      'adclick_ops_redis_maxmemory_bytes 0',
+      'adclick_ops_redis_system_memory_bytes 1000',
+      'adclick_ops_redis_evicted_keys 7',
+      'adclick_ops_read_errors{part="redis"} 0',
     ])
       expect(lines).toContain(line);
   });
@@ -79,7 +85,8 @@ describe('ops metrics', () => {
       hours: [],
       oldestNotFinalHourEnd: undefined,
       consumers: undefined,
-      errors: { hours: 'PostgreSQL: no answer', kafka: 'Kafka: no answer' },
+      redis: undefined,
+      errors: { hours: 'PostgreSQL: no answer', kafka: 'Kafka: no answer', redis: 'redis: no answer' },
     });
     const lines = text.split('\n').filter((l) => !l.startsWith('#'));
     expect(lines.filter((l) => l.startsWith('adclick_ops_hours{'))).toEqual([]);
@@ -88,5 +95,36 @@ describe('ops metrics', () => {
     expect(lines.filter((l) => l.startsWith('adclick_ops_kafka_'))).toEqual([]);
     expect(lines).toContain('adclick_ops_read_errors{part="hours"} 1');
     expect(lines).toContain('adclick_ops_read_errors{part="kafka"} 1');
+    expect(lines.filter((l) => /^adclick_ops_redis_memory_used_bytes nan$/i.test(l))).toHaveLength(1);
+    expect(lines).toContain('adclick_ops_read_errors{part="redis"} 1');
+  });
+});
+
+describe('redisMemoryOf', () => {
+  it("reads Redis's INFO memory and stats sections", () => {
+    const info = [
+      '# Memory',
+      'used_memory:902375392',
+      'used_memory_human:860.57M',
+      'total_system_memory:25769803776',
+      'maxmemory:0',
+      'maxmemory_policy:volatile-ttl',
+      '',
+      '# Stats',
+      'evicted_keys:12',
+      'evicted_clients:0',
+    ].join('\r\n');
+    expect(redisMemoryOf(info)).toEqual({
+      usedBytes: 902_375_392,
+      maxmemoryBytes: 0,
+      systemBytes: 25_769_803_776,
+      evictedKeys: 12,
+    });
+  });
+
+  it('refuses an answer without a figure rather than report 0', () => {
+    expect(() => redisMemoryOf('# Memory\r\nused_memory:10\r\nmaxmemory:0\r\n')).toThrow(
+      /total_system_memory/,
+    );
   });
 });

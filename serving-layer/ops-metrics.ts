@@ -1,6 +1,6 @@
 // The operators' status (ops-status.ts) as Prometheus gauges on the API process's /metrics, for the
 // rules of ops/alerts.yml that need what only the system's records know: hours not final, failed
-// hours, late files, reconciliation, consumer offsets as Kafka holds them, free disk. One read per
+// hours, late files, reconciliation, consumer offsets as Kafka holds them, free disk, Redis's memory. One read per
 // scrape at most (shared by every gauge, reused for a few seconds); a part that could not be read
 // leaves its labelled gauges out, sets its single-valued ones to NaN (unknown, never a reassuring 0)
 // and sets adclick_ops_read_errors{part}.
@@ -144,12 +144,39 @@ export function registerOpsMetrics(opts: OpsMetricsOptions): void {
       for (const d of s.disks) g.set({ disk: d.name, path: d.path }, d.sizeBytes);
     },
   );
+  const redis = (name: string, help: string, figure: (r: NonNullable<OpsStatus['redis']>) => number): void =>
+    gauge(name, help, [], (g, s) => g.set(s.redis ? figure(s.redis) : NaN));
+  redis(
+    'adclick_ops_redis_memory_used_bytes',
+    "Memory Redis's data takes (INFO used_memory), the Redis of REDIS_URL",
+    (r) => r.usedBytes,
+  );
+  redis(
+    'adclick_ops_redis_maxmemory_bytes',
+    "Redis's maxmemory: past it the policy evicts keys (0: none, Redis grows until its host runs out)",
+    (r) => r.maxmemoryBytes,
+  );
+  redis('adclick_ops_redis_system_memory_bytes', "The memory of Redis's host", (r) => r.systemBytes);
+  redis(
+    'adclick_ops_redis_evicted_keys',
+    'Keys Redis evicted since it started, to stay within maxmemory (its counter)',
+    (r) => r.evictedKeys,
+  );
   gauge(
     'adclick_ops_read_errors',
     'Parts of the operators status that could not be read on the last scrape (1), by part',
     ['part'],
     (g, s) => {
-      for (const part of ['hours', 'lateFiles', 'reconciliation', 'backfills', 'spools', 'kafka', 'disks'])
+      for (const part of [
+        'hours',
+        'lateFiles',
+        'reconciliation',
+        'backfills',
+        'spools',
+        'kafka',
+        'disks',
+        'redis',
+      ])
         g.set({ part }, s.errors[part] ? 1 : 0);
     },
   );

@@ -1,6 +1,6 @@
 // GET /v1/admin/ops — the operator view's data (ops.html): hours not final, late files, the latest
 // reconciliation, recent backfills with their Temporal UI links, the click processes' spools, consumer
-// lag per partition and free disk (ops-status.ts). Mounted after `authenticate()`; admin key only.
+// lag per partition, free disk and Redis's memory (ops-status.ts). Mounted after `authenticate()`; admin key only.
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import { requireAdmin } from '../common/auth.js';
@@ -11,7 +11,8 @@ export const opsRoutes: ApiRoute[] = [
   {
     method: 'get',
     path: '/v1/admin/ops',
-    summary: 'The operator view: hours not final, late files, backfills, spools, consumer lag, disks (admin)',
+    summary:
+      'The operator view: hours not final, late files, backfills, spools, consumer lag, disks, Redis memory (admin)',
     responses: {
       '200': json('operations status', z.record(z.string(), z.unknown())),
       ...keyedErrors({ '403': 'not the admin key' }),
@@ -66,6 +67,7 @@ export function opsRouter(deps: {
       spools: s.spools.map((p) => ({ ...p, reportedAt: iso(p.reportedAt) })),
       consumers: s.consumers ?? null,
       disks: s.disks,
+      redis: s.redis ?? null,
       errors: s.errors,
     });
   });

@@ -1,12 +1,13 @@
 // What an operator needs to see that money is late or lost, read from the system's own records: the
 // hours that are not final (PostgreSQL), late raw files waiting for the late path, the latest
 // reconciliation, recent backfills, the click processes' reported spools, each consumer group's
-// committed offsets against the topic's end offsets (Kafka), and free disk under the spool and the
-// stack data. The API process serves it as GET /v1/admin/ops (ops-router.ts) and as Prometheus
+// committed offsets against the topic's end offsets (Kafka), free disk under the spool and the
+// stack data, and the memory of the Redis that holds the click path's first-click keys. The API process serves it as GET /v1/admin/ops (ops-router.ts) and as Prometheus
 // gauges (ops-metrics.ts). Every read has a deadline: an operator page must answer when a store hangs.
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Client } from '@temporalio/client';
+import type { Redis } from 'ioredis';
 import type { Admin } from 'kafkajs';
 import type pg from 'pg';
 import { HOUR_MS, hourOf } from '../common/time.js';
@@ -27,6 +28,8 @@ export interface OpsStatusDeps {
   temporal?: () => Promise<Client>;
   /** Folders whose file system is watched (e.g. spool: ADCLICK_SPOOL_DIR, stack: the stack data). */
   disks: Record<string, string>;
+  /** The Redis of REDIS_URL (the click path's first-click keys); undefined: its memory is not reported. */
+  redis?: Redis;
   /** How far back hours are looked at (ms). */
   lookbackMs: number;
   rawRetentionMs: number;
@@ -64,6 +67,38 @@ export interface PartitionOffsets {
   lag: number;
 }
 
+/** Redis's INFO: the memory its data takes, what bounds it, and the keys it evicted to stay within. */
+export interface RedisMemory {
+  usedBytes: number;
+  /** `maxmemory`; 0: none, Redis grows until its host has no memory left. */
+  maxmemoryBytes: number;
+  /** The memory of Redis's host (`total_system_memory`). */
+  systemBytes: number;
+  /** Keys evicted since Redis started (`maxmemory` reached; the policy chooses them). */
+  evictedKeys: number;
+}
+
+/** The figures of RedisMemory from the text of `INFO memory stats`. */
+export function redisMemoryOf(info: string): RedisMemory {
+  const fields = new Map(
+    info.split(/\r?\n/).flatMap((line) => {
+      const i = line.indexOf(':');
+      return i > 0 && !line.startsWith('#') ? [[line.slice(0, i), line.slice(i + 1).trim()] as const] : [];
+    }),
+  );
+  const number = (name: string): number => {
+    const v = Number(fields.get(name));
+    if (!fields.has(name) || !Number.isFinite(v)) throw new Error(`Redis INFO has no number ${name}`);
+    return v;
+  };
+  return {
+    usedBytes: number('used_memory'),
+    maxmemoryBytes: number('maxmemory'),
+    systemBytes: number('total_system_memory'),
+    evictedKeys: number('evicted_keys'),
+  };
+}
+
 export interface OpsStatus {
   at: number;
   hours: HourSummary[];
@@ -89,6 +124,8 @@ export interface OpsStatus {
   /** undefined: Kafka did not answer (reason in `errors.kafka`). */
   consumers?: PartitionOffsets[];
   disks: Array<{ name: string; path: string; freeBytes: number; sizeBytes: number }>;
+  /** undefined: not watched, or Redis did not answer (reason in `errors.redis`). */
+  redis?: RedisMemory;
   /** Parts that could not be read, by part: the rest of the status is still true. */
   errors: Record<string, string>;
 }
@@ -147,7 +184,7 @@ export class OpsStatusReader {
         return fallback;
       }
     };
-    const [hours, lateFiles, reconciliation, backfills, spools, consumers, disks] = await Promise.all([
+    const [hours, lateFiles, reconciliation, backfills, spools, consumers, disks, redis] = await Promise.all([
       part('hours', () => this.hours(now), []),
       part('lateFiles', () => this.lateFiles(now), { hours: 0, files: 0 }),
       part('reconciliation', () => this.reconciliation(), undefined),
@@ -155,6 +192,7 @@ export class OpsStatusReader {
       part('spools', () => this.spools(), []),
       part('kafka', () => this.consumerOffsets(), undefined),
       part('disks', () => this.disks(), []),
+      this.deps.redis ? part('redis', () => this.redisMemory(this.deps.redis!), undefined) : undefined,
     ]);
     const notFinal = hours.find((h) => h.state !== 'final');
     return {
@@ -167,6 +205,7 @@ export class OpsStatusReader {
       spools,
       ...(consumers && { consumers }),
       disks,
+      ...(redis && { redis }),
       errors,
     };
   }
@@ -325,5 +364,9 @@ export class OpsStatusReader {
         };
       }),
     );
+  }
+
+  private async redisMemory(redis: Redis): Promise<RedisMemory> {
+    return redisMemoryOf(String(await redis.call('INFO', 'memory', 'stats')));
   }
 }

@@ -169,6 +169,15 @@ function renderOps(ops) {
       ]),
     ),
   );
+  const r = ops.redis;
+  const gib = (bytes) => `${(bytes / 2 ** 30).toFixed(2)} GiB`;
+  $('redis').textContent = r
+    ? `${gib(r.usedBytes)} used of ${
+        r.maxmemoryBytes > 0
+          ? `${gib(r.maxmemoryBytes)} (maxmemory)`
+          : `${gib(r.systemBytes)} (its host; no maxmemory)`
+      }; ${num(r.evictedKeys)} keys evicted since it started`
+    : 'not read';
   const errors = Object.entries(ops.errors ?? {});
   $('errors').textContent = errors.length
     ? `Not read: ${errors.map(([k, v]) => `${k} (${v})`).join('; ')}`

@@ -170,6 +170,14 @@ describe('operator view', () => {
     expect(consumers, `Kafka offsets not read: ${JSON.stringify(body.errors)}`).not.toBeNull();
     expect(await page.locator('#consumers tbody tr').count()).toBe(consumers!.length);
     expect(await page.locator('#disks tbody tr').count()).toBe(2);
+    // Redis's memory, from its INFO (the stack's Redis has no maxmemory: its host bounds it).
+    const redis = body.redis as { usedBytes: number; systemBytes: number } | null;
+    expect(redis, `Redis not read: ${JSON.stringify(body.errors)}`).not.toBeNull();
+    expect(redis!.usedBytes).toBeGreaterThan(0);
+    expect(redis!.systemBytes).toBeGreaterThan(redis!.usedBytes);
+    expect(await page.locator('#redis').textContent()).toMatch(
+      /^\d+\.\d\d GiB used of .+ keys evicted since it started$/,
+    );
 
     mkdirSync('test-artifacts', { recursive: true });
     await page.screenshot({ path: 'test-artifacts/ops-view.png', fullPage: true });
