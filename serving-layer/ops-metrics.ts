@@ -1,9 +1,9 @@
 // The operators' status (ops-status.ts) as Prometheus gauges on the API process's /metrics, for the
 // rules of ops/alerts.yml that need what only the system's records know: hours not final, failed
-// hours, late files, reconciliation, consumer offsets as Kafka holds them, free disk, Redis's memory. One read per
-// scrape at most (shared by every gauge, reused for a few seconds); a part that could not be read
-// leaves its labelled gauges out, sets its single-valued ones to NaN (unknown, never a reassuring 0)
-// and sets adclick_ops_read_errors{part}.
+// hours, late files, reconciliation, consumer offsets as Kafka holds them, free disk, Redis's memory.
+// One read per scrape at most (shared by every gauge, reused for a few seconds); a part that could
+// not be read leaves its labelled gauges out, sets its single-valued ones to NaN (unknown, never a
+// reassuring 0) and sets adclick_ops_read_errors{part}.
 import { Gauge, type Registry } from 'prom-client';
 import type { OpsStatus, OpsStatusReader } from './ops-status.js';
 

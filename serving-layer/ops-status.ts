@@ -2,8 +2,9 @@
 // hours that are not final (PostgreSQL), late raw files waiting for the late path, the latest
 // reconciliation, recent backfills, the click processes' reported spools, each consumer group's
 // committed offsets against the topic's end offsets (Kafka), free disk under the spool and the
-// stack data, and the memory of the Redis that holds the click path's first-click keys. The API process serves it as GET /v1/admin/ops (ops-router.ts) and as Prometheus
-// gauges (ops-metrics.ts). Every read has a deadline: an operator page must answer when a store hangs.
+// stack data, and the memory of the Redis that holds the click path's first-click keys. The API
+// process serves it as GET /v1/admin/ops (ops-router.ts) and as Prometheus gauges (ops-metrics.ts).
+// Every read has a deadline: an operator page must answer when a store hangs.
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Client } from '@temporalio/client';
