@@ -217,8 +217,9 @@ const schema = z.object({
   SPEED_PINOT_FETCH_MAX_WAIT_MS: positiveInt.default(500),
   // Rows a Pinot server holds in the speed table's consuming segments, over all the partitions it
   // consumes (Pinot's realtime.segment.flush.threshold.rows: a partition's segment commits at this
-  // divided by the server's partitions). It bounds the server's heap: a consuming row holds about 115
-  // bytes of it (the ad-id inverted index), so 2,000,000 rows is ~230 MB of the local stack's 1 GB.
+  // divided by the server's partitions). It bounds the server's heap: a consuming row holds 115 (Zipf
+  // over 10M ads) to 260 (every row a distinct ad) bytes of it, mostly the ad-id inverted index, so
+  // 2,000,000 rows is 230-520 MB of the local stack's 1.5 GB.
   // Pinot's size-based autotune (the table's form before) grew segments towards 50 MB, ~2M rows a
   // partition: ~920 MB for four, an out-of-memory exit after about half an hour at 10,000 clicks/s.
   // A commit costs Pinot about 1 s of CPU whatever its size, so segments are no smaller than needed

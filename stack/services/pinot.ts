@@ -194,7 +194,11 @@ export function pinotService(withServer: boolean): StackService {
       startDetached(
         'pinot',
         'java',
-        [...jmxExporterJvmArgs('pinot'), ...jvm(tmp, '1g', '384m'), ...writeConfigs(dir, withServer)],
+        // 1.5 GB (1,152 MB old): the speed table's consuming segments take up to 2,000,000 rows
+        // (SPEED_PINOT_CONSUMING_ROWS) at 115 (Zipf over 10M ads) to 260 (every row a distinct ad)
+        // bytes a row, up to ~520 MB, beside the JVM's own ~60 MB and the committed segments' (README,
+        // "Pinot's heap under long peak load"). With 1 GB that worst case left under 100 MB.
+        [...jmxExporterJvmArgs('pinot'), ...jvm(tmp, '1536m', '384m'), ...writeConfigs(dir, withServer)],
         { background: true },
       );
     },
