@@ -4,6 +4,7 @@ import { renderPinotConfig, type PinotSchema } from '../common/pinot.js';
 import {
   COUNT_ROWS_MARKER,
   FLUSH_ROWS_KEY,
+  streamConfigsOf,
   tableConfigFor,
   tableFormat,
   tableTemplate,
@@ -86,8 +87,7 @@ describe('withKnobs', () => {
     FETCH_MAX_WAIT_MS: '500',
     CONSUMING_ROWS: '2000000',
   });
-  const streams = (t: typeof made) =>
-    (t.tableIndexConfig as { streamConfigs: Record<string, string> }).streamConfigs;
+  const streams = (t: typeof made): Record<string, string> => streamConfigsOf(t)!;
 
   it('leaves a table made with the same knobs as it is', () => {
     expect(withKnobs(made, { consumingRows: '2000000', retentionDays: '7' })).toBeUndefined();

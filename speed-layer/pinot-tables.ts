@@ -157,6 +157,11 @@ export async function ensurePinotTables(opts: PinotTableOptions = {}): Promise<P
 /** Pinot's stream config key for the rows of a server's consuming segments (0: sized by bytes). */
 export const FLUSH_ROWS_KEY = 'realtime.segment.flush.threshold.rows';
 
+/** A REALTIME table's stream configs (`tableIndexConfig.streamConfigs`), if it has them there. */
+export function streamConfigsOf(table: PinotTableConfig | undefined): Record<string, string> | undefined {
+  return (table?.tableIndexConfig as { streamConfigs?: Record<string, string> } | undefined)?.streamConfigs;
+}
+
 /**
  * An existing table with the speed layer's knobs that apply to a table already made: the rows of its
  * consuming segments (SPEED_PINOT_CONSUMING_ROWS; a table made before it was sized by Pinot's
@@ -169,17 +174,16 @@ export function withKnobs(
   existing: PinotTableConfig,
   wanted: { consumingRows: string; retentionDays: string },
 ): { table: PinotTableConfig; changes: Record<string, { from: string; to: string }> } | undefined {
-  const index = existing.tableIndexConfig as { streamConfigs?: Record<string, string> } | undefined;
   const segments = (existing.segmentsConfig ?? {}) as Record<string, unknown>;
   const changes: Record<string, { from: string; to: string }> = {};
-  const streamConfigs = index?.streamConfigs;
+  const streamConfigs = streamConfigsOf(existing);
   let table = existing;
   if (streamConfigs && streamConfigs[FLUSH_ROWS_KEY] !== wanted.consumingRows) {
     changes[FLUSH_ROWS_KEY] = { from: streamConfigs[FLUSH_ROWS_KEY] ?? 'unset', to: wanted.consumingRows };
     table = {
       ...table,
       tableIndexConfig: {
-        ...index,
+        ...(existing.tableIndexConfig as object),
         streamConfigs: { ...streamConfigs, [FLUSH_ROWS_KEY]: wanted.consumingRows },
       },
     };

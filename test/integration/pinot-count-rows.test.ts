@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clicksTopicSpec, createKafka, ensureTopics, minuteCountsTopicSpec } from '../../common/kafka.js';
-import { getTableConfig, query, rowObjects, updateTable, type PinotTableConfig } from '../../common/pinot.js';
+import { getTableConfig, query, rowObjects, updateTable } from '../../common/pinot.js';
 import { waitFor } from '../../common/wait.js';
 import { countMessages } from '../../speed-layer/kafka-sink.js';
 import type { CountChange } from '../../speed-layer/minute-window.js';
@@ -14,6 +14,7 @@ import {
   CountsMismatchError,
   dropPinotTable,
   FLUSH_ROWS_KEY,
+  streamConfigsOf,
   ensurePinotTables,
   migrateCountRows,
   tableFormat,
@@ -166,7 +167,7 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
       consumingRows: 50,
     });
     const made = await getTableConfig(segmentTable);
-    expect(streamConfigsOf(made)[FLUSH_ROWS_KEY]).toBe('50');
+    expect(streamConfigsOf(made)![FLUSH_ROWS_KEY]).toBe('50');
     const changes = Array.from({ length: 60 }, (_, i) => ({
       ...change(1 + i, i % 4, 1),
       delta: 1 + (i % 5),
@@ -212,7 +213,7 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
       // Made as the tables before SPEED_PINOT_CONSUMING_ROWS were: rows 0, sized by bytes.
       const made = (await getTableConfig(before))!;
       const autotune = {
-        ...streamConfigsOf(made),
+        ...streamConfigsOf(made)!,
         [FLUSH_ROWS_KEY]: '0',
         'realtime.segment.flush.threshold.segment.size': '50M',
         'realtime.segment.flush.autotune.initialRows': '100000',
@@ -221,7 +222,7 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
         ...made,
         tableIndexConfig: { ...(made.tableIndexConfig as object), streamConfigs: autotune },
       });
-      expect(streamConfigsOf(await getTableConfig(before))[FLUSH_ROWS_KEY]).toBe('0');
+      expect(streamConfigsOf(await getTableConfig(before))![FLUSH_ROWS_KEY]).toBe('0');
 
       const told: string[] = [];
       const start = (retentionDays?: number) =>
@@ -234,7 +235,7 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
           log: (m) => told.push(m),
         });
       await start();
-      const bounded = streamConfigsOf(await getTableConfig(before));
+      const bounded = streamConfigsOf(await getTableConfig(before))!;
       expect(bounded[FLUSH_ROWS_KEY]).toBe('1000');
       // Nothing else of the stream config changed.
       expect({ ...bounded, [FLUSH_ROWS_KEY]: '0' }).toEqual(autotune);
@@ -288,8 +289,4 @@ describe('minute_counts messages of one or several rows into one Pinot table', (
 
 function sortKeys(o: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
-}
-
-function streamConfigsOf(table: PinotTableConfig | undefined): Record<string, string> {
-  return (table?.tableIndexConfig as { streamConfigs: Record<string, string> }).streamConfigs;
 }
