@@ -8,6 +8,8 @@ import type { WrkResult } from './wrk-script.js';
 export const SECTION = 'system';
 export const LAG_BOUND = 10_000;
 export const FRESHNESS_BOUND_MS = 2000;
+/** DESIGN's p99 of the redirect. A step can be sustained (its rate carried) and still miss it. */
+export const P99_BOUND_MS = 25;
 
 export interface LagSample {
   t: number;
@@ -92,7 +94,8 @@ export function summarize(r: StepResult) {
     !speed.growing &&
     !arch.growing &&
     fresh.p95 <= FRESHNESS_BOUND_MS;
-  return { speed, arch, speedAfter, archAfter, fresh, errors, wm, committed, sustained };
+  const p99Met = r.wrk.p99_us / 1000 <= P99_BOUND_MS;
+  return { speed, arch, speedAfter, archAfter, fresh, errors, wm, committed, sustained, p99Met };
 }
 
 export function printStep(r: StepResult): void {
@@ -103,7 +106,8 @@ export function printStep(r: StepResult): void {
       `lag speed max ${s.speed.max}${s.speed.growing ? ' GROWING' : ''} (30 s after ${s.speedAfter}), ` +
       `archiver max ${s.arch.max}${s.arch.growing ? ' GROWING' : ''} (after ${s.archAfter}), ` +
       `freshness p95 ${s.fresh.p95} ms (${s.fresh.missing} not seen), watermark delay max ${((Math.max(0, ...s.wm) || NaN) / 1000).toFixed(0)} s, ` +
-      `machine ${r.machineBusyCores.toFixed(2)} cores busy, load ${r.loadBefore.toFixed(2)}→${r.loadAfter.toFixed(2)}: ${s.sustained ? 'SUSTAINED' : 'not sustained'}`,
+      `machine ${r.machineBusyCores.toFixed(2)} cores busy, load ${r.loadBefore.toFixed(2)}→${r.loadAfter.toFixed(2)}: ${s.sustained ? 'SUSTAINED' : 'not sustained'}` +
+      (s.p99Met ? `, p99 within ${P99_BOUND_MS} ms` : `, p99 over DESIGN's ${P99_BOUND_MS} ms`),
   );
 }
 
@@ -193,7 +197,7 @@ export function report(input: ReportInput): void {
     `run ${input.run}, ${new Date(input.startedAt).toISOString()}, ${Math.round((Date.now() - input.startedAt) / 1000)} s; ${input.notes.join('; ')}`,
     `exactness: clicks logged ${totals.logged} (valid ${totals.valid}), events in Kafka ${totals.inKafka}, valid counted by the speed layer ${totals.speedCounted} (Redis failed open ${totals.failOpen} times: those may be repeats the speed layer drops), archived ${totals.archived}`,
     'lag: position lag from each consumer (high watermark − next offset); committed lag: Kafka group offsets (the archiver commits after each upload)',
-    'sustained: rate ≥ 98 % of offered, 0 errors, both lags < 10,000 and not growing (last quarter vs first), freshness p95 ≤ 2 s (an unseen probe counts as ∞)',
+    'sustained: rate ≥ 98 % of offered, 0 errors, both lags < 10,000 and not growing (last quarter vs first), freshness p95 ≤ 2 s (an unseen probe counts as ∞); every figure met: sustained and p99 ≤ 25 ms (DESIGN)',
   ];
   console.log('');
   console.table(rows);
@@ -226,6 +230,14 @@ function reportFigures({ results, baseline, totals, catalogueCpu }: ReportInput)
     section: SECTION,
     figure: 'highest sustained step (whole system)',
     value: sustained.length ? Math.max(...sustained) : 0,
+    unit: 'clicks/s',
+    target: '≥ 10000',
+  });
+  const met = results.filter((r) => summarize(r).sustained && summarize(r).p99Met).map((r) => r.offered);
+  reportFigure({
+    section: SECTION,
+    figure: `highest step with every figure met (sustained, p99 ≤ ${P99_BOUND_MS} ms)`,
+    value: met.length ? Math.max(...met) : 0,
     unit: 'clicks/s',
     target: '≥ 10000',
   });
@@ -298,6 +310,7 @@ function stepFigures(r: StepResult, b: WrkResult | undefined): void {
     figure: `${r.step}: p99`,
     value: r.wrk.p99_us / 1000,
     unit: 'ms',
+    target: `≤ ${P99_BOUND_MS}`,
     ...(b && bare(b.p99_us / 1000)),
   });
   reportFigure({

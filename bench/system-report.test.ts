@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { P99_BOUND_MS, summarize, type StepResult } from './system-report.js';
+
+/** A 10,000/s step of 120 s that carried its rate, with no lag and probes seen after 500 ms. */
+function step(p99Ms: number, overrides: Partial<StepResult> = {}): StepResult {
+  const samples = Array.from({ length: 24 }, (_, i) => ({ t: i * 5000, speedLag: 100, archiverLag: 200 }));
+  return {
+    step: '10000/s',
+    offered: 10_000,
+    seconds: 120,
+    wrk: {
+      requests: 1_199_000,
+      seconds: 120,
+      p50_us: 3000,
+      p99_us: p99Ms * 1000,
+      max_us: p99Ms * 2000,
+      errors: 0,
+      c302: 1_199_000,
+      other: 0,
+    },
+    rate: 9990,
+    samples,
+    after: samples.slice(0, 3),
+    probes: Array.from({ length: 100 }, (_, i) => ({
+      adId: String(i),
+      sentAt: i * 500,
+      at302: i * 500 + 2,
+      seenAt: i * 500 + 500,
+    })),
+    cpu: {},
+    cpuWindowS: 120,
+    clicksInWindow: 1_199_000,
+    machineBusyCores: 1.8,
+    loadBefore: 4,
+    loadAfter: 4,
+    ...overrides,
+  };
+}
+
+describe('summarize: a step sustained, and DESIGN p99 judged apart', () => {
+  it('a step that carried its rate but missed the p99 is sustained, without the p99 met', () => {
+    const s = summarize(step(803));
+    expect(s.sustained).toBe(true);
+    expect(s.p99Met).toBe(false);
+  });
+
+  it('meets the p99 at the bound and not above it', () => {
+    expect(summarize(step(P99_BOUND_MS)).p99Met).toBe(true);
+    expect(summarize(step(P99_BOUND_MS + 0.1)).p99Met).toBe(false);
+  });
+
+  it('a step short of its rate is not sustained whatever its p99', () => {
+    const s = summarize(step(10, { rate: 9500 }));
+    expect(s.sustained).toBe(false);
+    expect(s.p99Met).toBe(true);
+  });
+
+  it('probes never seen (over 5 % of them) make the step not sustained', () => {
+    const r = step(10);
+    for (let i = 0; i < 6; i++) delete r.probes[i]!.seenAt;
+    expect(summarize(r).sustained).toBe(false);
+  });
+});
