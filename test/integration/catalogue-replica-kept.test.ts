@@ -9,7 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CatalogueReplica, type AdChange, type ReplicaAd } from '../../ingest/catalogue-replica.js';
+import {
+  CatalogueReplica,
+  WRITTEN_GENERATIONS,
+  type AdChange,
+  type ReplicaAd,
+} from '../../ingest/catalogue-replica.js';
 import { mulberry32 } from '../../common/seeded-random.js';
 
 const turn = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
@@ -75,6 +80,46 @@ describe('catalogue replica: kept ads follow every write', () => {
         await writer.setStatus({ state: 'caught_up', at: Date.now() });
       }
       await turn();
+    }
+  });
+
+  // Ads change all day at real volume: a write of a few ads must not cost the reader every ad it
+  // kept (before, each write dropped them all, and nearly every click became a B-tree read).
+  it('a write drops only the ads it wrote from what the reader kept', async () => {
+    const fresh = join(tmpdir(), `adclick-replica-kept-${randomUUID()}`);
+    const w = CatalogueReplica.open(fresh);
+    const r = CatalogueReplica.open(fresh);
+    try {
+      const ids = Array.from({ length: 10 }, (_, i) => String(80_001 + i));
+      const ad = (id: string, v: string): ReplicaAd => ({
+        advertiserId: '8',
+        redirectUrl: `https://a.example/${id}/${v}`,
+      });
+      await w.putMany(ids.map((id) => [id, ad(id, 'a')]));
+      await turn();
+      for (const id of ids) expect(r.get(id)).toEqual(ad(id, 'a'));
+      const before = r.diskReads;
+      await w.apply('t', [{ adId: ids[3]!, ad: ad(ids[3]!, 'b') }], { 0: '1' });
+      w.putSync(ids[7]!, null);
+      await turn();
+      for (const id of ids)
+        expect(r.get(id)).toEqual(id === ids[3] ? ad(id, 'b') : id === ids[7] ? undefined : ad(id, 'a'));
+      expect(r.diskReads - before).toBe(2);
+      // A reader further behind than the record of written ids drops everything it kept.
+      await Promise.all(
+        Array.from({ length: WRITTEN_GENERATIONS + 1 }, (_, i) =>
+          w.apply('t', [{ adId: '89999', ad: ad('89999', String(i)) }], { 0: String(2 + i) }),
+        ),
+      );
+      await turn();
+      const behind = r.diskReads;
+      for (const id of ids)
+        expect(r.get(id)).toEqual(id === ids[3] ? ad(id, 'b') : id === ids[7] ? undefined : ad(id, 'a'));
+      expect(r.diskReads - behind).toBe(ids.length);
+    } finally {
+      await w.close();
+      await r.close();
+      rmSync(fresh, { recursive: true, force: true });
     }
   });
 
