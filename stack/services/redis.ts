@@ -9,13 +9,15 @@ const port = Number(url.port || 6379);
 
 /**
  * The stack's Redis: an append-only file (fsync once a second) and no RDB snapshots. The file is
- * rewritten when it has grown to five times its size after the last rewrite (Redis's default: twice),
- * and its base is written uncompressed. Each first click appends a SET and, when its key expires, a
- * DEL (~170 bytes) to a base of ~55 bytes a key, so at Redis's default the whole key set was
- * rewritten after about a third of it had been added: ~4 µs of CPU a first click, a quarter of what
- * Redis spent on the checks (`tools/redis-aof-cpu.ts`: 0.0137-0.0154 against 0.0106-0.0113 CPU s per
- * 1,000; the disk and restart time this takes: docs/capacity.md). The keys are random ids, which LZF
- * does not shrink.
+ * rewritten when it has grown to three times its size after the last rewrite (Redis's default:
+ * twice), and its base is written uncompressed. Each first click appends a SET and, when its key
+ * expires, a DEL (~170 bytes) to a base of ~55 bytes a key, so at Redis's default the whole key set
+ * was rewritten after about a third of it had been added: ~4 µs of CPU a first click
+ * (`tools/redis-aof-cpu.ts`). Rewriting less often costs a longer restart: Redis replays the file's
+ * commands at ~16 MB/s here: at 400 % a restart took 58 s, 48 of them replaying 787 MB (the fault
+ * matrix's `redis:killed`), where the default's replay is at most one base, ~15 s. 200 % halves the
+ * rewrites and at most doubles the replay (README, "eighteenth round"; docs/capacity.md). The keys
+ * are random ids, which LZF does not shrink.
  */
 export function redisArgs(host: string, port: number, dir: string): string[] {
   return [
@@ -42,7 +44,7 @@ export function redisArgs(host: string, port: number, dir: string): string[] {
   ];
 }
 
-const AOF_REWRITE_PERCENTAGE = 400;
+const AOF_REWRITE_PERCENTAGE = 200;
 
 export const redis: StackService = {
   name: 'redis',
