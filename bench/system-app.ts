@@ -9,6 +9,7 @@ import { createS3 } from '../common/s3.js';
 import { dropPinotTable } from '../speed-layer/pinot-tables.js';
 import { appProcesses } from '../stack/app.js';
 import { Child } from './child.js';
+import { clickStagesBetween } from './click-stages.js';
 import { loadAverage, machineCpuSeconds, treeCpuSeconds } from './proc-cpu.js';
 import { sleep } from '../common/wait.js';
 import { httpOk, metrics, metricSum, startWrk, waitUntil, type Prober } from './system-load.js';
@@ -266,6 +267,7 @@ export class AppRun {
       cpu,
       cpuWindowS: windowS,
       clicksInWindow: at1.clicks - at0.clicks,
+      clickStages: clickStagesBetween(at0.clickMetrics, at1.clickMetrics),
       machineBusyCores: (at1.machine.busy - at0.machine.busy) / windowS,
       loadBefore,
       loadAfter: loadAverage(),
@@ -278,7 +280,14 @@ export class AppRun {
   private async measure(wrk: Child) {
     const cpu = treeCpuSeconds(this.roots(wrk));
     const machine = machineCpuSeconds();
-    return { cpu, machine, clicks: await this.clicksLogged(), at: Date.now() };
+    const clickMetrics = await metrics(`${this.clickBase}/metrics`);
+    return {
+      cpu,
+      machine,
+      clicks: metricSum(clickMetrics, 'adclick_clicks_total'),
+      clickMetrics,
+      at: Date.now(),
+    };
   }
 
   /**

@@ -1,6 +1,7 @@
 // The system section's judgement and report (bench/system.ts): whether a step was sustained, the
 // steps table, the per-process CPU table, and the figures `npm run bench` collects.
 import type { CatalogueCpuRow } from './catalogue-cpu.js';
+import { formatStages, type ClickStages } from './click-stages.js';
 import { percentile, reportFigure, reportTable } from './report.js';
 import type { Probe } from './system-load.js';
 import type { WrkResult } from './wrk-script.js';
@@ -36,6 +37,8 @@ export interface StepResult {
   loadBefore: number;
   loadAfter: number;
   clickRestartS?: number;
+  /** The click process's own timing of the step's steady part (its histograms; bench/click-stages.ts). */
+  clickStages?: ClickStages;
 }
 
 export interface BaselineStep {
@@ -109,6 +112,7 @@ export function printStep(r: StepResult): void {
       `machine ${r.machineBusyCores.toFixed(2)} cores busy, load ${r.loadBefore.toFixed(2)}→${r.loadAfter.toFixed(2)}: ${s.sustained ? 'SUSTAINED' : 'not sustained'}` +
       (s.p99Met ? `, p99 within ${P99_BOUND_MS} ms` : `, p99 over DESIGN's ${P99_BOUND_MS} ms`),
   );
+  console.log(`[system] ${r.step}: inside the click process: ${formatStages(r.clickStages)}`);
 }
 
 function stepRows(results: StepResult[], baseline: BaselineStep[]) {
@@ -121,6 +125,12 @@ function stepRows(results: StepResult[], baseline: BaselineStep[]) {
       'rate /s': Math.round(r.rate),
       'p50 ms': +(r.wrk.p50_us / 1000).toFixed(1),
       'p99 ms': +(r.wrk.p99_us / 1000).toFixed(1),
+      // The same clicks as the click process timed them: the rest of the load generator's figure is
+      // outside it (sockets, the kernel, the generator's own turn on the cores).
+      'click process mean ms': r.clickStages ? +r.clickStages.meanMs.toFixed(1) : null,
+      'click process p99 ≤ ms': r.clickStages ? r.clickStages.p99AtMostMs : null,
+      'Redis wait mean ms': r.clickStages ? +r.clickStages.redisMeanMs.toFixed(1) : null,
+      'Kafka wait mean ms': r.clickStages ? +r.clickStages.kafkaMeanMs.toFixed(1) : null,
       errors: s.errors,
       'speed lag max': s.speed.max,
       'speed lag +30s': s.speedAfter,
