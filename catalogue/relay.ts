@@ -9,6 +9,11 @@
 // read later: the last value published for an ad is its committed state (one relay at a time, one
 // partition per key, one request in flight).
 //
+// An idle relay waits for PostgreSQL's notification that the outbox has rows (migration 012: a
+// statement trigger's pg_notify, delivered at the writer's commit, on the relay's own connection),
+// and looks anyway every `pollMs` (1 s), so a notification missed while it reconnected delays a
+// change by at most that, never loses it.
+//
 // Exactly one relay is active at a time, whatever the number of API processes: each holds a
 // PostgreSQL advisory lock while it relays; the others wait to take it over. A relay that dies
 // between Kafka's ack and the delete publishes those rows again, which is harmless (whole rows).
@@ -24,6 +29,8 @@ import { sleep as sleepFor } from '../common/wait.js';
 
 /** Advisory lock key of the relay (db.ts's migration lock is 7_262_024). */
 export const RELAY_LOCK_ID = 7_262_009;
+/** The channel migration 012's trigger notifies when rows are queued in the outbox. */
+const NOTIFY_CHANNEL = 'ad_changes_outbox';
 
 export interface CatalogueRelayOptions {
   pool: pg.Pool;
@@ -31,7 +38,7 @@ export interface CatalogueRelayOptions {
   topic: string;
   /** Rows per read (and per produce request). */
   batch?: number;
-  /** How often an idle relay looks at the outbox (ms). */
+  /** How often an idle relay looks at the outbox without being notified of rows (ms). */
   pollMs?: number;
   log?: (message: string) => void;
 }
@@ -47,7 +54,7 @@ export interface CatalogueRelay {
 export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay {
   const log = opts.log ?? ((m: string) => console.error(`[catalogue-relay] ${m}`));
   const batch = opts.batch ?? 10_000;
-  const pollMs = opts.pollMs ?? 50;
+  const pollMs = opts.pollMs ?? 1000;
   let stopped = false;
   let active = false;
   let published = 0;
@@ -55,6 +62,21 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
   let client: pg.PoolClient | undefined;
   const stopping = new AbortController();
   const sleep = (ms: number) => sleepFor(ms, stopping.signal); // stop() ends a wait at once
+  // Set by every notification of outbox rows; cleared before each look, so one that arrives during
+  // a look is not slept through.
+  let notified = false;
+  let napping: AbortController | undefined;
+  let listening: pg.PoolClient | undefined;
+  const onNotification = (): void => {
+    notified = true;
+    napping?.abort();
+  };
+  const idle = async (): Promise<void> => {
+    if (notified) return;
+    napping = new AbortController();
+    await sleepFor(pollMs, AbortSignal.any([stopping.signal, napping.signal]));
+    napping = undefined;
+  };
   const checked = checkedSends(log, 'ad change');
   const send = (rows: AdRows): Promise<void> => sendAds(checked, producer!, opts.topic, rows);
   const count = (n: number): number => (published += n);
@@ -90,12 +112,18 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
           });
           await producer.connect();
         }
+        if (listening !== client) {
+          client.on('notification', onNotification);
+          await client.query(`listen ${NOTIFY_CHANNEL}`);
+          listening = client;
+        }
         if (!active) log(`relaying ad changes to ${opts.topic}`);
         active = true;
         while (!stopped) {
+          notified = false;
           const n = await relayOnce(client, { send, count, batch });
           failures = 0;
-          if (n === 0) await sleep(pollMs);
+          if (n === 0) await idle();
         }
       } catch (e) {
         if (stopped) break;
@@ -120,6 +148,8 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
       stopping.abort();
       await done;
       if (client) {
+        client.off('notification', onNotification);
+        await client.query(`unlisten ${NOTIFY_CHANNEL}`).catch(() => undefined);
         await client.query('select pg_advisory_unlock_all()').catch(() => undefined);
         client.release();
       }
