@@ -62,21 +62,7 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
   let client: pg.PoolClient | undefined;
   const stopping = new AbortController();
   const sleep = (ms: number) => sleepFor(ms, stopping.signal); // stop() ends a wait at once
-  // Set by every notification of outbox rows; cleared before each look, so one that arrives during
-  // a look is not slept through.
-  let notified = false;
-  let napping: AbortController | undefined;
-  let listening: pg.PoolClient | undefined;
-  const onNotification = (): void => {
-    notified = true;
-    napping?.abort();
-  };
-  const idle = async (): Promise<void> => {
-    if (notified) return;
-    napping = new AbortController();
-    await sleepFor(pollMs, AbortSignal.any([stopping.signal, napping.signal]));
-    napping = undefined;
-  };
+  const waker = outboxWaker(pollMs, stopping.signal);
   const checked = checkedSends(log, 'ad change');
   const send = (rows: AdRows): Promise<void> => sendAds(checked, producer!, opts.topic, rows);
   const count = (n: number): number => (published += n);
@@ -97,33 +83,15 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
           await sleep(2000); // another process relays; take over if it goes
           continue;
         }
-        if (!producer) {
-          const admin = opts.kafka.admin();
-          try {
-            await admin.connect();
-            await ensureTopics(admin, [adChangesTopicSpec(opts.topic)]);
-          } finally {
-            await admin.disconnect().catch(() => undefined);
-          }
-          producer = opts.kafka.producer({
-            idempotent: true,
-            maxInFlightRequests: 1,
-            createPartitioner: checked.createPartitioner, // kafkajs' default, noting each message's partition
-          });
-          await producer.connect();
-        }
-        if (listening !== client) {
-          client.on('notification', onNotification);
-          await client.query(`listen ${NOTIFY_CHANNEL}`);
-          listening = client;
-        }
+        producer ??= await connectProducer(opts.kafka, opts.topic, checked);
+        await waker.listenOn(client);
         if (!active) log(`relaying ad changes to ${opts.topic}`);
         active = true;
         while (!stopped) {
-          notified = false;
+          waker.looking();
           const n = await relayOnce(client, { send, count, batch });
           failures = 0;
-          if (n === 0) await idle();
+          if (n === 0) await waker.idle();
         }
       } catch (e) {
         if (stopped) break;
@@ -148,12 +116,70 @@ export function startCatalogueRelay(opts: CatalogueRelayOptions): CatalogueRelay
       stopping.abort();
       await done;
       if (client) {
-        client.off('notification', onNotification);
-        await client.query(`unlisten ${NOTIFY_CHANNEL}`).catch(() => undefined);
+        await waker.unlisten(client);
         await client.query('select pg_advisory_unlock_all()').catch(() => undefined);
         client.release();
       }
       await producer?.disconnect().catch(() => undefined);
+    },
+  };
+}
+
+/** The relay's idempotent producer, once the topic exists. */
+async function connectProducer(kafka: Kafka, topic: string, checked: CheckedSends): Promise<Producer> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await ensureTopics(admin, [adChangesTopicSpec(topic)]);
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: checked.createPartitioner, // kafkajs' default, noting each message's partition
+  });
+  try {
+    await producer.connect();
+  } catch (e) {
+    await producer.disconnect().catch(() => undefined);
+    throw e;
+  }
+  return producer;
+}
+
+/**
+ * Sleeps an idle relay until PostgreSQL notifies it of outbox rows, or `pollMs`. A notification sets
+ * a flag that each look clears first (`looking`), so one that arrives during a look is not slept through.
+ */
+function outboxWaker(pollMs: number, stopping: AbortSignal) {
+  let notified = false;
+  let napping: AbortController | undefined;
+  let listening: pg.PoolClient | undefined;
+  const onNotification = (): void => {
+    notified = true;
+    napping?.abort();
+  };
+  return {
+    /** LISTENs on `client` unless it already does (a new connection after a failure). */
+    async listenOn(client: pg.PoolClient): Promise<void> {
+      if (listening === client) return;
+      client.on('notification', onNotification);
+      await client.query(`listen ${NOTIFY_CHANNEL}`);
+      listening = client;
+    },
+    async unlisten(client: pg.PoolClient): Promise<void> {
+      client.off('notification', onNotification);
+      await client.query(`unlisten ${NOTIFY_CHANNEL}`).catch(() => undefined);
+    },
+    looking(): void {
+      notified = false;
+    },
+    async idle(): Promise<void> {
+      if (notified) return;
+      napping = new AbortController();
+      await sleepFor(pollMs, AbortSignal.any([stopping, napping.signal]));
+      napping = undefined;
     },
   };
 }
