@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { P99_BOUND_MS, summarize, type StepResult } from './system-report.js';
+import { P99_BOUND_MS, socketKinds, summarize, type StepResult } from './system-report.js';
 
 /** A 10,000/s step of 120 s that carried its rate, with no lag and probes seen after 500 ms. */
 function step(p99Ms: number, overrides: Partial<StepResult> = {}): StepResult {
@@ -59,5 +59,15 @@ describe('summarize: a step sustained, and DESIGN p99 judged apart', () => {
     const r = step(10);
     for (let i = 0; i < 6; i++) delete r.probes[i]!.seenAt;
     expect(summarize(r).sustained).toBe(false);
+  });
+
+  it("names wrk's socket errors by kind, only those that occurred, and nothing without errors", () => {
+    const wrk = step(20).wrk;
+    expect(socketKinds(wrk)).toBe('');
+    expect(socketKinds({ ...wrk, errors: 158, connect: 0, read: 12, write: 0, timeout: 146 })).toBe(
+      ': read 12, timeout 146',
+    );
+    // A summary from before the kinds were printed: the total only.
+    expect(socketKinds({ ...wrk, errors: 3 })).toBe('');
   });
 });

@@ -101,11 +101,19 @@ export function summarize(r: StepResult) {
   return { speed, arch, speedAfter, archAfter, fresh, errors, wm, committed, sustained, p99Met };
 }
 
+/** wrk's socket errors by kind, when there are any (a timeout: no answer within wrk's --timeout). */
+export function socketKinds(w: WrkResult): string {
+  if (w.errors === 0) return '';
+  const kinds = (['connect', 'read', 'write', 'timeout'] as const).filter((k) => (w[k] ?? 0) > 0);
+  return kinds.length === 0 ? '' : `: ${kinds.map((k) => `${k} ${w[k]}`).join(', ')}`;
+}
+
 export function printStep(r: StepResult): void {
   const s = summarize(r);
   console.log(
     `[system] ${r.step}: ${r.rate.toFixed(0)}/s, p50 ${(r.wrk.p50_us / 1000).toFixed(1)} ms, p99 ${(r.wrk.p99_us / 1000).toFixed(1)} ms, ` +
-      `errors ${s.errors} (4xx ${r.wrk.s4xx ?? 0}, 5xx ${r.wrk.s5xx ?? 0}, socket ${r.wrk.errors}), ` +
+      `max ${(r.wrk.max_us / 1000).toFixed(0)} ms, ` +
+      `errors ${s.errors} (4xx ${r.wrk.s4xx ?? 0}, 5xx ${r.wrk.s5xx ?? 0}, socket ${r.wrk.errors}${socketKinds(r.wrk)}), ` +
       `lag speed max ${s.speed.max}${s.speed.growing ? ' GROWING' : ''} (30 s after ${s.speedAfter}), ` +
       `archiver max ${s.arch.max}${s.arch.growing ? ' GROWING' : ''} (after ${s.archAfter}), ` +
       `freshness p95 ${s.fresh.p95} ms (${s.fresh.missing} not seen), watermark delay max ${((Math.max(0, ...s.wm) || NaN) / 1000).toFixed(0)} s, ` +

@@ -13,6 +13,11 @@ export interface WrkResult {
   p99_us: number;
   max_us: number;
   errors: number;
+  /** `errors` by kind, as wrk counts them (a timeout: no answer within `--timeout`). */
+  connect?: number;
+  read?: number;
+  write?: number;
+  timeout?: number;
   c302: number;
   other: number;
   /** Answers 400–499 and 500–599 among `other`. */
@@ -102,9 +107,9 @@ function done(summary, latency, requests)
     s4 = s4 + t:get("s4xx"); s5 = s5 + t:get("s5xx"); sw = sw + t:get("wraps")
   end
   local e = summary.errors
-  io.write(string.format('WRK_JSON {"requests":%d,"seconds":%f,"p50_us":%d,"p99_us":%d,"max_us":%d,"errors":%d,"c302":%d,"other":%d,"s4xx":%d,"s5xx":%d,"wraps":%d}\\n',
+  io.write(string.format('WRK_JSON {"requests":%d,"seconds":%f,"p50_us":%d,"p99_us":%d,"max_us":%d,"errors":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"c302":%d,"other":%d,"s4xx":%d,"s5xx":%d,"wraps":%d}\\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99), latency.max,
-    e.connect + e.read + e.write + e.timeout, s302, sother, s4, s5, sw))
+    e.connect + e.read + e.write + e.timeout, e.connect, e.read, e.write, e.timeout, s302, sother, s4, s5, sw))
 end
 `;
 }
