@@ -25,6 +25,58 @@ export function parseProcStat(text: string): ProcStat {
   return { ppid: Number(rest[1]), cpu: ticks / TICKS_PER_SECOND };
 }
 
+/**
+ * A JVM's just-in-time compiler threads: "C1 CompilerThread0", "C2 CompilerThread1", … (a thread's
+ * comm is cut at 15 characters).
+ */
+const JIT_THREAD = /^C[12] CompilerThre/;
+
+/** Parses a thread's `/proc/<pid>/task/<tid>/stat`: its name and its own utime + stime, seconds. */
+export function parseThreadStat(text: string): { comm: string; cpu: number } {
+  const close = text.lastIndexOf(')');
+  const rest = text.slice(close + 2).split(' ');
+  // A thread's cutime and cstime are its process's (the children it reaped): not the thread's own.
+  return {
+    comm: text.slice(text.indexOf('(') + 1, close),
+    cpu: (Number(rest[11]) + Number(rest[12])) / TICKS_PER_SECOND,
+  };
+}
+
+/** Whether a thread of that name is one of a JVM's JIT compiler threads. */
+export function isJitThread(comm: string): boolean {
+  return JIT_THREAD.test(comm);
+}
+
+/**
+ * CPU seconds so far of the JIT compiler threads of each named process (0 for a process that is gone
+ * or is no JVM). A JVM compiles its hottest code again and again in its first minutes under a load
+ * (Pinot's SQL parser alone took a third of its compilations in one step): a step's figure for a JVM
+ * started shortly before holds that warm-up. A compiler thread that the JVM stops takes its time with
+ * it, so this is at least the compilers' time.
+ */
+export function jitCpuSeconds(pids: Record<string, number | undefined>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(pids)) {
+    let sum = 0;
+    let tids: string[] = [];
+    try {
+      if (pid !== undefined) tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      // gone
+    }
+    for (const tid of tids) {
+      try {
+        const t = parseThreadStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+        if (isJitThread(t.comm)) sum += t.cpu;
+      } catch {
+        // exited between the listing and the read
+      }
+    }
+    out[name] = sum;
+  }
+  return out;
+}
+
 /** Every live process: pid → stat. */
 function allProcesses(): Map<number, ProcStat> {
   const out = new Map<number, ProcStat>();

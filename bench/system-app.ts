@@ -10,7 +10,7 @@ import { dropPinotTable } from '../speed-layer/pinot-tables.js';
 import { appProcesses } from '../stack/app.js';
 import { Child } from './child.js';
 import { clickStagesBetween } from './click-stages.js';
-import { loadAverage, machineCpuSeconds, treeCpuSeconds } from './proc-cpu.js';
+import { jitCpuSeconds, loadAverage, machineCpuSeconds, treeCpuSeconds } from './proc-cpu.js';
 import { sleep } from '../common/wait.js';
 import { httpOk, metrics, metricSum, startWrk, waitUntil, type Prober } from './system-load.js';
 import { printStep, type LagSample, type StepResult, type Totals } from './system-report.js';
@@ -254,6 +254,9 @@ export class AppRun {
     after = false;
     const cpu: Record<string, number> = {};
     for (const k of Object.keys(at1.cpu)) cpu[k] = at1.cpu[k]! - (at0.cpu[k] ?? 0);
+    const jit: Record<string, number> = {};
+    for (const k of Object.keys(at1.jit))
+      if (at1.jit[k]! > 0) jit[k] = Math.max(0, at1.jit[k]! - (at0.jit[k] ?? 0));
     const windowS = (at1.at - at0.at) / 1000;
     const r: StepResult = {
       step: spec.name,
@@ -265,6 +268,7 @@ export class AppRun {
       after: await afterSamples,
       probes: spec.prober.probes.slice(probesBefore),
       cpu,
+      jit,
       cpuWindowS: windowS,
       clicksInWindow: at1.clicks - at0.clicks,
       clickStages: clickStagesBetween(at0.clickMetrics, at1.clickMetrics),
@@ -279,10 +283,12 @@ export class AppRun {
 
   private async measure(wrk: Child) {
     const cpu = treeCpuSeconds(this.roots(wrk));
+    const jit = jitCpuSeconds(this.opts.stackPids);
     const machine = machineCpuSeconds();
     const clickMetrics = await metrics(`${this.clickBase}/metrics`);
     return {
       cpu,
+      jit,
       machine,
       clicks: metricSum(clickMetrics, 'adclick_clicks_total'),
       clickMetrics,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { P99_BOUND_MS, socketKinds, summarize, type StepResult } from './system-report.js';
+import { cpuRows, P99_BOUND_MS, socketKinds, summarize, type StepResult } from './system-report.js';
 
 /** A 10,000/s step of 120 s that carried its rate, with no lag and probes seen after 500 ms. */
 function step(p99Ms: number, overrides: Partial<StepResult> = {}): StepResult {
@@ -69,5 +69,29 @@ describe('summarize: a step sustained, and DESIGN p99 judged apart', () => {
     );
     // A summary from before the kinds were printed: the total only.
     expect(socketKinds({ ...wrk, errors: 3 })).toBe('');
+  });
+});
+
+describe("cpuRows: the JVMs' JIT compilers beside the processes", () => {
+  const cpu = { click: 60, kafka: 24, pinot: 18, 'wrk (load)': 30 };
+  it("prints each JVM's compiler time per 1,000 clicks and in cores, outside the sums", () => {
+    const rows = cpuRows([step(20, { cpu, jit: { kafka: 6, pinot: 12 } })], []);
+    const byName = new Map(rows.map((r) => [r['process'], r]));
+    // 1,199,000 clicks in 120 s: 12 s of Pinot's compilers is 0.010 s per 1,000 clicks, 0.1 cores.
+    expect(byName.get("pinot's JIT compilers (in its row)")).toEqual({
+      process: "pinot's JIT compilers (in its row)",
+      '10000/s s/1k': 0.01,
+      '10000/s cores': 0.1,
+    });
+    expect(byName.get("kafka's JIT compilers (in its row)")?.['10000/s s/1k']).toBe(0.005);
+    // The sums hold the processes' own figures only (60 + 24 + 18 = 102 s: 0.085 per 1,000).
+    expect(byName.get('all but the load generator')?.['10000/s s/1k']).toBe(0.085);
+  });
+  it('prints no compiler rows for a run without them, and a dash for a step without them', () => {
+    expect(cpuRows([step(20, { cpu })], []).some((r) => String(r['process']).includes('JIT'))).toBe(false);
+    const rows = cpuRows([step(20, { cpu }), step(20, { step: '12500/s', cpu, jit: { pinot: 1 } })], []);
+    const pinot = rows.find((r) => r['process'] === "pinot's JIT compilers (in its row)");
+    expect(pinot?.['10000/s s/1k']).toBe('-');
+    expect(pinot?.['12500/s cores']).toBe(0.01);
   });
 });

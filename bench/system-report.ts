@@ -31,6 +31,8 @@ export interface StepResult {
   after: LagSample[];
   probes: Probe[];
   cpu: Record<string, number>;
+  /** CPU seconds of each stack JVM's JIT compiler threads in the window: part of its `cpu` (proc-cpu.ts). */
+  jit?: Record<string, number>;
   cpuWindowS: number;
   clicksInWindow: number;
   machineBusyCores: number;
@@ -161,7 +163,7 @@ function stepRows(results: StepResult[], baseline: BaselineStep[]) {
 }
 
 /** Per process and step: CPU seconds per 1,000 clicks and cores; then the sums and the bare server. */
-function cpuRows(results: StepResult[], baseline: BaselineStep[]) {
+export function cpuRows(results: StepResult[], baseline: BaselineStep[]) {
   const processes = Object.keys(results[0]?.cpu ?? {});
   const perK = (r: StepResult, cpu: number) => +((cpu / Math.max(1, r.clicksInWindow)) * 1000).toFixed(3);
   const rows = processes.map((p) => {
@@ -184,6 +186,17 @@ function cpuRows(results: StepResult[], baseline: BaselineStep[]) {
       total[`${r.step} cores`] = +(sum / r.cpuWindowS).toFixed(2);
     }
     rows.push(total);
+  }
+  // How warm the JVMs were: a JVM started shortly before a step spends much of it compiling.
+  const jvms = [...new Set(results.flatMap((r) => Object.keys(r.jit ?? {})))];
+  for (const p of jvms) {
+    const row: Record<string, string | number> = { process: `${p}'s JIT compilers (in its row)` };
+    for (const r of results) {
+      const jit = r.jit?.[p];
+      row[`${r.step} s/1k`] = jit === undefined ? '-' : perK(r, jit);
+      row[`${r.step} cores`] = jit === undefined ? '-' : +(jit / r.cpuWindowS).toFixed(2);
+    }
+    rows.push(row);
   }
   if (baseline.length > 0) {
     const bare: Record<string, string | number> = { process: 'baseline: bare node:http 302 server' };
