@@ -118,6 +118,11 @@ const schema = z.object({
   // requests without node:http's request and response objects, every other request to node:http),
   // or node:http for all (`node`).
   ADCLICK_CLICK_HTTP: z.enum(['front', 'node']).default('front'),
+  // Connections the kernel holds for the click port until the process accepts them (listen's
+  // backlog; Linux caps it at net.core.somaxconn). Node's default, 511, overflowed when a restarted
+  // click process met its clients' connections all at once: the kernel dropped the rest, each waited
+  // for a retransmitted SYN (1 s, 3 s, 7 s …), and clicks timed out (README, "twenty-first round").
+  ADCLICK_CLICK_LISTEN_BACKLOG: positiveInt.default(4096),
   // Click service worker processes (node:cluster); 0 = one per CPU core.
   ADCLICK_CLICK_WORKERS: z.coerce.number().int().min(0).default(0),
   // Spool folder: clicks Kafka did not ack in time, replayed in order when it is back.

@@ -42,6 +42,8 @@ export interface ClickServiceSettings {
   redisLookupBatchMs: number;
   /** Plain click requests read by the click front (ingest/click-front.ts) instead of node:http. */
   clickFront: boolean;
+  /** Connections the kernel queues until they are accepted (listen's backlog, capped by somaxconn). */
+  listenBacklog: number;
   /** Proxies in front that set X-Forwarded-For: a click's address is that many hops from the right. */
   trustedProxyHops: number;
   /** How long start waits for Redis before it listens anyway, failing clicks open until Redis is up. */
@@ -94,6 +96,14 @@ export interface ClickService {
   clickLog: ClickLog;
   /** Stops accepting, answers the requests in flight, flushes the click log, closes what it opened (not the clients it was given). */
   close(): Promise<void>;
+}
+
+/** Listens on the settings' port with their backlog (ADCLICK_CLICK_LISTEN_BACKLOG, common/config.ts). */
+function listen(server: Server, s: ClickServiceSettings): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: s.port, host: s.host, backlog: s.listenBacklog }, () => resolve());
+  });
 }
 
 export async function runClickService(deps: ClickServiceDeps): Promise<ClickService> {
@@ -152,10 +162,7 @@ export async function runClickService(deps: ClickServiceDeps): Promise<ClickServ
   app.use(deps.fallback ?? ((_req, res) => sendApiError(res, 404, 'not_found', 'no such route')));
 
   const { server, front } = createHttpServer(click, app, { front: settings.clickFront });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(settings.port, settings.host, () => resolve());
-  });
+  await listen(server, settings);
   const { address, port } = server.address() as AddressInfo;
 
   let closed: Promise<void> | undefined;
