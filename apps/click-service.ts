@@ -39,8 +39,6 @@ export interface ClickServiceOptions {
   redisDeadlineMs?: number;
   /** Proxies in front that set X-Forwarded-For (default: ADCLICK_CLICK_TRUSTED_PROXY_HOPS). */
   trustedProxyHops?: number;
-  /** listen's backlog (default ADCLICK_CLICK_LISTEN_BACKLOG). */
-  listenBacklog?: number;
   /** How long start waits for Redis before it listens anyway, failing clicks open until Redis is up. */
   redisStartWaitMs?: number;
   /** Failure drills only (config ADCLICK_CLOCK_OFFSET_MS, 0 in production): see ClickServiceSettings. */
@@ -70,7 +68,7 @@ function serviceSettings(opts: ClickServiceOptions): ClickServiceSettings {
     redisDeadlineMs: opts.redisDeadlineMs ?? config.ADCLICK_REDIS_DEADLINE_MS,
     redisLookupBatchMs: config.ADCLICK_LOOKUP_BATCH_MS,
     clickFront: config.ADCLICK_CLICK_HTTP === 'front',
-    listenBacklog: opts.listenBacklog ?? config.ADCLICK_CLICK_LISTEN_BACKLOG,
+    listenBacklog: config.ADCLICK_CLICK_LISTEN_BACKLOG,
     trustedProxyHops: opts.trustedProxyHops ?? config.ADCLICK_CLICK_TRUSTED_PROXY_HOPS,
     redisStartWaitMs: opts.redisStartWaitMs ?? 3000,
     clockOffsetMs: opts.clockOffsetMs ?? config.ADCLICK_CLOCK_OFFSET_MS,

@@ -16,11 +16,18 @@ interface ProcStat {
   cpu: number;
 }
 
+/**
+ * A stat line's comm and the fields after it. comm may hold spaces and parentheses: the fields after
+ * it start after the last ')'. rest[0] is field 3 (state), so field n is rest[n - 3].
+ */
+function statFields(text: string): { comm: string; rest: string[] } {
+  const close = text.lastIndexOf(')');
+  return { comm: text.slice(text.indexOf('(') + 1, close), rest: text.slice(close + 2).split(' ') };
+}
+
 /** Parses `/proc/<pid>/stat`: "pid (comm) state ppid ... utime(14) stime(15) cutime(16) cstime(17) ...". */
 export function parseProcStat(text: string): ProcStat {
-  // comm may hold spaces and parentheses: the fields after it start after the last ')'.
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state), so field n is rest[n - 3].
+  const rest = statFields(text).rest;
   const ticks = Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]);
   return { ppid: Number(rest[1]), cpu: ticks / TICKS_PER_SECOND };
 }
@@ -33,13 +40,9 @@ const JIT_THREAD = /^C[12] CompilerThre/;
 
 /** Parses a thread's `/proc/<pid>/task/<tid>/stat`: its name and its own utime + stime, seconds. */
 export function parseThreadStat(text: string): { comm: string; cpu: number } {
-  const close = text.lastIndexOf(')');
-  const rest = text.slice(close + 2).split(' ');
+  const { comm, rest } = statFields(text);
   // A thread's cutime and cstime are its process's (the children it reaped): not the thread's own.
-  return {
-    comm: text.slice(text.indexOf('(') + 1, close),
-    cpu: (Number(rest[11]) + Number(rest[12])) / TICKS_PER_SECOND,
-  };
+  return { comm, cpu: (Number(rest[11]) + Number(rest[12])) / TICKS_PER_SECOND };
 }
 
 /** Whether a thread of that name is one of a JVM's JIT compiler threads. */
