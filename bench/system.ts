@@ -8,7 +8,7 @@
 //
 // Per step: achieved rate, p50/p99, errors, both consumer groups' lag during the step and 30 s after
 // it, freshness p95 (a probe click every 500 ms on an ad of its own, timed from its 302 until the
-// metrics API of the API process counts it), the archive watermark delay, and CPU seconds per 1,000
+// metrics API of the API process counts it, asked every 250 ms: --probe-poll-ms), the archive watermark delay, and CPU seconds per 1,000
 // clicks of every process (the app's, and the stack's: Kafka, Pinot, PostgreSQL, Redis, S3, Temporal;
 // those are shared with whatever else runs on the machine, so the machine's own busy time and load
 // average are printed beside them). A step is sustained when its rate is reached (≥ 98 % of the
@@ -37,7 +37,7 @@ import { PRIVATE_RESOURCES, sweepLeftovers } from '../stack/leftovers.js';
 import { loadAverage, treeCpuSeconds } from './proc-cpu.js';
 import { AppRun, type Admin } from './system-app.js';
 import { sleep } from '../common/wait.js';
-import { catalogueIds, Prober, startWrk, waitUntil, writePaths } from './system-load.js';
+import { catalogueIds, Prober, PROBE_POLL_MS, startWrk, waitUntil, writePaths } from './system-load.js';
 import { report, type BaselineStep, type StepResult, type Totals } from './system-report.js';
 import { clickPaths } from './zipf.js';
 
@@ -87,6 +87,8 @@ const { values: args } = parseArgs({
     /** Only the click process alone (the catalogue CPU rows), no pipeline steps. */
     'catalogue-cpu-only': { type: 'boolean', default: false },
     label: { type: 'string', default: '' },
+    /** How often the freshness prober asks the metrics API while a probe waits (ms). */
+    'probe-poll-ms': { type: 'string', default: String(PROBE_POLL_MS) },
   },
 });
 
@@ -94,6 +96,7 @@ const STEPS = args.steps.split(',').map(Number);
 const LONG_STEP = Number(args['long-step']);
 const STEP_S = Number(args['step-seconds']);
 const LONG_STEP_S = Number(args['long-step-seconds']);
+const PROBE_POLL = Number(args['probe-poll-ms']);
 const BASELINE_S = Number(args['baseline-seconds']);
 const WARMUP_S = Number(args['warmup-seconds']);
 const WARMUP_RATE = 2000;
@@ -223,7 +226,7 @@ async function runApp(
   tag: string,
   env: Record<string, string>,
   steps: Array<{ rate: number; name: string; paths: string; seconds: number }>,
-): Promise<{ results: StepResult[]; totals: Totals }> {
+): Promise<{ results: StepResult[]; totals: Totals; questions: number }> {
   const app = new AppRun({
     ...ctx,
     run: `${run}${tag}`,
@@ -237,14 +240,14 @@ async function runApp(
   try {
     await app.start();
     if (WARMUP_S > 0) await app.warmUp(pathsOf('warmup'), WARMUP_RATE, WARMUP_S);
-    const prober = new Prober(ctx.probeAds, ctx.probeAdvertiser, app.clickBase, app.apiBase);
+    const prober = new Prober(ctx.probeAds, ctx.probeAdvertiser, app.clickBase, app.apiBase, PROBE_POLL);
     const results: StepResult[] = [];
     for (const s of steps) {
       const restart = s.rate === LONG_STEP && !args['no-restart'] && tag === '';
       results.push(await app.step({ ...s, restartClick: restart, prober }));
     }
     await prober.stop();
-    return { results, totals: await app.exactness() };
+    return { results, totals: await app.exactness(), questions: prober.questions };
   } finally {
     await app.stop();
   }
@@ -314,6 +317,7 @@ async function main(): Promise<void> {
       `wrk 2 threads, ${args.connections} connections, paced; Zipf(1) over the catalogue, 10 % duplicates, 3 % bad signatures, 1 % expired`,
       `click process restarted before the ${LONG_STEP}/s step: ${args['no-restart'] ? 'no (--no-restart)' : 'yes'}; extra env: ${JSON.stringify(extraEnv)}`,
       ...(withBefore ? [`"before" settings: ${JSON.stringify(beforeEnv)}`] : []),
+      `freshness: a probe click every 500 ms, the metrics API asked every ${PROBE_POLL} ms while one waits: ${main.questions} questions over the run's steps (the API's only reads, in its, Pinot's and PostgreSQL's rows)`,
     ];
     report({ run, startedAt, notes, results, baseline, totals, catalogueCpu });
     writeDetail(results);
