@@ -16,9 +16,9 @@ export const THREADS = 2;
 const PROBE_EVERY_MS = 500;
 /**
  * How often the prober asks the metrics API while a probe waits (`--probe-poll-ms`). Its questions
- * are the only reads of the API in the run, and each costs the API, Pinot and PostgreSQL ~8 ms of CPU
+ * are the only reads of the API in the run, and each costs the API, Pinot and PostgreSQL ~10 ms of CPU
  * together: at one every 100 ms, 0.007 of the 10,000/s step's CPU s per 1,000 clicks (runs
- * mxe1uviw-s32d and mxe26sgk-s32e, README "twenty-second round"), a dashboard refreshing ten times a
+ * mxe1uviw-s32d and mxe249dw-s32e, README "twenty-second round"), a dashboard refreshing ten times a
  * second charged to every click. Every 250 ms a probe's freshness is still read to within 250 ms
  * (late, never early) against the 2 s figure.
  */
