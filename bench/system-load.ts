@@ -168,7 +168,7 @@ export class Prober {
     private readonly advertiserId: string,
     private readonly clickBase: string,
     private readonly apiBase: string,
-    private readonly pollEveryMs = PROBE_POLL_MS,
+    private readonly pollEveryMs: number,
   ) {
     this.loop = this.poll();
   }
