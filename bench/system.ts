@@ -6,19 +6,20 @@
 // 10 % duplicates, 3 % bad signatures, 1 % expired, at rising steps (5k, 7.5k, 10k for 5 minutes,
 // 12.5k clicks/s), the click process restarted just before the long step (a cold ad cache).
 //
-// Per step: achieved rate, p50/p99, errors, both consumer groups' lag during the step and 30 s after
-// it, freshness p95 (a probe click every 500 ms on an ad of its own, timed from its 302 until the
-// metrics API of the API process counts it, asked every 250 ms: --probe-poll-ms), the archive
+// Per step: achieved rate, p50/p99, errors, both consumer groups' lag during the step and 30 s
+// after it, freshness p95 (a probe click every 500 ms on an ad of its own, timed from its 302 until
+// the metrics API of the API process counts it, asked every 250 ms: --probe-poll-ms), the archive
 // watermark delay, and CPU seconds per 1,000 clicks of every process (the app's, and the stack's:
 // Kafka, Pinot, PostgreSQL, Redis, S3, Temporal; those are shared with whatever else runs on the
 // machine, so the machine's own busy time and load average are printed beside them). A step is
 // sustained when its rate is reached (≥ 98 % of the offered rate), with no errors, each group's lag
 // under 10,000 messages and not growing through the step, and freshness p95 ≤ 2 s. Headline: the
-// highest sustained step, and the highest that also kept DESIGN's p99 of 25 ms (issue 29's figure at
-// 10,000/s asks both). Baselines, same run: a bare node:http 302 server at the same steps; the app
-// once more, on topics, groups and a table of its own, with the settings before this round of CPU levers (--before-env), for one step at the
-// long step's rate ("<rate>/s before"); and, before anything else starts, the click process alone
-// over the catalogue, cold and warm, before and after the catalogue replica (bench/catalogue-cpu.ts).
+// highest sustained step, and the highest that also kept DESIGN's p99 of 25 ms (issue 29's figure
+// at 10,000/s asks both). Baselines, same run: a bare node:http 302 server at the same steps; the
+// app once more, on topics, groups and a table of its own, with the settings before this round of
+// CPU levers (--before-env), for one step at the long step's rate ("<rate>/s before"); and, before
+// anything else starts, the click process alone over the catalogue, cold and warm, before and after
+// the catalogue replica (bench/catalogue-cpu.ts).
 //
 // Lag is the consumer's position lag (high watermark − next offset to read, from each process's
 // metrics): the archiver commits only after an upload (every ARCHIVER_FLUSH_MS), so its committed
